@@ -1,0 +1,108 @@
+"""Faceprint's HTTP API and S3 event handler. Each view translates the
+request, calls one service function and returns; errors become JSON here."""
+
+import functools
+import json
+import logging
+import os
+
+from chalice import Chalice, Response
+
+from chalicelib import limits, service, wiring
+from chalicelib.errors import BadRequest, ConfigurationError, FaceprintError
+from chalicelib.images import body_bytes
+from chalicelib.keys import key_from_path
+from chalicelib.metadata import metadata_from_headers
+
+app = Chalice(app_name="faceprint")
+app.log.setLevel(logging.INFO)
+IMAGE_TYPES = ["image/jpeg", "image/png", "application/octet-stream", "text/plain"]
+# text/plain carries base64 text (the old Postman collection); it is binary
+# here so one route may take it beside the image types (chalice deploy
+# refuses a route that mixes binary and non-binary types).
+app.api.binary_types.append("text/plain")
+
+
+def _json_errors(view):
+    """The one place where the project's exceptions become HTTP replies."""
+
+    @functools.wraps(view)
+    def guarded(*args, **kwargs):
+        try:
+            return view(*args, **kwargs)
+        except FaceprintError as e:
+            headers = {"Retry-After": str(e.retry_after_seconds)} if hasattr(e, "retry_after_seconds") else {}
+            return _error(e.status, e.code, e.message, headers)
+        except ConfigurationError as e:
+            app.log.error("configuration error: %s", e)
+            return _error(500, "InternalServerError", "The server is misconfigured; its log says what to set.")
+
+    return guarded
+
+
+@app.middleware("http")
+def _chalice_errors_as_json(event, get_response):
+    """Chalice's own errors (415 content type, 405 method, 500) use
+    {"Code", "Message"}; give them the API's {"error", "message"} shape."""
+    response = get_response(event)
+    if response.status_code >= 400 and isinstance(response.body, dict) and "Code" in response.body:
+        body = {"error": response.body["Code"], "message": response.body.get("Message", "")}
+        if response.status_code == 415:
+            body["message"] += ". Send image/jpeg, image/png, application/octet-stream or text/plain (base64)."
+        response.body = body
+    return response
+
+
+def _error(status: int, code: str, message: str, headers: dict | None = None) -> Response:
+    return Response(body={"error": code, "message": message}, status_code=status, headers=headers or {})
+
+
+@app.route("/index/{filename}", methods=["PUT", "POST"], content_types=IMAGE_TYPES)
+@_json_errors
+def index_image(filename):
+    request = app.current_request
+    key = key_from_path(filename)
+    metadata = metadata_from_headers(request.headers)
+    reply = service.upload_image(wiring.services(), key, body_bytes(request.raw_body), metadata)
+    return Response(body=reply, status_code=201)
+
+
+@app.route("/images/{key}", methods=["GET"])
+@_json_errors
+def get_image(key):
+    return service.get_image(wiring.services(), key_from_path(key))
+
+
+@app.route("/search", methods=["POST", "PUT"], content_types=IMAGE_TYPES)
+@_json_errors
+def search():
+    request = app.current_request
+    params = request.query_params or {}
+    threshold = _number(params, "threshold", float, limits.DEFAULT_THRESHOLD, 0, 100)
+    max_matches = _number(params, "max", int, limits.DEFAULT_MAX_MATCHES, 1, limits.MAX_MATCHES)
+    return service.search_image(wiring.services(), body_bytes(request.raw_body), threshold, max_matches)
+
+
+@app.route("/info", methods=["GET"])
+@_json_errors
+def info():
+    return service.describe(wiring.services())
+
+
+@app.on_s3_event(bucket=os.environ.get("FACEPRINT_BUCKET", "faceprint-photos"), events=["s3:ObjectCreated:*"])
+def index_stored_photo(event):
+    """Every photo that lands in the bucket, by the API or any other way."""
+    image = service.index_stored_photo(wiring.services(), event.key)
+    app.log.info(json.dumps({"event": "indexed", "key": event.key, "status": image and image["status"]}))
+
+
+def _number(params: dict, name: str, kind: type, default, low, high):
+    if name not in params:
+        return default
+    try:
+        value = kind(params[name])
+    except ValueError:
+        raise BadRequest(f"Query parameter {name!r} must be a number from {low} to {high}.") from None
+    if not low <= value <= high:
+        raise BadRequest(f"Query parameter {name!r} must be from {low} to {high}.")
+    return value

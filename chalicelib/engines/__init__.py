@@ -1,0 +1,1 @@
+"""Face engines: each returns Rekognition-shaped records."""

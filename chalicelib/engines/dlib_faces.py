@@ -1,0 +1,212 @@
+"""Face detection and descriptors with dlib (HOG detector, 5-point landmarks,
+ResNet descriptor), for the embedded engine.
+
+Detection policy, measured in scripts/bench_detection.py:
+1. The photo is decoded at most WORK_MAX_SIDE pixels long (JPEG draft mode
+   decodes large photos at 1/2, 1/4 or 1/8 scale directly).
+2. The HOG detector runs once on that image resized to about DETECT_PIXELS
+   (upsampled up to 2x for small photos, so faces down to ~40 px are found;
+   large photos are never upsampled).
+3. Detections just below dlib's threshold (the usual sign of a small or
+   tilted face) are re-checked on a small crop, upsampled and rotated by
+   RETRY_ANGLES: only those regions pay for the retries.
+"""
+
+import math
+import os
+import queue
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import dlib
+import face_recognition_models
+import numpy as np
+from PIL import Image
+
+from chalicelib.images import decode_rgb
+
+WORK_MAX_SIDE = 1600
+DETECT_PIXELS = 2_000_000
+MAX_UPSAMPLE = 2.0
+CANDIDATE_SCORE = -0.6
+RETRY_ANGLES = (0, -30, -15, 15, 30)
+RETRY_FACE_PX = 100
+MAX_RETRIES = 8
+MODEL_VERSION = f"dlib-{dlib.__version__}/resnet-v1"
+
+
+@dataclass(frozen=True)
+class Face:
+    left: float  # pixels in the decoded (work) image
+    top: float
+    width: float
+    height: float
+    score: float  # HOG detector score (0 is dlib's threshold)
+    landmarks: tuple[tuple[float, float], ...]
+    descriptor: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class Analysis:
+    width: int  # of the decoded image; Face boxes are relative to it
+    height: int
+    faces: list[Face]
+
+
+@dataclass
+class _Models:
+    detector: object
+    shapes: object
+    descriptors: object
+
+
+class FaceAnalyzer:
+    """Lends one set of dlib models to one thread at a time: dlib's objects
+    are not documented as thread-safe. A pool of `workers` sets lets that
+    many photos be analysed in parallel; models load on first use."""
+
+    def __init__(self, workers: int | None = None) -> None:
+        self._workers = workers or os.cpu_count() or 1
+        self._pool: queue.LifoQueue[_Models] = queue.LifoQueue()
+        self._created = 0
+        self._lock = threading.Lock()
+
+    def analyze(self, data: bytes, largest_only: bool = False) -> Analysis:
+        image = decode_rgb(data, WORK_MAX_SIDE)
+        pixels = np.asarray(image)
+        with self._models() as models:
+            found = _detect(models.detector, image)
+            if largest_only and found:
+                found = [max(found, key=lambda f: f.box_area)]
+            faces = [f.describe(models, pixels) for f in found]
+        return Analysis(image.width, image.height, faces)
+
+    @contextmanager
+    def _models(self) -> Iterator[_Models]:
+        try:
+            models = self._pool.get_nowait()
+        except queue.Empty:
+            models = self._new_or_wait()
+        try:
+            yield models
+        finally:
+            self._pool.put(models)
+
+    def _new_or_wait(self) -> _Models:
+        with self._lock:
+            create = self._created < self._workers
+            if create:
+                self._created += 1
+        if not create:
+            return self._pool.get()
+        return _Models(
+            detector=dlib.get_frontal_face_detector(),
+            shapes=dlib.shape_predictor(face_recognition_models.pose_predictor_five_point_model_location()),
+            descriptors=dlib.face_recognition_model_v1(face_recognition_models.face_recognition_model_location()),
+        )
+
+
+@dataclass(frozen=True)
+class _Found:
+    """A detection, with the frame it was found in: a rotated crop for retried faces."""
+
+    rect: dlib.rectangle  # in `frame` coordinates
+    score: float
+    frame: np.ndarray | None  # None: the work image itself
+    to_work: "_Transform"
+
+    @property
+    def box_area(self) -> float:
+        return (self.rect.width() * self.to_work.scale) ** 2
+
+    def describe(self, models: _Models, work: np.ndarray) -> Face:
+        frame = work if self.frame is None else self.frame
+        shape = models.shapes(frame, self.rect)
+        descriptor = np.array(models.descriptors.compute_face_descriptor(frame, shape), dtype=np.float32)
+        points = tuple(self.to_work.point(p.x, p.y) for p in shape.parts())
+        cx, cy = self.to_work.point(self.rect.dcenter().x, self.rect.dcenter().y)
+        w = self.rect.width() * self.to_work.scale
+        h = self.rect.height() * self.to_work.scale
+        return Face(cx - w / 2, cy - h / 2, w, h, self.score, points, descriptor)
+
+
+@dataclass(frozen=True)
+class _Transform:
+    """Maps frame coordinates back to the work image: scale, rotate by
+    `angle` degrees about `pivot` (in frame coordinates), then offset."""
+
+    scale: float = 1.0
+    angle: float = 0.0
+    pivot: tuple[float, float] = (0.0, 0.0)
+    offset: tuple[float, float] = (0.0, 0.0)
+
+    def point(self, x: float, y: float) -> tuple[float, float]:
+        if self.angle:
+            # PIL rotates counter-clockwise on screen; undo it.
+            a = math.radians(self.angle)
+            dx, dy = x - self.pivot[0], y - self.pivot[1]
+            x = self.pivot[0] + dx * math.cos(a) - dy * math.sin(a)
+            y = self.pivot[1] + dx * math.sin(a) + dy * math.cos(a)
+        return self.offset[0] + x * self.scale, self.offset[1] + y * self.scale
+
+
+def _detect(detector, image: Image.Image) -> list[_Found]:
+    scale = min(MAX_UPSAMPLE, math.sqrt(DETECT_PIXELS / (image.width * image.height)))
+    frame = image if abs(scale - 1) < 0.05 else image.resize(
+        (round(image.width * scale), round(image.height * scale)), Image.Resampling.BILINEAR
+    )
+    # HOG on grayscale: ~30% faster than on RGB, the same faces on the shared photos.
+    rects, scores, _ = detector.run(np.asarray(frame.convert("L")), 0, CANDIDATE_SCORE)
+    to_work = _Transform(scale=image.width / frame.width)
+    faces = [_Found(r, s, None, to_work) for r, s in zip(rects, scores) if s >= 0]
+    candidates = [to_work_rect(r, to_work) for r, s in zip(rects, scores) if s < 0]
+    for box in candidates[:MAX_RETRIES]:
+        if any(_overlaps(box, _work_box(f)) for f in faces):
+            continue
+        retried = _retry(detector, image, box)
+        if retried is not None:
+            faces.append(retried)
+    return faces
+
+
+def to_work_rect(rect: dlib.rectangle, t: _Transform) -> tuple[float, float, float, float]:
+    return rect.left() * t.scale, rect.top() * t.scale, rect.right() * t.scale, rect.bottom() * t.scale
+
+
+def _work_box(found: _Found) -> tuple[float, float, float, float]:
+    cx, cy = found.to_work.point(found.rect.dcenter().x, found.rect.dcenter().y)
+    half = found.rect.width() * found.to_work.scale / 2
+    return cx - half, cy - half, cx + half, cy + half
+
+
+def _overlaps(a: tuple, b: tuple) -> bool:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return False
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return w * h > 0.3 * smaller
+
+
+def _retry(detector, image: Image.Image, box: tuple) -> _Found | None:
+    """Look again at one candidate region, upsampled and rotated."""
+    side = max(box[2] - box[0], box[3] - box[1]) * 2.5
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    left, top, side = round(cx - side / 2), round(cy - side / 2), round(side)
+    crop_scale = RETRY_FACE_PX * 2.5 / side
+    size = round(side * crop_scale)
+    # crop() pads with black where the region leaves the photo.
+    crop = image.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.BILINEAR)
+    best = None
+    for angle in RETRY_ANGLES:
+        rotated = crop.rotate(angle, Image.Resampling.BILINEAR) if angle else crop
+        rects, scores, _ = detector.run(np.asarray(rotated.convert("L")), 0, 0.0)
+        frame = np.asarray(rotated)
+        for rect, score in zip(rects, scores):
+            near = abs(rect.dcenter().x - size / 2) < size / 4 and abs(rect.dcenter().y - size / 2) < size / 4
+            if near and (best is None or score > best.score):
+                to_work = _Transform(1 / crop_scale, angle, (size / 2, size / 2), (left, top))
+                best = _Found(rect, score, frame, to_work)
+    return best

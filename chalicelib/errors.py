@@ -1,0 +1,45 @@
+"""The project's exceptions. Each carries its HTTP status and error code;
+app.py turns them into JSON replies in exactly one place."""
+
+
+class FaceprintError(Exception):
+    """Base class: an error the client can act on."""
+
+    status = 400
+    code = "BadRequest"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(FaceprintError):
+    status, code = 400, "BadRequest"
+
+
+class InvalidImage(FaceprintError):
+    status, code = 400, "InvalidImage"
+
+
+class NotFound(FaceprintError):
+    status, code = 404, "NotFound"
+
+
+class PayloadTooLarge(FaceprintError):
+    status, code = 413, "PayloadTooLarge"
+
+
+class UnsupportedMediaType(FaceprintError):
+    status, code = 415, "UnsupportedMediaType"
+
+
+class ServiceUnavailable(FaceprintError):
+    """A backend asked us to slow down; the client may retry after a pause."""
+
+    status, code = 503, "ServiceUnavailable"
+    retry_after_seconds = 1
+
+
+class ConfigurationError(Exception):
+    """The deployment is misconfigured: an operator must fix a setting.
+    Never shown to clients in detail (it becomes a 500)."""

@@ -1,0 +1,28 @@
+"""Every limit and default of the API, in one place (GET /info lists them)."""
+
+import re
+
+MAX_IMAGE_BYTES = 15 * 1024 * 1024
+MAX_IMAGE_PIXELS = 50_000_000
+MAX_KEY_BYTES = 255
+MAX_METADATA_BYTES = 2 * 1024
+DEFAULT_THRESHOLD = 80.0
+DEFAULT_MAX_MATCHES = 10
+MAX_MATCHES = 4096
+ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png"}
+
+# Rekognition's rule for ExternalImageId.
+EXTERNAL_IMAGE_ID = re.compile(r"[a-zA-Z0-9_.\-:]{1,255}")
+
+
+def as_dict() -> dict:
+    return {
+        "maxImageBytes": MAX_IMAGE_BYTES,
+        "maxImagePixels": MAX_IMAGE_PIXELS,
+        "maxKeyBytes": MAX_KEY_BYTES,
+        "maxMetadataBytes": MAX_METADATA_BYTES,
+        "defaultThreshold": DEFAULT_THRESHOLD,
+        "defaultMaxMatches": DEFAULT_MAX_MATCHES,
+        "maxMatches": MAX_MATCHES,
+        "acceptedTypes": sorted(ACCEPTED_FORMATS.values()),
+    }

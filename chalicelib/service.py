@@ -1,0 +1,126 @@
+"""The use cases. Plain functions over the ports: they never know which
+engine or store they were given."""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from chalicelib import __version__, limits
+from chalicelib.config import Settings
+from chalicelib.errors import InvalidImage, NotFound
+from chalicelib.images import inspect_image
+from chalicelib.keys import external_image_id, label_for
+from chalicelib.ports import FaceEngine, PhotoStore, RecordStore, StoredPhoto
+
+log = logging.getLogger("faceprint")
+
+PENDING, INDEXED, NO_FACES, FAILED = "pending", "indexed", "no_faces", "failed"
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    engine: FaceEngine
+    records: RecordStore
+    photos: PhotoStore
+
+
+def upload_image(svc: Services, key: str, data: bytes, metadata: dict[str, str]) -> dict:
+    """Validate and store a photo. Storing it triggers indexing (an S3 event
+    on AWS, a direct call offline), so the reply may already be indexed."""
+    info = inspect_image(data)
+    stored = svc.photos.put(StoredPhoto(key, "", len(data), info.content_type, metadata), data)
+    svc.records.mark_pending(_image_record(stored, PENDING, face_count=0))
+    return get_image(svc, key)
+
+
+def index_stored_photo(svc: Services, key: str) -> dict | None:
+    """Index the stored photo `key`, replacing its earlier faces. Idempotent
+    per photo version (etag): a repeated event changes nothing."""
+    photo = svc.photos.head(key)
+    if photo is None:
+        log.warning("photo %r is gone before it could be indexed", key)
+        return None
+    current = svc.records.get_image(key)
+    if current and current["etag"] == photo.etag and current["status"] in (INDEXED, NO_FACES):
+        if current["metadata"] != photo.metadata:
+            svc.records.save_image({**current, "metadata": photo.metadata}, svc.records.faces_of(key))
+        return current
+    with svc.records.atomic():
+        error = None
+        try:
+            result = svc.engine.index_faces(key, external_image_id(key))
+        except InvalidImage as e:
+            result, error = {"FaceRecords": []}, e.message
+        faces = [{**record["Face"], "imageKey": key} for record in result["FaceRecords"]]
+        status = FAILED if error else INDEXED if faces else NO_FACES
+        image = _image_record(photo, status, face_count=len(faces), error=error)
+        if faces:
+            image["imageId"] = faces[0]["ImageId"]
+        old_ids = [face["FaceId"] for face in svc.records.faces_of(key)]
+        svc.records.save_image(image, faces)
+        svc.engine.delete_faces(old_ids)
+    return image
+
+
+def get_image(svc: Services, key: str) -> dict:
+    image = svc.records.get_image(key)
+    if image is None:
+        raise NotFound(f"No image named {key!r}: PUT /index/{{filename}} stores one.")
+    return {"image": image, "faces": svc.records.faces_of(key)}
+
+
+def search_image(svc: Services, data: bytes, threshold: float, max_matches: int) -> dict:
+    """Who is the largest face in this photo? Matches whose records are gone
+    (a face deleted meanwhile) are left out."""
+    inspect_image(data)
+    result = svc.engine.search_faces_by_image(data, threshold, max_matches)
+    found = svc.records.find_faces([match["Face"]["FaceId"] for match in result["FaceMatches"]])
+    kept = [match for match in result["FaceMatches"] if match["Face"]["FaceId"] in found]
+    matches = []
+    for match in kept:
+        face, metadata = found[match["Face"]["FaceId"]]
+        matches.append(
+            {
+                "FaceId": face["FaceId"],
+                "Similarity": match["Similarity"],
+                "BoundingBox": face["BoundingBox"],
+                "imageKey": face["imageKey"],
+                "metadata": metadata,
+                "label": label_for(face["imageKey"], metadata),
+            }
+        )
+    return {
+        "faces": {**result, "FaceMatches": kept},
+        "matchedFaces": [match["label"] for match in matches],
+        "matches": matches,
+    }
+
+
+def describe(svc: Services) -> dict:
+    engine = svc.engine.describe()
+    return {
+        "stage": svc.settings.stage,
+        "engine": engine["engine"],
+        "model": engine["model"],
+        "images": svc.records.count_images(),
+        "faces": engine["faces"],
+        "limits": limits.as_dict(),
+        "version": __version__,
+    }
+
+
+def _image_record(photo: StoredPhoto, status: str, face_count: int, error: str | None = None) -> dict:
+    record = {
+        "key": photo.key,
+        "status": status,
+        "metadata": photo.metadata,
+        "contentType": photo.content_type,
+        "size": photo.size,
+        "etag": photo.etag,
+        "faceCount": face_count,
+        "updatedAt": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+    }
+    if error:
+        record["error"] = error
+    return record

@@ -1,0 +1,104 @@
+"""One SQLite database shared by the embedded engine's collection and the
+record store, safe under `chalice local`'s one-thread-per-request server.
+
+Each thread borrows a connection from a pool. `transaction()` is re-entrant
+and lazy: BEGIN IMMEDIATE runs at the first write inside it, so the slow
+work before (face detection) never holds the write lock, and everything
+written inside it commits together, or not at all.
+"""
+
+import queue
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+class Database:
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._pool: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connection() as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+
+    def read(self, sql: str, params: Sequence = ()) -> list[sqlite3.Row]:
+        with self._connection() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def write(self, sql: str, params: Sequence = ()) -> int:
+        """Run one write; inside transaction() it joins it, else it commits alone."""
+        with self.transaction(), self._connection() as conn:
+            self._begin_if_needed(conn)
+            return conn.execute(sql, params).rowcount
+
+    def write_many(self, sql: str, rows: Sequence[Sequence]) -> None:
+        with self.transaction(), self._connection() as conn:
+            self._begin_if_needed(conn)
+            conn.executemany(sql, rows)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        state = self._local
+        if getattr(state, "depth", 0):
+            state.depth += 1
+            try:
+                yield
+            finally:
+                state.depth -= 1
+            return
+        with self._connection() as conn:
+            state.depth, state.begun = 1, False
+            try:
+                yield
+                if state.begun:
+                    conn.execute("COMMIT")
+            except BaseException:
+                if state.begun:
+                    conn.execute("ROLLBACK")
+                raise
+            finally:
+                if state.begun:
+                    self._write_lock.release()
+                state.depth, state.begun = 0, False
+
+    def _begin_if_needed(self, conn: sqlite3.Connection) -> None:
+        if not self._local.begun:
+            # One writer per process at a time (no "database is locked" between
+            # our own threads); busy_timeout covers other processes (the CLI).
+            self._write_lock.acquire()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                self._write_lock.release()
+                raise
+            self._local.begun = True
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        held = getattr(self._local, "conn", None)
+        if held is not None:
+            yield held
+            return
+        try:
+            conn = self._pool.get_nowait()
+        except queue.Empty:
+            conn = self._connect()
+        self._local.conn = conn
+        try:
+            yield conn
+        finally:
+            self._local.conn = None
+            self._pool.put(conn)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
