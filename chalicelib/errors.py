@@ -17,19 +17,24 @@ class BadRequest(FaceprintError):
     status, code = 400, "BadRequest"
 
 
-class InvalidImage(FaceprintError):
-    status, code = 400, "InvalidImage"
-
-
 class NotFound(FaceprintError):
     status, code = 404, "NotFound"
 
 
-class PayloadTooLarge(FaceprintError):
+class ImageRejected(FaceprintError):
+    """The photo itself is unusable. On upload it is refused; a stored photo
+    that an engine rejects is recorded with status `failed`."""
+
+
+class InvalidImage(ImageRejected):
+    status, code = 400, "InvalidImage"
+
+
+class PayloadTooLarge(ImageRejected):
     status, code = 413, "PayloadTooLarge"
 
 
-class UnsupportedMediaType(FaceprintError):
+class UnsupportedMediaType(ImageRejected):
     status, code = 415, "UnsupportedMediaType"
 
 

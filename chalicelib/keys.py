@@ -61,6 +61,6 @@ def key_from_external_image_id(external_id: str) -> str | None:
     if external_id.startswith(_HASHED_PREFIX):
         return None
     if external_id.startswith(_ENCODED_PREFIX):
-        data = external_id[len(_ENCODED_PREFIX):]
+        data = external_id[len(_ENCODED_PREFIX) :]
         return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4)).decode("utf-8")
     return external_id

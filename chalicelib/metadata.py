@@ -14,7 +14,7 @@ def metadata_from_headers(headers: Mapping[str, str]) -> dict[str, str]:
         name = header.lower()
         if not name.startswith(PREFIX):
             continue
-        name = name[len(PREFIX):]
+        name = name[len(PREFIX) :]
         if not name:
             raise BadRequest(f"A metadata header needs a name after '{PREFIX}'.")
         if not (name.isascii() and value.isascii()):

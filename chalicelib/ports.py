@@ -17,6 +17,14 @@ class StoredPhoto:
     metadata: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing; `next` is an opaque token, None on the last page."""
+
+    items: list
+    next: str | None = None
+
+
 class FaceEngine(ABC):
     """A face collection: IndexFaces, SearchFacesByImage, DeleteFaces."""
 
@@ -31,7 +39,17 @@ class FaceEngine(ABC):
         output shape, without SearchedFaceBoundingBox when there is no face."""
 
     @abstractmethod
-    def delete_faces(self, face_ids: list[str]) -> None: ...
+    def search_all_faces_by_image(self, data: bytes, threshold: float, max_faces: int) -> list[dict]:
+        """Search every face of `data`: one SearchFacesByImage-shaped result
+        per face found (largest first); an empty list when there is none."""
+
+    @abstractmethod
+    def delete_faces(self, face_ids: list[str]) -> None:
+        """Remove faces from the collection; ids already gone are ignored."""
+
+    @abstractmethod
+    def list_faces(self, limit: int, token: str | None = None) -> Page:
+        """The collection's faces (ListFaces' Face shape), a page at a time."""
 
     @abstractmethod
     def describe(self) -> dict:
@@ -48,7 +66,16 @@ class PhotoStore(ABC):
     def head(self, key: str) -> StoredPhoto | None: ...
 
     @abstractmethod
-    def read(self, key: str) -> bytes: ...
+    def read(self, key: str) -> bytes:
+        """The photo's bytes; raises NotFound when it is gone."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the photo; a photo already gone is not an error."""
+
+    @abstractmethod
+    def list(self, limit: int, token: str | None = None) -> Page:
+        """StoredPhoto items, a page at a time."""
 
 
 class RecordStore(ABC):
@@ -77,6 +104,24 @@ class RecordStore(ABC):
     @abstractmethod
     def find_faces(self, face_ids: list[str]) -> dict[str, tuple[dict, dict]]:
         """Face records by id, each with its image's metadata, in one batch."""
+
+    @abstractmethod
+    def get_face(self, face_id: str) -> dict | None: ...
+
+    @abstractmethod
+    def list_images(self, limit: int, token: str | None = None) -> Page: ...
+
+    @abstractmethod
+    def list_faces(self, limit: int, token: str | None = None) -> Page: ...
+
+    @abstractmethod
+    def delete_face(self, face_id: str) -> None:
+        """Remove one face record and lower its image's faceCount; a face
+        already gone is not an error."""
+
+    @abstractmethod
+    def delete_image(self, key: str) -> None:
+        """Remove the image record and all its face records; idempotent."""
 
     @abstractmethod
     def count_images(self) -> int: ...

@@ -3,11 +3,11 @@ engine or store they were given."""
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from chalicelib import __version__, limits
 from chalicelib.config import Settings
-from chalicelib.errors import InvalidImage, NotFound
+from chalicelib.errors import ImageRejected, NotFound
 from chalicelib.images import inspect_image
 from chalicelib.keys import external_image_id, label_for
 from chalicelib.ports import FaceEngine, PhotoStore, RecordStore, StoredPhoto
@@ -50,7 +50,7 @@ def index_stored_photo(svc: Services, key: str) -> dict | None:
         error = None
         try:
             result = svc.engine.index_faces(key, external_image_id(key))
-        except InvalidImage as e:
+        except ImageRejected as e:
             result, error = {"FaceRecords": []}, e.message
         faces = [{**record["Face"], "imageKey": key} for record in result["FaceRecords"]]
         status = FAILED if error else INDEXED if faces else NO_FACES
@@ -119,7 +119,7 @@ def _image_record(photo: StoredPhoto, status: str, face_count: int, error: str |
         "size": photo.size,
         "etag": photo.etag,
         "faceCount": face_count,
-        "updatedAt": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        "updatedAt": datetime.now(UTC).isoformat(timespec="milliseconds"),
     }
     if error:
         record["error"] = error

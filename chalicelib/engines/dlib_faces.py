@@ -154,14 +154,16 @@ class _Transform:
 
 def _detect(detector, image: Image.Image) -> list[_Found]:
     scale = min(MAX_UPSAMPLE, math.sqrt(DETECT_PIXELS / (image.width * image.height)))
-    frame = image if abs(scale - 1) < 0.05 else image.resize(
-        (round(image.width * scale), round(image.height * scale)), Image.Resampling.BILINEAR
+    frame = (
+        image
+        if abs(scale - 1) < 0.05
+        else image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.BILINEAR)
     )
     # HOG on grayscale: ~30% faster than on RGB, the same faces on the shared photos.
     rects, scores, _ = detector.run(np.asarray(frame.convert("L")), 0, CANDIDATE_SCORE)
     to_work = _Transform(scale=image.width / frame.width)
-    faces = [_Found(r, s, None, to_work) for r, s in zip(rects, scores) if s >= 0]
-    candidates = [to_work_rect(r, to_work) for r, s in zip(rects, scores) if s < 0]
+    faces = [_Found(r, s, None, to_work) for r, s in zip(rects, scores, strict=False) if s >= 0]
+    candidates = [to_work_rect(r, to_work) for r, s in zip(rects, scores, strict=False) if s < 0]
     for box in candidates[:MAX_RETRIES]:
         if any(_overlaps(box, _work_box(f)) for f in faces):
             continue
@@ -204,7 +206,7 @@ def _retry(detector, image: Image.Image, box: tuple) -> _Found | None:
         rotated = crop.rotate(angle, Image.Resampling.BILINEAR) if angle else crop
         rects, scores, _ = detector.run(np.asarray(rotated.convert("L")), 0, 0.0)
         frame = np.asarray(rotated)
-        for rect, score in zip(rects, scores):
+        for rect, score in zip(rects, scores, strict=False):
             near = abs(rect.dcenter().x - size / 2) < size / 4 and abs(rect.dcenter().y - size / 2) < size / 4
             if near and (best is None or score > best.score):
                 to_work = _Transform(1 / crop_scale, angle, (size / 2, size / 2), (left, top))

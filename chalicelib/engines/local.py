@@ -62,7 +62,7 @@ class LocalEngine(FaceEngine):
                 "INSERT INTO collection (face_id, face, descriptor) VALUES (?, ?, ?)",
                 [
                     (record["Face"]["FaceId"], json.dumps(record["Face"]), face.descriptor.astype(np.float32).tobytes())
-                    for record, face in zip(records, analysis.faces)
+                    for record, face in zip(records, analysis.faces, strict=False)
                 ],
             )
             self._bump_version()
@@ -78,9 +78,7 @@ class LocalEngine(FaceEngine):
         if stored:
             scores = similarity(np.linalg.norm(matrix - face.descriptor, axis=1))
             best = np.argsort(-scores, kind="stable")[:max_faces]
-            matches = [
-                {"Similarity": float(scores[i]), "Face": stored[i]} for i in best if scores[i] >= threshold
-            ]
+            matches = [{"Similarity": float(scores[i]), "Face": stored[i]} for i in best if scores[i] >= threshold]
         return {
             "SearchedFaceBoundingBox": _bounding_box(face, analysis),
             "SearchedFaceConfidence": confidence(face.score),

@@ -67,10 +67,7 @@ class SqliteRecordStore(RecordStore):
             f"JOIN images i ON i.key = f.image_key WHERE f.face_id IN ({marks})",
             face_ids,
         )
-        return {
-            row["face_id"]: (json.loads(row["face"]), json.loads(row["image"]).get("metadata", {}))
-            for row in rows
-        }
+        return {row["face_id"]: (json.loads(row["face"]), json.loads(row["image"]).get("metadata", {})) for row in rows}
 
     def count_images(self) -> int:
         return self._db.read("SELECT count(*) AS n FROM images")[0]["n"]
