@@ -16,7 +16,8 @@ import uuid
 import numpy as np
 
 from chalicelib.engines.dlib_faces import MODEL_VERSION, Analysis, Face, FaceAnalyzer
-from chalicelib.ports import FaceEngine, PhotoStore
+from chalicelib.paging import decode_token, encode_token
+from chalicelib.ports import FaceEngine, Page, PhotoStore
 from chalicelib.stores.database import Database
 
 DISTANCE_AT_ZERO_SIMILARITY = 3.0
@@ -72,7 +73,14 @@ class LocalEngine(FaceEngine):
         analysis = self._analyzer.analyze(data, largest_only=True)
         if not analysis.faces:
             return {"FaceMatches": [], "FaceModelVersion": MODEL_VERSION}
-        face = analysis.faces[0]
+        return self._search(analysis.faces[0], analysis, threshold, max_faces)
+
+    def search_all_faces_by_image(self, data: bytes, threshold: float, max_faces: int) -> list[dict]:
+        analysis = self._analyzer.analyze(data)
+        faces = sorted(analysis.faces, key=lambda f: f.width * f.height, reverse=True)
+        return [self._search(face, analysis, threshold, max_faces) for face in faces]
+
+    def _search(self, face: Face, analysis: Analysis, threshold: float, max_faces: int) -> dict:
         stored, matrix = self._vectors.snapshot()
         matches = []
         if stored:
@@ -85,6 +93,14 @@ class LocalEngine(FaceEngine):
             "FaceMatches": matches,
             "FaceModelVersion": MODEL_VERSION,
         }
+
+    def list_faces(self, limit: int, token: str | None = None) -> Page:
+        rows = self._db.read(
+            "SELECT face_id, face FROM collection WHERE face_id > ? ORDER BY face_id LIMIT ?",
+            (decode_token(token) or "", limit + 1),
+        )
+        faces = [json.loads(row["face"]) for row in rows[:limit]]
+        return Page(faces, encode_token(rows[limit - 1]["face_id"]) if len(rows) > limit else None)
 
     def delete_faces(self, face_ids: list[str]) -> None:
         if not face_ids:

@@ -12,7 +12,9 @@ import tempfile
 import threading
 from pathlib import Path
 
-from chalicelib.ports import PhotoListener, PhotoStore, StoredPhoto
+from chalicelib.errors import NotFound
+from chalicelib.paging import decode_token, encode_token
+from chalicelib.ports import Page, PhotoListener, PhotoStore, StoredPhoto
 
 _LOCK_STRIPES = 64
 
@@ -38,14 +40,33 @@ class FilePhotoStore(PhotoStore):
         return stored
 
     def head(self, key: str) -> StoredPhoto | None:
+        return self._head_by_name(self._path(key).name)
+
+    def _head_by_name(self, name: str) -> StoredPhoto | None:
         try:
-            info = json.loads(self._path(key).with_suffix(".json").read_bytes())
+            info = json.loads((self._root / name).with_suffix(".json").read_bytes())
         except FileNotFoundError:
             return None
         return StoredPhoto(info["key"], info["etag"], info["size"], info["contentType"], info["metadata"])
 
     def read(self, key: str) -> bytes:
-        return self._path(key).read_bytes()
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError as e:
+            raise NotFound(f"The photo {key!r} is not stored.") from e
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        with self._locks[hash(key) % _LOCK_STRIPES]:
+            path.with_suffix(".json").unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
+
+    def list(self, limit: int, token: str | None = None) -> Page:
+        """In the order of the files' names (hashes of the keys): stable, not alphabetical."""
+        after = decode_token(token) or ""
+        names = sorted(p.stem for p in self._root.glob("*.json") if p.stem > after)
+        photos = [photo for photo in map(self._head_by_name, names[:limit]) if photo is not None]
+        return Page(photos, encode_token(names[limit - 1]) if len(names) > limit else None)
 
     def _path(self, key: str) -> Path:
         # Keys may hold any unicode: name files by their hash, never by the key.

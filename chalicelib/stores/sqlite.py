@@ -3,7 +3,8 @@
 import json
 from contextlib import AbstractContextManager
 
-from chalicelib.ports import RecordStore
+from chalicelib.paging import decode_token, encode_token
+from chalicelib.ports import Page, RecordStore
 from chalicelib.stores.database import Database
 
 _SCHEMA = """
@@ -68,6 +69,40 @@ class SqliteRecordStore(RecordStore):
             face_ids,
         )
         return {row["face_id"]: (json.loads(row["face"]), json.loads(row["image"]).get("metadata", {})) for row in rows}
+
+    def get_face(self, face_id: str) -> dict | None:
+        rows = self._db.read("SELECT record FROM faces WHERE face_id = ?", (face_id,))
+        return json.loads(rows[0]["record"]) if rows else None
+
+    def list_images(self, limit: int, token: str | None = None) -> Page:
+        return self._page("SELECT key AS position, record FROM images WHERE key > ? ORDER BY key", limit, token)
+
+    def list_faces(self, limit: int, token: str | None = None) -> Page:
+        return self._page(
+            "SELECT face_id AS position, record FROM faces WHERE face_id > ? ORDER BY face_id", limit, token
+        )
+
+    def delete_face(self, face_id: str) -> None:
+        with self._db.transaction():
+            face = self.get_face(face_id)
+            if face is None:
+                return
+            self._db.write("DELETE FROM faces WHERE face_id = ?", (face_id,))
+            image = self.get_image(face["imageKey"])
+            if image is not None:
+                image["faceCount"] = max(0, image["faceCount"] - 1)
+                self._db.write("UPDATE images SET record = ? WHERE key = ?", (json.dumps(image), image["key"]))
+
+    def delete_image(self, key: str) -> None:
+        with self._db.transaction():
+            self._db.write("DELETE FROM faces WHERE image_key = ?", (key,))
+            self._db.write("DELETE FROM images WHERE key = ?", (key,))
+
+    def _page(self, sql: str, limit: int, token: str | None) -> Page:
+        rows = self._db.read(f"{sql} LIMIT ?", (decode_token(token) or "", limit + 1))
+        items = [json.loads(row["record"]) for row in rows[:limit]]
+        more = len(rows) > limit
+        return Page(items, encode_token(rows[limit - 1]["position"]) if more else None)
 
     def count_images(self) -> int:
         return self._db.read("SELECT count(*) AS n FROM images")[0]["n"]
