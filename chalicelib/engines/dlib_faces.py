@@ -161,9 +161,10 @@ def _detect(detector, image: Image.Image) -> list[_Found]:
     )
     # HOG on grayscale: ~30% faster than on RGB, the same faces on the shared photos.
     rects, scores, _ = detector.run(np.asarray(frame.convert("L")), 0, CANDIDATE_SCORE)
-    to_work = _Transform(scale=image.width / frame.width)
-    faces = [_Found(r, s, None, to_work) for r, s in zip(rects, scores, strict=False) if s >= 0]
-    candidates = [to_work_rect(r, to_work) for r, s in zip(rects, scores, strict=False) if s < 0]
+    # Landmarks and descriptors are computed on the work image itself.
+    rects = [_scaled(r, image.width / frame.width) for r in rects]
+    faces = [_Found(r, s, None, _Transform()) for r, s in zip(rects, scores, strict=True) if s >= 0]
+    candidates = [(r.left(), r.top(), r.right(), r.bottom()) for r, s in zip(rects, scores, strict=True) if s < 0]
     for box in candidates[:MAX_RETRIES]:
         if any(_overlaps(box, _work_box(f)) for f in faces):
             continue
@@ -173,8 +174,10 @@ def _detect(detector, image: Image.Image) -> list[_Found]:
     return faces
 
 
-def to_work_rect(rect: dlib.rectangle, t: _Transform) -> tuple[float, float, float, float]:
-    return rect.left() * t.scale, rect.top() * t.scale, rect.right() * t.scale, rect.bottom() * t.scale
+def _scaled(rect: dlib.rectangle, scale: float) -> dlib.rectangle:
+    return dlib.rectangle(
+        round(rect.left() * scale), round(rect.top() * scale), round(rect.right() * scale), round(rect.bottom() * scale)
+    )
 
 
 def _work_box(found: _Found) -> tuple[float, float, float, float]:
