@@ -49,9 +49,14 @@ def inspect_image(data: bytes) -> ImageInfo:
         raise UnsupportedMediaType("Only JPEG and PNG images are accepted.")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Our own pixel limit, below, is lower than Pillow's: no warning needed.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
+    except Image.DecompressionBombError as e:
+        raise PayloadTooLarge(
+            f"The image has too many pixels; the limit is {MAX_IMAGE_PIXELS // 1_000_000} megapixels."
+        ) from e
+    except (UnidentifiedImageError, OSError) as e:
         raise _unreadable(e) from e
     if image.format not in ACCEPTED_FORMATS:
         raise UnsupportedMediaType("Only JPEG and PNG images are accepted.")
