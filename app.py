@@ -6,15 +6,16 @@ import json
 import logging
 import os
 
-from chalice import Chalice, Response
+from chalice import Response
 
 from chalicelib import limits, service, wiring
 from chalicelib.errors import BadRequest, ConfigurationError, FaceprintError
 from chalicelib.images import body_bytes
 from chalicelib.keys import key_from_path
 from chalicelib.metadata import metadata_from_headers
+from chalicelib.threadsafe import ThreadSafeChalice
 
-app = Chalice(app_name="faceprint")
+app = ThreadSafeChalice(app_name="faceprint")
 app.log.setLevel(logging.INFO)
 IMAGE_TYPES = ["image/jpeg", "image/png", "application/octet-stream", "text/plain"]
 # text/plain carries base64 text (the old Postman collection); it is binary

@@ -38,6 +38,12 @@ class UnsupportedMediaType(ImageRejected):
     status, code = 415, "UnsupportedMediaType"
 
 
+class ImageTooComplex(ImageRejected):
+    """Decoding and detection ran past the per-photo time limit."""
+
+    status, code = 422, "ImageTooComplex"
+
+
 class ServiceUnavailable(FaceprintError):
     """A backend asked us to slow down; the client may retry after a pause."""
 

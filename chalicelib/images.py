@@ -69,19 +69,21 @@ def inspect_image(data: bytes) -> ImageInfo:
     return ImageInfo(image.format, ACCEPTED_FORMATS[image.format], width, height)
 
 
-def decode_rgb(data: bytes, max_side: int) -> Image.Image:
-    """The photo upright (EXIF orientation applied), in 8-bit RGB, scaled
-    down so that its longer side is at most max_side."""
+def decode_rgb(data: bytes, max_pixels: int) -> Image.Image:
+    """The photo upright (EXIF orientation applied), in 8-bit RGB, with at
+    most about max_pixels: large JPEGs decode straight at 1/2, 1/4 or 1/8
+    scale (draft mode); anything still larger is scaled down."""
     try:
         image = Image.open(io.BytesIO(data))
-        if image.format == "JPEG":
-            image.draft("RGB", _draft_size(image.size, max_side))
+        scale = min(1.0, (max_pixels / (image.width * image.height)) ** 0.5)
+        if image.format == "JPEG" and scale < 1:
+            image.draft("RGB", (max(1, int(image.width * scale)), max(1, int(image.height * scale))))
         image = ImageOps.exif_transpose(image)
         image = _to_rgb(image)
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise _unreadable(e) from e
-    if max(image.size) > max_side:
-        scale = max_side / max(image.size)
+    if image.width * image.height > max_pixels * 1.05:
+        scale = (max_pixels / (image.width * image.height)) ** 0.5
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
         image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
     return image
@@ -99,11 +101,6 @@ def _check_decodes(image: Image.Image) -> None:
         image.load()
     except (OSError, ValueError, SyntaxError) as e:
         raise _unreadable(e) from e
-
-
-def _draft_size(size: tuple[int, int], max_side: int) -> tuple[int, int]:
-    scale = min(1.0, max_side / max(size))
-    return max(1, int(size[0] * scale)), max(1, int(size[1] * scale))
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
