@@ -201,7 +201,9 @@ def _detect(detector, image: Image.Image) -> list[_Found]:
     # Landmarks and descriptors are computed on the work image itself.
     rects = [_scaled(r, image.width / frame.width) for r in rects]
     faces = [_Found(r, s, None, _Transform()) for r, s in zip(rects, scores, strict=True) if s >= ACCEPT_SCORE]
-    candidates = [(r.left(), r.top(), r.right(), r.bottom()) for r, s in zip(rects, scores, strict=True) if s < ACCEPT_SCORE]
+    candidates = [
+        (r.left(), r.top(), r.right(), r.bottom()) for r, s in zip(rects, scores, strict=True) if s < ACCEPT_SCORE
+    ]
     for box in candidates[:MAX_RETRIES]:
         if any(_overlaps(box, _work_box(f)) for f in faces):
             continue
