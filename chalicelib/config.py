@@ -11,7 +11,17 @@ from pathlib import Path
 from chalicelib.errors import ConfigurationError
 
 ENGINES = ("local", "rekognition")
+QUALITY_FILTERS = ("NONE", "AUTO", "LOW", "MEDIUM", "HIGH")
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+DEFAULT_MAX_FACES = 100
+# The AWS stage's resources: .chalice/config.json names them per stage and
+# scripts/aws_setup.py creates them from the same variables.
+AWS_RESOURCES = {
+    "bucket": "FACEPRINT_BUCKET",
+    "images_table": "FACEPRINT_IMAGES_TABLE",
+    "faces_table": "FACEPRINT_FACES_TABLE",
+    "collection": "FACEPRINT_COLLECTION",
+}
 
 
 @dataclass(frozen=True)
@@ -20,16 +30,58 @@ class Settings:
     engine: str
     data_dir: Path
     debug: bool = False
+    bucket: str = ""
+    images_table: str = ""
+    faces_table: str = ""
+    collection: str = ""
+    quality_filter: str = "AUTO"
+    max_faces: int = DEFAULT_MAX_FACES
+    region: str | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
         env = os.environ if environ is None else environ
         engine = env.get("FACEPRINT_ENGINE", "local")
+        stage = env.get("FACEPRINT_STAGE", "local")
         if engine not in ENGINES:
             raise ConfigurationError(f"FACEPRINT_ENGINE={engine!r}: set it to one of {', '.join(ENGINES)}.")
+        if engine == "local" and env.get("AWS_LAMBDA_FUNCTION_NAME"):
+            raise ConfigurationError(
+                f"Stage {stage!r} runs in Lambda with the embedded engine, which is not deployed there: "
+                "set FACEPRINT_ENGINE=rekognition in the stage's environment_variables (.chalice/config.json)."
+            )
+        aws = {name: env.get(var, "").strip() for name, var in AWS_RESOURCES.items()} if engine == "rekognition" else {}
+        missing = [AWS_RESOURCES[name] for name, value in aws.items() if not value]
+        if missing:
+            raise ConfigurationError(
+                f"Stage {stage!r} uses Rekognition but {', '.join(missing)} is not set: "
+                "name the stage's resources in its environment_variables (.chalice/config.json)."
+            )
+        quality_filter = env.get("FACEPRINT_QUALITY_FILTER", "AUTO").upper()
+        if quality_filter not in QUALITY_FILTERS:
+            raise ConfigurationError(
+                f"FACEPRINT_QUALITY_FILTER={quality_filter!r}: set it to one of {', '.join(QUALITY_FILTERS)}."
+            )
         return cls(
-            stage=env.get("FACEPRINT_STAGE", "local"),
+            stage=stage,
             engine=engine,
             data_dir=Path(env.get("FACEPRINT_DATA_DIR") or DEFAULT_DATA_DIR),
             debug=env.get("FACEPRINT_DEBUG", "").lower() in ("1", "true", "yes"),
+            quality_filter=quality_filter,
+            max_faces=_positive_int(env, "FACEPRINT_MAX_FACES", DEFAULT_MAX_FACES),
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+            **aws,
         )
+
+
+def _positive_int(env, name: str, default: int) -> int:
+    raw = env.get(name, "")
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigurationError(f"{name}={raw!r}: set it to a whole number of at least 1.")
+    return value

@@ -19,10 +19,46 @@ def services() -> Services:
         return _built[settings]
 
 
+def reset() -> None:
+    """Forget the built services, so the next request builds them again
+    (tests that swap the AWS clients between cases)."""
+    with _lock:
+        _built.clear()
+
+
 def _build(settings: Settings) -> Services:
     if settings.engine == "local":
         return _build_local(settings)
-    raise NotImplementedError("The AWS wiring comes with the Rekognition adapters.")
+    return _build_aws(settings)
+
+
+def _build_aws(settings: Settings) -> Services:
+    # Imported here: boto3 loads on the first request, never dlib or numpy.
+    from chalicelib import aws
+    from chalicelib.engines.rekognition import RekognitionEngine
+    from chalicelib.stores.dynamodb import DynamoRecordStore
+    from chalicelib.stores.s3 import S3PhotoStore
+
+    # The S3 event handler indexes stored photos: nothing to subscribe here.
+    return Services(
+        settings,
+        RekognitionEngine(
+            aws.client("rekognition", settings.region),
+            settings.collection,
+            settings.bucket,
+            quality_filter=settings.quality_filter,
+            max_faces=settings.max_faces,
+            stage=settings.stage,
+        ),
+        DynamoRecordStore(
+            aws.client("dynamodb", settings.region),
+            settings.images_table,
+            settings.faces_table,
+            settings.bucket,
+            stage=settings.stage,
+        ),
+        S3PhotoStore(aws.client("s3", settings.region), settings.bucket, stage=settings.stage),
+    )
 
 
 def _build_local(settings: Settings) -> Services:
