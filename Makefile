@@ -53,3 +53,35 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# --- AWS stages (docs/deploy.md) ------------------------------------------
+STAGE ?= dev
+# Lambda's Python 3.11 runtime has glibc 2.26: its wheels are fetched once
+# per requirements.txt, like the venv, so packaging itself needs no network.
+LAMBDA_WHEELS := $(VENV)/lambda-wheels
+LAMBDA_PLATFORMS := $(foreach m,17 18 19 20 21 22 23 24 25 26,--platform manylinux_2_$(m)_x86_64) --platform manylinux2014_x86_64
+PACKAGE_DIR ?= $(CURDIR)/artifacts/terraform-$(STAGE)
+
+.PHONY: aws-setup aws-teardown package-terraform
+
+aws-setup: $(STAMP)
+	$(BIN)/python scripts/aws_setup.py create --stage $(STAGE)
+
+aws-teardown: $(STAMP)
+	$(BIN)/python scripts/aws_setup.py teardown --stage $(STAGE)
+
+$(LAMBDA_WHEELS)/.stamp: requirements.txt | $(STAMP)
+	rm -rf $(LAMBDA_WHEELS)
+	$(BIN)/python -m pip download --quiet -r requirements.txt -d $(LAMBDA_WHEELS)
+	$(BIN)/python -m pip download --quiet -r requirements.txt -d $(LAMBDA_WHEELS) --only-binary=:all: \
+	  --implementation cp --python-version 3.11 --abi cp311 $(LAMBDA_PLATFORMS) || { \
+	  echo "A requirement has no wheel for Lambda's python3.11 (glibc 2.26): pin a version that has one."; exit 2; }
+	touch $@
+
+package-terraform: $(STAMP) $(LAMBDA_WHEELS)/.stamp
+	rm -rf $(PACKAGE_DIR)
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} PIP_NO_INDEX=1 PIP_FIND_LINKS=$(abspath $(LAMBDA_WHEELS)) \
+	  $(BIN)/chalice package --pkg-format terraform --stage $(STAGE) $(PACKAGE_DIR) 2>&1 | tee $(PACKAGE_DIR).log
+	@! grep -q "Could not install dependencies" $(PACKAGE_DIR).log || { \
+	  echo "chalice left a dependency out of the Lambda package (see above)."; exit 2; }
+	@test -f $(PACKAGE_DIR)/chalice.tf.json

@@ -58,7 +58,7 @@ def _error(status: int, code: str, message: str, headers: dict | None = None) ->
     return Response(body={"error": code, "message": message}, status_code=status, headers=headers or {})
 
 
-@app.route("/index/{filename}", methods=["PUT", "POST"], content_types=IMAGE_TYPES)
+@app.route("/index/{filename}", methods=["PUT", "POST"], content_types=IMAGE_TYPES, api_key_required=True)
 @_json_errors
 def index_image(filename):
     request = app.current_request
@@ -68,13 +68,13 @@ def index_image(filename):
     return Response(body=reply, status_code=201)
 
 
-@app.route("/images/{key}", methods=["GET"])
+@app.route("/images/{key}", methods=["GET"], api_key_required=True)
 @_json_errors
 def get_image(key):
     return service.get_image(wiring.services(), key_from_path(key))
 
 
-@app.route("/search", methods=["POST", "PUT"], content_types=IMAGE_TYPES)
+@app.route("/search", methods=["POST", "PUT"], content_types=IMAGE_TYPES, api_key_required=True)
 @_json_errors
 def search():
     request = app.current_request
@@ -84,7 +84,7 @@ def search():
     return service.search_image(wiring.services(), body_bytes(request.raw_body), threshold, max_matches)
 
 
-@app.route("/info", methods=["GET"])
+@app.route("/info", methods=["GET"], api_key_required=True)
 @_json_errors
 def info():
     return service.describe(wiring.services())
