@@ -9,14 +9,16 @@ import os
 from chalice import Response
 
 from chalicelib import limits, service, wiring
+from chalicelib.console import console
 from chalicelib.errors import BadRequest, ConfigurationError, FaceprintError
 from chalicelib.images import body_bytes
-from chalicelib.keys import key_from_path
+from chalicelib.keys import key_from_path, validate_key
 from chalicelib.metadata import metadata_from_headers
 from chalicelib.threadsafe import ThreadSafeChalice
 
 app = ThreadSafeChalice(app_name="faceprint")
 app.log.setLevel(logging.INFO)
+app.register_blueprint(console)
 IMAGE_TYPES = ["image/jpeg", "image/png", "application/octet-stream", "text/plain"]
 # text/plain carries base64 text (the old Postman collection); it is binary
 # here so one route may take it beside the image types (chalice deploy
@@ -81,7 +83,52 @@ def search():
     params = request.query_params or {}
     threshold = _number(params, "threshold", float, limits.DEFAULT_THRESHOLD, 0, 100)
     max_matches = _number(params, "max", int, limits.DEFAULT_MAX_MATCHES, 1, limits.MAX_MATCHES)
-    return service.search_image(wiring.services(), body_bytes(request.raw_body), threshold, max_matches)
+    which = params.get("faces", "largest")
+    if which not in ("largest", "all"):
+        raise BadRequest("Query parameter 'faces' must be 'largest' (the default) or 'all'.")
+    search_faces = service.search_every_face if which == "all" else service.search_image
+    return search_faces(wiring.services(), body_bytes(request.raw_body), threshold, max_matches)
+
+
+@app.route("/images", methods=["GET"], api_key_required=True)
+@_json_errors
+def list_images():
+    limit, token = _page(app.current_request.query_params)
+    return service.list_images(wiring.services(), limit, token)
+
+
+@app.route("/images/{key}/file", methods=["GET"], api_key_required=True)
+@_json_errors
+def get_image_file(key):
+    data, content_type = service.get_photo(wiring.services(), key_from_path(key))
+    return Response(body=data, headers={"Content-Type": content_type}, status_code=200)
+
+
+@app.route("/images/{key}", methods=["DELETE"], api_key_required=True)
+@_json_errors
+def delete_image(key):
+    return service.delete_image(wiring.services(), key_from_path(key))
+
+
+@app.route("/faces", methods=["GET"], api_key_required=True)
+@_json_errors
+def list_faces():
+    params = app.current_request.query_params or {}
+    limit, token = _page(params)
+    image = validate_key(params["image"]) if "image" in params else None
+    return service.list_faces(wiring.services(), limit, token, image)
+
+
+@app.route("/faces/{face_id}", methods=["GET"], api_key_required=True)
+@_json_errors
+def get_face(face_id):
+    return service.get_face(wiring.services(), face_id)
+
+
+@app.route("/faces/{face_id}", methods=["DELETE"], api_key_required=True)
+@_json_errors
+def delete_face(face_id):
+    return service.delete_face(wiring.services(), face_id)
 
 
 @app.route("/info", methods=["GET"], api_key_required=True)
@@ -95,6 +142,11 @@ def index_stored_photo(event):
     """Every photo that lands in the bucket, by the API or any other way."""
     image = service.index_stored_photo(wiring.services(), event.key)
     app.log.info(json.dumps({"event": "indexed", "key": event.key, "status": image and image["status"]}))
+
+
+def _page(params: dict | None) -> tuple[int, str | None]:
+    params = params or {}
+    return _number(params, "limit", int, limits.DEFAULT_PAGE_SIZE, 1, limits.MAX_PAGE_SIZE), params.get("next")
 
 
 def _number(params: dict, name: str, kind: type, default, low, high):

@@ -9,6 +9,8 @@ MAX_METADATA_BYTES = 2 * 1024
 DEFAULT_THRESHOLD = 80.0
 DEFAULT_MAX_MATCHES = 10
 MAX_MATCHES = 4096
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
 MAX_FACES = 100  # indexed per photo, largest first (Rekognition's MaxFaces ceiling)
 TIME_LIMIT_SECONDS = 30.0  # to decode, detect and describe one photo offline
 ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png"}
@@ -26,6 +28,7 @@ def as_dict() -> dict:
         "defaultThreshold": DEFAULT_THRESHOLD,
         "defaultMaxMatches": DEFAULT_MAX_MATCHES,
         "maxMatches": MAX_MATCHES,
+        "maxPageSize": MAX_PAGE_SIZE,
         "maxFacesPerImage": MAX_FACES,
         "analysisTimeLimitSeconds": TIME_LIMIT_SECONDS,
         "acceptedTypes": sorted(ACCEPTED_FORMATS.values()),

@@ -11,8 +11,9 @@ _built: dict[Settings, Services] = {}
 _analyzers: list = []
 
 
-def services() -> Services:
-    settings = Settings.from_env()
+def services(settings: Settings | None = None) -> Services:
+    """The services for `settings`, by default the current stage's."""
+    settings = settings or Settings.from_env()
     with _lock:
         if settings not in _built:
             _built[settings] = _build(settings)

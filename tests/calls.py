@@ -7,4 +7,3 @@ def put_photo(client, key: str, data: bytes, content_type: str = "image/jpeg", *
 
 def search_photo(client, data: bytes, query: str = "", content_type: str = "image/jpeg"):
     return client.http.post(f"/search{query}", body=data, headers={"Content-Type": content_type})
-

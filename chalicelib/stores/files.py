@@ -47,6 +47,8 @@ class FilePhotoStore(PhotoStore):
             info = json.loads((self._root / name).with_suffix(".json").read_bytes())
         except FileNotFoundError:
             return None
+        if not (self._root / name).exists():
+            return None  # its description outlived it (a crash mid-delete, or a hand): it is gone
         return StoredPhoto(info["key"], info["etag"], info["size"], info["contentType"], info["metadata"])
 
     def read(self, key: str) -> bytes:
