@@ -34,8 +34,8 @@
     return node;
   }
 
-  function plural(count, word) {
-    return `${count} ${word}${count === 1 ? "" : "s"}`;
+  function plural(count, word, words = `${word}s`) {
+    return `${count} ${count === 1 ? word : words}`;
   }
 
   function formatBytes(size) {
@@ -195,6 +195,11 @@
   function photoFigure(src, alt, boxes = []) {
     const figure = el("div", { className: "photo" });
     const img = el("img", { alt });
+    img.addEventListener("error", () => {
+      figure.classList.remove("loading");
+      figure.classList.add("unreadable");
+      img.replaceWith(el("span", { className: "no-preview", text: "No preview: the browser cannot read this file." }));
+    });
     figure.append(img);
     drawBoxes(figure, boxes);
     if (typeof src === "string") {
@@ -246,8 +251,9 @@
 
   // ---------- Confirmation ----------
 
-  function confirmDelete(text) {
+  function confirmDelete(title, text) {
     const dialog = $("confirm");
+    $("confirm-title").textContent = title;
     $("confirm-text").textContent = text;
     dialog.returnValue = "";
     return new Promise((resolve) => {
@@ -499,7 +505,7 @@
 
   function queryFaceSection(face, index, color, many) {
     const title = many ? `Face ${index + 1}` : "Searched face";
-    const count = face.matches.length ? plural(face.matches.length, "match") : "no match";
+    const count = face.matches.length ? plural(face.matches.length, "match", "matches") : "no match";
     return el(
       "section",
       { className: "query-face", style: { "--box-color": color }, "aria-label": title },
@@ -547,7 +553,7 @@
       return;
     }
     const matched = faces.reduce((sum, face) => sum + face.matches.length, 0);
-    status.textContent = `${file.name}: ${plural(faces.length, "face")} searched, ${plural(matched, "match")}.`;
+    status.textContent = `${file.name}: ${plural(faces.length, "face")} searched, ${plural(matched, "match", "matches")}.`;
     result.append(
       el(
         "div",
@@ -696,7 +702,7 @@
       className: "danger",
       text: "Delete photo",
       onclick: async () => {
-        const sure = await confirmDelete(`Delete the photo “${image.key}” and its ${plural(faces.length, "face")}? This cannot be undone.`);
+        const sure = await confirmDelete("Delete this photo?", `Delete the photo “${image.key}” and its ${plural(faces.length, "face")}? This cannot be undone.`);
         if (!sure) return;
         try {
           await api("DELETE", imagePath(image.key));
@@ -723,7 +729,7 @@
           text: "Delete face",
           "aria-label": `Delete face ${i + 1}`,
           onclick: async () => {
-            if (!(await confirmDelete(`Delete face ${i + 1} of “${image.key}”? Searches will no longer find it.`))) return;
+            if (!(await confirmDelete("Delete this face?", `Delete face ${i + 1} of “${image.key}”? Searches will no longer find it.`))) return;
             try {
               await api("DELETE", `faces/${encodeURIComponent(face.FaceId)}`);
               const reply = await apiJson("GET", imagePath(image.key));
