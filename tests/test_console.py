@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
 
+from app import app
 from tests import photos
 from tests.live_server import Server, live_server
 from tests.photos import FACES_DIR, REPO, people
@@ -47,6 +48,27 @@ def test_the_page_is_served_at_the_root_with_its_base_path(client):
     assert '<base href="/">' in page
     assert 'src="console/console.js"' in page
     assert "Content-Security-Policy" in reply.headers
+
+
+@pytest.mark.parametrize(
+    ("path", "base"),
+    [("/api", "/api/"), ("/api/", "/api/"), ('/x"><script>/', "/x&quot;&gt;&lt;script&gt;/")],
+)
+def test_under_a_stage_prefix_the_page_resolves_its_urls_below_it(path, base):
+    """API Gateway serves the root of stage `api` at /api/: the page's
+    relative URLs (console files and API calls) must stay under it."""
+    event = {
+        "requestContext": {"httpMethod": "GET", "resourcePath": "/", "path": path, "stage": "api"},
+        "headers": {"accept": "text/html"},
+        "pathParameters": None,
+        "multiValueQueryStringParameters": None,
+        "stageVariables": None,
+        "body": None,
+        "isBase64Encoded": False,
+    }
+    reply = app(event, None)
+    assert reply["statusCode"] == 200
+    assert f'<base href="{base}">' in reply["body"]
 
 
 @pytest.mark.parametrize(
