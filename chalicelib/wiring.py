@@ -1,6 +1,7 @@
 """The composition root: builds the engine and stores for the current
 stage on first use (never at import), once per settings."""
 
+import atexit
 import threading
 
 from chalicelib.config import Settings
@@ -82,4 +83,6 @@ def _analyzer():
 
     if not _analyzers:
         _analyzers.append(FaceAnalyzer())
+        # Stop the workers before the interpreter tears its modules down.
+        atexit.register(_analyzers[0].close)
     return _analyzers[0]

@@ -1,8 +1,7 @@
 import pytest
-from chalice.test import Client
 
-from app import app
 from tests.photos import FACES_DIR
+from tests.stages import STAGES, serving
 
 
 def pytest_configure(config):
@@ -13,15 +12,20 @@ def pytest_configure(config):
         )
 
 
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch):
-    """A fresh, empty data folder for the embedded stage."""
-    path = tmp_path / "data"
-    monkeypatch.setenv("FACEPRINT_DATA_DIR", str(path))
-    return path
+@pytest.fixture(params=STAGES)
+def api(request, tmp_path, monkeypatch):
+    """The HTTP API on an empty archive, once per wiring (local, then AWS)."""
+    with serving(request.param, tmp_path / "data", monkeypatch) as running:
+        yield running
 
 
 @pytest.fixture
-def client(data_dir):
-    with Client(app, stage_name="local") as c:
-        yield c
+def client(api):
+    return api.client
+
+
+@pytest.fixture(scope="module", params=STAGES)
+def module_api(request, tmp_path_factory):
+    """Like `api`, shared by a whole module (for archives that take a while to index)."""
+    with pytest.MonkeyPatch.context() as mp, serving(request.param, tmp_path_factory.mktemp("data"), mp) as running:
+        yield running

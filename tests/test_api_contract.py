@@ -11,10 +11,6 @@ from tests.photos import photo
 KEANU = photo("Keanu-Reeves.jpg")
 
 
-def stored_files(data_dir):
-    return sorted(p.name for p in (data_dir / "photos").glob("*")) if (data_dir / "photos").exists() else []
-
-
 def assert_error(reply, status: int, code: str) -> None:
     assert reply.status_code == status, reply.body
     assert reply.json_body["error"] == code
@@ -123,10 +119,10 @@ def test_every_png_mode_and_exif_orientation_finds_the_face(client, name, make):
         "/index/" + "%C3%A9" * 128,
     ],
 )
-def test_bad_filenames_are_400(client, data_dir, path):
+def test_bad_filenames_are_400(client, api, path):
     reply = client.http.put(path, body=KEANU, headers={"Content-Type": "image/jpeg"})
     assert_error(reply, 400, "BadRequest")
-    assert stored_files(data_dir) == []
+    assert api.stored() == []
 
 
 def test_a_255_byte_name_is_fine(client):
@@ -172,14 +168,14 @@ def test_a_255_byte_name_is_fine(client):
         "over-15mb",
     ],
 )
-def test_bad_photos_get_clear_errors_and_store_nothing(client, data_dir, body, content_type, status, code):
+def test_bad_photos_get_clear_errors_and_store_nothing(client, api, body, content_type, status, code):
     assert_error(put_photo(client, "bad.jpg", body, content_type), status, code)
     assert_error(search_photo(client, body, content_type=content_type), status, code)
     assert client.http.get("/images/bad.jpg").status_code == 404
-    assert stored_files(data_dir) == []
+    assert api.stored() == []
 
 
-def test_an_unaccepted_content_type_is_415_json(client, data_dir):
+def test_an_unaccepted_content_type_is_415_json(client, api):
     reply = client.http.put("/index/k.json", body=b"{}", headers={"Content-Type": "application/json"})
     assert_error(reply, 415, "UnsupportedMediaType")
     assert_error(search_photo(client, KEANU, content_type="image/gif"), 415, "UnsupportedMediaType")
@@ -194,9 +190,9 @@ def test_an_unaccepted_content_type_is_415_json(client, data_dir):
     ],
     ids=["non-ascii", "one-too-long", "too-many"],
 )
-def test_bad_metadata_is_400_and_stores_nothing(client, data_dir, headers):
+def test_bad_metadata_is_400_and_stores_nothing(client, api, headers):
     assert_error(put_photo(client, "k.jpg", KEANU, **headers), 400, "BadRequest")
-    assert stored_files(data_dir) == []
+    assert api.stored() == []
 
 
 @pytest.mark.parametrize(

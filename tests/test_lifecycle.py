@@ -67,7 +67,7 @@ def test_deleting_a_face_removes_it_from_search_and_a_second_delete_is_404(three
     assert three.http.get("/info").json_body["faces"] == 3
 
 
-def test_deleting_an_image_removes_photo_faces_and_records(three, data_dir):
+def test_deleting_an_image_removes_photo_faces_and_records(three, api):
     assert three.http.delete("/images/Keanu-Avril-Mike.jpg").json_body == {
         "deleted": {"key": "Keanu-Avril-Mike.jpg", "faces": 3}
     }
@@ -79,22 +79,15 @@ def test_deleting_an_image_removes_photo_faces_and_records(three, data_dir):
     ]
     info = three.http.get("/info").json_body
     assert (info["images"], info["faces"]) == (2, 1)
-    assert len(list((data_dir / "photos").glob("*.json"))) == 2
+    assert len(api.stored()) == 2
     assert three.http.delete("/images/Keanu-Avril-Mike.jpg").status_code == 404
 
 
 @pytest.fixture(scope="module")
-def archive(tmp_path_factory):
-    from chalice.test import Client
-
-    from app import app
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FACEPRINT_DATA_DIR", str(tmp_path_factory.mktemp("archive")))
-        with Client(app, stage_name="local") as client:
-            for name in people():
-                put_photo(client, name, photo(name))
-            yield client
+def archive(module_api):
+    for name in people():
+        put_photo(module_api.client, name, photo(name))
+    return module_api.client
 
 
 @pytest.mark.parametrize("name", GROUPS)

@@ -24,13 +24,13 @@ MAX_DELETE_IDS = 4096  # DeleteFaces' FaceIds limit
 MAX_LIST_RESULTS = 4096  # ListFaces' MaxResults limit
 # Decoding and re-encoding: the longest side we ever send, the JPEG quality,
 # and how much each further attempt shrinks the image to fit 5 MB.
-_MAX_SIDE = 4096
+_MAX_PIXELS = 16_000_000  # decoded at most, before fitting Rekognition's 5 MB
 _JPEG_QUALITY = 90
 _SHRINK = 0.75
 # A face crop keeps this share of the face's size as margin on every side,
 # and is at least Rekognition's minimum image side.
 _CROP_MARGIN = 0.4
-_MIN_CROP_SIDE = 80
+_MIN_CROP_SIDE = 240  # small faces are upscaled: Rekognition misses faces under ~40 px
 
 
 class RekognitionEngine(FaceEngine):
@@ -77,7 +77,7 @@ class RekognitionEngine(FaceEngine):
         details = sorted(detected.get("FaceDetails", []), key=_area, reverse=True)
         if not details:
             return []
-        image = decode_rgb(data, _MAX_SIDE)
+        image = decode_rgb(data, _MAX_PIXELS)
         results = []
         for detail in details:
             found = self._search(_crop(image, detail["BoundingBox"]), threshold, max_faces)
@@ -146,7 +146,7 @@ def fit_for_rekognition(data: bytes, limit: int = MAX_SEARCH_BYTES) -> bytes:
     of it (upright, RGB) scaled down until it does."""
     if len(data) <= limit:
         return data
-    image = decode_rgb(data, _MAX_SIDE)
+    image = decode_rgb(data, _MAX_PIXELS)
     while True:
         encoded = _jpeg(image)
         if len(encoded) <= limit or max(image.size) <= _MIN_CROP_SIDE:
