@@ -8,7 +8,7 @@ FACEPRINT_DATA_DIR ?= $(CURDIR)/data
 FACEPRINT_FACES_DIR ?= $(abspath $(CURDIR)/../shared/faces)
 export FACEPRINT_DATA_DIR FACEPRINT_FACES_DIR
 
-.PHONY: run test bench lint check-faces check-browser clean
+.PHONY: run test bench lint check-faces check-browser clean reindex check-consistency
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed: set PYTHON=/path/to/python3.11"'
@@ -23,6 +23,7 @@ run: $(STAMP)
 test: $(STAMP) check-faces check-browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+	$(MAKE) --no-print-directory package-terraform
 
 check-faces:
 	@test -f "$(FACEPRINT_FACES_DIR)/people.json" || { \
@@ -43,6 +44,15 @@ check-browser:
 	  test -x $(CHROMIUM) || { \
 	    echo "Chromium could not be installed. Install it as root: apt-get update && apt-get install -y chromium"; \
 	    exit 2; }; }
+
+# Maintenance of a stage's archive (README: "Keeping the archive consistent"):
+# the local stage unless STAGE is given (the AWS targets below default to dev).
+ARCHIVE_STAGE = $(if $(filter command line environment,$(origin STAGE)),$(STAGE),local)
+reindex: $(STAMP)
+	$(BIN)/python -m chalicelib.cli reindex --stage $(ARCHIVE_STAGE) $(if $(FROM_STAGE),--from-stage $(FROM_STAGE))
+
+check-consistency: $(STAMP)
+	$(BIN)/python -m chalicelib.cli check --stage $(ARCHIVE_STAGE) $(if $(REPAIR),--repair)
 
 bench: $(STAMP) check-faces
 	$(BIN)/python scripts/bench.py
