@@ -85,6 +85,7 @@
     } catch (_) {
       // Not JSON (a proxy's page): keep the status line.
     }
+    if (status === 403 && !apiKey()) message += " (this stage may need the API key above)";
     return new ApiError(message, status, code);
   }
 
