@@ -28,7 +28,7 @@ from moto import mock_aws
 
 from chalicelib import aws, wiring
 from chalicelib.engines.dlib_faces import MODEL_VERSION, Analysis, FaceAnalyzer
-from chalicelib.engines.local import confidence, similarity
+from chalicelib.engines.local import best_matches, confidence
 from chalicelib.errors import ImageRejected
 from chalicelib.limits import MAX_IMAGE_BYTES
 from tests.photos import REPO
@@ -197,10 +197,8 @@ class FakeRekognition:
             ids = list(collection.descriptors)
             matrix = np.stack([collection.descriptors[i] for i in ids]) if ids else np.zeros((0, 128))
             stored = [dict(collection.faces[i]) for i in ids]
-        scores = similarity(np.linalg.norm(matrix - face.descriptor, axis=1)) if ids else np.zeros(0)
         threshold = params.get("FaceMatchThreshold", 80.0)
-        order = np.argsort(-scores, kind="stable")[: params.get("MaxFaces", 80)]
-        matches = [{"Similarity": float(scores[i]), "Face": stored[i]} for i in order if scores[i] >= threshold]
+        matches = best_matches(face.descriptor, stored, matrix, threshold, params.get("MaxFaces", 80))
         return {
             "SearchedFaceBoundingBox": _box(face, analysis),
             "SearchedFaceConfidence": confidence(face.score),

@@ -40,6 +40,17 @@ def similarity(distance: np.ndarray) -> np.ndarray:
     return np.clip(100.0 * (1.0 - distance / DISTANCE_AT_ZERO_SIMILARITY), 0.0, 100.0)
 
 
+def best_matches(
+    descriptor: np.ndarray, faces: list[dict], matrix: np.ndarray, threshold: float, max_faces: int
+) -> list[dict]:
+    """FaceMatches: the faces (rows of `matrix`) at or above `threshold`, best first."""
+    if not faces:
+        return []
+    scores = similarity(np.linalg.norm(matrix - descriptor, axis=1))
+    best = np.argsort(-scores, kind="stable")[:max_faces]
+    return [{"Similarity": float(scores[i]), "Face": faces[i]} for i in best if scores[i] >= threshold]
+
+
 def confidence(score: float) -> float:
     """HOG detector score (0 is dlib's threshold) as a 0-100 confidence."""
     return 100.0 / (1.0 + math.exp(-2.0 * (score + 1.0)))
@@ -82,11 +93,7 @@ class LocalEngine(FaceEngine):
 
     def _search(self, face: Face, analysis: Analysis, threshold: float, max_faces: int) -> dict:
         stored, matrix = self._vectors.snapshot()
-        matches = []
-        if stored:
-            scores = similarity(np.linalg.norm(matrix - face.descriptor, axis=1))
-            best = np.argsort(-scores, kind="stable")[:max_faces]
-            matches = [{"Similarity": float(scores[i]), "Face": stored[i]} for i in best if scores[i] >= threshold]
+        matches = best_matches(face.descriptor, stored, matrix, threshold, max_faces)
         return {
             "SearchedFaceBoundingBox": _bounding_box(face, analysis),
             "SearchedFaceConfidence": confidence(face.score),
