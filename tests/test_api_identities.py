@@ -156,3 +156,16 @@ def test_info_counts_the_archive(archive):
     assert info["images"] == len(people())
     assert info["faces"] == sum(len(who) for who in people().values())
     assert info["limits"]["maxImageBytes"] == 15 * 1024 * 1024
+
+
+def test_the_embedded_engine_indexes_in_rekognitions_shape(tmp_path):
+    from chalicelib import wiring
+    from chalicelib.config import Settings
+    from chalicelib.ports import StoredPhoto
+    from chalicelib.stores.files import FilePhotoStore
+
+    svc = wiring.services(Settings.from_env({"FACEPRINT_DATA_DIR": str(tmp_path)}))
+    FilePhotoStore(tmp_path / "photos").put(StoredPhoto("g.jpg", "", 0, "image/jpeg"), photo("Keanu-Avril-Mike.jpg"))
+    result = svc.engine.index_faces("g.jpg", "g.jpg")
+    assert len(result["FaceRecords"]) == 3
+    assert_shape(result, "IndexFaces")
