@@ -3,6 +3,7 @@ the page itself in Debian's Chromium (driven by Playwright) against a real
 `chalice local`, indexing, searching and browsing the shared photos.
 Screenshots of each view land in artifacts/console/ (git-ignored)."""
 
+import base64
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -152,13 +153,31 @@ class Console:
     def item(self, photo: str):
         return self.page.locator(f'.file-item[data-file="{photo}"]')
 
-    def search(self, photo: str, every_face: bool = False) -> None:
+    def search(self, photo: str, every_face: bool = False, dropped: bool = False) -> None:
         self.tab("Search")
         toggle = self.page.get_by_label("Every face")
         if toggle.is_checked() != every_face:
             toggle.set_checked(every_face)
-        self.page.set_input_files("#search-file", FACES_DIR / photo)
+        if dropped:
+            self.drop("search-drop", photo)
+        else:
+            self.page.set_input_files("#search-file", FACES_DIR / photo)
         expect(self.page.locator(".search-query .file-status")).to_contain_text(re.compile(f"{photo}: .* searched"))
+
+    def drop(self, zone: str, name: str) -> None:
+        """Drag a shared photo onto a drop zone, as from a file manager."""
+        self.page.evaluate(
+            """([zone, name, data]) => {
+                const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+                const transfer = new DataTransfer();
+                transfer.items.add(new File([bytes], name, { type: "image/jpeg" }));
+                for (const type of ["dragenter", "dragover", "drop"]) {
+                    const event = new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: transfer });
+                    document.getElementById(zone).dispatchEvent(event);
+                }
+            }""",
+            [zone, name, base64.b64encode(photos.photo(name)).decode("ascii")],
+        )
 
     def screenshot(self, view: str) -> Path:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -238,7 +257,7 @@ def test_indexes_named_photos_and_finds_them_by_another_photo(desktop):
 @pytest.mark.slow
 def test_every_face_gets_its_own_box_colour_and_matches(desktop):
     desktop.index(INDEXED)
-    desktop.search(GROUP, every_face=True)
+    desktop.search(GROUP, every_face=True, dropped=True)
     page = desktop.page
     in_group = people()[GROUP]
     expect(page.locator(".search-query .box")).to_have_count(len(in_group))
