@@ -216,7 +216,13 @@ class FakeRekognition:
             deleted = [i for i in params["FaceIds"] if collection.faces.pop(i, None) is not None]
             for face_id in deleted:
                 collection.descriptors.pop(face_id, None)
-        return {"DeletedFaces": deleted}
+        # Like Rekognition: ids it does not hold are listed as unsuccessful,
+        # and an empty DeletedFaces is left out (the model wants at least one).
+        missing = [i for i in params["FaceIds"] if i not in deleted]
+        reply = {"DeletedFaces": deleted} if deleted else {}
+        if missing:
+            reply["UnsuccessfulFaceDeletions"] = [{"FaceId": i, "Reasons": ["FACE_NOT_FOUND"]} for i in missing]
+        return reply
 
     def _list_faces(self, params: dict) -> dict:
         collection = self._collection(params["CollectionId"])

@@ -165,3 +165,34 @@ def test_a_crash_mid_face_delete_is_finished_by_a_retry(svc):
     # The image keeps its record with no faces: a deliberate state, not drift.
     assert svc.records.get_image("Jim-Carrey.jpg")["faceCount"] == 0
     assert maintenance.check(svc) == []
+
+
+@pytest.fixture
+def aws_svc(monkeypatch):
+    """The same archive on the AWS wiring (moto + the Rekognition fake)."""
+    from tests.fakes_rekognition import aws_stage
+
+    with aws_stage(monkeypatch, "dev") as resources:
+        services = wiring.services(Settings.from_env(resources.env))
+        for name in NAMES:
+            service.upload_image(services, name, photo(name), {})  # the S3 event is ours to send:
+            service.index_stored_photo(services, name)
+        yield services, resources
+
+
+def test_on_aws_check_repair_and_reindex_converge(aws_svc, tmp_path):
+    svc, resources = aws_svc
+    assert_consistent(svc)
+    before = faces_by_image(svc)
+    maintenance.reindex(svc, tmp_path / "progress.json")
+    maintenance.reindex(svc, tmp_path / "progress.json")
+    assert faces_by_image(svc) == before
+    assert_consistent(svc)
+    # Lose the collection's faces of one photo, and a photo of another.
+    lost = [f["FaceId"] for f in svc.records.faces_of("Keanu-Avril-Mike.jpg")]
+    resources.rekognition.delete_faces(CollectionId=svc.settings.collection, FaceIds=lost)
+    resources.s3.delete_object(Bucket=resources.bucket, Key="Jim-Carrey.jpg")
+    assert repair(svc) == [maintenance.RECORD_WITHOUT_FACE, maintenance.RECORD_WITHOUT_PHOTO]
+    assert maintenance.check(svc) == []
+    assert svc.records.get_image("Jim-Carrey.jpg") is None
+    assert len(svc.records.faces_of("Keanu-Avril-Mike.jpg")) == 3
