@@ -4,6 +4,9 @@ import re
 
 MAX_IMAGE_BYTES = 15 * 1024 * 1024
 MAX_IMAGE_PIXELS = 50_000_000
+# On AWS a request body reaches Lambda base64-encoded, within its 6 MB payload
+# limit: larger photos go straight into the bucket (up to MAX_IMAGE_BYTES).
+AWS_MAX_UPLOAD_BYTES = 4_400_000
 MAX_KEY_BYTES = 255
 MAX_METADATA_BYTES = 2 * 1024
 DEFAULT_THRESHOLD = 80.0

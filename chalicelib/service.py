@@ -185,7 +185,7 @@ def describe(svc: Services) -> dict:
         "model": engine["model"],
         "images": svc.records.count_images(),
         "faces": engine["faces"],
-        "limits": limits.as_dict(),
+        "limits": {**limits.as_dict(), **engine.get("limits", {})},
         "version": __version__,
     }
 

@@ -223,4 +223,9 @@ def test_list_faces_pages_with_the_collection_token(client, engine):
 
 def test_describe_reports_the_collection(client, engine):
     client.stub.add_response("describe_collection", {"FaceCount": 42, "FaceModelVersion": MODEL})
-    assert engine.describe() == {"engine": "rekognition", "model": MODEL, "faces": 42}
+    assert engine.describe() == {
+        "engine": "rekognition",
+        "model": MODEL,
+        "faces": 42,
+        "limits": {"maxUploadBytesThroughApi": 4_400_000},
+    }

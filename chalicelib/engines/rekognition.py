@@ -17,6 +17,7 @@ from PIL import Image
 
 from chalicelib import aws
 from chalicelib.images import decode_rgb
+from chalicelib.limits import AWS_MAX_UPLOAD_BYTES
 from chalicelib.ports import FaceEngine, Page
 
 MAX_SEARCH_BYTES = 5 * 1024 * 1024  # Rekognition's limit for Image.Bytes
@@ -107,7 +108,12 @@ class RekognitionEngine(FaceEngine):
         with aws.translated(self._resource, self._stage):
             response = self._client.describe_collection(CollectionId=self._collection)
         self._model = response.get("FaceModelVersion", "")
-        return {"engine": "rekognition", "model": self._model, "faces": response["FaceCount"]}
+        return {
+            "engine": "rekognition",
+            "model": self._model,
+            "faces": response["FaceCount"],
+            "limits": {"maxUploadBytesThroughApi": AWS_MAX_UPLOAD_BYTES},
+        }
 
     def _search(self, data: bytes, threshold: float, max_faces: int) -> dict:
         with aws.translated(self._resource, self._stage):
