@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
+HOST ?= 127.0.0.1
 FACEPRINT_DATA_DIR ?= $(CURDIR)/data
 FACEPRINT_FACES_DIR ?= $(abspath $(CURDIR)/../shared/faces)
 export FACEPRINT_DATA_DIR FACEPRINT_FACES_DIR
@@ -17,8 +18,14 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# Without FACEPRINT_API_KEY the API is open: then it listens on loopback only.
 run: $(STAMP)
-	$(BIN)/chalice local --stage local --host 127.0.0.1 --port $(PORT) --no-autoreload
+	@if [ -z "$$FACEPRINT_API_KEY" ]; then \
+	  case "$(HOST)" in 127.*|localhost|::1) ;; \
+	  *) echo "HOST=$(HOST) would open the API to the network without a key: set FACEPRINT_API_KEY too."; exit 2;; esac; \
+	  echo "FACEPRINT_API_KEY is not set: the API is open to anyone on this machine (listening on $(HOST) only)."; \
+	else echo "The API asks for the x-api-key header (FACEPRINT_API_KEY)."; fi
+	$(BIN)/chalice local --stage local --host $(HOST) --port $(PORT) --no-autoreload
 
 test: $(STAMP) check-faces check-browser
 	$(BIN)/ruff check .

@@ -2,23 +2,28 @@
 request, calls one service function and returns; errors become JSON here."""
 
 import functools
-import json
 import logging
 import os
+import time
 
 from chalice import Response
 
-from chalicelib import limits, service, wiring
+from chalicelib import auth, limits, logs, service, wiring
 from chalicelib.console import console
 from chalicelib.errors import BadRequest, ConfigurationError, FaceprintError
 from chalicelib.images import body_bytes
 from chalicelib.keys import key_from_path, validate_key
 from chalicelib.metadata import metadata_from_headers
+from chalicelib.openapi import openapi
 from chalicelib.threadsafe import ThreadSafeChalice
 
 app = ThreadSafeChalice(app_name="faceprint")
 app.log.setLevel(logging.INFO)
+app.register_middleware(logs.log_requests, "http")
+app.register_middleware(auth.allow_origins, "http")
+app.register_middleware(auth.require_api_key, "http")
 app.register_blueprint(console)
+app.register_blueprint(openapi)
 IMAGE_TYPES = ["image/jpeg", "image/png", "application/octet-stream", "text/plain"]
 # text/plain carries base64 text (the old Postman collection); it is binary
 # here so one route may take it beside the image types (chalice deploy
@@ -140,8 +145,9 @@ def info():
 @app.on_s3_event(bucket=os.environ.get("FACEPRINT_BUCKET", "faceprint-photos"), events=["s3:ObjectCreated:*"])
 def index_stored_photo(event):
     """Every photo that lands in the bucket, by the API or any other way."""
+    started = time.perf_counter()
     image = service.index_stored_photo(wiring.services(), event.key)
-    app.log.info(json.dumps({"event": "indexed", "key": event.key, "status": image and image["status"]}))
+    logs.log_indexed(event.key, image, started, getattr(event.context, "aws_request_id", None))
 
 
 def _page(params: dict | None) -> tuple[int, str | None]:

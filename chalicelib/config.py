@@ -5,7 +5,7 @@ so nothing here runs at import time: wiring.py calls `Settings.from_env()`.
 """
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from chalicelib.errors import ConfigurationError
@@ -37,6 +37,11 @@ class Settings:
     quality_filter: str = "AUTO"
     max_faces: int = DEFAULT_MAX_FACES
     region: str | None = None
+    # Offline only (API Gateway checks keys on AWS). Left out of equality, so
+    # a key change never builds a second set of stores on one data folder,
+    # and out of repr, so the key never reaches a log.
+    api_key: str = field(default="", compare=False, repr=False)
+    cors_origins: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
@@ -70,6 +75,8 @@ class Settings:
             quality_filter=quality_filter,
             max_faces=_positive_int(env, "FACEPRINT_MAX_FACES", DEFAULT_MAX_FACES),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+            api_key=env.get("FACEPRINT_API_KEY", "").strip(),
+            cors_origins=_origins(env.get("FACEPRINT_CORS_ORIGINS", "")),
             **aws,
         )
 
@@ -85,3 +92,15 @@ def _positive_int(env, name: str, default: int) -> int:
     if value < 1:
         raise ConfigurationError(f"{name}={raw!r}: set it to a whole number of at least 1.")
     return value
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    """FACEPRINT_CORS_ORIGINS: comma-separated origins, each scheme://host[:port]."""
+    origins = tuple(origin.strip().rstrip("/") for origin in raw.split(",") if origin.strip())
+    for origin in origins:
+        if origin == "*" or "://" not in origin:
+            raise ConfigurationError(
+                f"FACEPRINT_CORS_ORIGINS has {origin!r}: list each allowed origin as scheme://host[:port], "
+                "comma-separated (no wildcard)."
+            )
+    return origins
