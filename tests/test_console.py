@@ -26,6 +26,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+API_KEY = "console-test-key"
 SCREENSHOTS = REPO / "artifacts" / "console"
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
@@ -128,7 +129,7 @@ class Console:
         self.page.on("pageerror", lambda error: self.problems.append(f"pageerror: {error}"))
         self.page.on("request", self._on_request)
         self.page.goto(server.url + "/")
-        expect(self.page.locator("#api-status")).to_contain_text("local stage")
+        expect(self.page.locator("#api-status")).not_to_be_empty()
 
     def _on_console(self, message) -> None:
         if message.type in ("error", "warning"):
@@ -202,6 +203,15 @@ def desktop(browser, server) -> Iterator[Console]:
 
 
 @pytest.fixture
+def locked_desktop(browser, tmp_path) -> Iterator[Console]:
+    """The console against a stage that wants an API key."""
+    with live_server(tmp_path / "data", env={"FACEPRINT_API_KEY": API_KEY}) as server:
+        console = Console(browser, server, DESKTOP, "desktop")
+        yield console
+        console.close()
+
+
+@pytest.fixture
 def phone(browser, server) -> Iterator[Console]:
     console = Console(browser, server, PHONE, "phone")
     yield console
@@ -223,10 +233,13 @@ def person_in(photo: str) -> str:
 
 
 @pytest.mark.slow
-def test_indexes_named_photos_and_finds_them_by_another_photo(desktop):
+def test_indexes_named_photos_and_finds_them_by_another_photo(locked_desktop):
+    desktop = locked_desktop
     page = desktop.page
-    page.get_by_label("API key").fill("test-key")
+    expect(page.locator("#api-status")).to_contain_text("Send the API key")
+    page.get_by_label("API key").fill(API_KEY)
     first_keyed = len(desktop.api_requests)
+    expect(page.locator("#api-status")).to_contain_text("local stage")
     desktop.index(INDEXED)
     for photo in INDEXED:
         person_in(photo)  # one person each
@@ -247,11 +260,15 @@ def test_indexes_named_photos_and_finds_them_by_another_photo(desktop):
     expect(query.locator(".box-label")).to_have_text(wanted[:1])
     desktop.screenshot("search")
 
-    assert page.evaluate("sessionStorage.getItem('faceprint.apiKey')") == "test-key"
+    assert page.evaluate("sessionStorage.getItem('faceprint.apiKey')") == API_KEY
     api_calls = desktop.api_requests[first_keyed:]
     assert any("/index/" in r.url for r in api_calls) and any("/search" in r.url for r in api_calls)
-    assert {r.url: r.headers.get("x-api-key") for r in api_calls if r.headers.get("x-api-key") != "test-key"} == {}
-    assert desktop.problems == []
+    assert {r.url: r.headers.get("x-api-key") for r in api_calls if r.headers.get("x-api-key") != API_KEY} == {}
+    page.reload()  # the key stays for the tab's session
+    expect(page.get_by_label("API key")).to_have_value(API_KEY)
+    expect(page.locator("#api-status")).to_contain_text("2 photos")
+    # Only the keyless /info on the first load was refused (and logged by the browser).
+    assert desktop.problems == ["error: Failed to load resource: the server responded with a status of 403 (Forbidden)"]
 
 
 @pytest.mark.slow
@@ -384,3 +401,19 @@ def test_works_at_phone_width_and_from_the_keyboard(phone):
     phone.assert_fits_the_width()
     phone.screenshot("browse-photo")
     assert phone.problems == []
+
+
+@pytest.mark.slow
+def test_a_bare_gateway_refusal_points_at_the_key_field(browser, server):
+    """On AWS, API Gateway itself refuses a keyless call with {"message": "Forbidden"}."""
+    context = browser.new_context(viewport=DESKTOP)
+    try:
+        page = context.new_page()
+        page.route(
+            re.compile(r"/info$"),
+            lambda route: route.fulfill(status=403, content_type="application/json", body='{"message": "Forbidden"}'),
+        )
+        page.goto(server.url + "/")
+        expect(page.locator("#api-status")).to_have_text("API: Forbidden (this stage needs the API key above)")
+    finally:
+        context.close()

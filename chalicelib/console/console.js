@@ -85,7 +85,8 @@
     } catch (_) {
       // Not JSON (a proxy's page): keep the status line.
     }
-    if (status === 403 && !apiKey()) message += " (this stage may need the API key above)";
+    // API Gateway's own refusal is a bare "Forbidden": say where the key goes.
+    if (status === 403 && !apiKey() && code === `HTTP ${status}`) message += " (this stage needs the API key above)";
     return new ApiError(message, status, code);
   }
 
