@@ -29,7 +29,9 @@ def main() -> None:
         console.index({"Keanu-Reeves.jpg": "Keanu Reeves", "Lawrence2.jpg": "Lawrence", "Avril-Lavigne.jpg": "Avril"})
         console.search("Keanu-Avril-Mike.jpg", every_face=True)
         # The page's CSP forbids inline style sheets; the CSS object model is fine.
-        console.page.evaluate("document.querySelectorAll('img[src^="blob:"]').forEach(i => { i.style.filter = 'blur(9px)'; })")
+        console.page.evaluate(
+            """document.querySelectorAll('img[src^="blob:"]').forEach(i => { i.style.filter = 'blur(14px)'; })"""
+        )
         console.page.wait_for_load_state("networkidle")
         OUT.parent.mkdir(exist_ok=True)
         console.page.screenshot(path=OUT, full_page=True)
