@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chalicelib.errors import ConfigurationError
+from chalicelib.limits import MAX_FACES
 
 ENGINES = ("local", "rekognition")
 QUALITY_FILTERS = ("NONE", "AUTO", "LOW", "MEDIUM", "HIGH")
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
-DEFAULT_MAX_FACES = 100
 # The AWS stage's resources: .chalice/config.json names them per stage and
 # scripts/aws_setup.py creates them from the same variables.
 AWS_RESOURCES = {
@@ -35,7 +35,7 @@ class Settings:
     faces_table: str = ""
     collection: str = ""
     quality_filter: str = "AUTO"
-    max_faces: int = DEFAULT_MAX_FACES
+    max_faces: int = MAX_FACES
     region: str | None = None
     # Offline only (API Gateway checks keys on AWS). Left out of equality, so
     # a key change never builds a second set of stores on one data folder,
@@ -73,7 +73,7 @@ class Settings:
             data_dir=Path(env.get("FACEPRINT_DATA_DIR") or DEFAULT_DATA_DIR),
             debug=env.get("FACEPRINT_DEBUG", "").lower() in ("1", "true", "yes"),
             quality_filter=quality_filter,
-            max_faces=_positive_int(env, "FACEPRINT_MAX_FACES", DEFAULT_MAX_FACES),
+            max_faces=_positive_int(env, "FACEPRINT_MAX_FACES", MAX_FACES),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
             api_key=env.get("FACEPRINT_API_KEY", "").strip(),
             cors_origins=_origins(env.get("FACEPRINT_CORS_ORIGINS", "")),
