@@ -196,3 +196,13 @@ def test_on_aws_check_repair_and_reindex_converge(aws_svc, tmp_path):
     assert maintenance.check(svc) == []
     assert svc.records.get_image("Jim-Carrey.jpg") is None
     assert len(svc.records.faces_of("Keanu-Avril-Mike.jpg")) == 3
+
+
+def test_reindex_moves_an_offline_archive_to_the_aws_wiring(svc, aws_svc, tmp_path):
+    target, resources = aws_svc
+    for name in NAMES:  # start the AWS archive empty
+        service.delete_image(target, name)
+    assert maintenance.reindex(target, tmp_path / "move.json", source=svc) == len(NAMES)
+    assert faces_by_image(target) == faces_by_image(svc)
+    assert maintenance.check(target) == []
+    assert sorted(o["Key"] for o in resources.s3.list_objects_v2(Bucket=resources.bucket)["Contents"]) == sorted(NAMES)
