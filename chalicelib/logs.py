@@ -57,7 +57,9 @@ def log_requests(event, get_response):
         _write(line)
         if event.path == INDEX_ROUTE and response is not None and isinstance(response.body, dict):
             image = response.body.get("image")
-            if image:  # offline, the photo is indexed before the reply
+            # Offline the photo is indexed before the reply; on AWS it is still
+            # pending here, and the S3 handler logs its line.
+            if image and image.get("status") != "pending":
                 log_indexed(image["key"], image, started, line["requestId"])
 
 
