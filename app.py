@@ -1,5 +1,6 @@
 """Faceprint's HTTP API and S3 event handler. Each view translates the
-request, calls one service function and returns; errors become JSON here."""
+request, calls one service function and returns; errors become JSON
+replies through chalicelib.replies."""
 
 import functools
 import logging
@@ -15,6 +16,7 @@ from chalicelib.images import body_bytes
 from chalicelib.keys import key_from_path, validate_key
 from chalicelib.metadata import metadata_from_headers
 from chalicelib.openapi import openapi
+from chalicelib.replies import error_reply
 from chalicelib.threadsafe import ThreadSafeChalice
 
 app = ThreadSafeChalice(app_name="faceprint")
@@ -32,18 +34,14 @@ app.api.binary_types.append("text/plain")
 
 
 def _json_errors(view):
-    """The one place where the project's exceptions become HTTP replies."""
+    """Every view's errors become JSON replies (chalicelib.replies)."""
 
     @functools.wraps(view)
     def guarded(*args, **kwargs):
         try:
             return view(*args, **kwargs)
-        except FaceprintError as e:
-            headers = {"Retry-After": str(e.retry_after_seconds)} if hasattr(e, "retry_after_seconds") else {}
-            return _error(e.status, e.code, e.message, headers)
-        except ConfigurationError as e:
-            app.log.error("configuration error: %s", e)
-            return _error(500, "InternalServerError", "The server is misconfigured; its log says what to set.")
+        except (FaceprintError, ConfigurationError) as e:
+            return error_reply(e)
 
     return guarded
 
@@ -59,10 +57,6 @@ def _chalice_errors_as_json(event, get_response):
             body["message"] += ". Send image/jpeg, image/png, application/octet-stream or text/plain (base64)."
         response.body = body
     return response
-
-
-def _error(status: int, code: str, message: str, headers: dict | None = None) -> Response:
-    return Response(body={"error": code, "message": message}, status_code=status, headers=headers or {})
 
 
 @app.route("/index/{filename}", methods=["PUT", "POST"], content_types=IMAGE_TYPES, api_key_required=True)

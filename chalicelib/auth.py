@@ -8,17 +8,12 @@ the page must load before it can ask for the key.
 """
 
 import hmac
-import logging
-
-from chalice import Response
 
 from chalicelib.config import Settings
-from chalicelib.errors import ConfigurationError
-
-log = logging.getLogger("faceprint")
+from chalicelib.errors import ConfigurationError, Forbidden
+from chalicelib.replies import error_reply
 
 OPEN_ROUTES = frozenset({"/", "/console/{name}", "/openapi.json"})
-FORBIDDEN = {"error": "Forbidden", "message": "Send the API key in the x-api-key header (FACEPRINT_API_KEY)."}
 
 
 def require_api_key(event, get_response):
@@ -26,13 +21,12 @@ def require_api_key(event, get_response):
     try:
         settings = Settings.from_env()
     except ConfigurationError as e:
-        log.error("configuration error: %s", e)
-        return _misconfigured()
+        return error_reply(e)
     if settings.engine != "local" or not settings.api_key or event.path in OPEN_ROUTES:
         return get_response(event)
     sent = event.headers.get("x-api-key") or ""
     if not hmac.compare_digest(sent.encode(), settings.api_key.encode()):
-        return Response(body=FORBIDDEN, status_code=403)
+        return error_reply(Forbidden("Send the API key in the x-api-key header (FACEPRINT_API_KEY)."))
     return get_response(event)
 
 
@@ -50,10 +44,3 @@ def allow_origins(event, get_response):
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Vary"] = "Origin"
     return response
-
-
-def _misconfigured() -> Response:
-    return Response(
-        body={"error": "InternalServerError", "message": "The server is misconfigured; its log says what to set."},
-        status_code=500,
-    )

@@ -9,6 +9,7 @@ from pathlib import Path
 from chalice import Blueprint, Response
 
 from chalicelib.errors import NotFound
+from chalicelib.replies import error_reply
 
 console = Blueprint(__name__)
 
@@ -47,10 +48,7 @@ def page():
 def static_file(name):
     path = _served_file(name)
     if path is None:
-        return Response(
-            body={"error": NotFound.code, "message": f"The console has no file named {name!r}."},
-            status_code=NotFound.status,
-        )
+        return error_reply(NotFound(f"The console has no file named {name!r}."))
     return _reply(path.read_text(encoding="utf-8"), path.suffix)
 
 

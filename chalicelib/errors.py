@@ -17,6 +17,10 @@ class BadRequest(FaceprintError):
     status, code = 400, "BadRequest"
 
 
+class Forbidden(FaceprintError):
+    status, code = 403, "Forbidden"
+
+
 class NotFound(FaceprintError):
     status, code = 404, "NotFound"
 
