@@ -56,10 +56,10 @@ check-browser:
 # the local stage unless STAGE is given (the AWS targets below default to dev).
 ARCHIVE_STAGE = $(if $(filter command line environment,$(origin STAGE)),$(STAGE),local)
 reindex: $(STAMP)
-	$(BIN)/python -m chalicelib.cli reindex --stage $(ARCHIVE_STAGE) $(if $(FROM_STAGE),--from-stage $(FROM_STAGE))
+	$(BIN)/python -m chalicelib.ops.cli reindex --stage $(ARCHIVE_STAGE) $(if $(FROM_STAGE),--from-stage $(FROM_STAGE))
 
 check-consistency: $(STAMP)
-	$(BIN)/python -m chalicelib.cli check --stage $(ARCHIVE_STAGE) $(if $(REPAIR),--repair)
+	$(BIN)/python -m chalicelib.ops.cli check --stage $(ARCHIVE_STAGE) $(if $(REPAIR),--repair)
 
 bench: $(STAMP) check-faces
 	$(BIN)/python scripts/bench.py

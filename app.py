@@ -1,6 +1,6 @@
 """Faceprint's HTTP API and S3 event handler. Each view translates the
 request, calls one service function and returns; errors become JSON
-replies through chalicelib.replies."""
+replies through chalicelib.api.replies."""
 
 import functools
 import logging
@@ -9,15 +9,17 @@ import time
 
 from chalice import Response
 
-from chalicelib import auth, limits, logs, service, wiring
-from chalicelib.console import console
-from chalicelib.errors import BadRequest, ConfigurationError, FaceprintError
-from chalicelib.images import body_bytes
-from chalicelib.keys import key_from_path, validate_key
-from chalicelib.metadata import metadata_from_headers
-from chalicelib.openapi import openapi
-from chalicelib.replies import error_reply
-from chalicelib.threadsafe import ThreadSafeChalice
+from chalicelib import wiring
+from chalicelib.api import api_key as auth
+from chalicelib.api.console import console
+from chalicelib.api.metadata import metadata_from_headers
+from chalicelib.api.openapi import openapi
+from chalicelib.api.replies import error_reply
+from chalicelib.api.threadsafe import ThreadSafeChalice
+from chalicelib.core import limits, logs, service
+from chalicelib.core.errors import BadRequest, ConfigurationError, FaceprintError
+from chalicelib.core.images import body_bytes
+from chalicelib.core.keys import key_from_path, validate_key
 
 app = ThreadSafeChalice(app_name="faceprint")
 app.log.setLevel(logging.INFO)
@@ -34,7 +36,7 @@ app.api.binary_types.append("text/plain")
 
 
 def _json_errors(view):
-    """Every view's errors become JSON replies (chalicelib.replies)."""
+    """Every view's errors become JSON replies (chalicelib.api.replies)."""
 
     @functools.wraps(view)
     def guarded(*args, **kwargs):

@@ -4,8 +4,8 @@ stage on first use (never at import), once per settings."""
 import atexit
 import threading
 
-from chalicelib.config import Settings
-from chalicelib.service import Services, index_stored_photo
+from chalicelib.core.config import Settings
+from chalicelib.core.service import Services, index_stored_photo
 
 _lock = threading.Lock()
 _built: dict[Settings, Services] = {}
@@ -36,10 +36,10 @@ def _build(settings: Settings) -> Services:
 
 def _build_aws(settings: Settings) -> Services:
     # Imported here: boto3 loads on the first request, never dlib or numpy.
-    from chalicelib import aws
-    from chalicelib.engines.rekognition import RekognitionEngine
-    from chalicelib.stores.dynamodb import DynamoRecordStore
-    from chalicelib.stores.s3 import S3PhotoStore
+    from chalicelib.aws import clients as aws
+    from chalicelib.aws.dynamodb import DynamoRecordStore
+    from chalicelib.aws.rekognition import RekognitionEngine
+    from chalicelib.aws.s3 import S3PhotoStore
 
     # The S3 event handler indexes stored photos: nothing to subscribe here.
     return Services(
@@ -65,10 +65,10 @@ def _build_aws(settings: Settings) -> Services:
 
 def _build_local(settings: Settings) -> Services:
     # Imported here: dlib and numpy load only in the embedded stage.
-    from chalicelib.engines.local import LocalEngine
-    from chalicelib.stores.database import Database
-    from chalicelib.stores.files import FilePhotoStore
-    from chalicelib.stores.sqlite import SqliteRecordStore
+    from chalicelib.embedded.database import Database
+    from chalicelib.embedded.engine import LocalEngine
+    from chalicelib.embedded.photos import FilePhotoStore
+    from chalicelib.embedded.records import SqliteRecordStore
 
     db = Database(settings.data_dir / "faceprint.db")
     photos = FilePhotoStore(settings.data_dir / "photos")
@@ -79,7 +79,7 @@ def _build_local(settings: Settings) -> Services:
 
 def _analyzer():
     """One model pool per process, whatever the data directory."""
-    from chalicelib.engines.dlib_faces import FaceAnalyzer
+    from chalicelib.embedded.analysis import FaceAnalyzer
 
     if not _analyzers:
         _analyzers.append(FaceAnalyzer())

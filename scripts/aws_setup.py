@@ -24,8 +24,8 @@ sys.path.insert(0, str(REPO))
 
 from botocore.exceptions import ClientError  # noqa: E402
 
-from chalicelib.config import Settings  # noqa: E402
-from chalicelib.errors import ConfigurationError  # noqa: E402
+from chalicelib.core.config import Settings  # noqa: E402
+from chalicelib.core.errors import ConfigurationError  # noqa: E402
 
 PLACEHOLDER = "change-me"
 Log = Callable[[str], None]

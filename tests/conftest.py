@@ -1,7 +1,7 @@
 import pytest
 
-from tests.photos import FACES_DIR
-from tests.stages import STAGES, serving
+from tests.support.photos import FACES_DIR
+from tests.support.stages import STAGES, serving
 
 
 def pytest_configure(config):

@@ -1,0 +1,1 @@
+"""The AWS wiring: Rekognition, DynamoDB and S3 through boto3."""

@@ -1,0 +1,107 @@
+"""boto3 clients, created on first use, and the one table that turns
+botocore error codes into the project's exceptions.
+
+Errors are matched by their code string, never by exception class:
+botocore's modelled exception classes belong to one client's session, so a
+table of classes built elsewhere silently never matches."""
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from chalicelib.core import errors
+
+# botocore retries throttling and 5xx itself first (standard mode: up to
+# MAX_ATTEMPTS with exponential backoff and jitter); only then does a
+# throttle reach the client as 503 + Retry-After.
+MAX_ATTEMPTS = 4
+_CONFIG = Config(retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS}, connect_timeout=5, read_timeout=20)
+
+_lock = threading.Lock()
+_clients: dict[tuple[str, str | None], object] = {}
+
+THROTTLED = frozenset(
+    {
+        "ThrottlingException",
+        "ProvisionedThroughputExceededException",
+        "LimitExceededException",
+        "RequestLimitExceeded",
+        "SlowDown",
+    }
+)
+MISSING_OR_FORBIDDEN = frozenset(
+    {
+        "ResourceNotFoundException",
+        "AccessDeniedException",
+        "AccessDenied",
+        "NoSuchBucket",
+        "UnrecognizedClientException",
+    }
+)
+_REJECTED_IMAGES = {
+    "InvalidImageFormatException": (
+        errors.UnsupportedMediaType,
+        "Rekognition cannot read this image format: send a JPEG or PNG.",
+    ),
+    "ImageTooLargeException": (
+        errors.PayloadTooLarge,
+        "The image is larger than Rekognition accepts (5 MB of bytes, 15 MB in S3).",
+    ),
+    "InvalidS3ObjectException": (
+        errors.InvalidImage,
+        "Rekognition could not read the stored photo from S3.",
+    ),
+    "InvalidParameterException": (
+        errors.InvalidImage,
+        "Rekognition refused the image",
+    ),
+}
+
+
+def client(service: str, region: str | None = None):
+    """One boto3 client per service and region per process (clients are
+    thread-safe); boto3 itself is imported only when the first one is made."""
+    key = (service, region)
+    with _lock:
+        if key not in _clients:
+            import boto3
+
+            _clients[key] = boto3.session.Session().client(service, region_name=region, config=_CONFIG)
+        return _clients[key]
+
+
+def error_code(error: ClientError) -> str:
+    return error.response.get("Error", {}).get("Code", "")
+
+
+def translate(error: ClientError, resource: str, stage: str) -> Exception:
+    """The project's exception for a botocore error; the ClientError itself
+    when its code means a bug rather than a state the caller can act on."""
+    code = error_code(error)
+    detail = error.response.get("Error", {}).get("Message", "")
+    if code in THROTTLED:
+        return errors.ServiceUnavailable(f"The service is busy ({code}); retry after a pause.")
+    if code in MISSING_OR_FORBIDDEN:
+        return errors.ConfigurationError(
+            f"{code} on {resource} in stage {stage!r}: create it with `make aws-setup STAGE={stage}` "
+            f"and check the stage's policy file grants access ({detail})."
+        )
+    if code in _REJECTED_IMAGES:
+        kind, message = _REJECTED_IMAGES[code]
+        return kind(f"{message} ({detail})." if detail else f"{message}.")
+    return error
+
+
+@contextmanager
+def translated(resource: str, stage: str) -> Iterator[None]:
+    """Run AWS calls on `resource`, raising the project's exceptions."""
+    try:
+        yield
+    except ClientError as e:
+        mapped = translate(e, resource, stage)
+        if mapped is e:
+            raise
+        raise mapped from e

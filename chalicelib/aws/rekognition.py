@@ -1,0 +1,191 @@
+"""The AWS engine: an Amazon Rekognition face collection.
+
+Photos are indexed from S3 (IndexFaces reads the object itself, up to
+15 MB); searches send the bytes, which Rekognition caps at 5 MB, so larger
+queries are scaled down and re-encoded with Pillow first.
+
+API calls per query photo: `search_faces_by_image` makes 1
+(SearchFacesByImage on the largest face); `search_all_faces_by_image` makes
+1 + N (one DetectFaces, then one SearchFacesByImage per face found, on a
+crop around that face, since SearchFacesByImage only ever searches the
+largest face of its image)."""
+
+import io
+
+from botocore.exceptions import ClientError
+from PIL import Image
+
+from chalicelib.aws import clients as aws
+from chalicelib.core.images import decode_rgb
+from chalicelib.core.limits import AWS_MAX_UPLOAD_BYTES
+from chalicelib.core.ports import FaceEngine, Page
+
+MAX_SEARCH_BYTES = 5 * 1024 * 1024  # Rekognition's limit for Image.Bytes
+MAX_DELETE_IDS = 4096  # DeleteFaces' FaceIds limit
+MAX_LIST_RESULTS = 4096  # ListFaces' MaxResults limit
+# Decoding and re-encoding: the longest side we ever send, the JPEG quality,
+# and how much each further attempt shrinks the image to fit 5 MB.
+_MAX_PIXELS = 16_000_000  # decoded at most, before fitting Rekognition's 5 MB
+_JPEG_QUALITY = 90
+_SHRINK = 0.75
+# A face crop keeps this share of the face's size as margin on every side,
+# and is at least Rekognition's minimum image side.
+_CROP_MARGIN = 0.4
+_MIN_CROP_SIDE = 240  # small faces are upscaled: Rekognition misses faces under ~40 px
+
+
+class RekognitionEngine(FaceEngine):
+    def __init__(
+        self,
+        client,
+        collection_id: str,
+        bucket: str,
+        quality_filter: str = "AUTO",
+        max_faces: int = 100,
+        stage: str = "",
+    ) -> None:
+        self._client = client
+        self._collection = collection_id
+        self._bucket = bucket
+        self._quality_filter = quality_filter
+        self._max_faces = max_faces
+        self._stage = stage
+        self._model: str | None = None
+        self._resource = f"Rekognition collection {collection_id!r} (photos in S3 bucket {bucket!r})"
+
+    def index_faces(self, key: str, external_image_id: str) -> dict:
+        with aws.translated(self._resource, self._stage):
+            response = self._client.index_faces(
+                CollectionId=self._collection,
+                Image={"S3Object": {"Bucket": self._bucket, "Name": key}},
+                ExternalImageId=external_image_id,
+                MaxFaces=self._max_faces,
+                QualityFilter=self._quality_filter,
+                DetectionAttributes=["DEFAULT"],
+            )
+        return {
+            "FaceRecords": response.get("FaceRecords", []),
+            "FaceModelVersion": response.get("FaceModelVersion", ""),
+            "UnindexedFaces": response.get("UnindexedFaces", []),
+        }
+
+    def search_faces_by_image(self, data: bytes, threshold: float, max_faces: int) -> dict:
+        return self._search(fit_for_rekognition(data), threshold, max_faces)
+
+    def search_all_faces_by_image(self, data: bytes, threshold: float, max_faces: int) -> list[dict]:
+        with aws.translated(self._resource, self._stage):
+            detected = self._client.detect_faces(Image={"Bytes": fit_for_rekognition(data)}, Attributes=["DEFAULT"])
+        details = sorted(detected.get("FaceDetails", []), key=_area, reverse=True)
+        if not details:
+            return []
+        image = decode_rgb(data, _MAX_PIXELS)
+        results = []
+        for detail in details:
+            found = self._search(_crop(image, detail["BoundingBox"]), threshold, max_faces)
+            # The crop's coordinates mean nothing to the caller: report the
+            # face where DetectFaces found it in the whole photo.
+            found["SearchedFaceBoundingBox"] = detail["BoundingBox"]
+            found["SearchedFaceConfidence"] = detail.get("Confidence", found.get("SearchedFaceConfidence", 0.0))
+            results.append(found)
+        return results
+
+    def delete_faces(self, face_ids: list[str]) -> None:
+        with aws.translated(self._resource, self._stage):
+            for start in range(0, len(face_ids), MAX_DELETE_IDS):
+                self._client.delete_faces(
+                    CollectionId=self._collection, FaceIds=face_ids[start : start + MAX_DELETE_IDS]
+                )
+
+    def list_faces(self, limit: int, token: str | None = None) -> Page:
+        request = {"CollectionId": self._collection, "MaxResults": max(1, min(limit, MAX_LIST_RESULTS))}
+        if token:
+            request["NextToken"] = token
+        with aws.translated(self._resource, self._stage):
+            response = self._client.list_faces(**request)
+        return Page(response.get("Faces", []), response.get("NextToken"))
+
+    def describe(self) -> dict:
+        with aws.translated(self._resource, self._stage):
+            response = self._client.describe_collection(CollectionId=self._collection)
+        self._model = response.get("FaceModelVersion", "")
+        return {
+            "engine": "rekognition",
+            "model": self._model,
+            "faces": response["FaceCount"],
+            "limits": {"maxUploadBytesThroughApi": AWS_MAX_UPLOAD_BYTES},
+        }
+
+    def _search(self, data: bytes, threshold: float, max_faces: int) -> dict:
+        with aws.translated(self._resource, self._stage):
+            try:
+                response = self._client.search_faces_by_image(
+                    CollectionId=self._collection,
+                    Image={"Bytes": data},
+                    FaceMatchThreshold=threshold,
+                    MaxFaces=max_faces,
+                )
+            except ClientError as e:
+                # The photo is valid (inspect_image checked it), so this code
+                # is Rekognition's "there are no faces in the image": the same
+                # empty result as offline.
+                if aws.error_code(e) != "InvalidParameterException":
+                    raise
+                return {"FaceMatches": [], "FaceModelVersion": self._model_version()}
+        result = {
+            "FaceMatches": response.get("FaceMatches", []),
+            "FaceModelVersion": response.get("FaceModelVersion", ""),
+        }
+        for name in ("SearchedFaceBoundingBox", "SearchedFaceConfidence"):
+            if name in response:
+                result[name] = response[name]
+        return result
+
+    def _model_version(self) -> str:
+        """A collection keeps the model it was created with: ask once."""
+        if self._model is None:
+            self._model = self.describe()["model"]
+        return self._model
+
+
+def fit_for_rekognition(data: bytes, limit: int = MAX_SEARCH_BYTES) -> bytes:
+    """The photo itself when it fits Rekognition's byte limit, else a JPEG
+    of it (upright, RGB) scaled down until it does."""
+    if len(data) <= limit:
+        return data
+    image = decode_rgb(data, _MAX_PIXELS)
+    while True:
+        encoded = _jpeg(image)
+        if len(encoded) <= limit or max(image.size) <= _MIN_CROP_SIDE:
+            return encoded
+        size = (max(1, int(image.width * _SHRINK)), max(1, int(image.height * _SHRINK)))
+        image = image.resize(size, Image.Resampling.LANCZOS)
+
+
+def _area(detail: dict) -> float:
+    box = detail["BoundingBox"]
+    return box.get("Width", 0.0) * box.get("Height", 0.0)
+
+
+def _crop(image: Image.Image, box: dict) -> bytes:
+    """The face in `box` (ratios of the upright photo) with a margin around
+    it, as a JPEG at least _MIN_CROP_SIDE pixels on each side."""
+    width, height = box["Width"] * image.width, box["Height"] * image.height
+    left, top = box["Left"] * image.width, box["Top"] * image.height
+    margin_x, margin_y = width * _CROP_MARGIN, height * _CROP_MARGIN
+    area = (
+        max(0, int(left - margin_x)),
+        max(0, int(top - margin_y)),
+        min(image.width, int(left + width + margin_x) + 1),
+        min(image.height, int(top + height + margin_y) + 1),
+    )
+    crop = image.crop(area)
+    if min(crop.size) < _MIN_CROP_SIDE:
+        scale = _MIN_CROP_SIDE / min(crop.size)
+        crop = crop.resize((round(crop.width * scale), round(crop.height * scale)), Image.Resampling.BICUBIC)
+    return fit_for_rekognition(_jpeg(crop))
+
+
+def _jpeg(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=_JPEG_QUALITY)
+    return out.getvalue()

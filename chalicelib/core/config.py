@@ -1,0 +1,106 @@
+"""Settings, read once per stage from the environment into a typed object.
+
+Chalice's test client sets a stage's environment only while a request runs,
+so nothing here runs at import time: wiring.py calls `Settings.from_env()`.
+"""
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chalicelib.core.errors import ConfigurationError
+from chalicelib.core.limits import MAX_FACES
+
+ENGINES = ("local", "rekognition")
+QUALITY_FILTERS = ("NONE", "AUTO", "LOW", "MEDIUM", "HIGH")
+DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+# The AWS stage's resources: .chalice/config.json names them per stage and
+# scripts/aws_setup.py creates them from the same variables.
+AWS_RESOURCES = {
+    "bucket": "FACEPRINT_BUCKET",
+    "images_table": "FACEPRINT_IMAGES_TABLE",
+    "faces_table": "FACEPRINT_FACES_TABLE",
+    "collection": "FACEPRINT_COLLECTION",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str
+    engine: str
+    data_dir: Path
+    debug: bool = False
+    bucket: str = ""
+    images_table: str = ""
+    faces_table: str = ""
+    collection: str = ""
+    quality_filter: str = "AUTO"
+    max_faces: int = MAX_FACES
+    region: str | None = None
+    # Offline only (API Gateway checks keys on AWS). Left out of equality, so
+    # a key change never builds a second set of stores on one data folder,
+    # and out of repr, so the key never reaches a log.
+    api_key: str = field(default="", compare=False, repr=False)
+    cors_origins: tuple[str, ...] = field(default=(), compare=False)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
+        env = os.environ if environ is None else environ
+        engine = env.get("FACEPRINT_ENGINE", "local")
+        stage = env.get("FACEPRINT_STAGE", "local")
+        if engine not in ENGINES:
+            raise ConfigurationError(f"FACEPRINT_ENGINE={engine!r}: set it to one of {', '.join(ENGINES)}.")
+        if engine == "local" and env.get("AWS_LAMBDA_FUNCTION_NAME"):
+            raise ConfigurationError(
+                f"Stage {stage!r} runs in Lambda with the embedded engine, which is not deployed there: "
+                "set FACEPRINT_ENGINE=rekognition in the stage's environment_variables (.chalice/config.json)."
+            )
+        aws = {name: env.get(var, "").strip() for name, var in AWS_RESOURCES.items()} if engine == "rekognition" else {}
+        missing = [AWS_RESOURCES[name] for name, value in aws.items() if not value]
+        if missing:
+            raise ConfigurationError(
+                f"Stage {stage!r} uses Rekognition but {', '.join(missing)} is not set: "
+                "name the stage's resources in its environment_variables (.chalice/config.json)."
+            )
+        quality_filter = env.get("FACEPRINT_QUALITY_FILTER", "AUTO").upper()
+        if quality_filter not in QUALITY_FILTERS:
+            raise ConfigurationError(
+                f"FACEPRINT_QUALITY_FILTER={quality_filter!r}: set it to one of {', '.join(QUALITY_FILTERS)}."
+            )
+        return cls(
+            stage=stage,
+            engine=engine,
+            data_dir=Path(env.get("FACEPRINT_DATA_DIR") or DEFAULT_DATA_DIR),
+            debug=env.get("FACEPRINT_DEBUG", "").lower() in ("1", "true", "yes"),
+            quality_filter=quality_filter,
+            max_faces=_positive_int(env, "FACEPRINT_MAX_FACES", MAX_FACES),
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+            api_key=env.get("FACEPRINT_API_KEY", "").strip(),
+            cors_origins=_origins(env.get("FACEPRINT_CORS_ORIGINS", "")),
+            **aws,
+        )
+
+
+def _positive_int(env, name: str, default: int) -> int:
+    raw = env.get(name, "")
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigurationError(f"{name}={raw!r}: set it to a whole number of at least 1.")
+    return value
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    """FACEPRINT_CORS_ORIGINS: comma-separated origins, each scheme://host[:port]."""
+    origins = tuple(origin.strip().rstrip("/") for origin in raw.split(",") if origin.strip())
+    for origin in origins:
+        if origin == "*" or "://" not in origin:
+            raise ConfigurationError(
+                f"FACEPRINT_CORS_ORIGINS has {origin!r}: list each allowed origin as scheme://host[:port], "
+                "comma-separated (no wildcard)."
+            )
+    return origins

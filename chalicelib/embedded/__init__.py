@@ -1,0 +1,1 @@
+"""The embedded wiring: dlib faces, SQLite records and plain files."""

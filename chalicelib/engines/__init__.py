@@ -1,1 +1,0 @@
-"""Face engines: each returns Rekognition-shaped records."""

@@ -1,0 +1,1 @@
+"""Operations: keeping a stage's archive consistent, and its command line."""

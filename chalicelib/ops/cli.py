@@ -1,0 +1,69 @@
+"""Maintenance commands for any stage:
+
+    python -m chalicelib.ops.cli check [--stage local] [--repair]
+    python -m chalicelib.ops.cli reindex [--stage local] [--from-stage STAGE]
+
+(`make check-consistency`, `make reindex`). A stage's settings come from
+.chalice/config.json; variables already set in the environment win.
+"""
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from chalicelib.core.config import Settings
+from chalicelib.ops import maintenance
+from chalicelib.wiring import services
+
+CONFIG = Path(__file__).resolve().parent.parent / ".chalice" / "config.json"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m chalicelib.ops.cli", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    check = commands.add_parser("check", help="compare photos, records and collection; report disagreements")
+    check.add_argument("--stage", default="local")
+    check.add_argument("--repair", action="store_true", help="fix every disagreement found")
+    reindex = commands.add_parser("reindex", help="rebuild the collection and the records from the stored photos")
+    reindex.add_argument("--stage", default="local")
+    reindex.add_argument("--from-stage", help="copy the photos of this stage in first (move between engines)")
+    args = parser.parse_args(argv)
+
+    svc = services(stage_settings(args.stage))
+    if args.command == "check":
+        found = maintenance.check(svc)
+        for disagreement in found:
+            print(disagreement)
+        print(f"{len(found)} disagreement(s) in stage {args.stage!r}")
+        if found and args.repair:
+            maintenance.repair(svc, found)
+            left = maintenance.check(svc)
+            print(f"repaired; {len(left)} left")
+            return 1 if left else 0
+        return 1 if found else 0
+    source = services(stage_settings(args.from_stage)) if args.from_stage else None
+    progress = svc.settings.data_dir / f"reindex-{args.stage}.progress.json"
+    count = maintenance.reindex(svc, progress, source, on_photo=_progress_bar)
+    print(f"\nreindexed {count} photo(s) in stage {args.stage!r}")
+    return 0
+
+
+def stage_settings(stage: str) -> Settings:
+    config = json.loads(CONFIG.read_text())
+    if stage not in config["stages"]:
+        raise SystemExit(f"No stage {stage!r} in {CONFIG}: one of {', '.join(config['stages'])}.")
+    env = {**config.get("environment_variables", {}), **config["stages"][stage].get("environment_variables", {})}
+    return Settings.from_env({**env, **os.environ, "FACEPRINT_STAGE": stage})
+
+
+def _progress_bar(done: int, total: int, key: str) -> None:
+    width = 30
+    filled = width * done // max(total, 1)
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {key[:40]:40s}")
+    sys.stderr.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,1 +1,0 @@
-"""Record and photo stores."""

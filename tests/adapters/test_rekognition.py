@@ -1,0 +1,231 @@
+"""The Rekognition engine against botocore's Stubber: every request and
+reply is checked against the real Rekognition service model."""
+
+import io
+import random
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+from PIL import Image
+
+from chalicelib.aws.rekognition import MAX_DELETE_IDS, MAX_SEARCH_BYTES, RekognitionEngine, fit_for_rekognition
+from chalicelib.core import errors
+from tests.support.photos import photo
+
+MODEL = "7.0"
+BOX = {"Width": 0.2, "Height": 0.3, "Left": 0.1, "Top": 0.1}
+
+
+@pytest.fixture
+def client():
+    rekognition = boto3.client(
+        "rekognition", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+    with Stubber(rekognition) as stub:
+        rekognition.stub = stub
+        yield rekognition
+        stub.assert_no_pending_responses()
+
+
+@pytest.fixture
+def engine(client):
+    return RekognitionEngine(client, "faces-test", "photos-test", quality_filter="HIGH", max_faces=7, stage="test")
+
+
+def _sent(client, operation: str) -> list[dict]:
+    """The parameters of every `operation` call the client makes."""
+    seen = []
+    client.meta.events.register(
+        f"provide-client-params.rekognition.{operation}", lambda params, **_: seen.append(params)
+    )
+    return seen
+
+
+def _face(face_id: str = "11111111-1111-1111-1111-111111111111") -> dict:
+    return {
+        "FaceId": face_id,
+        "BoundingBox": BOX,
+        "ImageId": "22222222-2222-2222-2222-222222222222",
+        "Confidence": 99.5,
+    }
+
+
+def _noise_png(side: int) -> bytes:
+    rng = random.Random(7)
+    image = Image.frombytes("RGB", (side, side), bytes(rng.getrandbits(8) for _ in range(side * side * 3)))
+    out = io.BytesIO()
+    image.save(out, format="PNG", compress_level=1)
+    return out.getvalue()
+
+
+def test_index_faces_reads_the_s3_object_with_the_stage_settings(client, engine):
+    client.stub.add_response(
+        "index_faces",
+        {"FaceRecords": [{"Face": _face(), "FaceDetail": {"BoundingBox": BOX}}], "FaceModelVersion": MODEL},
+        {
+            "CollectionId": "faces-test",
+            "Image": {"S3Object": {"Bucket": "photos-test", "Name": "a b/é.jpg"}},
+            "ExternalImageId": "b64:YSBiL8OpLmpwZw",
+            "MaxFaces": 7,
+            "QualityFilter": "HIGH",
+            "DetectionAttributes": ["DEFAULT"],
+        },
+    )
+    result = engine.index_faces("a b/é.jpg", "b64:YSBiL8OpLmpwZw")
+    assert result == {
+        "FaceRecords": [{"Face": _face(), "FaceDetail": {"BoundingBox": BOX}}],
+        "FaceModelVersion": MODEL,
+        "UnindexedFaces": [],
+    }
+
+
+def test_search_passes_threshold_and_max_and_returns_the_matches(client, engine):
+    match = {"Similarity": 97.0, "Face": _face()}
+    client.stub.add_response(
+        "search_faces_by_image",
+        {
+            "SearchedFaceBoundingBox": BOX,
+            "SearchedFaceConfidence": 99.0,
+            "FaceMatches": [match],
+            "FaceModelVersion": MODEL,
+        },
+        {
+            "CollectionId": "faces-test",
+            "Image": {"Bytes": b"\xff\xd8\xffdata"},
+            "FaceMatchThreshold": 85.5,
+            "MaxFaces": 3,
+        },
+    )
+    result = engine.search_faces_by_image(b"\xff\xd8\xffdata", 85.5, 3)
+    assert result["FaceMatches"] == [match]
+    assert result["SearchedFaceBoundingBox"] == BOX
+
+
+def test_no_face_in_the_query_is_an_empty_result_with_the_collection_model(client, engine):
+    client.stub.add_client_error(
+        "search_faces_by_image", "InvalidParameterException", "There are no faces in the image. Should be at least 1."
+    )
+    client.stub.add_response("describe_collection", {"FaceCount": 3, "FaceModelVersion": MODEL})
+    client.stub.add_client_error("search_faces_by_image", "InvalidParameterException", "no faces")
+    assert engine.search_faces_by_image(b"\xff\xd8\xff", 80.0, 10) == {"FaceMatches": [], "FaceModelVersion": MODEL}
+    # The model version is asked once: a second empty search makes one call.
+    assert engine.search_faces_by_image(b"\xff\xd8\xff", 80.0, 10) == {"FaceMatches": [], "FaceModelVersion": MODEL}
+
+
+@pytest.mark.parametrize(
+    "code, expected",
+    [
+        ("ThrottlingException", errors.ServiceUnavailable),
+        ("ProvisionedThroughputExceededException", errors.ServiceUnavailable),
+        ("LimitExceededException", errors.ServiceUnavailable),
+        ("InvalidImageFormatException", errors.UnsupportedMediaType),
+        ("ImageTooLargeException", errors.PayloadTooLarge),
+        ("InvalidS3ObjectException", errors.InvalidImage),
+    ],
+)
+def test_rekognition_errors_become_the_api_errors(client, engine, code, expected):
+    client.stub.add_client_error("index_faces", code, "nope")
+    with pytest.raises(expected) as raised:
+        engine.index_faces("k.jpg", "k.jpg")
+    assert raised.value.__cause__.response["Error"]["Code"] == code
+
+
+def test_throttling_is_a_503_with_retry_after():
+    assert errors.ServiceUnavailable.status == 503
+    assert errors.ServiceUnavailable.retry_after_seconds >= 1
+
+
+@pytest.mark.parametrize("code", ["ResourceNotFoundException", "AccessDeniedException"])
+def test_a_missing_or_forbidden_collection_names_it_and_the_stage(client, engine, code):
+    client.stub.add_client_error("describe_collection", code, "gone")
+    with pytest.raises(errors.ConfigurationError) as raised:
+        engine.describe()
+    assert "'faces-test'" in str(raised.value)
+    assert "'test'" in str(raised.value)
+
+
+def test_an_unexpected_error_code_is_not_disguised(client, engine):
+    client.stub.add_client_error("describe_collection", "InternalServerError", "boom", http_status_code=500)
+    with pytest.raises(Exception) as raised:
+        engine.describe()
+    assert not isinstance(raised.value, errors.FaceprintError | errors.ConfigurationError)
+
+
+def test_a_query_over_five_megabytes_is_scaled_down_to_fit(client, engine):
+    big = _noise_png(1500)
+    assert len(big) > MAX_SEARCH_BYTES
+    sent = _sent(client, "SearchFacesByImage")
+    client.stub.add_response("search_faces_by_image", {"FaceMatches": [], "FaceModelVersion": MODEL})
+    engine.search_faces_by_image(big, 80.0, 10)
+    data = sent[0]["Image"]["Bytes"]
+    assert len(data) <= MAX_SEARCH_BYTES
+    assert Image.open(io.BytesIO(data)).format == "JPEG"
+
+
+def test_a_query_within_the_limit_is_sent_untouched():
+    data = photo("Keanu-Reeves.jpg")
+    assert fit_for_rekognition(data) is data
+
+
+def test_delete_faces_goes_in_batches_of_4096(client, engine):
+    ids = [f"{i:08d}-0000-0000-0000-000000000000" for i in range(MAX_DELETE_IDS + 904)]
+    client.stub.add_response(
+        "delete_faces", {"DeletedFaces": ids[:MAX_DELETE_IDS]}, {"CollectionId": "faces-test", "FaceIds": ids[:4096]}
+    )
+    client.stub.add_response(
+        "delete_faces", {"DeletedFaces": ids[MAX_DELETE_IDS:]}, {"CollectionId": "faces-test", "FaceIds": ids[4096:]}
+    )
+    engine.delete_faces(ids)
+
+
+def test_deleting_no_faces_calls_nothing(engine):
+    engine.delete_faces([])
+
+
+def test_search_all_faces_detects_once_then_searches_each_face_largest_first(client, engine):
+    small = {"Width": 0.1, "Height": 0.1, "Left": 0.7, "Top": 0.2}
+    large = {"Width": 0.25, "Height": 0.3, "Left": 0.2, "Top": 0.2}
+    client.stub.add_response(
+        "detect_faces",
+        {"FaceDetails": [{"BoundingBox": small, "Confidence": 90.0}, {"BoundingBox": large, "Confidence": 99.0}]},
+    )
+    match = {"Similarity": 99.0, "Face": _face()}
+    client.stub.add_response(
+        "search_faces_by_image",
+        {"SearchedFaceBoundingBox": BOX, "FaceMatches": [match], "FaceModelVersion": MODEL},
+        {"CollectionId": "faces-test", "Image": {"Bytes": ANY}, "FaceMatchThreshold": 80.0, "MaxFaces": 5},
+    )
+    client.stub.add_client_error("search_faces_by_image", "InvalidParameterException", "no faces")
+    client.stub.add_response("describe_collection", {"FaceCount": 1, "FaceModelVersion": MODEL})
+    results = engine.search_all_faces_by_image(photo("Keanu-Reeves.jpg"), 80.0, 5)
+    assert [r["SearchedFaceBoundingBox"] for r in results] == [large, small]
+    assert results[0]["FaceMatches"] == [match]
+    assert results[1]["FaceMatches"] == []
+    assert results[1]["SearchedFaceConfidence"] == 90.0
+
+
+def test_search_all_faces_of_a_photo_without_faces_is_empty(client, engine):
+    client.stub.add_response("detect_faces", {"FaceDetails": []})
+    assert engine.search_all_faces_by_image(photo("Keanu-Reeves.jpg"), 80.0, 5) == []
+
+
+def test_list_faces_pages_with_the_collection_token(client, engine):
+    client.stub.add_response(
+        "list_faces",
+        {"Faces": [_face()], "NextToken": "t2", "FaceModelVersion": MODEL},
+        {"CollectionId": "faces-test", "MaxResults": 1, "NextToken": "t1"},
+    )
+    page = engine.list_faces(1, "t1")
+    assert page.items == [_face()]
+    assert page.next == "t2"
+
+
+def test_describe_reports_the_collection(client, engine):
+    client.stub.add_response("describe_collection", {"FaceCount": 42, "FaceModelVersion": MODEL})
+    assert engine.describe() == {
+        "engine": "rekognition",
+        "model": MODEL,
+        "faces": 42,
+        "limits": {"maxUploadBytesThroughApi": 4_400_000},
+    }

@@ -1,0 +1,211 @@
+"""The HTTP contract: bodies, keys, metadata, replacement and every error."""
+
+import base64
+
+import pytest
+
+from tests.support import imagegen
+from tests.support.calls import put_photo, search_photo
+from tests.support.photos import photo
+
+KEANU = photo("Keanu-Reeves.jpg")
+
+
+def assert_error(reply, status: int, code: str) -> None:
+    assert reply.status_code == status, reply.body
+    assert reply.json_body["error"] == code
+    assert reply.json_body["message"]
+    assert "Traceback" not in reply.body.decode()
+
+
+def test_base64_text_indexes_like_the_raw_photo(client):
+    raw = put_photo(client, "raw.jpg", KEANU).json_body
+    text = put_photo(client, "text.jpg", base64.b64encode(KEANU), "text/plain").json_body
+    assert [f["BoundingBox"] for f in text["faces"]] == [f["BoundingBox"] for f in raw["faces"]]
+    assert text["image"]["etag"] == raw["image"]["etag"]
+
+
+def test_base64_with_line_breaks_and_a_data_url_prefix_is_accepted(client):
+    wrapped = base64.encodebytes(KEANU)  # 76-column lines, as some scripts send
+    assert put_photo(client, "wrapped.jpg", wrapped, "text/plain").status_code == 201
+    data_url = b"data:image/jpeg;base64," + base64.b64encode(KEANU)
+    assert put_photo(client, "data-url.jpg", data_url, "text/plain").status_code == 201
+
+
+@pytest.mark.parametrize("content_type", ["image/png", "application/octet-stream"])
+def test_other_declared_types_are_accepted_by_content(client, content_type):
+    reply = put_photo(client, "k.jpg", KEANU, content_type)
+    assert reply.status_code == 201
+    assert reply.json_body["image"]["contentType"] == "image/jpeg"
+
+
+def test_post_indexes_like_put(client):
+    reply = client.http.post("/index/k.jpg", body=KEANU, headers={"Content-Type": "image/jpeg"})
+    assert reply.status_code == 201 and len(reply.json_body["faces"]) == 1
+
+
+def test_put_search_works_like_post(client):
+    put_photo(client, "k.jpg", KEANU)
+    reply = client.http.put("/search", body=KEANU, headers={"Content-Type": "image/jpeg"})
+    assert reply.status_code == 200 and reply.json_body["matchedFaces"] == ["K"]
+
+
+def test_putting_a_name_again_replaces_its_photo_and_faces(client):
+    put_photo(client, "who.jpg", KEANU)
+    reply = put_photo(client, "who.jpg", photo("Keanu-Avril-Mike.jpg"))
+    assert len(reply.json_body["faces"]) == 3
+    again = put_photo(client, "who.jpg", photo("Keanu-Avril-Mike.jpg"))
+    assert {f["FaceId"] for f in again.json_body["faces"]} == {f["FaceId"] for f in reply.json_body["faces"]}
+    info = client.http.get("/info").json_body
+    assert (info["images"], info["faces"]) == (1, 3)
+    replaced = put_photo(client, "who.jpg", photo("Jim-Carrey.jpg"))
+    assert len(replaced.json_body["faces"]) == 1
+    assert search_photo(client, photo("Avril-Lavigne.jpg")).json_body["matches"] == []
+    assert client.http.get("/info").json_body["faces"] == 1
+
+
+def test_keys_with_spaces_and_unicode_round_trip(client):
+    reply = put_photo(client, "my%20photo%20%C3%A9t%C3%A9%20%F0%9F%98%80.jpg", KEANU)
+    assert reply.status_code == 201
+    assert reply.json_body["image"]["key"] == "my photo été 😀.jpg"
+    got = client.http.get("/images/my%20photo%20%C3%A9t%C3%A9%20%F0%9F%98%80.jpg")
+    assert got.status_code == 200
+    match = search_photo(client, KEANU).json_body["matches"][0]
+    assert match["imageKey"] == "my photo été 😀.jpg" and match["label"] == "My photo été 😀"
+
+
+def test_name_metadata_labels_the_match(client):
+    reply = put_photo(client, "k1.jpg", KEANU, **{"x-amz-meta-name": "Keanu Reeves", "x-amz-meta-Source": "film"})
+    assert reply.json_body["image"]["metadata"] == {"name": "Keanu Reeves", "source": "film"}
+    body = search_photo(client, photo("Keanu-Avril-Mike.jpg")).json_body
+    assert body["matchedFaces"] == ["Keanu Reeves"]
+    assert body["matches"][0]["metadata"] == {"name": "Keanu Reeves", "source": "film"}
+
+
+@pytest.mark.parametrize(
+    "name, make",
+    [
+        ("rgba.png", lambda: imagegen.encode(imagegen.shared("Lawrence2.jpg").convert("RGBA"))),
+        ("palette.png", lambda: imagegen.encode(imagegen.shared("Lawrence2.jpg").convert("P"))),
+        ("gray.png", lambda: imagegen.encode(imagegen.shared("Lawrence2.jpg").convert("L"))),
+        ("gray16.png", lambda: imagegen.png_16bit_gray("Lawrence2.jpg")),
+        ("exif6.jpg", lambda: imagegen.with_exif_orientation("Lawrence2.jpg", 6)),
+        ("exif8.jpg", lambda: imagegen.with_exif_orientation("Lawrence2.jpg", 8)),
+        ("exif3.jpg", lambda: imagegen.with_exif_orientation("Lawrence2.jpg", 3)),
+    ],
+)
+def test_every_png_mode_and_exif_orientation_finds_the_face(client, name, make):
+    put_photo(client, "original.jpg", photo("Lawrence2.jpg"))
+    reply = put_photo(client, name, make(), "image/png" if name.endswith("png") else "image/jpeg")
+    assert reply.status_code == 201
+    (face,) = reply.json_body["faces"]
+    original = client.http.get("/images/original.jpg").json_body["faces"][0]
+    for side in ("Left", "Top", "Width", "Height"):  # the box lands where it is on the upright photo
+        assert face["BoundingBox"][side] == pytest.approx(original["BoundingBox"][side], abs=0.06)
+    assert search_photo(client, make(), "?max=5").json_body["matches"][0]["Similarity"] > 90
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/index/..",
+        "/index/%2E%2E",
+        "/index/..%2Fetc%2Fpasswd",
+        "/index/a%5Cb.jpg",
+        "/index/line%0Abreak.jpg",
+        "/index/tab%09.jpg",
+        "/index/%FF%FE.jpg",
+        "/index/" + "a" * 252 + ".jpg",
+        "/index/" + "%C3%A9" * 128,
+    ],
+)
+def test_bad_filenames_are_400(client, api, path):
+    reply = client.http.put(path, body=KEANU, headers={"Content-Type": "image/jpeg"})
+    assert_error(reply, 400, "BadRequest")
+    assert api.stored() == []
+
+
+def test_a_255_byte_name_is_fine(client):
+    assert put_photo(client, "a" * 251 + ".jpg", KEANU).status_code == 201
+
+
+@pytest.mark.parametrize(
+    "body, content_type, status, code",
+    [
+        (b"", "image/jpeg", 400, "InvalidImage"),
+        (b"GIF89a" + b"\0" * 100, "image/jpeg", 415, "UnsupportedMediaType"),
+        (
+            imagegen.encode(imagegen.shared("Lawrence2.jpg"), "GIF"),
+            "application/octet-stream",
+            415,
+            "UnsupportedMediaType",
+        ),
+        (
+            imagegen.encode(imagegen.shared("Lawrence2.jpg"), "WEBP"),
+            "application/octet-stream",
+            415,
+            "UnsupportedMediaType",
+        ),
+        (b"not base64 at all!", "text/plain", 415, "UnsupportedMediaType"),
+        (base64.b64encode(b"GIF89a" + b"\0" * 10), "text/plain", 415, "UnsupportedMediaType"),
+        (KEANU[: len(KEANU) // 2], "image/jpeg", 400, "InvalidImage"),
+        (b"\xff\xd8\xff" + b"\0" * 500, "image/jpeg", 400, "InvalidImage"),
+        (imagegen.png_header_only(10_000, 10_000), "image/png", 413, "PayloadTooLarge"),
+        (imagegen.png_header_only(60_000, 60_000), "image/png", 413, "PayloadTooLarge"),
+        (KEANU + b"\0" * (15 * 1024 * 1024), "image/jpeg", 413, "PayloadTooLarge"),
+    ],
+    ids=[
+        "empty",
+        "gif-magic",
+        "gif",
+        "webp",
+        "text",
+        "base64-gif",
+        "truncated",
+        "garbage-jpeg",
+        "100mp-header",
+        "3600mp-header",
+        "over-15mb",
+    ],
+)
+def test_bad_photos_get_clear_errors_and_store_nothing(client, api, body, content_type, status, code):
+    assert_error(put_photo(client, "bad.jpg", body, content_type), status, code)
+    assert_error(search_photo(client, body, content_type=content_type), status, code)
+    assert client.http.get("/images/bad.jpg").status_code == 404
+    assert api.stored() == []
+
+
+def test_an_unaccepted_content_type_is_415_json(client, api):
+    reply = client.http.put("/index/k.json", body=b"{}", headers={"Content-Type": "application/json"})
+    assert_error(reply, 415, "UnsupportedMediaType")
+    assert_error(search_photo(client, KEANU, content_type="image/gif"), 415, "UnsupportedMediaType")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"x-amz-meta-name": "Zoë"},
+        {"x-amz-meta-note": "x" * 2100},
+        {f"x-amz-meta-k{i}": "v" * 100 for i in range(25)},
+    ],
+    ids=["non-ascii", "one-too-long", "too-many"],
+)
+def test_bad_metadata_is_400_and_stores_nothing(client, api, headers):
+    assert_error(put_photo(client, "k.jpg", KEANU, **headers), 400, "BadRequest")
+    assert api.stored() == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["?threshold=abc", "?threshold=101", "?threshold=-1", "?threshold=nan", "?max=0", "?max=1.5", "?max=100000"],
+)
+def test_bad_search_parameters_are_400(client, query):
+    assert_error(search_photo(client, KEANU, query), 400, "BadRequest")
+
+
+def test_unknown_images_are_404(client):
+    assert_error(client.http.get("/images/nobody.jpg"), 404, "NotFound")
+
+
+def test_a_wrong_method_is_405_json(client):
+    assert_error(client.http.delete("/info"), 405, "MethodNotAllowedError")

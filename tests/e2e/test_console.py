@@ -1,0 +1,419 @@
+"""The web console at `/`: its static routes through the test client, and
+the page itself in Debian's Chromium (driven by Playwright) against a real
+`chalice local`, indexing, searching and browsing the shared photos.
+Screenshots of each view land in artifacts/console/ (git-ignored)."""
+
+import base64
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
+
+from app import app
+from tests.support import photos
+from tests.support.live_server import Server, live_server
+from tests.support.photos import FACES_DIR, REPO, people
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's; the Makefile's check-browser installs it
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+API_KEY = "console-test-key"
+SCREENSHOTS = REPO / "artifacts" / "console"
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+# Two single-person photos to index, under names; a third photo of one of them to search with.
+INDEXED = {"Lawrence2.jpg": "Lawrence", "Keanu-Reeves.jpg": "Keanu Reeves"}
+QUERY = "Lawrence3.jpg"
+GROUP = "Keanu-Avril-Lawrence.jpg"
+
+expect.set_options(timeout=60_000)
+
+
+# ---------- The routes ----------
+
+
+def test_the_page_is_served_at_the_root_with_its_base_path(client):
+    reply = client.http.get("/")
+    assert reply.status_code == 200
+    assert reply.headers["Content-Type"] == "text/html; charset=utf-8"
+    page = reply.body.decode()
+    assert '<base href="/">' in page
+    assert 'src="console/console.js"' in page
+    assert "Content-Security-Policy" in reply.headers
+
+
+@pytest.mark.parametrize(
+    ("path", "base"),
+    [("/api", "/api/"), ("/api/", "/api/"), ('/x"><script>/', "/x&quot;&gt;&lt;script&gt;/")],
+)
+def test_under_a_stage_prefix_the_page_resolves_its_urls_below_it(path, base):
+    """API Gateway serves the root of stage `api` at /api/: the page's
+    relative URLs (console files and API calls) must stay under it."""
+    event = {
+        "requestContext": {"httpMethod": "GET", "resourcePath": "/", "path": path, "stage": "api"},
+        "headers": {"accept": "text/html"},
+        "pathParameters": None,
+        "multiValueQueryStringParameters": None,
+        "stageVariables": None,
+        "body": None,
+        "isBase64Encoded": False,
+    }
+    reply = app(event, None)
+    assert reply["statusCode"] == 200
+    assert f'<base href="{base}">' in reply["body"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type"),
+    [
+        ("console.js", "text/javascript; charset=utf-8"),
+        ("console.css", "text/css; charset=utf-8"),
+        ("icon.svg", "image/svg+xml"),
+    ],
+)
+def test_each_console_file_is_served_with_its_type(client, name, content_type):
+    reply = client.http.get(f"/console/{name}")
+    assert reply.status_code == 200
+    assert reply.headers["Content-Type"] == content_type
+    assert reply.body == (REPO / "chalicelib" / "api" / "console" / name).read_bytes()
+
+
+@pytest.mark.parametrize(
+    "name", ["nothing.js", "index.html", "..%2F..%2Fapp.py", "..%2Fconsole.py", "%2Fetc%2Fpasswd", "console.JS"]
+)
+def test_an_unknown_or_outside_file_is_a_json_404(client, name):
+    reply = client.http.get(f"/console/{name}")
+    assert reply.status_code == 404
+    assert reply.json_body["error"] == "NotFound"
+    assert "no file named" in reply.json_body["message"]
+
+
+# ---------- The page in a browser ----------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def server(tmp_path) -> Iterator[Server]:
+    with live_server(tmp_path / "data") as server:
+        yield server
+
+
+class Console:
+    """The page, with what it logged and the API requests it made."""
+
+    def __init__(self, browser: Browser, server: Server, viewport: dict, label: str) -> None:
+        self.server = server
+        self.label = label
+        self.context = browser.new_context(viewport=viewport)
+        self.page: Page = self.context.new_page()
+        self.problems: list[str] = []
+        self.api_requests: list[Request] = []
+        self.page.on("console", self._on_console)
+        self.page.on("pageerror", lambda error: self.problems.append(f"pageerror: {error}"))
+        self.page.on("request", self._on_request)
+        self.page.goto(server.url + "/")
+        expect(self.page.locator("#api-status")).not_to_be_empty()
+
+    def _on_console(self, message) -> None:
+        if message.type in ("error", "warning"):
+            self.problems.append(f"{message.type}: {message.text}")
+
+    def _on_request(self, request: Request) -> None:
+        if request.resource_type in ("fetch", "xhr"):
+            self.api_requests.append(request)
+
+    def tab(self, name: str) -> None:
+        self.page.get_by_role("tab", name=name).click()
+        expect(self.page.locator(f"#view-{name.lower()}")).to_be_visible()
+
+    def index(self, names: dict[str, str]) -> None:
+        self.tab("Index")
+        self.page.set_input_files("#index-files", [FACES_DIR / photo for photo in names])
+        for photo, name in names.items():
+            self.item(photo).get_by_label("Name (optional)").fill(name)
+        self.page.get_by_role("button", name=re.compile(r"^Index \d+ photos?$")).click()
+        expect(self.page.locator("#index-submit")).to_have_text("All indexed")
+
+    def item(self, photo: str):
+        return self.page.locator(f'.file-item[data-file="{photo}"]')
+
+    def search(self, photo: str, every_face: bool = False, dropped: bool = False) -> None:
+        self.tab("Search")
+        toggle = self.page.get_by_label("Every face")
+        if toggle.is_checked() != every_face:
+            toggle.set_checked(every_face)
+        if dropped:
+            self.drop("search-drop", photo)
+        else:
+            self.page.set_input_files("#search-file", FACES_DIR / photo)
+        expect(self.page.locator(".search-query .file-status")).to_contain_text(re.compile(f"{photo}: .* searched"))
+
+    def drop(self, zone: str, name: str) -> None:
+        """Drag a shared photo onto a drop zone, as from a file manager."""
+        self.page.evaluate(
+            """([zone, name, data]) => {
+                const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+                const transfer = new DataTransfer();
+                transfer.items.add(new File([bytes], name, { type: "image/jpeg" }));
+                for (const type of ["dragenter", "dragover", "drop"]) {
+                    const event = new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: transfer });
+                    document.getElementById(zone).dispatchEvent(event);
+                }
+            }""",
+            [zone, name, base64.b64encode(photos.photo(name)).decode("ascii")],
+        )
+
+    def screenshot(self, view: str) -> Path:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{view}-{self.label}.png"
+        self.page.wait_for_load_state("networkidle")
+        self.page.screenshot(path=path, full_page=True)
+        return path
+
+    def assert_fits_the_width(self) -> None:
+        overflow = self.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"the page is {overflow} px wider than the {self.label} screen"
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def desktop(browser, server) -> Iterator[Console]:
+    console = Console(browser, server, DESKTOP, "desktop")
+    yield console
+    console.close()
+
+
+@pytest.fixture
+def locked_desktop(browser, tmp_path) -> Iterator[Console]:
+    """The console against a stage that wants an API key."""
+    with live_server(tmp_path / "data", env={"FACEPRINT_API_KEY": API_KEY}) as server:
+        console = Console(browser, server, DESKTOP, "desktop")
+        yield console
+        console.close()
+
+
+@pytest.fixture
+def phone(browser, server) -> Iterator[Console]:
+    console = Console(browser, server, PHONE, "phone")
+    yield console
+    console.close()
+
+
+def boxes(scope) -> int:
+    return scope.locator(".box").count()
+
+
+def assert_image_shown(img) -> None:
+    expect(img).to_have_attribute("src", re.compile(r"^blob:"))
+    assert img.evaluate("img => img.decode().then(() => img.naturalWidth)") > 0
+
+
+def person_in(photo: str) -> str:
+    (person,) = people()[photo]
+    return person
+
+
+@pytest.mark.slow
+def test_indexes_named_photos_and_finds_them_by_another_photo(locked_desktop):
+    desktop = locked_desktop
+    page = desktop.page
+    expect(page.locator("#api-status")).to_contain_text("Send the API key")
+    page.get_by_label("API key").fill(API_KEY)
+    first_keyed = len(desktop.api_requests)
+    expect(page.locator("#api-status")).to_contain_text("local stage")
+    desktop.index(INDEXED)
+    for photo in INDEXED:
+        person_in(photo)  # one person each
+        item = desktop.item(photo)
+        expect(item.locator(".file-status")).to_have_text("Indexed: 1 face found.")
+        expect(item.locator(".box")).to_have_count(1)
+    desktop.screenshot("index")
+
+    desktop.search(QUERY)
+    query = page.locator(".search-query")
+    expect(query.locator(".box")).to_have_count(1)
+    wanted = [INDEXED[photo] for photo in INDEXED if person_in(photo) == person_in(QUERY)]
+    matches = page.locator(".match")
+    expect(matches.locator(".match-name")).to_have_text(wanted)
+    for i in range(len(wanted)):
+        expect(matches.nth(i).locator(".box")).to_have_count(1)
+        assert_image_shown(matches.nth(i).locator("img"))
+    expect(query.locator(".box-label")).to_have_text(wanted[:1])
+    desktop.screenshot("search")
+
+    assert page.evaluate("sessionStorage.getItem('faceprint.apiKey')") == API_KEY
+    api_calls = desktop.api_requests[first_keyed:]
+    assert any("/index/" in r.url for r in api_calls) and any("/search" in r.url for r in api_calls)
+    assert {r.url: r.headers.get("x-api-key") for r in api_calls if r.headers.get("x-api-key") != API_KEY} == {}
+    page.reload()  # the key stays for the tab's session
+    expect(page.get_by_label("API key")).to_have_value(API_KEY)
+    expect(page.locator("#api-status")).to_contain_text("2 photos")
+    # Only the keyless /info on the first load was refused (and logged by the browser).
+    assert desktop.problems == ["error: Failed to load resource: the server responded with a status of 403 (Forbidden)"]
+
+
+@pytest.mark.slow
+def test_every_face_gets_its_own_box_colour_and_matches(desktop):
+    desktop.index(INDEXED)
+    desktop.search(GROUP, every_face=True, dropped=True)
+    page = desktop.page
+    in_group = people()[GROUP]
+    expect(page.locator(".search-query .box")).to_have_count(len(in_group))
+    sections = page.locator(".query-face")
+    expect(sections).to_have_count(len(in_group))
+    colours = {sections.nth(i).evaluate("s => s.style.getPropertyValue('--box-color')") for i in range(len(in_group))}
+    assert len(colours) == len(in_group)
+    found = sorted(page.locator(".match-name").all_inner_texts())
+    assert found == sorted(name for photo, name in INDEXED.items() if person_in(photo) in in_group)
+    expect(page.locator(".match .box")).to_have_count(len(found))
+    expect(page.locator(".no-match")).to_have_count(len(in_group) - len(found))
+    desktop.screenshot("search-every-face")
+    assert desktop.problems == []
+
+
+@pytest.mark.slow
+def test_browses_opens_and_deletes_with_confirmation(desktop):
+    desktop.index(INDEXED)
+    page = desktop.page
+    # One photo a page, so that "Load more" follows the API's next token.
+    page.route(
+        re.compile(r"/images\?"), lambda route: route.continue_(url=re.sub(r"limit=\d+", "limit=1", route.request.url))
+    )
+    desktop.tab("Browse")
+    cards = page.locator(".card")
+    expect(cards).to_have_count(1)
+    page.get_by_role("button", name="Load more").click()
+    expect(cards).to_have_count(len(INDEXED))
+    expect(page.get_by_role("button", name="Load more")).to_be_hidden()
+    for photo, name in INDEXED.items():
+        card = page.locator(f'.card[data-key="{photo}"]')
+        expect(card.locator(".title")).to_have_text(name)
+        expect(card.locator(".face-count")).to_have_text("1 face")
+        expect(card.locator(".status")).to_have_text("indexed")
+        assert_image_shown(card.locator("img"))
+    desktop.screenshot("browse")
+
+    keanu = "Keanu-Reeves.jpg"
+    page.locator(f'.card[data-key="{keanu}"] button').click()
+    detail = page.locator("#browse-detail")
+    expect(detail.get_by_role("heading", name=INDEXED[keanu])).to_be_visible()
+    expect(detail.locator(".box")).to_have_count(1)
+    assert_image_shown(detail.locator(".photo img"))
+    desktop.screenshot("browse-photo")
+
+    detail.get_by_role("button", name="Delete face 1").click()
+    dialog = page.locator("#confirm")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()
+    desktop.screenshot("browse-confirm")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
+    expect(detail.locator(".box")).to_have_count(1)
+
+    detail.get_by_role("button", name="Delete face 1").click()
+    dialog.get_by_role("button", name="Delete").click()
+    expect(detail.locator(".box")).to_have_count(0)
+    expect(detail.locator(".face-count")).to_have_text("0")
+    status, body, _ = desktop.server.request("GET", f"/images/{keanu}")
+    assert status == 200 and body["faces"] == []
+
+    detail.get_by_role("button", name="Delete photo").click()
+    dialog.get_by_role("button", name="Delete").click()
+    expect(cards).to_have_count(len(INDEXED) - 1)
+    expect(page.locator(f'.card[data-key="{keanu}"]')).to_have_count(0)
+    assert desktop.server.request("GET", f"/images/{keanu}")[0] == 404
+    assert desktop.problems == []
+
+
+@pytest.mark.slow
+def test_shows_the_apis_own_message_next_to_the_file_that_caused_it(desktop, tmp_path):
+    status, body, _ = desktop.server.request(
+        "PUT", "/index/notes.jpg", body=b"not a photo", headers={"Content-Type": "image/jpeg"}
+    )
+    assert 400 <= status < 500
+    page = desktop.page
+    page.set_input_files(
+        "#index-files",
+        [
+            {"name": "Keanu-Reeves.jpg", "mimeType": "image/jpeg", "buffer": photos.photo("Keanu-Reeves.jpg")},
+            {"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"not a photo"},
+        ],
+    )
+    page.locator("#index-submit").click()
+    expect(desktop.item("notes.jpg").locator(".file-status")).to_have_text(body["message"])
+    expect(desktop.item("notes.jpg").locator(".file-status")).to_have_class(re.compile("error"))
+    expect(desktop.item("Keanu-Reeves.jpg").locator(".file-status")).to_have_text("Indexed: 1 face found.")
+    expect(page.locator("#index-submit")).to_have_text("Index 1 photo")  # the failed one can be retried
+    desktop.screenshot("index-error")
+    # The browser logs the refused upload itself; nothing else may be logged.
+    (refused,) = desktop.problems
+    assert refused.startswith(f"error: Failed to load resource: the server responded with a status of {status} ")
+
+
+@pytest.mark.slow
+def test_works_at_phone_width_and_from_the_keyboard(phone):
+    page = phone.page
+    phone.assert_fits_the_width()
+    page.get_by_role("tab", name="Index").focus()
+    page.keyboard.press("ArrowRight")
+    expect(page.get_by_role("tab", name="Search")).to_be_focused()
+    expect(page.locator("#view-search")).to_be_visible()
+    page.keyboard.press("Tab")
+    expect(page.locator("#search-file")).to_be_focused()
+    page.keyboard.press("Shift+Tab")
+    expect(page.get_by_role("tab", name="Search")).to_be_focused()
+    page.keyboard.press("Home")
+    expect(page.get_by_role("tab", name="Index")).to_be_focused()
+
+    phone.index(INDEXED)
+    phone.assert_fits_the_width()
+    phone.screenshot("index")
+    phone.search(QUERY)
+    expect(page.locator(".search-query .box")).to_have_count(1)
+    expect(page.locator(".match .box")).to_have_count(1)
+    phone.assert_fits_the_width()
+    phone.screenshot("search")
+    phone.tab("Browse")
+    expect(page.locator(".card")).to_have_count(len(INDEXED))
+    phone.assert_fits_the_width()
+    phone.screenshot("browse")
+    page.locator(".card button").first.press("Enter")
+    expect(page.locator("#browse-detail .box")).to_have_count(1)
+    phone.assert_fits_the_width()
+    phone.screenshot("browse-photo")
+    assert phone.problems == []
+
+
+@pytest.mark.slow
+def test_a_bare_gateway_refusal_points_at_the_key_field(browser, server):
+    """On AWS, API Gateway itself refuses a keyless call with {"message": "Forbidden"}."""
+    context = browser.new_context(viewport=DESKTOP)
+    try:
+        page = context.new_page()
+        page.route(
+            re.compile(r"/info$"),
+            lambda route: route.fulfill(status=403, content_type="application/json", body='{"message": "Forbidden"}'),
+        )
+        page.goto(server.url + "/")
+        expect(page.locator("#api-status")).to_have_text("API: Forbidden (this stage needs the API key above)")
+    finally:
+        context.close()

@@ -1,0 +1,349 @@
+"""A stand-in for boto3's Rekognition client, since moto has no face
+collections. It computes real faces with the embedded analyzer (dlib), reads
+indexed photos from S3 through a boto3 client (moto in the tests), and holds
+itself to Rekognition's contract: every request is validated against
+botocore's input shape for the operation, every reply against its output
+shape, and errors are botocore ClientErrors with Rekognition's codes.
+
+`aws_stage` wires the whole AWS stage (moto S3 + DynamoDB, this fake) under
+a Chalice stage, so the API can be tested through chalice.test.Client."""
+
+import importlib.util
+import itertools
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from urllib.parse import quote_plus
+
+import boto3
+import botocore.session
+import numpy as np
+from botocore.exceptions import ClientError, ParamValidationError
+from botocore.validate import ParamValidator
+from moto import mock_aws
+
+from chalicelib import wiring
+from chalicelib.aws import clients as aws
+from chalicelib.core.errors import ImageRejected
+from chalicelib.core.limits import MAX_IMAGE_BYTES
+from chalicelib.embedded.analysis import MODEL_VERSION, Analysis, FaceAnalyzer
+from chalicelib.embedded.engine import best_matches, confidence
+from tests.support.photos import REPO
+
+MAX_BYTES = 5 * 1024 * 1024  # Rekognition's limit for Image.Bytes
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+
+
+@cache
+def _model():
+    return botocore.session.get_session().get_service_model("rekognition")
+
+
+@cache
+def shared_analyzer() -> FaceAnalyzer:
+    """One dlib model pool for every fake of the test run."""
+    return FaceAnalyzer()
+
+
+@dataclass
+class _Collection:
+    arn: str
+    created: datetime
+    faces: dict[str, dict] = field(default_factory=dict)  # FaceId -> Face, in indexing order
+    descriptors: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class RekognitionError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+class FakeRekognition:
+    def __init__(self, s3_client, analyzer: FaceAnalyzer | None = None) -> None:
+        self._s3 = s3_client
+        self._analyzer = analyzer or shared_analyzer()
+        self._collections: dict[str, _Collection] = {}
+        self._queued_errors: dict[str, list[tuple[str, str]]] = {}
+        self._lock = threading.Lock()
+        self.calls: list[tuple[str, dict]] = []
+
+    # What the tests use to steer and observe the fake.
+
+    def fail_next(self, operation: str, code: str, message: str = "") -> None:
+        """Make the next call of `operation` (e.g. "SearchFacesByImage") fail with `code`."""
+        self._queued_errors.setdefault(operation, []).append((code, message or code))
+
+    def operations(self) -> list[str]:
+        return [name for name, _ in self.calls]
+
+    # boto3's method names.
+
+    def create_collection(self, **params) -> dict:
+        return self._call("CreateCollection", params, self._create_collection)
+
+    def delete_collection(self, **params) -> dict:
+        return self._call("DeleteCollection", params, self._delete_collection)
+
+    def describe_collection(self, **params) -> dict:
+        return self._call("DescribeCollection", params, self._describe_collection)
+
+    def index_faces(self, **params) -> dict:
+        return self._call("IndexFaces", params, self._index_faces)
+
+    def search_faces_by_image(self, **params) -> dict:
+        return self._call("SearchFacesByImage", params, self._search_faces_by_image)
+
+    def detect_faces(self, **params) -> dict:
+        return self._call("DetectFaces", params, self._detect_faces)
+
+    def delete_faces(self, **params) -> dict:
+        return self._call("DeleteFaces", params, self._delete_faces)
+
+    def list_faces(self, **params) -> dict:
+        return self._call("ListFaces", params, self._list_faces)
+
+    # The machinery.
+
+    def _call(self, operation: str, params: dict, handler: Callable[[dict], dict]) -> dict:
+        model = _model().operation_model(operation)
+        report = ParamValidator().validate(params, model.input_shape)
+        if report.has_errors():
+            raise ParamValidationError(report=report.generate_report())
+        with self._lock:
+            self.calls.append((operation, params))
+            queued = self._queued_errors.get(operation)
+            error = queued.pop(0) if queued else None
+        try:
+            if error:
+                raise RekognitionError(*error)
+            response = handler(params)
+        except RekognitionError as e:
+            raise ClientError(
+                {"Error": {"Code": e.code, "Message": e.message}, "ResponseMetadata": {"HTTPStatusCode": 400}},
+                operation,
+            ) from None
+        report = ParamValidator().validate(response, model.output_shape)
+        assert not report.has_errors(), f"the fake's {operation} reply breaks the model: {report.generate_report()}"
+        return response
+
+    def _collection(self, collection_id: str) -> _Collection:
+        if collection_id not in self._collections:
+            raise RekognitionError("ResourceNotFoundException", f"The collection id: {collection_id} does not exist")
+        return self._collections[collection_id]
+
+    def _create_collection(self, params: dict) -> dict:
+        name = params["CollectionId"]
+        if name in self._collections:
+            raise RekognitionError("ResourceAlreadyExistsException", f"The collection id: {name} already exists")
+        arn = f"aws:rekognition:{REGION}:{ACCOUNT}:collection/{name}"
+        self._collections[name] = _Collection(arn, datetime.now(UTC))
+        return {"StatusCode": 200, "CollectionArn": arn, "FaceModelVersion": MODEL_VERSION}
+
+    def _delete_collection(self, params: dict) -> dict:
+        self._collection(params["CollectionId"])
+        del self._collections[params["CollectionId"]]
+        return {"StatusCode": 200}
+
+    def _describe_collection(self, params: dict) -> dict:
+        collection = self._collection(params["CollectionId"])
+        return {
+            "FaceCount": len(collection.faces),
+            "FaceModelVersion": MODEL_VERSION,
+            "CollectionARN": collection.arn,
+            "CreationTimestamp": collection.created,
+            "UserCount": 0,
+        }
+
+    def _index_faces(self, params: dict) -> dict:
+        collection = self._collection(params["CollectionId"])
+        analysis = self._analyze(self._image_bytes(params["Image"], MAX_IMAGE_BYTES))
+        faces = sorted(analysis.faces, key=lambda f: f.width * f.height, reverse=True)
+        limit = params.get("MaxFaces", 100)
+        image_id = str(uuid.uuid4())
+        records, unindexed = [], []
+        for face in faces[:limit]:
+            record = {
+                "FaceId": str(uuid.uuid4()),
+                "BoundingBox": _box(face, analysis),
+                "ImageId": image_id,
+                "Confidence": confidence(face.score),
+                "IndexFacesModelVersion": MODEL_VERSION,
+            }
+            if "ExternalImageId" in params:
+                record["ExternalImageId"] = params["ExternalImageId"]
+            records.append({"Face": record, "FaceDetail": _detail(face, analysis)})
+        for face in faces[limit:]:
+            unindexed.append({"Reasons": ["EXCEEDS_MAX_FACES"], "FaceDetail": _detail(face, analysis)})
+        with self._lock:
+            for record, face in zip(records, faces, strict=False):
+                collection.faces[record["Face"]["FaceId"]] = record["Face"]
+                collection.descriptors[record["Face"]["FaceId"]] = face.descriptor
+        return {"FaceRecords": records, "FaceModelVersion": MODEL_VERSION, "UnindexedFaces": unindexed}
+
+    def _search_faces_by_image(self, params: dict) -> dict:
+        collection = self._collection(params["CollectionId"])
+        analysis = self._analyze(self._image_bytes(params["Image"], MAX_BYTES), largest_only=True)
+        if not analysis.faces:
+            raise RekognitionError(
+                "InvalidParameterException", "There are no faces in the image. Should be at least 1."
+            )
+        face = analysis.faces[0]
+        with self._lock:
+            ids = list(collection.descriptors)
+            matrix = np.stack([collection.descriptors[i] for i in ids]) if ids else np.zeros((0, 128))
+            stored = [dict(collection.faces[i]) for i in ids]
+        threshold = params.get("FaceMatchThreshold", 80.0)
+        matches = best_matches(face.descriptor, stored, matrix, threshold, params.get("MaxFaces", 80))
+        return {
+            "SearchedFaceBoundingBox": _box(face, analysis),
+            "SearchedFaceConfidence": confidence(face.score),
+            "FaceMatches": matches,
+            "FaceModelVersion": MODEL_VERSION,
+        }
+
+    def _detect_faces(self, params: dict) -> dict:
+        analysis = self._analyze(self._image_bytes(params["Image"], MAX_BYTES))
+        return {"FaceDetails": [_detail(face, analysis) for face in analysis.faces]}
+
+    def _delete_faces(self, params: dict) -> dict:
+        collection = self._collection(params["CollectionId"])
+        with self._lock:
+            deleted = [i for i in params["FaceIds"] if collection.faces.pop(i, None) is not None]
+            for face_id in deleted:
+                collection.descriptors.pop(face_id, None)
+        # Like Rekognition: ids it does not hold are listed as unsuccessful,
+        # and an empty DeletedFaces is left out (the model wants at least one).
+        missing = [i for i in params["FaceIds"] if i not in deleted]
+        reply = {"DeletedFaces": deleted} if deleted else {}
+        if missing:
+            reply["UnsuccessfulFaceDeletions"] = [{"FaceId": i, "Reasons": ["FACE_NOT_FOUND"]} for i in missing]
+        return reply
+
+    def _list_faces(self, params: dict) -> dict:
+        collection = self._collection(params["CollectionId"])
+        start = int(params.get("NextToken", "0"))
+        limit = params.get("MaxResults", 1000)
+        with self._lock:
+            faces = [dict(face) for face in itertools.islice(collection.faces.values(), start, start + limit)]
+            more = start + limit < len(collection.faces)
+        response = {"Faces": faces, "FaceModelVersion": MODEL_VERSION}
+        if more:
+            response["NextToken"] = str(start + limit)
+        return response
+
+    def _image_bytes(self, image: dict, limit: int) -> bytes:
+        if "S3Object" in image:
+            location = image["S3Object"]
+            try:
+                data = self._s3.get_object(Bucket=location["Bucket"], Key=location["Name"])["Body"].read()
+            except ClientError as e:
+                raise RekognitionError("InvalidS3ObjectException", "Unable to get object metadata from S3.") from e
+        else:
+            data = image["Bytes"]
+        if len(data) > limit:
+            raise RekognitionError("ImageTooLargeException", f"Image size is too large: {len(data)} bytes.")
+        return data
+
+    def _analyze(self, data: bytes, largest_only: bool = False) -> Analysis:
+        if not data.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")):
+            raise RekognitionError("InvalidImageFormatException", "Request has invalid image format")
+        try:
+            return self._analyzer.analyze(data, largest_only=largest_only)
+        except ImageRejected as e:
+            raise RekognitionError("InvalidImageFormatException", "Request has invalid image format") from e
+
+
+def _box(face, analysis: Analysis) -> dict:
+    return {
+        "Width": face.width / analysis.width,
+        "Height": face.height / analysis.height,
+        "Left": face.left / analysis.width,
+        "Top": face.top / analysis.height,
+    }
+
+
+def _detail(face, analysis: Analysis) -> dict:
+    return {"BoundingBox": _box(face, analysis), "Confidence": confidence(face.score)}
+
+
+# The AWS stage under test.
+
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+}
+
+
+@dataclass
+class AwsStage:
+    """The resources of one Chalice stage, in moto and the fake."""
+
+    stage: str
+    env: dict[str, str]
+    s3: object
+    dynamodb: object
+    rekognition: FakeRekognition
+
+    @property
+    def bucket(self) -> str:
+        return self.env["FACEPRINT_BUCKET"]
+
+
+@cache
+def load_setup_script():
+    """scripts/aws_setup.py as a module (scripts/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("aws_setup", REPO / "scripts" / "aws_setup.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def deliver_s3_events(monkeypatch, chalice_client, stage: AwsStage) -> None:
+    """Do what the bucket's ObjectCreated notification does on AWS: after
+    each photo the API stores, invoke the S3 handler with its event."""
+    from chalicelib.aws.s3 import S3PhotoStore
+
+    put = S3PhotoStore.put
+
+    def put_and_notify(self, photo, data):
+        stored = put(self, photo, data)
+        event = chalice_client.events.generate_s3_event(bucket=stage.bucket, key=quote_plus(photo.key))
+        chalice_client.lambda_.invoke("index_stored_photo", event)
+        return stored
+
+    monkeypatch.setattr(S3PhotoStore, "put", put_and_notify)
+
+
+@contextmanager
+def aws_stage(monkeypatch, stage: str = "dev") -> Iterator[AwsStage]:
+    """Moto S3 and DynamoDB plus a FakeRekognition, with the resources that
+    `make aws-setup STAGE=<stage>` creates (by the same script), and the
+    app's clients pointed at them. Requests through
+    chalice.test.Client(app, stage_name=stage) then run the AWS wiring."""
+    setup = load_setup_script()
+    for name, value in AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    env = setup.stage_environment(stage)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        rekognition = FakeRekognition(s3)
+        clients = {"s3": s3, "dynamodb": dynamodb, "rekognition": rekognition}
+        monkeypatch.setattr(aws, "client", lambda service, region=None: clients[service])
+        setup.create_stage(setup.stage_settings(env), s3, dynamodb, rekognition, log=lambda _: None)
+        wiring.reset()
+        try:
+            yield AwsStage(stage, env, s3, dynamodb, rekognition)
+        finally:
+            wiring.reset()

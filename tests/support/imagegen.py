@@ -1,0 +1,48 @@
+"""Photos made on the fly from the shared ones: other encodings, EXIF
+orientations, and hostile files."""
+
+import io
+import struct
+import zlib
+
+from PIL import Image
+
+from tests.support.photos import photo
+
+
+def shared(name: str) -> Image.Image:
+    return Image.open(io.BytesIO(photo(name))).convert("RGB")
+
+
+def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
+    out = io.BytesIO()
+    image.save(out, fmt, **options)
+    return out.getvalue()
+
+
+def with_exif_orientation(name: str, orientation: int) -> bytes:
+    """A JPEG whose pixels are stored turned, with the EXIF tag that turns them back."""
+    turn = {6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270, 3: Image.Transpose.ROTATE_180}
+    image = shared(name).transpose(turn[orientation])
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return encode(image, "JPEG", exif=exif, quality=90)
+
+
+def png_16bit_gray(name: str) -> bytes:
+    gray = shared(name).convert("L")
+    wide = Image.frombytes("I;16", gray.size, bytes(b for v in gray.tobytes() for b in (0, v)))
+    # "I;16" is little-endian: the high byte (the original value) comes second.
+    return encode(wide)
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A tiny PNG claiming huge dimensions: a decompression bomb's header."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
