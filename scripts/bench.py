@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.live_server import Server, free_port  # noqa: E402
-from tests.photos import REPO, people, photo  # noqa: E402
+from tests.support.live_server import Server, free_port  # noqa: E402
+from tests.support.photos import REPO, people, photo  # noqa: E402
 
 JPEG = {"Content-Type": "image/jpeg"}
 
