@@ -19,7 +19,9 @@ close(), after a rebuild, and every SAVE_EVERY changes); at start it is loaded
 and catches up from the log. It is rebuilt from the table when the snapshot is
 missing or corrupt, belongs to another database, or is older than the log
 still holds: saving compacts the log, keeping the last LOG_KEEP changes for
-indexes other processes hold in memory.
+indexes other processes hold in memory. Once the collection has grown
+RETRAIN_GROWTH times since the index was trained, a new one is trained and
+built in the background, and takes over when it has caught up.
 
 A search asks the index for candidates, then reads their float32 descriptors
 from SQLite and ranks them by exact distance; Face JSON is read only for the
@@ -42,6 +44,9 @@ from chalicelib.embedded.vectors import APPROXIMATION_SLACK, DIMENSIONS, VectorI
 LOG_KEEP = 100_000
 SAVE_EVERY = 50_000
 REBUILD_BATCH = 50_000
+TRAINING_SAMPLE = 160_000  # enough for the largest index (vectors.py: 40 per list)
+RETRAIN_GROWTH = 2
+MIN_RETRAIN_FACES = 1024  # smaller collections keep the index trained on synthetic faces
 MAX_LIMIT = 4096
 _DESCRIPTOR_BYTES = DIMENSIONS * 4
 
@@ -88,7 +93,12 @@ _CHANGES = """
     LEFT JOIN (SELECT id, max(seq) AS seq FROM collection_log WHERE seq > ? GROUP BY id) AS c ON 1
     LEFT JOIN collection AS f ON f.id = c.id
 """
-_LAST_SEQ = "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'collection_log'), 0) AS seq"
+_STATE = """
+    SELECT compacted_through, faces,
+        coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'collection_log'), 0) AS last,
+        coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'collection'), 0) AS top
+    FROM collection_state
+"""
 
 
 class Collection:
@@ -99,6 +109,7 @@ class Collection:
         self._index: VectorIndex | None = None  # loaded at the first search
         self._seq = 0  # the last change the index reflects
         self._saved_seq = -1  # the change the snapshot on disk reflects, if ours
+        self._retraining: threading.Thread | None = None
         with db.transaction():
             _migrate_from_unkeyed_table(db)
             for statement in _SCHEMA:
@@ -208,52 +219,71 @@ class Collection:
             self._rebuild()  # the log no longer holds every change since ours
             return
         changed = [row for row in rows if row["id"] is not None]
-        if not changed:
-            return
-        ids = np.array([row["id"] for row in changed], dtype=np.int64)
-        present = np.array([row["descriptor"] is not None for row in changed])
-        indexed = self._index.contains(ids)
-        self._index.remove(ids[indexed & ~present])
-        new = [row for row, p, i in zip(changed, present, indexed, strict=True) if p and not i]
-        self._index.add(
-            np.array([row["id"] for row in new], dtype=np.int64),
-            np.frombuffer(b"".join(row["descriptor"] for row in new), dtype=np.float32).reshape(-1, DIMENSIONS),
-            threads=0 if len(new) > 64 else 1,  # 0: every core, for a long catch-up
-        )
-        self._seq = max(row["seq"] for row in changed)
-        if self._seq - max(self._saved_seq, 0) >= SAVE_EVERY:
-            self._save()
+        if changed:
+            # Each changed id: out of the index, and back if its row is there.
+            self._index.remove(np.array([row["id"] for row in changed], dtype=np.int64))
+            present = [row for row in changed if row["descriptor"] is not None]
+            self._index.add(*_vectors(present))
+            self._seq = max(row["seq"] for row in changed)
+            if self._seq - max(self._saved_seq, 0) >= SAVE_EVERY:
+                self._save()
+        if len(self._index) >= max(RETRAIN_GROWTH * self._index.trained_for, MIN_RETRAIN_FACES):
+            self._start_retraining()
 
     def _load_or_rebuild(self) -> None:
         loaded = VectorIndex.load(self._index_path)
         if loaded is not None:
             index, about = loaded
-            state = self._db.read_committed(f"SELECT compacted_through, ({_LAST_SEQ}) AS last FROM collection_state")[0]
+            state = self._db.read_committed(_STATE)[0]
             if about.get("uuid") == self._uuid and state["compacted_through"] <= about["seq"] <= state["last"]:
                 self._index, self._seq, self._saved_seq = index, about["seq"], about["seq"]
                 return
         self._rebuild()
 
     def _rebuild(self) -> None:
-        """A new index from the table. Rows are read in pages, not in one
-        snapshot: changes during the rebuild are after `seq`, and the
-        catch-up that follows applies them (again, harmlessly)."""
-        state = self._db.read_committed(f"SELECT compacted_through, ({_LAST_SEQ}) AS last FROM collection_state")[0]
-        self._seq = max(state["last"], state["compacted_through"])
-        self._index = VectorIndex()
+        self._index, self._seq = self._built_from_table()
+        self._saved_seq = -1
+        self._catch_up()
+        self._save(replace=True)
+
+    def _start_retraining(self) -> None:
+        """Retrain for the grown collection in the background: searches go
+        on with the current index until the new one has caught up."""
+        if self._retraining is None:
+            self._retraining = threading.Thread(target=self._retrain, name="collection-retraining", daemon=True)
+            self._retraining.start()
+
+    def _retrain(self) -> None:
+        try:
+            index, seq = self._built_from_table()
+            with self._lock:
+                self._index, self._seq, self._saved_seq = index, seq, -1
+                self._catch_up()
+                self._save(replace=True)
+        finally:
+            self._retraining = None
+
+    def _built_from_table(self) -> tuple[VectorIndex, int]:
+        """A new index of every row, trained on a sample of them, and the
+        change it reflects. Rows are read in pages, not in one snapshot:
+        changes meanwhile are after that change, and the catch-up that
+        follows applies them (again, harmlessly)."""
+        state = self._db.read_committed(_STATE)[0]
+        seq = max(state["last"], state["compacted_through"])
+        # A sample by random ids (some gone: deleted), without reading the table.
+        picked = np.random.default_rng().choice(state["top"], min(state["top"], 2 * TRAINING_SAMPLE), replace=False)
+        sample = self._db.read_committed(
+            "SELECT id, descriptor FROM collection WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps((picked + 1).tolist()),),
+        )
+        index = VectorIndex.trained(_vectors(sample[:TRAINING_SAMPLE])[1], state["faces"])
         after = 0
         while rows := self._db.read_committed(
             "SELECT id, descriptor FROM collection WHERE id > ? ORDER BY id LIMIT ?", (after, REBUILD_BATCH)
         ):
-            self._index.add(
-                np.array([row["id"] for row in rows], dtype=np.int64),
-                np.frombuffer(b"".join(row["descriptor"] for row in rows), dtype=np.float32).reshape(-1, DIMENSIONS),
-                threads=0,
-            )
+            index.add(*_vectors(rows))
             after = rows[-1]["id"]
-        self._saved_seq = -1
-        self._catch_up()
-        self._save(replace=True)
+        return index, seq
 
     def _save(self, replace: bool = False) -> None:
         """Save the index, unless (`replace` says it is damaged) the snapshot on disk is as new."""
@@ -271,6 +301,12 @@ class Collection:
                 "UPDATE collection_state SET compacted_through = ? WHERE compacted_through < ?", (through, through)
             ):
                 self._db.write("DELETE FROM collection_log WHERE seq <= ?", (through,))
+
+
+def _vectors(rows) -> tuple[np.ndarray, np.ndarray]:
+    """The ids and descriptors of rows read from the table."""
+    ids = np.array([row["id"] for row in rows], dtype=np.int64)
+    return ids, np.frombuffer(b"".join(row["descriptor"] for row in rows), dtype=np.float32).reshape(-1, DIMENSIONS)
 
 
 def _descriptor_bytes(descriptor: np.ndarray) -> bytes:

@@ -362,3 +362,18 @@ def test_a_database_from_before_the_log_keeps_its_faces(tmp_path, descriptors):
     assert ids(collection.search(descriptors[3], 0.01, 10)) == [face(3)["FaceId"]]
     fill(collection, descriptors, [6])
     assert ids(collection.search(descriptors[6], 0.01, 10)) == [face(6)["FaceId"]]
+
+
+def test_a_grown_collection_retrains_in_the_background(tmp_path, descriptors, monkeypatch):
+    monkeypatch.setattr(collection_module, "MIN_RETRAIN_FACES", 50)
+    collection = open_collection(tmp_path)
+    fill(collection, descriptors, range(10))
+    collection.search(descriptors[0], 0.6, 10)  # trained for 10 faces (and synthetic ones)
+    fill(collection, descriptors, range(10, 400))
+    retraining = collection._retraining  # None if it is already over
+    if retraining is not None:
+        retraining.join(60)
+    assert json.loads((tmp_path / "faceprint.index").read_text())["trained_for"] == 400
+    query = descriptors[N + 5]
+    assert ids(collection.search(query, 3.0, 10)) == exact_nearest(descriptors, list(range(400)), query, 10)
+    assert ids(collection.search(descriptors[399], 0.01, 10)) == [face(399)["FaceId"]]
