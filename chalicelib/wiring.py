@@ -72,7 +72,10 @@ def _build_local(settings: Settings) -> Services:
 
     db = Database(settings.data_dir / "faceprint.db")
     photos = FilePhotoStore(settings.data_dir / "photos")
-    svc = Services(settings, LocalEngine(db, photos, _analyzer()), SqliteRecordStore(db), photos)
+    engine = LocalEngine(db, photos, _analyzer(), settings.data_dir / "faceprint.index")
+    # Saved at exit, the collection's index loads at the next start instead of being rebuilt.
+    atexit.register(engine.close)
+    svc = Services(settings, engine, SqliteRecordStore(db), photos)
     photos.subscribe(lambda key: index_stored_photo(svc, key))
     return svc
 

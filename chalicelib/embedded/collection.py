@@ -42,7 +42,7 @@ from chalicelib.embedded.paging import decode_token, encode_token
 from chalicelib.embedded.vectors import APPROXIMATION_SLACK, DIMENSIONS, VectorIndex
 
 LOG_KEEP = 100_000
-SAVE_EVERY = 50_000
+SAVE_EVERY = 10_000  # bounds what a restart after a kill replays
 REBUILD_BATCH = 50_000
 TRAINING_SAMPLE = 160_000  # enough for the largest index (vectors.py: 40 per list)
 RETRAIN_GROWTH = 2
