@@ -270,7 +270,7 @@ class Collection:
         follows applies them (again, harmlessly)."""
         state = self._db.read_committed(_STATE)[0]
         seq = max(state["last"], state["compacted_through"])
-        # A sample by random ids (some gone: deleted), without reading the table.
+        # A sample by random ids (some gone: deleted), without scanning the table.
         picked = np.random.default_rng().choice(state["top"], min(state["top"], 2 * TRAINING_SAMPLE), replace=False)
         sample = self._db.read_committed(
             "SELECT id, descriptor FROM collection WHERE id IN (SELECT value FROM json_each(?))",

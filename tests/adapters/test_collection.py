@@ -82,11 +82,11 @@ def test_search_returns_exact_distances_nearest_first_within_the_limit(full, des
         number = int(record["FaceId"].split("-")[1])
         assert record == face(number)
         exact = np.linalg.norm(descriptors[number].astype(np.float64) - query.astype(np.float64))
-        assert distance == pytest.approx(exact, rel=1e-12, abs=0)  # float16 would be 1e-4 off
+        assert distance == pytest.approx(exact, rel=1e-12, abs=0)  # 8-bit codes would be 1e-3 off
 
 
 def test_the_threshold_is_exact_to_the_last_bit(tmp_path):
-    """Faces a hair either side of 0.6 (threshold 80): the index's float16
+    """Faces a hair either side of 0.6 (threshold 80): the index's 8-bit
     distances must not decide, the exact float32 ones do."""
     rng = np.random.default_rng(1)
     query = synthetic_descriptors(1, seed=3)[0][0]
