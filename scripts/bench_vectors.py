@@ -49,8 +49,8 @@ PACKAGES = {"numpy": "-r requirements-dev.txt", "faiss": "-r requirements-dev.tx
 SETTINGS = {
     "numpy-f32": ("", [None]),
     "faiss-ivf-sq8": ("nprobe", [64, 256]),  # 256: the collection's
-    "usearch-f16": ("ef", [64, 128]),  # with 40 candidates asked, ef is at least 40
-    "usearch-i8": ("ef", [64, 128]),
+    "usearch-f16": ("ef", [64, 128, 512]),  # with 40 candidates asked, ef is at least 40
+    "usearch-i8": ("ef", [64, 128, 512]),
 }
 
 
