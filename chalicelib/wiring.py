@@ -5,7 +5,7 @@ import atexit
 import threading
 
 from chalicelib.core.config import Settings
-from chalicelib.core.service import Services, index_stored_photo
+from chalicelib.core.services import Services
 
 _lock = threading.Lock()
 _built: dict[Settings, Services] = {}
@@ -41,7 +41,7 @@ def _build_aws(settings: Settings) -> Services:
     from chalicelib.aws.rekognition import RekognitionEngine
     from chalicelib.aws.s3 import S3PhotoStore
 
-    # The S3 event handler indexes stored photos: nothing to subscribe here.
+    # The bucket's ObjectCreated event indexes what the API stores (app.py).
     return Services(
         settings,
         RekognitionEngine(
@@ -72,9 +72,8 @@ def _build_local(settings: Settings) -> Services:
 
     db = Database(settings.data_dir / "faceprint.db")
     photos = FilePhotoStore(settings.data_dir / "photos")
-    svc = Services(settings, LocalEngine(db, photos, _analyzer()), SqliteRecordStore(db), photos)
-    photos.subscribe(lambda key: index_stored_photo(svc, key))
-    return svc
+    engine = LocalEngine(db, photos, _analyzer())
+    return Services(settings, engine, SqliteRecordStore(db), photos, index_on_upload=True)
 
 
 def _analyzer():

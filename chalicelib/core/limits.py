@@ -7,7 +7,8 @@ MAX_IMAGE_PIXELS = 50_000_000
 # On AWS a request body reaches Lambda base64-encoded, within its 6 MB payload
 # limit: larger photos go straight into the bucket (up to MAX_IMAGE_BYTES).
 AWS_MAX_UPLOAD_BYTES = 4_400_000
-MAX_KEY_BYTES = 255
+MAX_KEY_BYTES = 255  # for a new photo through the API
+MAX_STORED_KEY_BYTES = 1024  # S3's limit: photos copied into the bucket may have such keys
 MAX_METADATA_BYTES = 2 * 1024
 DEFAULT_THRESHOLD = 80.0
 DEFAULT_MAX_MATCHES = 10

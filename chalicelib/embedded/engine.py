@@ -8,6 +8,7 @@ distance d to similarity = 100 * (1 - d / 3), clamped to 0-100, so that the
 default threshold 80 is exactly d = 0.6 (90 is d = 0.3, 70 is d = 0.9).
 """
 
+import hashlib
 import json
 import math
 import threading
@@ -15,7 +16,8 @@ import uuid
 
 import numpy as np
 
-from chalicelib.core.ports import FaceEngine, Page, PhotoStore
+from chalicelib.core.errors import NotFound
+from chalicelib.core.ports import FaceEngine, Page, PhotoStore, PhotoVersion
 from chalicelib.embedded.analysis import MODEL_VERSION, Analysis, Face, FaceAnalyzer
 from chalicelib.embedded.database import Database
 from chalicelib.embedded.paging import decode_token, encode_token
@@ -65,8 +67,11 @@ class LocalEngine(FaceEngine):
             db.write(statement)
         self._vectors = _Vectors(db)
 
-    def index_faces(self, key: str, external_image_id: str) -> dict:
-        analysis = self._analyzer.analyze(self._photos.read(key))
+    def index_faces(self, photo: PhotoVersion, external_image_id: str) -> dict:
+        data = self._photos.read(photo.key)
+        if hashlib.md5(data).hexdigest() != photo.etag:
+            raise NotFound(f"The photo {photo.key!r} was replaced while it was being indexed.")
+        analysis = self._analyzer.analyze(data)
         image_id = str(uuid.uuid4())
         records = [_face_record(face, analysis, image_id, external_image_id) for face in analysis.faces]
         with self._db.transaction():

@@ -22,7 +22,16 @@ ADAPTERS = {
     "s3": REPO / "chalicelib" / "aws" / "s3.py",
 }
 # Client methods whose IAM action is not their own name.
-IAM_ACTION = {"s3:HeadObject": "s3:GetObject", "s3:ListObjectsV2": "s3:ListBucket"}
+IAM_ACTION = {
+    "s3:HeadObject": "s3:GetObject",
+    "s3:ListObjectsV2": "s3:ListBucket",
+    "s3:ListObjectVersions": "s3:ListBucketVersions",
+    "s3:DeleteObjects": "s3:DeleteObject",
+    "s3:GeneratePresignedUrl": "s3:GetObject",  # the link is signed with the function's role
+}
+# Actions a call needs beyond its own: IndexFaces reads the S3 version it is
+# given with the caller's rights, and DeleteObjects removes versions.
+IMPLIED = {"s3:GetObjectVersion", "s3:DeleteObjectVersion"}
 LOGS = {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
 
 
@@ -57,7 +66,7 @@ def test_each_policy_grants_exactly_the_actions_the_code_calls(stage):
     actions = _policy_actions(stage)
     assert not [a for a in actions if "*" in a]
     assert len(actions) == len(set(actions))
-    assert set(actions) == _called_actions() | LOGS
+    assert set(actions) == _called_actions() | IMPLIED | LOGS
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
@@ -139,7 +148,9 @@ def test_chalice_packages_the_dev_stage_for_terraform_offline(tmp_path):
     terraform = json.loads((tmp_path / "out" / "chalice.tf.json").read_text())
     resources = terraform["resource"]
     functions = resources["aws_lambda_function"]
-    assert set(functions) == {"api_handler", "index_stored_photo"}
+    assert set(functions) == {"api_handler", "index_stored_photo", "redrive_pending"}
+    schedule = next(iter(resources["aws_cloudwatch_event_rule"].values()))
+    assert schedule["schedule_expression"] == "rate(5 minutes)"
     assert functions["api_handler"]["environment"]["variables"]["FACEPRINT_ENGINE"] == "rekognition"
     notification = next(iter(resources["aws_s3_bucket_notification"].values()))
     assert notification["bucket"] == "faceprint-dev-photos-change-me"

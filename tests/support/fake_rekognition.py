@@ -5,8 +5,9 @@ itself to Rekognition's contract: every request is validated against
 botocore's input shape for the operation, every reply against its output
 shape, and errors are botocore ClientErrors with Rekognition's codes.
 
-`aws_stage` wires the whole AWS stage (moto S3 + DynamoDB, this fake) under
-a Chalice stage, so the API can be tested through chalice.test.Client."""
+`aws_stage` wires the whole AWS stage (moto S3 + DynamoDB, this fake, and
+the bucket's events: tests/support/s3_events.py) under a Chalice stage, so
+the API can be tested through chalice.test.Client."""
 
 import importlib.util
 import itertools
@@ -17,15 +18,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
-from urllib.parse import quote_plus
 
 import boto3
 import botocore.session
 import numpy as np
 from botocore.exceptions import ClientError, ParamValidationError
 from botocore.validate import ParamValidator
+from chalice.test import Client
 from moto import mock_aws
 
+from app import app
 from chalicelib import wiring
 from chalicelib.aws import clients as aws
 from chalicelib.core.errors import ImageRejected
@@ -33,6 +35,7 @@ from chalicelib.core.limits import MAX_IMAGE_BYTES
 from chalicelib.embedded.analysis import MODEL_VERSION, Analysis, FaceAnalyzer
 from chalicelib.embedded.engine import best_matches, confidence
 from tests.support.photos import REPO
+from tests.support.s3_events import S3Events
 
 MAX_BYTES = 5 * 1024 * 1024  # Rekognition's limit for Image.Bytes
 REGION = "us-east-1"
@@ -241,7 +244,8 @@ class FakeRekognition:
         if "S3Object" in image:
             location = image["S3Object"]
             try:
-                data = self._s3.get_object(Bucket=location["Bucket"], Key=location["Name"])["Body"].read()
+                version = {"VersionId": location["Version"]} if "Version" in location else {}
+                data = self._s3.get_object(Bucket=location["Bucket"], Key=location["Name"], **version)["Body"].read()
             except ClientError as e:
                 raise RekognitionError("InvalidS3ObjectException", "Unable to get object metadata from S3.") from e
         else:
@@ -293,6 +297,7 @@ class AwsStage:
     s3: object
     dynamodb: object
     rekognition: FakeRekognition
+    events: S3Events
 
     @property
     def bucket(self) -> str:
@@ -308,22 +313,6 @@ def load_setup_script():
     return module
 
 
-def deliver_s3_events(monkeypatch, chalice_client, stage: AwsStage) -> None:
-    """Do what the bucket's ObjectCreated notification does on AWS: after
-    each photo the API stores, invoke the S3 handler with its event."""
-    from chalicelib.aws.s3 import S3PhotoStore
-
-    put = S3PhotoStore.put
-
-    def put_and_notify(self, photo, data):
-        stored = put(self, photo, data)
-        event = chalice_client.events.generate_s3_event(bucket=stage.bucket, key=quote_plus(photo.key))
-        chalice_client.lambda_.invoke("index_stored_photo", event)
-        return stored
-
-    monkeypatch.setattr(S3PhotoStore, "put", put_and_notify)
-
-
 @contextmanager
 def aws_stage(monkeypatch, stage: str = "dev") -> Iterator[AwsStage]:
     """Moto S3 and DynamoDB plus a FakeRekognition, with the resources that
@@ -336,14 +325,18 @@ def aws_stage(monkeypatch, stage: str = "dev") -> Iterator[AwsStage]:
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     env = setup.stage_environment(stage)
     with mock_aws():
-        s3 = boto3.client("s3", region_name=REGION)
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        s3 = boto3.client("s3", region_name=REGION, config=aws.config_for("s3"))
+        dynamodb = boto3.client("dynamodb", region_name=REGION, config=aws.config_for("dynamodb"))
         rekognition = FakeRekognition(s3)
         clients = {"s3": s3, "dynamodb": dynamodb, "rekognition": rekognition}
         monkeypatch.setattr(aws, "client", lambda service, region=None: clients[service])
         setup.create_stage(setup.stage_settings(env), s3, dynamodb, rekognition, log=lambda _: None)
-        wiring.reset()
-        try:
-            yield AwsStage(stage, env, s3, dynamodb, rekognition)
-        finally:
+        events = S3Events(env["FACEPRINT_BUCKET"])
+        events.watch(s3)
+        with Client(app, stage_name=stage) as handlers:
+            events.invoke = lambda event: handlers.lambda_.invoke("index_stored_photo", event)
             wiring.reset()
+            try:
+                yield AwsStage(stage, env, s3, dynamodb, rekognition, events)
+            finally:
+                wiring.reset()

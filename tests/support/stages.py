@@ -1,7 +1,7 @@
 """One API, two wirings: the same contract tests run against the embedded
 stage (`local`) and the AWS wiring (`dev`: moto S3 and DynamoDB, and the
-Rekognition fake, with S3 events delivered to the handler as the bucket
-notification does on AWS)."""
+Rekognition fake, with the bucket's S3 events delivered after each reply,
+as AWS does: an upload's reply says `pending`, a read after it `indexed`)."""
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -11,7 +11,8 @@ from pathlib import Path
 from chalice.test import Client
 
 from app import app
-from tests.support.fake_rekognition import aws_stage, deliver_s3_events
+from tests.support.fake_rekognition import aws_stage
+from tests.support.s3_events import S3Events
 
 STAGES = ["local", "dev"]
 
@@ -21,6 +22,7 @@ class Api:
     stage: str
     client: Client
     stored: Callable[[], list[str]]  # what the photo store holds, to prove nothing was stored
+    events: S3Events | None = None  # the AWS wiring's bucket events (None offline: no events)
 
 
 @contextmanager
@@ -31,10 +33,22 @@ def serving(stage: str, data_dir: Path, monkeypatch) -> Iterator[Api]:
             yield Api(stage, client, lambda: sorted(p.stem for p in (data_dir / "photos").glob("*.json")))
         return
     with aws_stage(monkeypatch, stage) as resources, Client(app, stage_name=stage) as client:
-        deliver_s3_events(monkeypatch, client, resources)
+        deliver_after_each_request(client, resources.events)
 
         def stored() -> list[str]:
             listing = resources.s3.list_objects_v2(Bucket=resources.bucket)
             return sorted(item["Key"] for item in listing.get("Contents", []))
 
-        yield Api(stage, client, stored)
+        yield Api(stage, client, stored, resources.events)
+
+
+def deliver_after_each_request(client: Client, events: S3Events) -> None:
+    """The events a request caused arrive once its reply is back."""
+    request = client.http.request
+
+    def request_then_deliver(*args, **kwargs):
+        reply = request(*args, **kwargs)
+        events.after_request()
+        return reply
+
+    client.http.request = request_then_deliver
