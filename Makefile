@@ -81,11 +81,13 @@ PACKAGE_DIR ?= $(CURDIR)/artifacts/terraform-$(STAGE)
 
 .PHONY: aws-setup aws-teardown package-terraform
 
+# HOSTED_ZONE=<Route53 zone id>: the DNS record of the stage's custom domain.
+# YES=1: tear down without asking (needed without a terminal).
 aws-setup: $(STAMP)
-	$(BIN)/python scripts/aws_setup.py create --stage $(STAGE)
+	$(BIN)/python scripts/aws_setup.py create --stage $(STAGE) $(if $(HOSTED_ZONE),--hosted-zone $(HOSTED_ZONE))
 
 aws-teardown: $(STAMP)
-	$(BIN)/python scripts/aws_setup.py teardown --stage $(STAGE)
+	$(BIN)/python scripts/aws_setup.py teardown --stage $(STAGE) $(if $(YES),--yes) $(if $(HOSTED_ZONE),--hosted-zone $(HOSTED_ZONE))
 
 $(LAMBDA_WHEELS)/.stamp: requirements.txt | $(STAMP)
 	rm -rf $(LAMBDA_WHEELS)
