@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from botocore.exceptions import ClientError  # noqa: E402
 
+from chalicelib.aws.dynamodb import PENDING_INDEX, PENDING_SINCE  # noqa: E402
 from chalicelib.core.config import Settings  # noqa: E402
 from chalicelib.core.errors import ConfigurationError  # noqa: E402
 
@@ -37,8 +38,6 @@ Log = Callable[[str], None]
 
 # The sparse index through which the re-drive finds photos left pending:
 # only pending image records carry PENDING_SINCE, so only they are in it.
-PENDING_INDEX = "pending"
-PENDING_SINCE = "pendingSince"
 PENDING_INDEX_DEFINITION = {
     "IndexName": PENDING_INDEX,
     "KeySchema": [{"AttributeName": PENDING_SINCE, "KeyType": "HASH"}],

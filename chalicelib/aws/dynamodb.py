@@ -42,7 +42,10 @@ BATCH_ATTEMPTS = 8
 # to DescribeTable's ItemCount.
 COUNT_SCAN_PAGES = 4
 _FACE_EXTRAS = ("bucket", "metadata")
-PENDING_INDEX = "pending"  # sparse GSI of the images table, hash key pendingSince (scripts/aws_setup.py)
+# The sparse index of the images table through which the re-drive finds
+# pending images: only they carry PENDING_SINCE (scripts/aws_setup.py creates it).
+PENDING_INDEX = "pending"
+PENDING_SINCE = "pendingSince"
 log = logging.getLogger("faceprint")
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -160,7 +163,7 @@ class DynamoRecordStore(RecordStore):
             "TableName": self._images,
             "IndexName": PENDING_INDEX,
             "FilterExpression": "#pending < :cutoff",
-            "ExpressionAttributeNames": {"#pending": "pendingSince"},
+            "ExpressionAttributeNames": {"#pending": PENDING_SINCE},
             "ExpressionAttributeValues": _item({":cutoff": older_than}),
         }
         try:
@@ -217,7 +220,7 @@ class DynamoRecordStore(RecordStore):
         """UpdateItem on the image if it is still at `expected_revision`
         (None: if there is no such image). Returns the item as it was (an
         empty dict for a new one), or None when the condition failed."""
-        names = {"#record": "record", "#etag": "etag", "#revision": "revision", "#pending": "pendingSince"}
+        names = {"#record": "record", "#etag": "etag", "#revision": "revision", "#pending": PENDING_SINCE}
         request = {
             "TableName": self._images,
             "Key": _item({"key": key}),

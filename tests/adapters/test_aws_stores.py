@@ -35,8 +35,7 @@ def clients(monkeypatch):
             }
         )
         setup._create_bucket(s3, BUCKET, REGION, log=lambda _: None)
-        setup._create_table(dynamodb, IMAGES, "key", log=lambda _: None)
-        setup._create_table(dynamodb, FACES, "FaceId", log=lambda _: None)
+        setup.create_tables(dynamodb, settings, log=lambda _: None)
         assert settings.bucket == BUCKET
         yield s3, dynamodb
 
@@ -83,7 +82,9 @@ def _face(face_id: str, key: str, left: float = 0.25) -> dict:
 def test_a_stored_photo_keeps_its_type_metadata_and_etag(photos):
     stored = photos.put("a b é.jpg", b"\xff\xd8\xffab", "image/jpeg", {"name": "Keanu"})
     assert not stored.etag.startswith('"')
-    assert photos.head("a b é.jpg") == StoredPhoto("a b é.jpg", stored.etag, 5, "image/jpeg", {"name": "Keanu"})
+    head = photos.head("a b é.jpg")
+    assert head == StoredPhoto("a b é.jpg", stored.etag, 5, "image/jpeg", {"name": "Keanu"}, stored.version_id)
+    assert head.version_id  # make aws-setup versions the bucket
     assert photos.read("a b é.jpg") == b"\xff\xd8\xffab"
 
 
@@ -102,7 +103,6 @@ def test_deleting_a_photo_twice_is_fine(photos):
 
 def test_in_a_versioned_bucket_each_put_is_a_version_and_delete_removes_them_all(photos, clients):
     s3 = clients[0]
-    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
     first = photos.put("x.jpg", b"one", "image/jpeg", {})
     second = photos.put("x.jpg", b"two", "image/jpeg", {})
     photos.put("x.jpg.bak", b"other", "image/jpeg", {})  # shares the prefix: must survive

@@ -31,8 +31,16 @@ def records(request, tmp_path, monkeypatch) -> Iterator:
         with mock_aws():
             dynamodb = boto3.client("dynamodb", region_name=REGION)
             setup = load_setup_script()
-            setup._create_table(dynamodb, IMAGES, "key", log=lambda _: None)
-            setup._create_table(dynamodb, FACES, "FaceId", log=lambda _: None)
+            settings = setup.stage_settings(
+                {
+                    "FACEPRINT_ENGINE": "rekognition",
+                    "FACEPRINT_BUCKET": "photos-test",
+                    "FACEPRINT_IMAGES_TABLE": IMAGES,
+                    "FACEPRINT_FACES_TABLE": FACES,
+                    "FACEPRINT_COLLECTION": "unused",
+                }
+            )
+            setup.create_tables(dynamodb, settings, log=lambda _: None)
             yield DynamoRecordStore(dynamodb, IMAGES, FACES, "photos-test", stage="test")
 
 
