@@ -22,6 +22,7 @@ from chalicelib.core.images import body_bytes
 from chalicelib.core.keys import key_from_path, validate_key
 
 app = ThreadSafeChalice(app_name="faceprint")
+wiring.stop_on_sigterm()  # chalice local: SIGTERM ends the server and its workers like Ctrl-C
 app.log.setLevel(logging.INFO)
 app.register_middleware(logs.log_requests, "http")
 app.register_middleware(auth.allow_origins, "http")

@@ -57,6 +57,8 @@ def index_stored_photo(svc: Services, key: str, force: bool = False) -> dict | N
         faces = [{**record["Face"], "imageKey": key} for record in result["FaceRecords"]]
         status = FAILED if error else INDEXED if faces else NO_FACES
         image = _image_record(photo, status, face_count=len(faces), error=error)
+        if not error:
+            image["unindexedFaces"] = result.get("UnindexedFaces", [])
         if faces:
             image["imageId"] = faces[0]["ImageId"]
         old_ids = [face["FaceId"] for face in svc.records.faces_of(key)]
@@ -186,7 +188,8 @@ def describe(svc: Services) -> dict:
         "model": engine["model"],
         "images": svc.records.count_images(),
         "faces": engine["faces"],
-        "limits": {**limits.as_dict(), **engine.get("limits", {})},
+        "limits": {**limits.as_dict(), "maxFacesPerImage": svc.settings.max_faces, **engine.get("limits", {})},
+        "qualityFilter": svc.settings.quality_filter,
         "version": __version__,
     }
 
