@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from chalice.config import Config
 from chalice.test import Client
 
 from app import app
@@ -21,6 +22,13 @@ class Api:
     stage: str
     client: Client
     stored: Callable[[], list[str]]  # what the photo store holds, to prove nothing was stored
+    monkeypatch: object
+
+    def configure(self, **variables: str) -> None:
+        """Set the stage's environment variables, as its environment_variables
+        in .chalice/config.json would (they win over the process's own)."""
+        configured = Config.environment_variables.fget
+        self.monkeypatch.setattr(Config, "environment_variables", property(lambda c: {**configured(c), **variables}))
 
 
 @contextmanager
@@ -28,7 +36,7 @@ def serving(stage: str, data_dir: Path, monkeypatch) -> Iterator[Api]:
     if stage == "local":
         monkeypatch.setenv("FACEPRINT_DATA_DIR", str(data_dir))
         with Client(app, stage_name="local") as client:
-            yield Api(stage, client, lambda: sorted(p.stem for p in (data_dir / "photos").glob("*.json")))
+            yield Api(stage, client, lambda: sorted(p.stem for p in (data_dir / "photos").glob("*.json")), monkeypatch)
         return
     with aws_stage(monkeypatch, stage) as resources, Client(app, stage_name=stage) as client:
         deliver_s3_events(monkeypatch, client, resources)
@@ -37,4 +45,4 @@ def serving(stage: str, data_dir: Path, monkeypatch) -> Iterator[Api]:
             listing = resources.s3.list_objects_v2(Bucket=resources.bucket)
             return sorted(item["Key"] for item in listing.get("Contents", []))
 
-        yield Api(stage, client, stored)
+        yield Api(stage, client, stored, monkeypatch)
