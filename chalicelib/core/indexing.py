@@ -206,7 +206,7 @@ def _analyse(
         logs.log_indexed(photo.key, None, started, outcome="stale")  # replaced or deleted meanwhile
         return None, []
     except ImageRejected as e:
-        return image_record(photo, FAILED, error=e.message, unindexedFaces=[]), []
+        return image_record(photo, FAILED, error=e.message), []
     except Exception as e:
         reason = e.message if isinstance(e, FaceprintError) else f"unexpected {type(e).__name__} (see the log)"
         log.warning("indexing %r failed (attempt %d of %d): %s", photo.key, attempt, attempts, reason, exc_info=True)

@@ -82,6 +82,7 @@ def describe(svc: Services) -> dict:
         "model": engine["model"],
         "images": svc.records.count_images(),
         "faces": engine["faces"],
-        "limits": {**limits.as_dict(), **engine.get("limits", {})},
+        "limits": {**limits.as_dict(), "maxFacesPerImage": svc.settings.max_faces, **engine.get("limits", {})},
+        "qualityFilter": svc.settings.quality_filter,
         "version": __version__,
     }

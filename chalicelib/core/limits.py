@@ -15,7 +15,7 @@ DEFAULT_MAX_MATCHES = 10
 MAX_MATCHES = 4096
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
-MAX_FACES = 100  # indexed per photo, largest first (Rekognition's MaxFaces ceiling)
+MAX_FACES = 100  # indexed per photo at most (Rekognition's MaxFaces ceiling): FACEPRINT_MAX_FACES's default and top
 TIME_LIMIT_SECONDS = 30.0  # to decode, detect and describe one photo offline
 ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png"}
 

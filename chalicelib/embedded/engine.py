@@ -10,17 +10,18 @@ default threshold 80 is exactly d = 0.6 (90 is d = 0.3, 70 is d = 0.9).
 
 import hashlib
 import json
-import math
 import threading
 import uuid
 
 import numpy as np
 
 from chalicelib.core.errors import NotFound
+from chalicelib.core.limits import MAX_FACES
 from chalicelib.core.ports import FaceEngine, Page, PhotoStore, PhotoVersion
-from chalicelib.embedded.analysis import MODEL_VERSION, Analysis, Face, FaceAnalyzer
+from chalicelib.embedded.analysis import MODEL_VERSION, Analysis, Face
 from chalicelib.embedded.database import Database
 from chalicelib.embedded.paging import decode_token, encode_token
+from chalicelib.embedded.workers import FaceAnalyzer
 
 DISTANCE_AT_ZERO_SIMILARITY = 3.0
 
@@ -53,16 +54,23 @@ def best_matches(
     return [{"Similarity": float(scores[i]), "Face": faces[i]} for i in best if scores[i] >= threshold]
 
 
-def confidence(score: float) -> float:
-    """HOG detector score (0 is dlib's threshold) as a 0-100 confidence."""
-    return 100.0 / (1.0 + math.exp(-2.0 * (score + 1.0)))
-
-
 class LocalEngine(FaceEngine):
-    def __init__(self, db: Database, photos: PhotoStore, analyzer: FaceAnalyzer) -> None:
+    """`quality_filter` and `max_faces` mean what IndexFaces' QualityFilter
+    and MaxFaces mean (quality.py)."""
+
+    def __init__(
+        self,
+        db: Database,
+        photos: PhotoStore,
+        analyzer: FaceAnalyzer,
+        quality_filter: str = "AUTO",
+        max_faces: int = MAX_FACES,
+    ) -> None:
         self._db = db
         self._photos = photos
         self._analyzer = analyzer
+        self._quality_filter = quality_filter
+        self._max_faces = max_faces
         for statement in filter(str.strip, _SCHEMA.split(";")):
             db.write(statement)
         self._vectors = _Vectors(db)
@@ -71,7 +79,7 @@ class LocalEngine(FaceEngine):
         data = self._photos.read(photo.key)
         if hashlib.md5(data).hexdigest() != photo.etag:
             raise NotFound(f"The photo {photo.key!r} was replaced while it was being indexed.")
-        analysis = self._analyzer.analyze(data)
+        analysis = self._analyzer.analyze(data, quality_filter=self._quality_filter, max_faces=self._max_faces)
         image_id = str(uuid.uuid4())
         records = [_face_record(face, analysis, image_id, external_image_id) for face in analysis.faces]
         with self._db.transaction():
@@ -83,7 +91,11 @@ class LocalEngine(FaceEngine):
                 ],
             )
             self._bump_version()
-        return {"FaceRecords": records, "FaceModelVersion": MODEL_VERSION, "UnindexedFaces": []}
+        return {
+            "FaceRecords": records,
+            "FaceModelVersion": MODEL_VERSION,
+            "UnindexedFaces": [unindexed_face(face, analysis) for face in analysis.declined],
+        }
 
     def search_faces_by_image(self, data: bytes, threshold: float, max_faces: int) -> dict:
         analysis = self._analyzer.analyze(data, largest_only=True)
@@ -100,8 +112,8 @@ class LocalEngine(FaceEngine):
         stored, matrix = self._vectors.snapshot()
         matches = best_matches(face.descriptor, stored, matrix, threshold, max_faces)
         return {
-            "SearchedFaceBoundingBox": _bounding_box(face, analysis),
-            "SearchedFaceConfidence": confidence(face.score),
+            "SearchedFaceBoundingBox": bounding_box(face, analysis),
+            "SearchedFaceConfidence": face.quality.confidence,
             "FaceMatches": matches,
             "FaceModelVersion": MODEL_VERSION,
         }
@@ -158,22 +170,37 @@ class _Vectors:
 
 
 def _face_record(face: Face, analysis: Analysis, image_id: str, external_image_id: str) -> dict:
-    box = _bounding_box(face, analysis)
-    conf = confidence(face.score)
     return {
         "Face": {
             "FaceId": str(uuid.uuid4()),
-            "BoundingBox": box,
+            "BoundingBox": bounding_box(face, analysis),
             "ImageId": image_id,
             "ExternalImageId": external_image_id,
-            "Confidence": conf,
+            "Confidence": face.quality.confidence,
             "IndexFacesModelVersion": MODEL_VERSION,
         },
-        "FaceDetail": {"BoundingBox": box, "Confidence": conf},
+        "FaceDetail": face_detail(face, analysis),
     }
 
 
-def _bounding_box(face: Face, analysis: Analysis) -> dict:
+def unindexed_face(face: Face, analysis: Analysis) -> dict:
+    """A declined face as Rekognition's UnindexedFace."""
+    return {"Reasons": list(face.reasons), "FaceDetail": face_detail(face, analysis)}
+
+
+def face_detail(face: Face, analysis: Analysis) -> dict:
+    """Rekognition's FaceDetail with its DEFAULT attributes that dlib's 5
+    landmarks can give: box, confidence, pose and quality."""
+    q = face.quality
+    return {
+        "BoundingBox": bounding_box(face, analysis),
+        "Confidence": q.confidence,
+        "Pose": {"Roll": q.roll, "Yaw": q.yaw, "Pitch": q.pitch},
+        "Quality": {"Brightness": q.brightness, "Sharpness": q.sharpness},
+    }
+
+
+def bounding_box(face: Face, analysis: Analysis) -> dict:
     return {
         "Width": face.width / analysis.width,
         "Height": face.height / analysis.height,

@@ -4,6 +4,8 @@ indexed photos from S3 through a boto3 client (moto in the tests), and holds
 itself to Rekognition's contract: every request is validated against
 botocore's input shape for the operation, every reply against its output
 shape, and errors are botocore ClientErrors with Rekognition's codes.
+IndexFaces applies QualityFilter (default AUTO) and MaxFaces as the service
+documents them, with the embedded engine's quality measures (quality.py).
 
 `aws_stage` wires the whole AWS stage (moto S3 + DynamoDB, this fake, and
 the bucket's events: tests/support/s3_events.py) under a Chalice stage, so
@@ -31,9 +33,10 @@ from app import app
 from chalicelib import wiring
 from chalicelib.aws import clients as aws
 from chalicelib.core.errors import ImageRejected
-from chalicelib.core.limits import MAX_IMAGE_BYTES
-from chalicelib.embedded.analysis import MODEL_VERSION, Analysis, FaceAnalyzer
-from chalicelib.embedded.engine import best_matches, confidence
+from chalicelib.core.limits import MAX_FACES, MAX_IMAGE_BYTES
+from chalicelib.embedded.analysis import MODEL_VERSION, Analysis
+from chalicelib.embedded.engine import best_matches, bounding_box, face_detail, unindexed_face
+from chalicelib.embedded.workers import FaceAnalyzer
 from tests.support.photos import REPO
 from tests.support.s3_events import S3Events
 
@@ -45,12 +48,6 @@ ACCOUNT = "123456789012"
 @cache
 def _model():
     return botocore.session.get_session().get_service_model("rekognition")
-
-
-@cache
-def shared_analyzer() -> FaceAnalyzer:
-    """One dlib model pool for every fake of the test run."""
-    return FaceAnalyzer()
 
 
 @dataclass
@@ -70,7 +67,7 @@ class RekognitionError(Exception):
 class FakeRekognition:
     def __init__(self, s3_client, analyzer: FaceAnalyzer | None = None) -> None:
         self._s3 = s3_client
-        self._analyzer = analyzer or shared_analyzer()
+        self._analyzer = analyzer or wiring.analyzer()  # the process's pool, shared with the embedded wiring
         self._collections: dict[str, _Collection] = {}
         self._queued_errors: dict[str, list[tuple[str, str]]] = {}
         self._lock = threading.Lock()
@@ -165,29 +162,34 @@ class FakeRekognition:
 
     def _index_faces(self, params: dict) -> dict:
         collection = self._collection(params["CollectionId"])
-        analysis = self._analyze(self._image_bytes(params["Image"], MAX_IMAGE_BYTES))
-        faces = sorted(analysis.faces, key=lambda f: f.width * f.height, reverse=True)
-        limit = params.get("MaxFaces", 100)
+        analysis = self._analyze(
+            self._image_bytes(params["Image"], MAX_IMAGE_BYTES),
+            quality_filter=params.get("QualityFilter", "AUTO"),
+            # "IndexFaces returns no more than 100 detected faces in an image".
+            max_faces=min(params.get("MaxFaces", MAX_FACES), MAX_FACES),
+        )
         image_id = str(uuid.uuid4())
-        records, unindexed = [], []
-        for face in faces[:limit]:
+        records = []
+        for face in analysis.faces:  # largest first, as IndexFaces sorts them
             record = {
                 "FaceId": str(uuid.uuid4()),
-                "BoundingBox": _box(face, analysis),
+                "BoundingBox": bounding_box(face, analysis),
                 "ImageId": image_id,
-                "Confidence": confidence(face.score),
+                "Confidence": face.quality.confidence,
                 "IndexFacesModelVersion": MODEL_VERSION,
             }
             if "ExternalImageId" in params:
                 record["ExternalImageId"] = params["ExternalImageId"]
-            records.append({"Face": record, "FaceDetail": _detail(face, analysis)})
-        for face in faces[limit:]:
-            unindexed.append({"Reasons": ["EXCEEDS_MAX_FACES"], "FaceDetail": _detail(face, analysis)})
+            records.append({"Face": record, "FaceDetail": face_detail(face, analysis)})
         with self._lock:
-            for record, face in zip(records, faces, strict=False):
+            for record, face in zip(records, analysis.faces, strict=True):
                 collection.faces[record["Face"]["FaceId"]] = record["Face"]
                 collection.descriptors[record["Face"]["FaceId"]] = face.descriptor
-        return {"FaceRecords": records, "FaceModelVersion": MODEL_VERSION, "UnindexedFaces": unindexed}
+        return {
+            "FaceRecords": records,
+            "FaceModelVersion": MODEL_VERSION,
+            "UnindexedFaces": [unindexed_face(face, analysis) for face in analysis.declined],
+        }
 
     def _search_faces_by_image(self, params: dict) -> dict:
         collection = self._collection(params["CollectionId"])
@@ -204,15 +206,15 @@ class FakeRekognition:
         threshold = params.get("FaceMatchThreshold", 80.0)
         matches = best_matches(face.descriptor, stored, matrix, threshold, params.get("MaxFaces", 80))
         return {
-            "SearchedFaceBoundingBox": _box(face, analysis),
-            "SearchedFaceConfidence": confidence(face.score),
+            "SearchedFaceBoundingBox": bounding_box(face, analysis),
+            "SearchedFaceConfidence": face.quality.confidence,
             "FaceMatches": matches,
             "FaceModelVersion": MODEL_VERSION,
         }
 
     def _detect_faces(self, params: dict) -> dict:
         analysis = self._analyze(self._image_bytes(params["Image"], MAX_BYTES))
-        return {"FaceDetails": [_detail(face, analysis) for face in analysis.faces]}
+        return {"FaceDetails": [face_detail(face, analysis) for face in analysis.faces]}
 
     def _delete_faces(self, params: dict) -> dict:
         collection = self._collection(params["CollectionId"])
@@ -254,26 +256,13 @@ class FakeRekognition:
             raise RekognitionError("ImageTooLargeException", f"Image size is too large: {len(data)} bytes.")
         return data
 
-    def _analyze(self, data: bytes, largest_only: bool = False) -> Analysis:
+    def _analyze(self, data: bytes, **options) -> Analysis:
         if not data.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")):
             raise RekognitionError("InvalidImageFormatException", "Request has invalid image format")
         try:
-            return self._analyzer.analyze(data, largest_only=largest_only)
+            return self._analyzer.analyze(data, **options)
         except ImageRejected as e:
             raise RekognitionError("InvalidImageFormatException", "Request has invalid image format") from e
-
-
-def _box(face, analysis: Analysis) -> dict:
-    return {
-        "Width": face.width / analysis.width,
-        "Height": face.height / analysis.height,
-        "Left": face.left / analysis.width,
-        "Top": face.top / analysis.height,
-    }
-
-
-def _detail(face, analysis: Analysis) -> dict:
-    return {"BoundingBox": _box(face, analysis), "Confidence": confidence(face.score)}
 
 
 # The AWS stage under test.

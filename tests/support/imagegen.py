@@ -5,7 +5,7 @@ import io
 import struct
 import zlib
 
-from PIL import Image
+from PIL import Image, ImageEnhance, ImageFilter
 
 from tests.support.photos import photo
 
@@ -46,3 +46,24 @@ def png_header_only(width: int, height: int) -> bytes:
     return (
         b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
     )
+
+
+def jpeg(image: Image.Image) -> bytes:
+    return encode(image, "JPEG", quality=90)
+
+
+def darkened(name: str, factor: float) -> bytes:
+    """The shared photo with its light scaled by `factor` (0.08: near black)."""
+    return jpeg(ImageEnhance.Brightness(shared(name)).enhance(factor))
+
+
+def blurred(name: str, radius: float) -> bytes:
+    """The shared photo under a Gaussian blur of `radius` pixels."""
+    return jpeg(shared(name).filter(ImageFilter.GaussianBlur(radius)))
+
+
+def shrunk(name: str, scale: float) -> bytes:
+    """The shared photo scaled down by `scale` (both sides)."""
+    image = shared(name)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return jpeg(image.resize(size, Image.Resampling.LANCZOS))
