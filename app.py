@@ -15,10 +15,11 @@ from chalicelib.api.console import console
 from chalicelib.api.metadata import metadata_from_headers
 from chalicelib.api.openapi import openapi
 from chalicelib.api.replies import error_reply
+from chalicelib.api.requests import body_bytes
 from chalicelib.api.threadsafe import ThreadSafeChalice
 from chalicelib.core import limits, logs, service
 from chalicelib.core.errors import BadRequest, ConfigurationError, FaceprintError
-from chalicelib.core.images import body_bytes
+from chalicelib.core.images import UNSUPPORTED_TYPE_MESSAGE
 from chalicelib.core.keys import key_from_path, validate_key
 
 app = ThreadSafeChalice(app_name="faceprint")
@@ -28,11 +29,12 @@ app.register_middleware(auth.allow_origins, "http")
 app.register_middleware(auth.require_api_key, "http")
 app.register_blueprint(console)
 app.register_blueprint(openapi)
-IMAGE_TYPES = ["image/jpeg", "image/png", "application/octet-stream", "text/plain"]
-# text/plain carries base64 text (the old Postman collection); it is binary
-# here so one route may take it beside the image types (chalice deploy
-# refuses a route that mixes binary and non-binary types).
-app.api.binary_types.append("text/plain")
+IMAGE_TYPES = [*limits.ACCEPTED_TYPES, "application/octet-stream", "text/plain"]
+# Every body type of those routes is binary (chalice deploy refuses a route
+# that mixes binary and non-binary types): text/plain carries base64 text
+# (the old Postman collection). image/* is there for GET /images/{key}/file:
+# Chalice only sends a binary reply to an Accept header naming one of these.
+app.api.binary_types.extend(t for t in [*IMAGE_TYPES, "image/*"] if t not in app.api.binary_types)
 
 
 def _json_errors(view):
@@ -56,7 +58,7 @@ def _chalice_errors_as_json(event, get_response):
     if response.status_code >= 400 and isinstance(response.body, dict) and "Code" in response.body:
         body = {"error": response.body["Code"], "message": response.body.get("Message", "")}
         if response.status_code == 415:
-            body["message"] += ". Send image/jpeg, image/png, application/octet-stream or text/plain (base64)."
+            body["message"] += ". " + UNSUPPORTED_TYPE_MESSAGE
         response.body = body
     return response
 

@@ -9,6 +9,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.aws import clients as aws
 from chalicelib.core.errors import NotFound
+from chalicelib.core.limits import RESERVED_METADATA
 from chalicelib.core.ports import Page, PhotoStore, StoredPhoto
 
 MAX_LIST_KEYS = 1000  # ListObjectsV2's MaxKeys limit
@@ -23,11 +24,21 @@ class S3PhotoStore(PhotoStore):
         self._resource = f"S3 bucket {bucket!r}"
 
     def put(self, photo: StoredPhoto, data: bytes) -> StoredPhoto:
+        metadata = dict(photo.metadata)
+        if photo.original_content_type and photo.original_content_type != photo.content_type:
+            metadata[RESERVED_METADATA] = photo.original_content_type  # a converted photo's original type
         with aws.translated(self._resource, self._stage):
             response = self._client.put_object(
-                Bucket=self._bucket, Key=photo.key, Body=data, ContentType=photo.content_type, Metadata=photo.metadata
+                Bucket=self._bucket, Key=photo.key, Body=data, ContentType=photo.content_type, Metadata=metadata
             )
-        return StoredPhoto(photo.key, _etag(response["ETag"]), len(data), photo.content_type, dict(photo.metadata))
+        return StoredPhoto(
+            photo.key,
+            _etag(response["ETag"]),
+            len(data),
+            photo.content_type,
+            dict(photo.metadata),
+            photo.original_content_type,
+        )
 
     def head(self, key: str) -> StoredPhoto | None:
         with aws.translated(self._resource, self._stage):
@@ -37,12 +48,10 @@ class S3PhotoStore(PhotoStore):
                 if aws.error_code(e) in _MISSING:
                     return None
                 raise
+        metadata = dict(response.get("Metadata", {}))
+        original = metadata.pop(RESERVED_METADATA, "")
         return StoredPhoto(
-            key,
-            _etag(response["ETag"]),
-            response["ContentLength"],
-            response.get("ContentType", ""),
-            response.get("Metadata", {}),
+            key, _etag(response["ETag"]), response["ContentLength"], response.get("ContentType", ""), metadata, original
         )
 
     def read(self, key: str) -> bytes:

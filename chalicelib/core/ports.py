@@ -15,6 +15,7 @@ class StoredPhoto:
     size: int
     content_type: str
     metadata: dict[str, str] = field(default_factory=dict)
+    original_content_type: str = ""  # what was uploaded, when it was converted to content_type
 
 
 @dataclass(frozen=True)

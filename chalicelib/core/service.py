@@ -9,7 +9,7 @@ from chalicelib import __version__
 from chalicelib.core import limits
 from chalicelib.core.config import Settings
 from chalicelib.core.errors import ImageRejected, NotFound
-from chalicelib.core.images import inspect_image
+from chalicelib.core.images import prepare_search, prepare_upload
 from chalicelib.core.keys import external_image_id, label_for
 from chalicelib.core.ports import FaceEngine, PhotoStore, RecordStore, StoredPhoto
 
@@ -27,10 +27,12 @@ class Services:
 
 
 def upload_image(svc: Services, key: str, data: bytes, metadata: dict[str, str]) -> dict:
-    """Validate and store a photo. Storing it triggers indexing (an S3 event
-    on AWS, a direct call offline), so the reply may already be indexed."""
-    info = inspect_image(data)
-    stored = svc.photos.put(StoredPhoto(key, "", len(data), info.content_type, metadata), data)
+    """Validate and store a photo (converted to JPEG unless it is a JPEG or
+    PNG). Storing it triggers indexing (an S3 event on AWS, a direct call
+    offline), so the reply may already be indexed."""
+    upload = prepare_upload(data)
+    photo = StoredPhoto(key, "", len(upload.data), upload.content_type, metadata, upload.original_content_type)
+    stored = svc.photos.put(photo, upload.data)
     svc.records.mark_pending(_image_record(stored, PENDING, face_count=0))
     return get_image(svc, key)
 
@@ -74,7 +76,7 @@ def get_image(svc: Services, key: str) -> dict:
 
 def search_image(svc: Services, data: bytes, threshold: float, max_matches: int) -> dict:
     """Who is the largest face in this photo?"""
-    inspect_image(data)
+    data = prepare_search(data)
     result = svc.engine.search_faces_by_image(data, threshold, max_matches)
     result, matches = _join_records(svc, [result])[0]
     return {"faces": result, "matchedFaces": [match["label"] for match in matches], "matches": matches}
@@ -82,7 +84,7 @@ def search_image(svc: Services, data: bytes, threshold: float, max_matches: int)
 
 def search_every_face(svc: Services, data: bytes, threshold: float, max_matches: int) -> dict:
     """Who is in this photo? Every face found, largest first, with its matches."""
-    inspect_image(data)
+    data = prepare_search(data)
     results = _join_records(svc, svc.engine.search_all_faces_by_image(data, threshold, max_matches))
     return {
         "faces": [result for result, _ in results],
@@ -202,6 +204,8 @@ def _image_record(photo: StoredPhoto, status: str, face_count: int, error: str |
         "faceCount": face_count,
         "updatedAt": datetime.now(UTC).isoformat(timespec="milliseconds"),
     }
+    if photo.original_content_type and photo.original_content_type != photo.content_type:
+        record["originalContentType"] = photo.original_content_type
     if error:
         record["error"] = error
     return record

@@ -29,8 +29,8 @@ import numpy as np
 from PIL import Image
 
 from chalicelib.core.errors import ImageTooComplex
-from chalicelib.core.images import decode_rgb
 from chalicelib.core.limits import MAX_FACES, TIME_LIMIT_SECONDS
+from chalicelib.core.pixels import decode_rgb
 
 WORK_PIXELS = 4_000_000
 DETECT_PIXELS = 1_500_000

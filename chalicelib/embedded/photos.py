@@ -30,7 +30,14 @@ class FilePhotoStore(PhotoStore):
         self._listeners.append(listener)
 
     def put(self, photo: StoredPhoto, data: bytes) -> StoredPhoto:
-        stored = StoredPhoto(photo.key, hashlib.md5(data).hexdigest(), len(data), photo.content_type, photo.metadata)
+        stored = StoredPhoto(
+            photo.key,
+            hashlib.md5(data).hexdigest(),
+            len(data),
+            photo.content_type,
+            photo.metadata,
+            photo.original_content_type,
+        )
         path = self._path(photo.key)
         with self._locks[hash(photo.key) % _LOCK_STRIPES]:
             _write_atomically(path, data)
@@ -49,7 +56,8 @@ class FilePhotoStore(PhotoStore):
             return None
         if not (self._root / name).exists():
             return None  # its description outlived it (a crash mid-delete, or a hand): it is gone
-        return StoredPhoto(info["key"], info["etag"], info["size"], info["contentType"], info["metadata"])
+        original = info.get("originalContentType", "")
+        return StoredPhoto(info["key"], info["etag"], info["size"], info["contentType"], info["metadata"], original)
 
     def read(self, key: str) -> bytes:
         try:
@@ -76,13 +84,16 @@ class FilePhotoStore(PhotoStore):
 
 
 def _describe(photo: StoredPhoto) -> dict:
-    return {
+    described = {
         "key": photo.key,
         "etag": photo.etag,
         "size": photo.size,
         "contentType": photo.content_type,
         "metadata": photo.metadata,
     }
+    if photo.original_content_type and photo.original_content_type != photo.content_type:
+        described["originalContentType"] = photo.original_content_type
+    return described
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
