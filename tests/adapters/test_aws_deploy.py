@@ -2,6 +2,7 @@
 the setup script, and `chalice package` to Terraform, offline."""
 
 import ast
+import importlib.util
 import json
 import os
 import shutil
@@ -151,3 +152,23 @@ def test_chalice_packages_the_dev_stage_for_terraform_offline(tmp_path):
         op for path in swagger["paths"].values() for op in path.values() if op.get("security") == [{"api_key": []}]
     ]
     assert len(guarded) >= 6  # PUT+POST /index, GET /images, POST+PUT /search, GET /info
+    # Chalice takes the runtime from the venv's Python: AWS's python3.13 (Amazon Linux 2023).
+    assert {name: f["runtime"] for name, f in functions.items()} == {
+        "api_handler": "python3.13",
+        "index_stored_photo": "python3.13",
+    }
+    # make package-terraform's check of the zip: here, packaged without its
+    # wheels, it must say that Pillow and pillow-heif are missing.
+    problems, findings = _package_check().check_package(tmp_path / "out", "python3.13")
+    assert sorted(problems) == [
+        f"{tmp_path / 'out' / 'deployment.zip'}: {name} is missing" for name in ("pillow", "pillow_heif")
+    ]
+    assert "function index_stored_photo: python3.13" in findings
+
+
+def _package_check():
+    """scripts/check_lambda_package.py (scripts/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("check_lambda_package", REPO / "scripts" / "check_lambda_package.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
