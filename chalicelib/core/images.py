@@ -88,10 +88,10 @@ def prepare_upload(data: bytes) -> Upload:
     """The photo to store: JPEG and PNG exactly as sent; the other accepted
     types converted to JPEG, upright, keeping their EXIF (Orientation set
     to 1) and ICC profile."""
-    image, info = _open(data)
+    info = inspect_image(data)
     if info.content_type in STORED_TYPES:
-        _check_decodes(image)
         return Upload(data, info.content_type, info.content_type, info.width, info.height)
+    image, _ = _open(data)  # the header again (cheap), this time to decode it
     jpeg, width, height = _convert_to_jpeg(image)
     return Upload(jpeg, "image/jpeg", info.content_type, width, height)
 
