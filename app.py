@@ -15,10 +15,10 @@ from chalicelib.api.metadata import metadata_from_headers
 from chalicelib.api.openapi import openapi
 from chalicelib.api.params import key_from_path, number, page
 from chalicelib.api.replies import json_errors, reshape_chalice_errors
+from chalicelib.api.requests import body_bytes
 from chalicelib.api.threadsafe import ThreadSafeChalice
 from chalicelib.core import indexing, library, limits, logs, searching
 from chalicelib.core.errors import BadRequest
-from chalicelib.core.images import body_bytes
 from chalicelib.core.ports import PhotoVersion
 from chalicelib.core.records import normalize_sequencer
 
@@ -33,11 +33,12 @@ app.register_middleware(api_key.require_api_key, "http")
 app.register_middleware(reshape_chalice_errors, "http")
 app.register_blueprint(console)
 app.register_blueprint(openapi)
-IMAGE_TYPES = ["image/jpeg", "image/png", "application/octet-stream", "text/plain"]
-# text/plain carries base64 text (the old Postman collection); it is binary
-# here so one route may take it beside the image types (chalice deploy
-# refuses a route that mixes binary and non-binary types).
-app.api.binary_types.append("text/plain")
+IMAGE_TYPES = [*limits.ACCEPTED_TYPES, "application/octet-stream", "text/plain"]
+# Every body type of those routes is binary (chalice deploy refuses a route
+# that mixes binary and non-binary types): text/plain carries base64 text
+# (the old Postman collection). image/* is there for GET /images/{key}/file:
+# Chalice only sends a binary reply to an Accept header naming one of these.
+app.api.binary_types.extend(t for t in [*IMAGE_TYPES, "image/*"] if t not in app.api.binary_types)
 REDRIVE_EVERY_MINUTES = 5
 
 

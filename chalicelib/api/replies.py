@@ -9,11 +9,11 @@ import logging
 from chalice import Response
 
 from chalicelib.core.errors import ConfigurationError, FaceprintError
+from chalicelib.core.images import UNSUPPORTED_TYPE_MESSAGE
 
 log = logging.getLogger("faceprint")
 
 MISCONFIGURED = "The server is misconfigured; its log says what to set."
-ACCEPTED_BODIES = "Send image/jpeg, image/png, application/octet-stream or text/plain (base64)."
 
 
 def error_reply(error: FaceprintError | ConfigurationError) -> Response:
@@ -44,7 +44,7 @@ def reshape_chalice_errors(event, get_response):
     if response.status_code >= 400 and isinstance(response.body, dict) and "Code" in response.body:
         body = {"error": response.body["Code"], "message": response.body.get("Message", "")}
         if response.status_code == 415:
-            body["message"] += f". {ACCEPTED_BODIES}"
+            body["message"] += ". " + UNSUPPORTED_TYPE_MESSAGE
         response.body = body
     return response
 

@@ -16,8 +16,8 @@ from botocore.exceptions import ClientError
 from PIL import Image
 
 from chalicelib.aws import clients as aws
-from chalicelib.core.images import decode_rgb
 from chalicelib.core.limits import AWS_MAX_UPLOAD_BYTES
+from chalicelib.core.pixels import decode_rgb
 from chalicelib.core.ports import FaceEngine, Page, PhotoVersion
 
 MAX_SEARCH_BYTES = 5 * 1024 * 1024  # Rekognition's limit for Image.Bytes
@@ -130,7 +130,7 @@ class RekognitionEngine(FaceEngine):
                     MaxFaces=max_faces,
                 )
             except ClientError as e:
-                # The photo is valid (inspect_image checked it), so this code
+                # The photo is valid (prepare_search checked it), so this code
                 # is Rekognition's "there are no faces in the image": the same
                 # empty result as offline.
                 if aws.error_code(e) != "InvalidParameterException":

@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.aws import clients as aws
 from chalicelib.core.errors import NotFound
+from chalicelib.core.limits import RESERVED_METADATA
 from chalicelib.core.ports import ListedPhoto, Page, PhotoStore, StoredPhoto
 
 MAX_LIST_KEYS = 1000  # ListObjectsV2's MaxKeys limit, and DeleteObjects' keys per call
@@ -24,13 +25,24 @@ class S3PhotoStore(PhotoStore):
         self._stage = stage
         self._resource = f"S3 bucket {bucket!r}"
 
-    def put(self, key: str, data: bytes, content_type: str, metadata: dict[str, str]) -> StoredPhoto:
+    def put(
+        self, key: str, data: bytes, content_type: str, metadata: dict[str, str], original_content_type: str = ""
+    ) -> StoredPhoto:
+        stored_metadata = dict(metadata)
+        if original_content_type and original_content_type != content_type:
+            stored_metadata[RESERVED_METADATA] = original_content_type  # a converted photo's original type
         with aws.translated(self._resource, self._stage):
             response = self._client.put_object(
-                Bucket=self._bucket, Key=key, Body=data, ContentType=content_type, Metadata=metadata
+                Bucket=self._bucket, Key=key, Body=data, ContentType=content_type, Metadata=stored_metadata
             )
         return StoredPhoto(
-            key, _etag(response["ETag"]), len(data), content_type, dict(metadata), response.get("VersionId")
+            key,
+            _etag(response["ETag"]),
+            len(data),
+            content_type,
+            dict(metadata),
+            response.get("VersionId"),
+            original_content_type=original_content_type,
         )
 
     def head(self, key: str) -> StoredPhoto | None:
@@ -41,13 +53,16 @@ class S3PhotoStore(PhotoStore):
                 if aws.error_code(e) in _MISSING:
                     return None
                 raise
+        metadata = dict(response.get("Metadata", {}))
+        original = metadata.pop(RESERVED_METADATA, "")
         return StoredPhoto(
             key,
             _etag(response["ETag"]),
             response["ContentLength"],
             response.get("ContentType", ""),
-            response.get("Metadata", {}),
+            metadata,
             response.get("VersionId"),
+            original_content_type=original,
         )
 
     def read(self, key: str) -> bytes:

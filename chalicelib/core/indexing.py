@@ -30,7 +30,7 @@ from dataclasses import replace
 
 from chalicelib.core import logs
 from chalicelib.core.errors import FaceprintError, ImageRejected, NotFound, ServiceUnavailable
-from chalicelib.core.images import inspect_image
+from chalicelib.core.images import prepare_upload
 from chalicelib.core.keys import external_image_id
 from chalicelib.core.ports import PhotoVersion, StoredPhoto
 from chalicelib.core.records import (
@@ -61,11 +61,12 @@ REDRIVE_BATCH = 50
 
 
 def upload_image(svc: Services, key: str, data: bytes, metadata: dict[str, str]) -> dict:
-    """Validate and store a photo, record it pending, and hand it to the
-    indexer (offline: now; on AWS: the S3 event). The reply is the record
-    as it stands: `indexed` offline, usually `pending` on AWS."""
-    info = inspect_image(data)
-    stored = svc.photos.put(key, data, info.content_type, metadata)
+    """Validate and store a photo (HEIC, WebP and AVIF converted to JPEG),
+    record it pending, and hand it to the indexer (offline: now; on AWS:
+    the S3 event). The reply is the record as it stands: `indexed`
+    offline, usually `pending` on AWS."""
+    upload = prepare_upload(data)
+    stored = svc.photos.put(key, upload.data, upload.content_type, metadata, upload.original_content_type)
     image = _record_pending(svc, stored)
     if svc.index_on_upload:
         image = _index_now(svc, stored.version) or image

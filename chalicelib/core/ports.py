@@ -30,6 +30,7 @@ class StoredPhoto:
     metadata: dict[str, str] = field(default_factory=dict)
     version_id: str | None = None
     sequencer: str | None = None
+    original_content_type: str = ""  # what was uploaded, when it was converted to content_type
 
     @property
     def version(self) -> PhotoVersion:
@@ -90,8 +91,11 @@ class PhotoStore(ABC):
     """Where the photos themselves live (S3, or files)."""
 
     @abstractmethod
-    def put(self, key: str, data: bytes, content_type: str, metadata: dict[str, str]) -> StoredPhoto:
-        """Store a new version of `key`; returns it with its etag (and version)."""
+    def put(
+        self, key: str, data: bytes, content_type: str, metadata: dict[str, str], original_content_type: str = ""
+    ) -> StoredPhoto:
+        """Store a new version of `key`; returns it with its etag (and version).
+        `original_content_type`: what was uploaded, when it was converted."""
 
     @abstractmethod
     def head(self, key: str) -> StoredPhoto | None:

@@ -20,7 +20,7 @@ def iso_before(moment: str, seconds: float) -> str:
 
 def image_record(photo: StoredPhoto, status: str, face_count: int = 0, **extra) -> dict:
     """The record of one version of a photo. `extra` adds the optional
-    fields (imageId, error, unindexedFaces, attempts, originalContentType)."""
+    fields (imageId, error, unindexedFaces, attempts, pendingSince)."""
     record = {
         "key": photo.key,
         "status": status,
@@ -35,6 +35,8 @@ def image_record(photo: StoredPhoto, status: str, face_count: int = 0, **extra) 
         record["versionId"] = photo.version_id
     if photo.sequencer:
         record["sequencer"] = photo.sequencer
+    if photo.original_content_type and photo.original_content_type != photo.content_type:
+        record["originalContentType"] = photo.original_content_type
     record.update({name: value for name, value in extra.items() if value is not None})
     return record
 

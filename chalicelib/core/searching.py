@@ -1,14 +1,14 @@
 """Searching: whose face is this, and who is in this photo."""
 
 from chalicelib.core import limits
-from chalicelib.core.images import inspect_image
+from chalicelib.core.images import prepare_search
 from chalicelib.core.labels import label_for
 from chalicelib.core.services import Services
 
 
 def search_image(svc: Services, data: bytes, threshold: float, max_matches: int) -> dict:
     """Who is the largest face in this photo?"""
-    inspect_image(data)
+    data = prepare_search(data)
     result, matches = _search_and_join(
         svc, lambda limit: [svc.engine.search_faces_by_image(data, threshold, limit)], max_matches
     )[0]
@@ -17,7 +17,7 @@ def search_image(svc: Services, data: bytes, threshold: float, max_matches: int)
 
 def search_every_face(svc: Services, data: bytes, threshold: float, max_matches: int) -> dict:
     """Who is in this photo? Every face found, largest first, with its matches."""
-    inspect_image(data)
+    data = prepare_search(data)
     results = _search_and_join(
         svc, lambda limit: svc.engine.search_all_faces_by_image(data, threshold, limit), max_matches
     )

@@ -26,8 +26,8 @@ import face_recognition_models
 import numpy as np
 from PIL import Image
 
-from chalicelib.core.images import decode_rgb
 from chalicelib.core.limits import MAX_FACES
+from chalicelib.core.pixels import decode_rgb
 from chalicelib.embedded import quality
 
 WORK_PIXELS = 4_000_000

@@ -29,11 +29,19 @@ class FilePhotoStore(PhotoStore):
         self._clock = threading.Lock()
         self._last_sequence = 0
 
-    def put(self, key: str, data: bytes, content_type: str, metadata: dict[str, str]) -> StoredPhoto:
+    def put(
+        self, key: str, data: bytes, content_type: str, metadata: dict[str, str], original_content_type: str = ""
+    ) -> StoredPhoto:
         path = self._path(key)
         with self._locks[hash(key) % _LOCK_STRIPES]:
             stored = StoredPhoto(
-                key, hashlib.md5(data).hexdigest(), len(data), content_type, dict(metadata), None, self._sequencer()
+                key,
+                hashlib.md5(data).hexdigest(),
+                len(data),
+                content_type,
+                dict(metadata),
+                sequencer=self._sequencer(),
+                original_content_type=original_content_type,
             )
             _write_atomically(path, data)
             _write_atomically(path.with_suffix(".json"), json.dumps(_describe(stored)).encode())
@@ -78,8 +86,8 @@ class FilePhotoStore(PhotoStore):
             info["size"],
             info["contentType"],
             info["metadata"],
-            None,
-            info.get("sequencer"),
+            sequencer=info.get("sequencer"),
+            original_content_type=info.get("originalContentType", ""),
         )
 
     def _sequencer(self) -> str:
@@ -94,7 +102,7 @@ class FilePhotoStore(PhotoStore):
 
 
 def _describe(photo: StoredPhoto) -> dict:
-    return {
+    described = {
         "key": photo.key,
         "etag": photo.etag,
         "size": photo.size,
@@ -102,6 +110,9 @@ def _describe(photo: StoredPhoto) -> dict:
         "metadata": photo.metadata,
         "sequencer": photo.sequencer,
     }
+    if photo.original_content_type and photo.original_content_type != photo.content_type:
+        described["originalContentType"] = photo.original_content_type
+    return described
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -124,7 +124,8 @@ def _copy(source: Services, target: Services, listed: ListedPhoto) -> None:
     if photo is None:
         return  # deleted from the source meanwhile
     if existing is None or existing.etag != photo.etag or existing.metadata != photo.metadata:
-        existing = target.photos.put(photo.key, source.photos.read(photo.key), photo.content_type, photo.metadata)
+        data = source.photos.read(photo.key)
+        existing = target.photos.put(photo.key, data, photo.content_type, photo.metadata, photo.original_content_type)
     index_photo(target, photo.key, existing.version)  # on AWS its S3 event will find it done
 
 

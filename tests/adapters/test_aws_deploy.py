@@ -2,6 +2,7 @@
 the setup script, and `chalice package` to Terraform, offline."""
 
 import ast
+import importlib.util
 import io
 import json
 import os
@@ -537,6 +538,15 @@ def test_chalice_packages_the_dev_stage_for_terraform_offline(tmp_path):
     }
     assert open_routes == {("GET", "/"), ("GET", "/console/{name}"), ("GET", "/openapi.json")}  # as the guide says
     assert "aws_api_gateway_domain_name" not in resources  # a custom domain is opt-in
+    # Chalice takes the runtime from the venv's Python: AWS's python3.13 (Amazon Linux 2023).
+    assert {f["runtime"] for f in functions.values()} == {"python3.13"}
+    # make package-terraform's check of the zip: here, packaged without its
+    # wheels, it must say that Pillow and pillow-heif are missing.
+    problems, findings = _package_check().check_package(tmp_path / "out", "python3.13")
+    assert sorted(problems) == [
+        f"{tmp_path / 'out' / 'deployment.zip'}: {name} is missing" for name in ("pillow", "pillow_heif")
+    ]
+    assert "function index_stored_photo: python3.13" in findings
 
 
 def test_chalice_packages_a_stage_with_the_guides_custom_domain_for_terraform(tmp_path):
@@ -554,3 +564,11 @@ def test_chalice_packages_a_stage_with_the_guides_custom_domain_for_terraform(tm
     assert mapping["api_id"] == "${aws_api_gateway_rest_api.rest_api.id}"
     # The record aws-setup makes points where Terraform's outputs say.
     assert "cloudfront_domain_name" in terraform["output"]["AliasDomainName"]["value"]
+
+
+def _package_check():
+    """scripts/check_lambda_package.py (scripts/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("check_lambda_package", REPO / "scripts" / "check_lambda_package.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

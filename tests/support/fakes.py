@@ -51,12 +51,15 @@ class InMemoryPhotoStore(PhotoStore):
         self._sequence = itertools.count(1)
         self._lock = threading.Lock()
 
-    def put(self, key: str, data: bytes, content_type: str, metadata: dict[str, str]) -> StoredPhoto:
+    def put(
+        self, key: str, data: bytes, content_type: str, metadata: dict[str, str], original_content_type: str = ""
+    ) -> StoredPhoto:
         with self._lock:
             version_id = uuid.uuid4().hex
             sequencer = normalize_sequencer(f"{next(self._sequence):X}")
+            digest = hashlib.md5(data).hexdigest()
             stored = StoredPhoto(
-                key, hashlib.md5(data).hexdigest(), len(data), content_type, dict(metadata), version_id, sequencer
+                key, digest, len(data), content_type, dict(metadata), version_id, sequencer, original_content_type
             )
             self._versions[(key, version_id)] = data
             self._current[key] = stored

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlparse
 
 from chalice.config import Config
 from chalice.test import Client
@@ -25,6 +26,20 @@ class Api:
     stored: Callable[[], list[str]]  # what the photo store holds, to prove nothing was stored
     monkeypatch: object
     events: S3Events | None = None  # the AWS wiring's bucket events (None offline: no events)
+    s3: object = None  # the AWS wiring's S3 client, which a download link leads to
+
+    def download(self, key: str, accept: str = "image/*") -> tuple[int, str, bytes]:
+        """GET /images/{key}/file as a browser or `curl -L` does it: on AWS
+        the reply is a 307 to a presigned S3 link, which is followed (here by
+        reading the object it names). (status, content type, bytes)."""
+        reply = self.client.http.get(f"/images/{key}/file", headers={"Accept": accept})
+        if reply.status_code != 307:
+            return reply.status_code, reply.headers.get("Content-Type", ""), reply.body
+        link = urlparse(reply.headers["Location"])
+        assert parse_qs(link.query)["X-Amz-Expires"] == ["300"]
+        bucket, name = link.netloc.split(".", 1)[0], unquote(link.path.lstrip("/"))
+        stored = self.s3.get_object(Bucket=bucket, Key=name)
+        return 200, stored["ContentType"], stored["Body"].read()
 
     def configure(self, **variables: str) -> None:
         """Set the stage's environment variables, as its environment_variables
@@ -47,7 +62,7 @@ def serving(stage: str, data_dir: Path, monkeypatch) -> Iterator[Api]:
             listing = resources.s3.list_objects_v2(Bucket=resources.bucket)
             return sorted(item["Key"] for item in listing.get("Contents", []))
 
-        yield Api(stage, client, stored, monkeypatch, resources.events)
+        yield Api(stage, client, stored, monkeypatch, resources.events, resources.s3)
 
 
 def deliver_after_each_request(client: Client, events: S3Events) -> None:
