@@ -21,6 +21,17 @@ def pytest_configure(config):
         )
 
 
+# Whole layers that index the shared photos with dlib or start real servers:
+# `pytest -m "not slow"` leaves them out (units, adapters, contracts on fakes).
+SLOW_LAYERS = ("api", "ops", "e2e")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.parent.name in SLOW_LAYERS and item.path.parent.parent.name == "tests":
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_sessionstart(session):
     session.config.stash[_STRAYS_BEFORE] = set(processes.stray_workers())
 
