@@ -20,7 +20,8 @@ PAGE = 500
 RECORD_WITHOUT_FACE = "record_without_face"  # a face record the collection lacks
 FACE_WITHOUT_RECORD = "face_without_record"  # a collection face no record names
 FACE_WITHOUT_IMAGE = "face_record_without_image"  # a face record whose image record is gone
-PHOTO_NOT_INDEXED = "photo_not_indexed"  # no image record, pending, an older version's, or faces missing
+PHOTO_NOT_INDEXED = "photo_not_indexed"  # no image record, an older version's, or faces missing
+PHOTO_PENDING = "photo_pending"  # recorded pending: its indexing has not finished (or was lost)
 RECORD_WITHOUT_PHOTO = "record_without_photo"  # an image record whose photo is gone
 
 
@@ -49,12 +50,9 @@ def check(svc: Services) -> list[Disagreement]:
         counted[face["imageKey"]] = counted.get(face["imageKey"], 0) + 1
     for key, photo in photos.items():
         image = images.get(key)
-        if (
-            image is None
-            or image["status"] == PENDING
-            or image["etag"] != photo.etag
-            or image["faceCount"] != counted.get(key, 0)
-        ):
+        if image is not None and image["status"] == PENDING:
+            found.append(Disagreement(PHOTO_PENDING, key))
+        elif image is None or image["etag"] != photo.etag or image["faceCount"] != counted.get(key, 0):
             found.append(Disagreement(PHOTO_NOT_INDEXED, key))
     found += [Disagreement(RECORD_WITHOUT_PHOTO, key) for key in images if key not in photos]
     return found
@@ -74,7 +72,7 @@ def repair(svc: Services, disagreements: list[Disagreement]) -> None:
     for key in gone:
         svc.engine.delete_faces([face["FaceId"] for face in svc.records.faces_of(key)])
         svc.engine.delete_faces(svc.records.remove_image(key) or [])
-    again = {d.key for d in disagreements if d.kind in (RECORD_WITHOUT_FACE, PHOTO_NOT_INDEXED)} - gone
+    again = {d.key for d in disagreements if d.kind in (RECORD_WITHOUT_FACE, PHOTO_NOT_INDEXED, PHOTO_PENDING)} - gone
     for key in sorted(again):
         index_photo(svc, key, force=True)
 

@@ -10,6 +10,7 @@ from chalicelib.core.config import Settings
 from chalicelib.core.services import Services
 from chalicelib.embedded.photos import FilePhotoStore
 from chalicelib.ops import maintenance
+from tests.support import imagegen
 from tests.support.photos import people, photo
 
 NAMES = ["Keanu-Avril-Mike.jpg", "Jim-Carrey.jpg", "Lawrence2.jpg", "no-face.jpg"]
@@ -214,3 +215,31 @@ def test_reindex_moves_an_offline_archive_to_the_aws_wiring(svc, aws_svc, tmp_pa
     assert faces_by_image(target) == faces_by_image(svc)
     assert maintenance.check(target) == []
     assert sorted(o["Key"] for o in resources.s3.list_objects_v2(Bucket=resources.bucket)["Contents"]) == sorted(NAMES)
+
+
+def test_check_reports_a_photo_left_pending_and_repair_indexes_it(svc):
+    stored = svc.photos.put("late.jpg", photo("Mike-Meyers.jpg"), "image/jpeg", {})
+    indexing._record_pending(svc, stored)  # as an upload whose indexing never ran
+    assert repair(svc) == [maintenance.PHOTO_PENDING]
+    assert svc.records.get_image("late.jpg")["status"] == "indexed"
+    assert maintenance.check(svc) == []
+
+
+def test_reindex_from_another_stage_keeps_metadata_and_types_both_ways(svc, aws_svc, tmp_path):
+    """Offline to AWS and back: each photo arrives with its metadata, its
+    content type and the type it was uploaded as."""
+    target, _ = aws_svc
+    for name in NAMES:
+        library.delete_image(target, name)
+    heic = imagegen.phone_photo("Keanu-Avril-Mike.jpg", "image/heic")
+    indexing.upload_image(svc, "phone.jpg", heic, {"name": "The three"})
+    maintenance.reindex(target, tmp_path / "there.json", source=svc)
+    back = wiring.services(Settings.from_env({"FACEPRINT_DATA_DIR": str(tmp_path / "back")}))
+    maintenance.reindex(back, tmp_path / "back.json", source=target)
+    for stage in (target, back):
+        image = stage.records.get_image("phone.jpg")
+        assert image["metadata"] == {"name": "The three"}
+        assert (image["contentType"], image["originalContentType"]) == ("image/jpeg", "image/heic")
+        assert image["faceCount"] == 3
+        assert stage.photos.head("Jim-Carrey.jpg").content_type == "image/jpeg"
+        assert maintenance.check(stage) == []
