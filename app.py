@@ -13,7 +13,7 @@ from chalicelib.api import api_key, context, cors, request_log
 from chalicelib.api.console import console
 from chalicelib.api.metadata import metadata_from_headers
 from chalicelib.api.openapi import openapi
-from chalicelib.api.params import key_from_path, number, page
+from chalicelib.api.params import key_from_path, key_from_query, number, page
 from chalicelib.api.replies import json_errors, reshape_chalice_errors
 from chalicelib.api.requests import body_bytes
 from chalicelib.api.threadsafe import ThreadSafeChalice
@@ -101,7 +101,7 @@ def delete_image(key):
 def list_faces():
     params = app.current_request.query_params or {}
     limit, token = page(params)
-    image = key_from_path(params["image"]) if "image" in params else None
+    image = key_from_query(params["image"]) if "image" in params else None
     return library.list_faces(context.services(), limit, token, image)
 
 

@@ -19,6 +19,11 @@ def key_from_path(raw: str, stored: bool = True) -> str:
         key = unquote(raw, errors="strict")
     except UnicodeDecodeError as e:
         raise BadRequest("The filename is not valid UTF-8 once percent-decoded.") from e
+    return key_from_query(key, stored)
+
+
+def key_from_query(key: str, stored: bool = True) -> str:
+    """A key in a query parameter (already decoded), plain or in b64: form."""
     if not key.startswith(ENCODED_PREFIX):
         return validate_key(key)
     key = decode_key(key)

@@ -4,6 +4,7 @@ import base64
 
 import pytest
 
+from chalicelib.core.keys import encode_key
 from tests.support import imagegen
 from tests.support.calls import indexed, put_photo, search_photo
 from tests.support.photos import photo
@@ -209,3 +210,20 @@ def test_unknown_images_are_404(client):
 
 def test_a_wrong_method_is_405_json(client):
     assert_error(client.http.delete("/info"), 405, "MethodNotAllowedError")
+
+
+def test_a_photo_in_a_folder_is_stored_read_listed_searched_and_deleted(client, api):
+    """Keys may name folders, as S3 keys do. A path segment carries one
+    either percent-encoded (make run) or in its b64: form (anywhere,
+    API Gateway included)."""
+    key = "album/été/keanu.jpg"
+    segment = encode_key(key)
+    assert indexed(client, segment, KEANU, **{"x-amz-meta-name": "Keanu"})["image"]["key"] == key
+    if api.stage == "local":
+        assert client.http.get("/images/album%2F%C3%A9t%C3%A9%2Fkeanu.jpg").json_body["image"]["key"] == key
+    assert [image["key"] for image in client.http.get("/images").json_body["images"]] == [key]
+    assert client.http.get(f"/faces?image={segment}").json_body["faces"][0]["imageKey"] == key
+    assert [m["imageKey"] for m in search_photo(client, KEANU).json_body["matches"]] == [key]
+    assert api.download(segment)[0] == 200
+    assert client.http.delete(f"/images/{segment}").json_body == {"deleted": {"key": key, "faces": 1}}
+    assert api.stored() == []

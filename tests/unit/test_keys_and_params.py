@@ -3,7 +3,7 @@
 import pytest
 
 from chalicelib.api.metadata import metadata_from_headers
-from chalicelib.api.params import key_from_path
+from chalicelib.api.params import key_from_path, key_from_query
 from chalicelib.core.errors import BadRequest
 from chalicelib.core.keys import encode_key, external_image_id, key_from_external_image_id
 from chalicelib.core.labels import label_for
@@ -89,3 +89,8 @@ def test_tokens_round_trip_and_reject_garbage():
     assert decode_token(None) is None
     with pytest.raises(BadRequest):
         decode_token("%%%")
+
+
+def test_a_key_in_a_query_parameter_is_not_decoded_twice():
+    assert key_from_query("a%20b.jpg") == "a%20b.jpg"
+    assert key_from_query(encode_key("album/a.jpg")) == "album/a.jpg"
