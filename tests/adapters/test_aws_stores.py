@@ -12,6 +12,7 @@ from chalicelib.aws.s3 import S3PhotoStore
 from chalicelib.core import errors
 from chalicelib.core.ports import ListedPhoto, StoredPhoto
 from tests.support.fake_rekognition import AWS_ENV, REGION, load_setup_script
+from tests.support.records import face, image
 
 BUCKET, IMAGES, FACES = "photos-test", "images-test", "faces-test"
 
@@ -48,32 +49,6 @@ def records(clients):
 @pytest.fixture
 def photos(clients):
     return S3PhotoStore(clients[0], BUCKET, stage="test")
-
-
-def _image(key: str, etag: str = "e1", status: str = "indexed", count: int = 0, **extra) -> dict:
-    return {
-        "key": key,
-        "status": status,
-        "metadata": {"name": "Keanu"},
-        "contentType": "image/jpeg",
-        "size": 1234,
-        "etag": etag,
-        "faceCount": count,
-        "updatedAt": "2026-01-01T00:00:00.000+00:00",
-        **extra,
-    }
-
-
-def _face(face_id: str, key: str, left: float = 0.25) -> dict:
-    return {
-        "FaceId": face_id,
-        "BoundingBox": {"Width": 0.5, "Height": 0.375, "Left": left, "Top": 0.1},
-        "ImageId": "img-1",
-        "ExternalImageId": key,
-        "Confidence": 99.87654321,
-        "IndexFacesModelVersion": "7.0",
-        "imageKey": key,
-    }
 
 
 # S3
@@ -145,13 +120,13 @@ def test_an_image_written_before_revisions_counts_as_revision_zero(records, clie
     )
     legacy = records.get_image("old.jpg")
     assert legacy["revision"] == 0
-    assert records.put_image(_image("old.jpg", status="pending"), 1) is None
-    assert records.put_image(_image("old.jpg", status="pending"), 0)["revision"] == 1
+    assert records.put_image(image("old.jpg", status="pending"), 1) is None
+    assert records.put_image(image("old.jpg", status="pending"), 0)["revision"] == 1
 
 
 def test_pending_images_are_found_through_the_sparse_index_without_scanning_the_table(records, clients):
-    records.put_image(_image("p.jpg", status="pending", pendingSince="2026-01-01T00:00:00.000+00:00"), None)
-    records.commit_faces(_image("done.jpg"), [], None)
+    records.put_image(image("p.jpg", status="pending", pendingSince="2026-01-01T00:00:00.000+00:00"), None)
+    records.commit_faces(image("done.jpg"), [], None)
     scans = []
     clients[1].meta.events.register("provide-client-params.dynamodb.Scan", lambda params, **_: scans.append(params))
     assert records.list_pending("2026-02-01T00:00:00.000+00:00", 10) == ["p.jpg"]
@@ -168,8 +143,8 @@ def test_a_forged_listing_token_is_a_bad_request(records):
 
 
 def test_search_reads_all_matches_in_batches_never_one_get_per_match(records, clients):
-    faces = [_face(f"f{i:03d}", "k.jpg") for i in range(150)]
-    records.commit_faces(_image("k.jpg", count=150), faces, None)
+    faces = [face(f"f{i:03d}", "k.jpg") for i in range(150)]
+    records.commit_faces(image("k.jpg", count=150), faces, None)
     calls = []
     clients[1].meta.events.register(
         "provide-client-params.dynamodb.*", lambda params, model, **_: calls.append(model.name)
