@@ -23,7 +23,7 @@ FACEPRINT_DATA_DIR ?= $(CURDIR)/data
 FACEPRINT_FACES_DIR ?= $(abspath $(CURDIR)/../shared/faces)
 export FACEPRINT_DATA_DIR FACEPRINT_FACES_DIR
 
-.PHONY: run test bench lint check-faces check-browser clean reindex check-consistency
+.PHONY: run test bench lint check-faces check-browser clean reindex check-consistency import
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(if $(PYTHON),$(PYTHON) $(PYTHON_IS_IT) 2>/dev/null,false) || { \
@@ -80,6 +80,11 @@ reindex: $(STAMP)
 
 check-consistency: $(STAMP)
 	$(BIN)/python -m chalicelib.ops.cli check --stage $(ARCHIVE_STAGE) $(if $(REPAIR),--repair)
+
+# make import DIR=~/Pictures [NAMES=1] [STAGE=dev]: NAMES=1 names each photo after its folder.
+import: $(STAMP)
+	@test -n "$(DIR)" || { echo "make import needs DIR=<a folder of photos>"; exit 2; }
+	$(BIN)/python -m chalicelib.ops.cli import "$(DIR)" --stage $(ARCHIVE_STAGE) $(if $(NAMES),--names-from-folders)
 
 bench: $(STAMP) check-faces
 	$(BIN)/python scripts/bench.py

@@ -13,7 +13,7 @@ from chalicelib.core.limits import MAX_FACES
 
 ENGINES = ("local", "rekognition")
 QUALITY_FILTERS = ("NONE", "AUTO", "LOW", "MEDIUM", "HIGH")
-DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 # The AWS stage's resources: .chalice/config.json names them per stage and
 # scripts/aws_setup.py creates them from the same variables.
 AWS_RESOURCES = {

@@ -4,11 +4,13 @@ import pytest
 
 from chalicelib.api.metadata import metadata_from_headers
 from chalicelib.api.params import key_from_path, key_from_query
+from chalicelib.core.config import Settings
 from chalicelib.core.errors import BadRequest
 from chalicelib.core.keys import encode_key, external_image_id, key_from_external_image_id
 from chalicelib.core.labels import label_for
 from chalicelib.core.limits import EXTERNAL_IMAGE_ID
 from chalicelib.embedded.paging import decode_token, encode_token
+from tests.support.photos import REPO
 
 
 @pytest.mark.parametrize(
@@ -94,3 +96,7 @@ def test_tokens_round_trip_and_reject_garbage():
 def test_a_key_in_a_query_parameter_is_not_decoded_twice():
     assert key_from_query("a%20b.jpg") == "a%20b.jpg"
     assert key_from_query(encode_key("album/a.jpg")) == "album/a.jpg"
+
+
+def test_the_default_data_folder_is_data_in_the_repository():
+    assert Settings.from_env({}).data_dir == REPO / "data"  # as the README and .gitignore say
