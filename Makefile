@@ -1,18 +1,38 @@
 # Faceprint: `make run` serves the API offline, `make test` runs the suite.
-PYTHON ?= python3.11
+# Python 3.13, as AWS Lambda's python3.13 runtime: PYTHON=/path/to/python3.13 if
+# given, else python3.13 on the PATH, else pyenv's newest 3.13.
+# (A pyenv shim on the PATH may not run: each candidate must answer.)
+PYTHON_VERSION := 3.13
+PYTHON_IS_IT := -c 'import sys; sys.exit("%d.%d" % sys.version_info[:2] != "$(PYTHON_VERSION)")'
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(shell for p in $$(command -v python$(PYTHON_VERSION)) \
+  $$(ls -d "$$(pyenv root 2>/dev/null || echo "$$HOME/.pyenv")"/versions/$(PYTHON_VERSION)*/bin/python$(PYTHON_VERSION) \
+    /root/.pyenv/versions/$(PYTHON_VERSION).*/bin/python$(PYTHON_VERSION) 2>/dev/null | sort -rV); do \
+  "$$p" $(PYTHON_IS_IT) 2>/dev/null && { echo "$$p"; break; }; done)
+endif
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# A venv that another Python made (an older .venv) is rebuilt: its stamp is then out of date.
+ifneq ($(shell $(BIN)/python $(PYTHON_IS_IT) 2>/dev/null && echo same),same)
+.PHONY: $(STAMP)
+endif
 PORT ?= 8000
 HOST ?= 127.0.0.1
 FACEPRINT_DATA_DIR ?= $(CURDIR)/data
 FACEPRINT_FACES_DIR ?= $(abspath $(CURDIR)/../shared/faces)
 export FACEPRINT_DATA_DIR FACEPRINT_FACES_DIR
 
-.PHONY: run test bench lint check-faces check-browser clean reindex check-consistency
+.PHONY: run test bench lint check-faces check-browser clean reindex check-consistency import
 
 $(STAMP): requirements.txt requirements-dev.txt
-	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed: set PYTHON=/path/to/python3.11"'
+	@$(if $(PYTHON),$(PYTHON) $(PYTHON_IS_IT) 2>/dev/null,false) || { \
+	  echo "Python $(PYTHON_VERSION) is needed (AWS Lambda runs python$(PYTHON_VERSION)), and $(if $(PYTHON),PYTHON=$(PYTHON) is not it,none was found (no python$(PYTHON_VERSION) on the PATH that runs, none in pyenv))."; \
+	  echo "Get it with pyenv (pyenv install $(PYTHON_VERSION)), your system's packages (apt-get install python$(PYTHON_VERSION))"; \
+	  echo "or python.org; or name one: make PYTHON=/path/to/python$(PYTHON_VERSION) ..."; \
+	  exit 2; }
+	@if [ -e $(VENV) ] && ! $(BIN)/python $(PYTHON_IS_IT) 2>/dev/null; then \
+	  echo "$(VENV) was made by another Python: rebuilding it with $(PYTHON)."; rm -rf $(VENV); fi
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade 'pip<26.3'  # chalice 1.34 asks for pip<26.3
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
@@ -61,6 +81,11 @@ reindex: $(STAMP)
 check-consistency: $(STAMP)
 	$(BIN)/python -m chalicelib.ops.cli check --stage $(ARCHIVE_STAGE) $(if $(REPAIR),--repair)
 
+# make import DIR=~/Pictures [NAMES=1] [STAGE=dev]: NAMES=1 names each photo after its folder.
+import: $(STAMP)
+	@test -n "$(DIR)" || { echo "make import needs DIR=<a folder of photos>"; exit 2; }
+	$(BIN)/python -m chalicelib.ops.cli import "$(DIR)" --stage $(ARCHIVE_STAGE) $(if $(NAMES),--names-from-folders)
+
 bench: $(STAMP) check-faces
 	$(BIN)/python scripts/bench.py
 
@@ -73,32 +98,37 @@ clean:
 
 # --- AWS stages (docs/deploy.md) ------------------------------------------
 STAGE ?= dev
-# Lambda's Python 3.11 runtime has glibc 2.26: its wheels are fetched once
-# per requirements.txt, like the venv, so packaging itself needs no network.
+# Lambda's python3.13 runtime (Amazon Linux 2023) has glibc 2.34: its wheels
+# are fetched once per requirements.txt, like the venv, so packaging itself
+# needs no network. Chalice picks the runtime from the venv's Python.
 LAMBDA_WHEELS := $(VENV)/lambda-wheels
-LAMBDA_PLATFORMS := $(foreach m,17 18 19 20 21 22 23 24 25 26,--platform manylinux_2_$(m)_x86_64) --platform manylinux2014_x86_64
+LAMBDA_ABI := cp$(subst .,,$(PYTHON_VERSION))
+LAMBDA_PLATFORMS := $(foreach m,17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34,--platform manylinux_2_$(m)_x86_64) --platform manylinux2014_x86_64
 PACKAGE_DIR ?= $(CURDIR)/artifacts/terraform-$(STAGE)
 
 .PHONY: aws-setup aws-teardown package-terraform
 
+# HOSTED_ZONE=<Route53 zone id>: the DNS record of the stage's custom domain.
+# YES=1: tear down without asking (needed without a terminal).
 aws-setup: $(STAMP)
-	$(BIN)/python scripts/aws_setup.py create --stage $(STAGE)
+	$(BIN)/python scripts/aws_setup.py create --stage $(STAGE) $(if $(HOSTED_ZONE),--hosted-zone $(HOSTED_ZONE))
 
 aws-teardown: $(STAMP)
-	$(BIN)/python scripts/aws_setup.py teardown --stage $(STAGE)
+	$(BIN)/python scripts/aws_setup.py teardown --stage $(STAGE) $(if $(YES),--yes) $(if $(HOSTED_ZONE),--hosted-zone $(HOSTED_ZONE))
 
 $(LAMBDA_WHEELS)/.stamp: requirements.txt | $(STAMP)
 	rm -rf $(LAMBDA_WHEELS)
 	$(BIN)/python -m pip download --quiet -r requirements.txt -d $(LAMBDA_WHEELS)
 	$(BIN)/python -m pip download --quiet -r requirements.txt -d $(LAMBDA_WHEELS) --only-binary=:all: \
-	  --implementation cp --python-version 3.11 --abi cp311 $(LAMBDA_PLATFORMS) || { \
-	  echo "A requirement has no wheel for Lambda's python3.11 (glibc 2.26): pin a version that has one."; exit 2; }
+	  --implementation cp --python-version $(PYTHON_VERSION) --abi $(LAMBDA_ABI) $(LAMBDA_PLATFORMS) || { \
+	  echo "A requirement has no wheel for Lambda's python$(PYTHON_VERSION) (glibc 2.34): pin a version that has one."; exit 2; }
 	touch $@
 
 package-terraform: $(STAMP) $(LAMBDA_WHEELS)/.stamp
-	rm -rf $(PACKAGE_DIR)
+	rm -rf $(PACKAGE_DIR) && mkdir -p $(dir $(PACKAGE_DIR))
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} PIP_NO_INDEX=1 PIP_FIND_LINKS=$(abspath $(LAMBDA_WHEELS)) \
 	  $(BIN)/chalice package --pkg-format terraform --stage $(STAGE) $(PACKAGE_DIR) 2>&1 | tee $(PACKAGE_DIR).log
 	@! grep -q "Could not install dependencies" $(PACKAGE_DIR).log || { \
 	  echo "chalice left a dependency out of the Lambda package (see above)."; exit 2; }
 	@test -f $(PACKAGE_DIR)/chalice.tf.json
+	$(BIN)/python scripts/check_lambda_package.py $(PACKAGE_DIR) --runtime python$(PYTHON_VERSION)

@@ -2,14 +2,17 @@
 stage on first use (never at import), once per settings."""
 
 import atexit
+import os
+import signal
 import threading
 
 from chalicelib.core.config import Settings
-from chalicelib.core.service import Services, index_stored_photo
+from chalicelib.core.services import Services
 
 _lock = threading.Lock()
 _built: dict[Settings, Services] = {}
 _analyzers: list = []
+_analyzers_lock = threading.Lock()  # services() holds _lock while it builds
 
 
 def services(settings: Settings | None = None) -> Services:
@@ -41,7 +44,7 @@ def _build_aws(settings: Settings) -> Services:
     from chalicelib.aws.rekognition import RekognitionEngine
     from chalicelib.aws.s3 import S3PhotoStore
 
-    # The S3 event handler indexes stored photos: nothing to subscribe here.
+    # The bucket's ObjectCreated event indexes what the API stores (app.py).
     return Services(
         settings,
         RekognitionEngine(
@@ -72,20 +75,52 @@ def _build_local(settings: Settings) -> Services:
 
     db = Database(settings.data_dir / "faceprint.db")
     photos = FilePhotoStore(settings.data_dir / "photos")
-    engine = LocalEngine(db, photos, _analyzer(), settings.data_dir / "faceprint.index")
-    # Saved at exit, the collection's index loads at the next start instead of being rebuilt.
+    engine = LocalEngine(
+        db,
+        photos,
+        analyzer(),
+        settings.data_dir / "faceprint.index",
+        quality_filter=settings.quality_filter,
+        max_faces=settings.max_faces,
+    )
+    # Saved at exit (SIGTERM included: stop_on_sigterm), the collection's index
+    # loads at the next start instead of being rebuilt.
     atexit.register(engine.close)
-    svc = Services(settings, engine, SqliteRecordStore(db), photos)
-    photos.subscribe(lambda key: index_stored_photo(svc, key))
-    return svc
+    return Services(settings, engine, SqliteRecordStore(db), photos, index_on_upload=True)
 
 
-def _analyzer():
-    """One model pool per process, whatever the data directory."""
-    from chalicelib.embedded.analysis import FaceAnalyzer
+def analyzer():
+    """The process's one pool of analysis workers, whatever the data
+    directory (the tests' fake Rekognition shares it too)."""
+    from chalicelib.embedded.workers import FaceAnalyzer
 
-    if not _analyzers:
-        _analyzers.append(FaceAnalyzer())
-        # Stop the workers before the interpreter tears its modules down.
-        atexit.register(_analyzers[0].close)
-    return _analyzers[0]
+    with _analyzers_lock:
+        if not _analyzers:
+            _analyzers.append(FaceAnalyzer())
+            # Stop the workers before the interpreter tears its modules down.
+            atexit.register(close)
+        return _analyzers[0]
+
+
+def close() -> None:
+    """Stop the analysis workers, if any were started."""
+    with _analyzers_lock:
+        started = list(_analyzers)
+    for pool in started:
+        pool.close()
+
+
+def stop_on_sigterm() -> None:
+    """Make SIGTERM (how service managers, `kill` and `make`'s children are
+    stopped) end the process the way Ctrl-C does: a KeyboardInterrupt in the
+    main thread, so `chalice local` exits normally and its analysis workers
+    are shut down rather than left behind. Signal handlers can only be set
+    from the main thread, where `chalice local` imports app.py: requests
+    (and so the pool) start on other threads. Left alone: a handler someone
+    else set, a call from another thread, and Lambda."""
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        and "AWS_LAMBDA_FUNCTION_NAME" not in os.environ
+    ):
+        signal.signal(signal.SIGTERM, signal.default_int_handler)

@@ -1,22 +1,27 @@
 """Create or tear down what a Faceprint AWS stage needs and Chalice does not
-create: the private photo bucket, the two DynamoDB tables and the
-Rekognition collection. Idempotent: run it again and it only reports what
+create: the private, versioned photo bucket, the two DynamoDB tables (the
+images table with its `pending` index), the Rekognition collection and,
+when the stage has a custom domain and you name its Route53 hosted zone,
+the domain's DNS record. Idempotent: run it again and it only reports what
 already exists.
 
-    python scripts/aws_setup.py create --stage dev      (make aws-setup STAGE=dev)
-    python scripts/aws_setup.py teardown --stage dev    (make aws-teardown STAGE=dev)
+    python scripts/aws_setup.py create --stage dev [--hosted-zone Z123]   (make aws-setup STAGE=dev [HOSTED_ZONE=Z123])
+    python scripts/aws_setup.py teardown --stage dev [--yes]              (make aws-teardown STAGE=dev [YES=1])
 
 The names come from the stage's environment_variables in
 .chalice/config.json, the same ones the deployed app reads; the stage's
 policy file must name the same resources, which `create` checks first.
-The bucket's ObjectCreated notification is left to `chalice deploy`
-(app.py's @app.on_s3_event). Region and credentials: boto3's usual chain
-(AWS_PROFILE, AWS_DEFAULT_REGION, ...), which must match where you deploy."""
+The bucket's ObjectCreated notification, the schedule of the re-drive and
+the API Gateway custom domain itself are left to `chalice deploy`. Region
+and credentials: boto3's usual chain (AWS_PROFILE, AWS_DEFAULT_REGION, ...),
+which must match where you deploy."""
 
 import argparse
 import json
 import sys
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -24,18 +29,85 @@ sys.path.insert(0, str(REPO))
 
 from botocore.exceptions import ClientError  # noqa: E402
 
+from chalicelib.aws.dynamodb import PENDING_INDEX, PENDING_SINCE  # noqa: E402
 from chalicelib.core.config import Settings  # noqa: E402
 from chalicelib.core.errors import ConfigurationError  # noqa: E402
 
 PLACEHOLDER = "change-me"
 Log = Callable[[str], None]
 
+# The sparse index through which the re-drive finds photos left pending:
+# only pending image records carry PENDING_SINCE, so only they are in it.
+PENDING_INDEX_DEFINITION = {
+    "IndexName": PENDING_INDEX,
+    "KeySchema": [{"AttributeName": PENDING_SINCE, "KeyType": "HASH"}],
+    "Projection": {"ProjectionType": "KEYS_ONLY"},
+}
+INDEX_WAIT_SECONDS = 30 * 60  # a new index on a large table backfills first
 
-def stage_environment(stage: str, chalice_dir: Path = REPO / ".chalice") -> dict[str, str]:
+# Each indexing run works on one photo version; a replaced photo's old
+# versions go a day later, and so do leftovers of deletes and uploads.
+LIFECYCLE_RULE = {
+    "ID": "faceprint-old-versions",
+    "Status": "Enabled",
+    "Filter": {"Prefix": ""},
+    "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+    "Expiration": {"ExpiredObjectDeleteMarker": True},
+    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+}
+# The console follows the API's 307 to a presigned URL with fetch(), which
+# keeps its x-api-key header: the browser asks S3 first (a preflight). The
+# presigned URL is the authorisation; the bucket stays private.
+CORS_RULE = {
+    "ID": "faceprint-presigned-downloads",
+    "AllowedMethods": ["GET", "HEAD"],
+    "AllowedOrigins": ["*"],
+    "AllowedHeaders": ["*"],
+    "MaxAgeSeconds": 3600,
+}
+
+# What the guide's custom domain snippet says until it is made yours.
+EXAMPLE_DOMAINS = ("example.com", "example.org", "example.net")
+
+
+@dataclass(frozen=True)
+class CustomDomain:
+    """A stage's `api_gateway_custom_domain` (Chalice creates the API
+    Gateway domain name and base path mapping on `chalice deploy`)."""
+
+    name: str
+    certificate_arn: str
+    endpoint_type: str = "EDGE"  # Chalice's api_gateway_endpoint_type
+
+
+def _stage_config(stage: str, chalice_dir: Path) -> tuple[dict, dict]:
     config = json.loads((chalice_dir / "config.json").read_text())
     if stage not in config.get("stages", {}):
         raise ConfigurationError(f"No stage {stage!r} in {chalice_dir / 'config.json'}.")
-    return {**config.get("environment_variables", {}), **config["stages"][stage].get("environment_variables", {})}
+    return config, config["stages"][stage]
+
+
+def stage_environment(stage: str, chalice_dir: Path = REPO / ".chalice") -> dict[str, str]:
+    config, stage_config = _stage_config(stage, chalice_dir)
+    return {**config.get("environment_variables", {}), **stage_config.get("environment_variables", {})}
+
+
+def stage_custom_domain(stage: str, chalice_dir: Path = REPO / ".chalice") -> CustomDomain | None:
+    """The stage's custom domain as Chalice reads it (the stage's setting,
+    else the top-level one), or None."""
+    config, stage_config = _stage_config(stage, chalice_dir)
+    domain = stage_config.get("api_gateway_custom_domain", config.get("api_gateway_custom_domain"))
+    if not domain:
+        return None
+    missing = [name for name in ("domain_name", "certificate_arn") if not str(domain.get(name, "")).strip()]
+    if missing:
+        raise ConfigurationError(
+            f"Stage {stage!r}'s api_gateway_custom_domain lacks {' and '.join(missing)} (.chalice/config.json)."
+        )
+    endpoint_type = stage_config.get("api_gateway_endpoint_type", config.get("api_gateway_endpoint_type", "EDGE"))
+    return CustomDomain(
+        domain["domain_name"].strip().lower().rstrip("."), domain["certificate_arn"].strip(), endpoint_type
+    )
 
 
 def stage_settings(env: dict[str, str]) -> Settings:
@@ -71,12 +143,45 @@ def check_policy(settings: Settings, chalice_dir: Path = REPO / ".chalice") -> N
         )
 
 
-def create_stage(settings: Settings, s3, dynamodb, rekognition, log: Log = print) -> None:
+def check_custom_domain(domain: CustomDomain, stage: str, region: str | None = None) -> None:
+    """Refuse the guide's placeholders and a certificate API Gateway would
+    refuse, before `chalice deploy` gets halfway and fails."""
+    where = f"the {stage!r} stage's api_gateway_custom_domain in .chalice/config.json"
+    if PLACEHOLDER in domain.name or any(
+        domain.name == example or domain.name.endswith("." + example) for example in EXAMPLE_DOMAINS
+    ):
+        raise ConfigurationError(f"Replace the example domain_name {domain.name!r} with your own domain in {where}.")
+    if PLACEHOLDER in domain.certificate_arn:
+        raise ConfigurationError(
+            f"Replace the example certificate_arn in {where} with the ARN of your ACM certificate for {domain.name}."
+        )
+    parts = domain.certificate_arn.split(":")
+    if len(parts) < 6 or parts[:3] != ["arn", "aws", "acm"] or not parts[5].startswith("certificate/"):
+        raise ConfigurationError(
+            f"certificate_arn {domain.certificate_arn!r} in {where} is not an ACM certificate ARN "
+            "(arn:aws:acm:<region>:<account>:certificate/<id>)."
+        )
+    if domain.endpoint_type not in ("EDGE", "REGIONAL"):
+        raise ConfigurationError(
+            f"A custom domain needs api_gateway_endpoint_type EDGE or REGIONAL, not {domain.endpoint_type!r}."
+        )
+    certificate_region = parts[3]
+    if domain.endpoint_type == "EDGE" and certificate_region != "us-east-1":
+        raise ConfigurationError(
+            f"An edge-optimized API (Chalice's default) needs its certificate in us-east-1, and {where} names one "
+            f"in {certificate_region}: request the certificate in us-east-1, or set api_gateway_endpoint_type "
+            "to REGIONAL and use a certificate in the API's region."
+        )
+    if domain.endpoint_type == "REGIONAL" and region and certificate_region != region:
+        raise ConfigurationError(
+            f"A regional API needs its certificate in its own region ({region}); {where} names one "
+            f"in {certificate_region}."
+        )
+
+
+def create_stage(settings: Settings, s3, dynamodb, rekognition, log: Log = print, sleep=time.sleep) -> None:
     _create_bucket(s3, settings.bucket, settings.region, log)
-    for table, key in ((settings.images_table, "key"), (settings.faces_table, "FaceId")):
-        _create_table(dynamodb, table, key, log)
-    for table in (settings.images_table, settings.faces_table):
-        dynamodb.get_waiter("table_exists").wait(TableName=table)
+    create_tables(dynamodb, settings, log, sleep)
     try:
         rekognition.create_collection(CollectionId=settings.collection)
         log(f"created Rekognition collection {settings.collection}")
@@ -84,6 +189,17 @@ def create_stage(settings: Settings, s3, dynamodb, rekognition, log: Log = print
         if _code(e) != "ResourceAlreadyExistsException":
             raise
         log(f"Rekognition collection {settings.collection} already exists")
+
+
+def create_tables(dynamodb, settings: Settings, log: Log = print, sleep=time.sleep) -> None:
+    """The images table (with the `pending` index, added to a table made
+    before it existed) and the faces table, both on-demand and ACTIVE."""
+    _create_table(dynamodb, settings.images_table, "key", log, indexes=(PENDING_INDEX_DEFINITION,))
+    _create_table(dynamodb, settings.faces_table, "FaceId", log)
+    for table in (settings.images_table, settings.faces_table):
+        dynamodb.get_waiter("table_exists").wait(TableName=table)
+    _add_index(dynamodb, settings.images_table, PENDING_INDEX_DEFINITION, log)
+    _wait_for_index(dynamodb, settings.images_table, PENDING_INDEX, log, sleep)
 
 
 def teardown_stage(settings: Settings, s3, dynamodb, rekognition, log: Log = print) -> None:
@@ -101,6 +217,100 @@ def teardown_stage(settings: Settings, s3, dynamodb, rekognition, log: Log = pri
             if _code(e) != "ResourceNotFoundException":
                 raise
     _delete_bucket(s3, settings.bucket, log)
+
+
+# The custom domain's DNS record: an alias A record in the hosted zone to the
+# API Gateway domain name that `chalice deploy` creates.
+
+
+def point_domain_at_api(domain: CustomDomain, zone_id: str, apigateway, route53, log: Log = print) -> bool:
+    """Create or correct the alias record; False (and say what to do) while
+    the API Gateway domain does not exist yet."""
+    zone_name = _zone_name(route53, zone_id, domain)
+    try:
+        target = apigateway.get_domain_name(domainName=domain.name)
+    except ClientError as e:
+        if _code(e) != "NotFoundException":
+            raise
+        log(
+            f"The API Gateway domain {domain.name} does not exist yet: `chalice deploy` creates it. "
+            "Run this again after the deploy to point the DNS record at it."
+        )
+        return False
+    if "REGIONAL" in target.get("endpointConfiguration", {}).get("types", []):
+        alias = {"HostedZoneId": target["regionalHostedZoneId"], "DNSName": target["regionalDomainName"]}
+    else:
+        alias = {"HostedZoneId": target["distributionHostedZoneId"], "DNSName": target["distributionDomainName"]}
+    alias["EvaluateTargetHealth"] = False
+    existing = _a_record(route53, zone_id, domain.name)
+    if existing is not None and "AliasTarget" not in existing:
+        raise ConfigurationError(
+            f"{domain.name} already has an A record in the hosted zone {zone_name} that is not an alias "
+            f"({existing.get('ResourceRecords')}): delete it, or choose another domain_name."
+        )
+    if existing is not None and _same_alias(existing["AliasTarget"], alias):
+        log(f"DNS record {domain.name} already points at {alias['DNSName']}")
+        return True
+    record = {"Name": domain.name, "Type": "A", "AliasTarget": alias}
+    try:
+        route53.change_resource_record_sets(
+            HostedZoneId=zone_id, ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": record}]}
+        )
+    except ClientError as e:
+        if _code(e) != "InvalidChangeBatch":
+            raise
+        raise ConfigurationError(
+            f"Route53 refused the A record for {domain.name}: {e.response['Error'].get('Message', '')}"
+        ) from e
+    log(f"{'updated' if existing else 'created'} DNS record {domain.name} -> {alias['DNSName']}")
+    return True
+
+
+def remove_domain_record(domain: CustomDomain, zone_id: str, route53, log: Log = print) -> None:
+    """Delete the alias record that point_domain_at_api made, if it is there."""
+    _zone_name(route53, zone_id, domain)
+    existing = _a_record(route53, zone_id, domain.name)
+    if existing is None or "AliasTarget" not in existing:
+        return
+    route53.change_resource_record_sets(
+        HostedZoneId=zone_id, ChangeBatch={"Changes": [{"Action": "DELETE", "ResourceRecordSet": existing}]}
+    )
+    log(f"deleted DNS record {domain.name}")
+
+
+def _zone_name(route53, zone_id: str, domain: CustomDomain) -> str:
+    try:
+        zone = route53.get_hosted_zone(Id=zone_id)["HostedZone"]
+    except ClientError as e:
+        if _code(e) != "NoSuchHostedZone":
+            raise
+        raise ConfigurationError(f"No Route53 hosted zone {zone_id!r} in this account (HOSTED_ZONE).") from e
+    name = zone["Name"].lower().rstrip(".")
+    if domain.name != name and not domain.name.endswith("." + name):
+        raise ConfigurationError(
+            f"The hosted zone {zone_id} is {name}, which cannot hold {domain.name}: give the zone of the domain."
+        )
+    return name
+
+
+def _a_record(route53, zone_id: str, name: str) -> dict | None:
+    records = route53.list_resource_record_sets(
+        HostedZoneId=zone_id, StartRecordName=name, StartRecordType="A", MaxItems="1"
+    )["ResourceRecordSets"]
+    if records and records[0]["Type"] == "A" and _dns(records[0]["Name"]) == name:
+        return records[0]
+    return None
+
+
+def _same_alias(a: dict, b: dict) -> bool:
+    return a["HostedZoneId"] == b["HostedZoneId"] and _dns(a["DNSName"]) == _dns(b["DNSName"])
+
+
+def _dns(name: str) -> str:
+    return name.lower().rstrip(".")
+
+
+# The bucket and the tables.
 
 
 def _create_bucket(s3, bucket: str, region: str | None, log: Log) -> None:
@@ -141,21 +351,84 @@ def _create_bucket(s3, bucket: str, region: str | None, log: Log) -> None:
             "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
         },
     )
-
-
-def _create_table(dynamodb, table: str, key: str, log: Log) -> None:
+    if s3.get_bucket_versioning(Bucket=bucket).get("Status") != "Enabled":
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        log(f"enabled versioning on S3 bucket {bucket}")
+    # Both configurations replace what is there: keep rules of other owners.
     try:
-        dynamodb.create_table(
-            TableName=table,
-            AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    except ClientError as e:
+        if _code(e) != "NoSuchLifecycleConfiguration":
+            raise
+        rules = []
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=bucket, LifecycleConfiguration={"Rules": _with_rule(rules, LIFECYCLE_RULE)}
+    )
+    try:
+        cors = s3.get_bucket_cors(Bucket=bucket)["CORSRules"]
+    except ClientError as e:
+        if _code(e) != "NoSuchCORSConfiguration":
+            raise
+        cors = []
+    s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": _with_rule(cors, CORS_RULE)})
+
+
+def _with_rule(rules: list[dict], ours: dict) -> list[dict]:
+    return [rule for rule in rules if rule.get("ID") != ours["ID"]] + [ours]
+
+
+def _create_table(dynamodb, table: str, key: str, log: Log, indexes: tuple[dict, ...] = ()) -> None:
+    attributes = {key} | {part["AttributeName"] for index in indexes for part in index["KeySchema"]}
+    request = {
+        "TableName": table,
+        "AttributeDefinitions": [{"AttributeName": name, "AttributeType": "S"} for name in sorted(attributes)],
+        "KeySchema": [{"AttributeName": key, "KeyType": "HASH"}],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    if indexes:
+        request["GlobalSecondaryIndexes"] = list(indexes)
+    try:
+        dynamodb.create_table(**request)
         log(f"created DynamoDB table {table} (on-demand, key {key})")
     except ClientError as e:
         if _code(e) != "ResourceInUseException":
             raise
         log(f"DynamoDB table {table} already exists")
+
+
+def _add_index(dynamodb, table: str, index: dict, log: Log) -> None:
+    """Add a global secondary index to a table made without it."""
+    described = dynamodb.describe_table(TableName=table)["Table"]
+    if any(i["IndexName"] == index["IndexName"] for i in described.get("GlobalSecondaryIndexes", [])):
+        return
+    attributes = {a["AttributeName"]: a for a in described["AttributeDefinitions"]}
+    for part in index["KeySchema"]:
+        attributes.setdefault(part["AttributeName"], {"AttributeName": part["AttributeName"], "AttributeType": "S"})
+    dynamodb.update_table(
+        TableName=table,
+        AttributeDefinitions=list(attributes.values()),
+        GlobalSecondaryIndexUpdates=[{"Create": index}],
+    )
+    log(f"adding index {index['IndexName']} to DynamoDB table {table}")
+
+
+def _wait_for_index(dynamodb, table: str, name: str, log: Log, sleep=time.sleep) -> None:
+    waited, said = 0, False
+    while True:
+        indexes = dynamodb.describe_table(TableName=table)["Table"].get("GlobalSecondaryIndexes", [])
+        status = next((i["IndexStatus"] for i in indexes if i["IndexName"] == name), "MISSING")
+        if status == "ACTIVE":
+            return
+        if status in ("MISSING", "DELETING") or waited >= INDEX_WAIT_SECONDS:
+            raise ConfigurationError(
+                f"The index {name} of DynamoDB table {table} is {status} after {waited} s: "
+                "check the table in the AWS console, then run this again."
+            )
+        if not said:
+            log(f"waiting for index {name} of DynamoDB table {table} to be ACTIVE ({status})")
+            said = True
+        sleep(10)
+        waited += 10
 
 
 def _delete_bucket(s3, bucket: str, log: Log) -> None:
@@ -169,7 +442,7 @@ def _delete_bucket(s3, bucket: str, log: Log) -> None:
             if doomed:
                 s3.delete_objects(Bucket=bucket, Delete={"Objects": doomed, "Quiet": True})
         s3.delete_bucket(Bucket=bucket)
-        log(f"deleted S3 bucket {bucket} and its photos")
+        log(f"deleted S3 bucket {bucket}, every version of its photos")
     except ClientError as e:
         if _code(e) != "NoSuchBucket":
             raise
@@ -179,34 +452,77 @@ def _code(error: ClientError) -> str:
     return error.response.get("Error", {}).get("Code", "")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=("create", "teardown"))
-    parser.add_argument("--stage", required=True)
-    parser.add_argument("--yes", action="store_true", help="teardown without asking")
-    args = parser.parse_args(argv)
-    try:
-        settings = stage_settings(stage_environment(args.stage))
-        if args.action == "create":
-            check_policy(settings)
-    except ConfigurationError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+def _boto3_clients():
+    """boto3's usual chain: (region, service name -> client)."""
     import boto3
 
     session = boto3.session.Session()
-    settings = Settings.from_env({**stage_environment(args.stage), "AWS_REGION": session.region_name or ""})
-    s3, dynamodb, rekognition = (session.client(name) for name in ("s3", "dynamodb", "rekognition"))
-    if args.action == "create":
-        create_stage(settings, s3, dynamodb, rekognition)
+    return session.region_name, session.client
+
+
+def main(
+    argv: list[str] | None = None, clients=_boto3_clients, stdin=None, chalice_dir: Path = REPO / ".chalice"
+) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("action", choices=("create", "teardown"))
+    parser.add_argument("--stage", required=True)
+    parser.add_argument("--yes", action="store_true", help="teardown without asking (needed without a terminal)")
+    parser.add_argument(
+        "--hosted-zone", help="Route53 hosted zone id of the stage's custom domain: create (or delete) its A record"
+    )
+    args = parser.parse_args(argv)
+    stdin = stdin or sys.stdin
+    try:
+        environment = stage_environment(args.stage, chalice_dir)
+        settings = stage_settings(environment)
+        domain = stage_custom_domain(args.stage, chalice_dir)
+        if args.hosted_zone and domain is None:
+            raise ConfigurationError(
+                f"--hosted-zone is for a custom domain, and stage {args.stage!r} has no api_gateway_custom_domain "
+                "in .chalice/config.json (docs/deploy.md, 'A custom domain')."
+            )
+        if args.action == "create":
+            check_policy(settings, chalice_dir)
+            if domain:
+                check_custom_domain(domain, args.stage)
+        elif not args.yes and not stdin.isatty():
+            raise ConfigurationError(
+                f"Teardown deletes every photo, record and face of stage {args.stage!r}, and there is no terminal "
+                "to confirm it: pass --yes (make aws-teardown STAGE=... YES=1) to delete without asking."
+            )
+    except ConfigurationError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    region, client = clients()
+    settings = Settings.from_env({**environment, "AWS_REGION": region or ""})
+    s3, dynamodb, rekognition = (client(name) for name in ("s3", "dynamodb", "rekognition"))
+    try:
+        if args.action == "create":
+            if domain:
+                check_custom_domain(domain, args.stage, region)
+            create_stage(settings, s3, dynamodb, rekognition)
+            if domain and args.hosted_zone:
+                point_domain_at_api(domain, args.hosted_zone, client("apigateway"), client("route53"))
+            elif domain:
+                print(
+                    f"Stage {args.stage!r} serves {domain.name}: after `chalice deploy`, run this again with "
+                    "--hosted-zone <Route53 zone id> (make aws-setup HOSTED_ZONE=...) to create its DNS record, "
+                    "or point it at the domain's target yourself."
+                )
+            return 0
+        if not args.yes:
+            print(f"Delete every photo, record and face of stage {args.stage!r}? Type the stage name: ", end="")
+            sys.stdout.flush()
+            if stdin.readline().strip() != args.stage:
+                print("Nothing deleted.")
+                return 1
+        teardown_stage(settings, s3, dynamodb, rekognition)
+        if domain and args.hosted_zone:
+            remove_domain_record(domain, args.hosted_zone, client("route53"))
         return 0
-    if not args.yes:
-        answer = input(f"Delete every photo, record and face of stage {args.stage!r}? Type the stage name: ")
-        if answer.strip() != args.stage:
-            print("Nothing deleted.")
-            return 1
-    teardown_stage(settings, s3, dynamodb, rekognition)
-    return 0
+    except ConfigurationError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tests.support import processes  # noqa: E402
 from tests.support.live_server import Server, free_port  # noqa: E402
 from tests.support.photos import REPO, people, photo  # noqa: E402
 
@@ -78,7 +79,8 @@ def main() -> None:
 
 
 class make_run:
-    """`make run` on a free port and a fresh data folder."""
+    """`make run` on a free port and a fresh data folder; on exit, stopped
+    the way a service manager stops it (SIGTERM), and nothing left running."""
 
     def __init__(self, data_dir: Path) -> None:
         self.port = free_port()
@@ -98,9 +100,19 @@ class make_run:
         return server
 
     def __exit__(self, *exc) -> None:
-        self.make.terminate()
-        subprocess.run(["pkill", "-f", "--", f"--port {self.port}"], check=False)
-        self.make.wait(10)
+        started = processes.descendants(self.make.pid)
+        self.make.terminate()  # make passes SIGTERM on to chalice local
+        try:
+            self.make.wait(30)
+        except subprocess.TimeoutExpired:
+            self.make.kill()
+            self.make.wait()
+        left = processes.wait_gone(started, timeout=10)
+        if left:
+            processes.kill(left)
+            print(
+                f"warning: {len(left)} process(es) of the server outlived it and were killed: {left}", file=sys.stderr
+            )
 
 
 class _Proc:
@@ -108,32 +120,20 @@ class _Proc:
         self.pid = pid
 
     def poll(self):
-        return None if Path(f"/proc/{self.pid}").exists() else 1
+        return None if processes.alive(self.pid) else 1
 
 
 def find_child(parent: int, name: str) -> _Proc:
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().split()
-            cmdline = (stat.parent / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if int(fields[3]) == parent and name.encode() in cmdline:
-            return _Proc(int(fields[0]))
+    for pid, ppid in processes.parents().items():
+        if ppid == parent and any(name in part for part in processes.command(pid)):
+            return _Proc(pid)
     raise RuntimeError(f"no {name} process under make (pid {parent})")
 
 
 def peak_memory_mb(pid: int) -> float:
     """Peak resident memory of the server and its analysis workers, summed."""
-    pids = [pid] + [int(p.parent.name) for p in Path("/proc").glob("[0-9]*/stat") if _parent(p) == pid]
+    pids = [pid] + [child for child, ppid in processes.parents().items() if ppid == pid]
     return sum(_vmhwm_kb(p) for p in pids) / 1024
-
-
-def _parent(stat: Path) -> int | None:
-    try:
-        return int(stat.read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 def _vmhwm_kb(pid: int) -> int:

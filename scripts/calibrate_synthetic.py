@@ -17,7 +17,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from chalicelib.embedded.analysis import FaceAnalyzer  # noqa: E402
+from chalicelib.embedded.workers import FaceAnalyzer  # noqa: E402
 
 FACES_DIR = Path(os.environ.get("FACEPRINT_FACES_DIR") or REPO.parent / "shared" / "faces")
 COPY_DISTANCE = 0.2  # a pasted copy of the same photo: measured 0.03-0.13, distinct photos 0.25 and up
@@ -28,7 +28,10 @@ def distinct_faces() -> tuple[np.ndarray, list[str]]:
     people = json.loads((FACES_DIR / "people.json").read_text())["images"]
     analyzer = FaceAnalyzer(workers=2)
     try:
-        found = {name: analyzer.analyze((FACES_DIR / name).read_bytes()).faces for name in sorted(people)}
+        found = {
+            name: analyzer.analyze((FACES_DIR / name).read_bytes(), quality_filter="NONE").faces
+            for name in sorted(people)
+        }
     finally:
         analyzer.close()
     descriptors, labels = [], []

@@ -15,9 +15,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
+from tests.e2e.test_console import CHROMIUM, CHROMIUM_ARGS, DESKTOP, Console  # noqa: E402
 from tests.support.live_server import live_server  # noqa: E402
 from tests.support.photos import REPO  # noqa: E402
-from tests.e2e.test_console import CHROMIUM, CHROMIUM_ARGS, DESKTOP, Console  # noqa: E402
 
 OUT = REPO / "docs" / "console-search.png"
 

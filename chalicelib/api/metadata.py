@@ -3,7 +3,7 @@
 from collections.abc import Mapping
 
 from chalicelib.core.errors import BadRequest
-from chalicelib.core.limits import MAX_METADATA_BYTES
+from chalicelib.core.limits import MAX_METADATA_BYTES, RESERVED_METADATA
 
 PREFIX = "x-amz-meta-"
 
@@ -17,6 +17,10 @@ def metadata_from_headers(headers: Mapping[str, str]) -> dict[str, str]:
         name = name[len(PREFIX) :]
         if not name:
             raise BadRequest(f"A metadata header needs a name after '{PREFIX}'.")
+        if name == RESERVED_METADATA:
+            raise BadRequest(
+                f"Metadata '{name}' is the API's own (a converted photo's original type): use another name."
+            )
         if not (name.isascii() and value.isascii()):
             raise BadRequest(f"Metadata '{name}' must be ASCII (S3 user-metadata rules).")
         metadata[name] = value.strip()

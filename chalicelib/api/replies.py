@@ -1,12 +1,15 @@
 """The one place where errors become HTTP replies: {"error", "message"}
-with the error's status. app.py's views, the console blueprint and the
-middleware all answer through it."""
+with the error's status. The views (through `json_errors`), Chalice's own
+errors (through `reshape_chalice_errors`), the console and the middleware
+all answer through it."""
 
+import functools
 import logging
 
 from chalice import Response
 
 from chalicelib.core.errors import ConfigurationError, FaceprintError
+from chalicelib.core.images import UNSUPPORTED_TYPE_MESSAGE
 
 log = logging.getLogger("faceprint")
 
@@ -19,6 +22,31 @@ def error_reply(error: FaceprintError | ConfigurationError) -> Response:
         return _json_error(500, "InternalServerError", MISCONFIGURED)
     headers = {"Retry-After": str(error.retry_after_seconds)} if hasattr(error, "retry_after_seconds") else {}
     return _json_error(error.status, error.code, error.message, headers)
+
+
+def json_errors(view):
+    """A view whose project errors become JSON replies."""
+
+    @functools.wraps(view)
+    def guarded(*args, **kwargs):
+        try:
+            return view(*args, **kwargs)
+        except (FaceprintError, ConfigurationError) as e:
+            return error_reply(e)
+
+    return guarded
+
+
+def reshape_chalice_errors(event, get_response):
+    """Chalice http middleware: Chalice's own errors (415 content type, 405
+    method, 500) use {"Code", "Message"}; give them the API's shape."""
+    response = get_response(event)
+    if response.status_code >= 400 and isinstance(response.body, dict) and "Code" in response.body:
+        body = {"error": response.body["Code"], "message": response.body.get("Message", "")}
+        if response.status_code == 415:
+            body["message"] += ". " + UNSUPPORTED_TYPE_MESSAGE
+        response.body = body
+    return response
 
 
 def _json_error(status: int, code: str, message: str, headers: dict | None = None) -> Response:

@@ -19,6 +19,9 @@ from chalicelib.core import errors
 # throttle reach the client as 503 + Retry-After.
 MAX_ATTEMPTS = 4
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS}, connect_timeout=5, read_timeout=20)
+# Download links are signed with SigV4 (the only signature newer regions
+# and KMS-encrypted objects accept).
+_S3_CONFIG = Config(signature_version="s3v4")
 
 _lock = threading.Lock()
 _clients: dict[tuple[str, str | None], object] = {}
@@ -69,8 +72,13 @@ def client(service: str, region: str | None = None):
         if key not in _clients:
             import boto3
 
-            _clients[key] = boto3.session.Session().client(service, region_name=region, config=_CONFIG)
+            _clients[key] = boto3.session.Session().client(service, region_name=region, config=config_for(service))
         return _clients[key]
+
+
+def config_for(service: str) -> Config:
+    """The botocore configuration every client of `service` gets."""
+    return _CONFIG.merge(_S3_CONFIG) if service == "s3" else _CONFIG
 
 
 def error_code(error: ClientError) -> str:

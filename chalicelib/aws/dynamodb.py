@@ -1,12 +1,16 @@
 """Image and face records in two DynamoDB tables.
 
-images: `key` (the photo's key) -> {etag, record, faceIds}. `record` is the
-    image record the service reads and writes, kept as one map so that
-    marking a new upload pending replaces it whole while `faceIds` (the
-    faces indexed from the previous version, still in the collection) stays
-    until indexing replaces them. `faceIds` keeps the faces' order, and lets
-    faces_of be one strongly consistent GetItem plus one BatchGetItem: no
-    index to keep in step.
+images: `key` (the photo's key) -> {revision, etag, record, faceIds,
+    pendingSince}. `record` is the image record the use cases read and
+    write, kept as one map so that recording a new upload pending replaces
+    it whole while `faceIds` (the faces indexed from the previous version,
+    still in the collection) stays until indexing replaces them. `revision`
+    makes every write a compare-and-set (a condition expression), so racing
+    indexing runs and deletes cannot overwrite each other unseen.
+    `faceIds` keeps the faces' order, and lets faces_of be one strongly
+    consistent GetItem plus one BatchGetItem. `pendingSince` is set only
+    while the image is pending: the sparse index `pending` (PENDING_INDEX)
+    finds them for the scheduled re-drive without scanning the table.
 faces: `FaceId` -> the face record (Rekognition's Face fields and
     imageKey), plus the photo's bucket and a copy of its metadata, so a
     search reads each match's label in the same BatchGetItem.
@@ -17,9 +21,9 @@ or float, ready for JSON."""
 import base64
 import binascii
 import json
+import logging
 import time
 from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager, nullcontext
 from decimal import Decimal
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -28,6 +32,7 @@ from botocore.exceptions import ClientError
 from chalicelib.aws import clients as aws
 from chalicelib.core.errors import BadRequest, ServiceUnavailable
 from chalicelib.core.ports import Page, RecordStore
+from chalicelib.core.records import PENDING
 
 MAX_BATCH_GET = 100  # BatchGetItem's keys per request
 MAX_BATCH_WRITE = 25  # BatchWriteItem's requests per call
@@ -37,6 +42,11 @@ BATCH_ATTEMPTS = 8
 # to DescribeTable's ItemCount.
 COUNT_SCAN_PAGES = 4
 _FACE_EXTRAS = ("bucket", "metadata")
+# The sparse index of the images table through which the re-drive finds
+# pending images: only they carry PENDING_SINCE (scripts/aws_setup.py creates it).
+PENDING_INDEX = "pending"
+PENDING_SINCE = "pendingSince"
+log = logging.getLogger("faceprint")
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -58,56 +68,73 @@ class DynamoRecordStore(RecordStore):
         self._stage = stage
         self._sleep = sleep
 
-    def atomic(self) -> AbstractContextManager:
-        # DynamoDB has no transaction across these calls; each write below
-        # leaves the tables consistent on its own (faces before the image
-        # that lists them, stale faces after).
-        return nullcontext()
-
     def get_image(self, key: str) -> dict | None:
         item = self._get(self._images, {"key": key})
-        return item["record"] if item else None
+        return _image(item) if item else None
 
-    def mark_pending(self, image: dict) -> None:
-        with self._translated(self._images):
-            try:
-                self._client.update_item(
-                    TableName=self._images,
-                    Key=_item({"key": image["key"]}),
-                    UpdateExpression="SET #record = :record, #etag = :etag",
-                    ConditionExpression="attribute_not_exists(#key) OR #etag <> :etag",
-                    ExpressionAttributeNames={"#record": "record", "#etag": "etag", "#key": "key"},
-                    ExpressionAttributeValues=_item({":record": image, ":etag": image["etag"]}),
-                )
-            except ClientError as e:
-                # This very version is already recorded (perhaps indexed by
-                # an S3 event that beat the API's reply): leave it.
-                if aws.error_code(e) != "ConditionalCheckFailedException":
-                    raise
+    def put_image(self, image: dict, expected_revision: int | None) -> dict | None:
+        record = _record(image)
+        revision = (expected_revision or 0) + 1
+        pending = record.get("pendingSince") if record["status"] == PENDING else None
+        update = "SET #record = :record, #etag = :etag, #revision = :revision"
+        values = {":record": record, ":etag": record["etag"], ":revision": revision}
+        if pending:
+            update += ", #pending = :pending"
+            values[":pending"] = pending
+        else:
+            update += " REMOVE #pending"
+        if self._update_if(record["key"], update, values, expected_revision) is None:
+            return None
+        return {**record, "revision": revision}
 
-    def save_image(self, image: dict, faces: list[dict]) -> None:
-        key = image["key"]
-        old_ids = self._face_ids(key)
+    def commit_faces(self, image: dict, faces: list[dict], expected_revision: int | None) -> list[str] | None:
+        """Face items first, then the image item (the commit point, with its
+        condition), then the faces it replaced. On a lost race the face
+        items just written are removed again; a crash in between leaves
+        face items no image lists, which `check` reports and repairs."""
+        record = _record(image)
+        key = record["key"]
         new_ids = [face["FaceId"] for face in faces]
         self._write_batch(
             self._faces,
             [
                 {
                     "PutRequest": {
-                        "Item": _item({**face, "imageKey": key, "bucket": self._bucket, "metadata": image["metadata"]})
+                        "Item": _item({**face, "imageKey": key, "bucket": self._bucket, "metadata": record["metadata"]})
                     }
                 }
                 for face in faces
             ],
         )
+        update = "SET #record = :record, #etag = :etag, #revision = :revision, faceIds = :ids REMOVE #pending"
+        values = {
+            ":record": record,
+            ":etag": record["etag"],
+            ":revision": (expected_revision or 0) + 1,
+            ":ids": new_ids,
+        }
+        old = self._update_if(key, update, values, expected_revision, return_old=True)
+        if old is None:
+            self._delete_faces(new_ids)
+            return None
+        replaced = [face_id for face_id in dict.fromkeys(old.get("faceIds", [])) if face_id not in set(new_ids)]
+        self._delete_faces(replaced)
+        return replaced
+
+    def remove_image(self, key: str, expected_revision: int | None = None) -> list[str] | None:
+        request = {"TableName": self._images, "Key": _item({"key": key}), "ReturnValues": "ALL_OLD"}
+        if expected_revision is not None:
+            request.update(_revision_condition(expected_revision))
         with self._translated(self._images):
-            self._client.put_item(
-                TableName=self._images,
-                Item=_item({"key": key, "etag": image["etag"], "record": image, "faceIds": new_ids}),
-            )
-        kept = set(new_ids)
-        stale = [face_id for face_id in dict.fromkeys(old_ids) if face_id not in kept]
-        self._write_batch(self._faces, [{"DeleteRequest": {"Key": _item({"FaceId": i})}} for i in stale])
+            try:
+                response = self._client.delete_item(**request)
+            except ClientError as e:
+                if aws.error_code(e) != "ConditionalCheckFailedException":
+                    raise
+                return None
+        removed = list(dict.fromkeys(_plain(response.get("Attributes", {})).get("faceIds", [])))
+        self._delete_faces(removed)
+        return removed
 
     def faces_of(self, key: str) -> list[dict]:
         ids = self._face_ids(key)
@@ -126,7 +153,38 @@ class DynamoRecordStore(RecordStore):
 
     def list_images(self, limit: int, token: str | None = None) -> Page:
         items, next_token = self._scan(self._images, limit, token, "key")
-        return Page([item["record"] for item in items], next_token)
+        return Page([_image(item) for item in items], next_token)
+
+    def list_pending(self, older_than: str, limit: int) -> list[str]:
+        """Scans the sparse `pending` index, which holds only pending images.
+        A table made before that index existed (`make aws-setup` adds it) is
+        scanned whole instead, with a warning."""
+        request = {
+            "TableName": self._images,
+            "IndexName": PENDING_INDEX,
+            "FilterExpression": "#pending < :cutoff",
+            "ExpressionAttributeNames": {"#pending": PENDING_SINCE},
+            "ExpressionAttributeValues": _item({":cutoff": older_than}),
+        }
+        try:
+            return self._scan_keys(request, limit)
+        except ClientError as e:
+            if aws.error_code(e) != "ValidationException" or PENDING_INDEX not in str(e):
+                raise
+        log.warning("table %r has no %r index: scanning it whole; run `make aws-setup`", self._images, PENDING_INDEX)
+        del request["IndexName"]
+        return self._scan_keys(request, limit)
+
+    def _scan_keys(self, request: dict, limit: int) -> list[str]:
+        keys: list[str] = []
+        with self._translated(self._images):
+            while len(keys) < limit:
+                response = self._client.scan(**request)
+                keys += [_plain(item)["key"] for item in response.get("Items", [])]
+                if "LastEvaluatedKey" not in response:
+                    break
+                request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return keys[:limit]
 
     def list_faces(self, limit: int, token: str | None = None) -> Page:
         items, next_token = self._scan(self._faces, limit, token, "FaceId")
@@ -139,12 +197,6 @@ class DynamoRecordStore(RecordStore):
         with self._translated(self._faces):
             self._client.delete_item(TableName=self._faces, Key=_item({"FaceId": face_id}))
         self._unlist_face(face["imageKey"], face_id)
-
-    def delete_image(self, key: str) -> None:
-        ids = self._face_ids(key)
-        self._write_batch(self._faces, [{"DeleteRequest": {"Key": _item({"FaceId": i})}} for i in dict.fromkeys(ids)])
-        with self._translated(self._images):
-            self._client.delete_item(TableName=self._images, Key=_item({"key": key}))
 
     def count_images(self) -> int:
         """Exact for tables up to a few MB (a Scan with Select=COUNT of at most
@@ -161,6 +213,37 @@ class DynamoRecordStore(RecordStore):
                 request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
             approximate = self._client.describe_table(TableName=self._images)["Table"].get("ItemCount", 0)
         return max(counted, approximate)
+
+    def _update_if(
+        self, key: str, update: str, values: dict, expected_revision: int | None, return_old: bool = False
+    ) -> dict | None:
+        """UpdateItem on the image if it is still at `expected_revision`
+        (None: if there is no such image). Returns the item as it was (an
+        empty dict for a new one), or None when the condition failed."""
+        names = {"#record": "record", "#etag": "etag", "#revision": "revision", "#pending": PENDING_SINCE}
+        request = {
+            "TableName": self._images,
+            "Key": _item({"key": key}),
+            "UpdateExpression": update,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": _item(values),
+            "ReturnValues": "ALL_OLD" if return_old else "NONE",
+        }
+        condition = _revision_condition(expected_revision)
+        request["ConditionExpression"] = condition["ConditionExpression"]
+        request["ExpressionAttributeNames"].update(condition["ExpressionAttributeNames"])
+        request["ExpressionAttributeValues"].update(condition.get("ExpressionAttributeValues", {}))
+        with self._translated(self._images):
+            try:
+                response = self._client.update_item(**request)
+            except ClientError as e:
+                if aws.error_code(e) != "ConditionalCheckFailedException":
+                    raise
+                return None
+        return _plain(response.get("Attributes", {}))
+
+    def _delete_faces(self, face_ids: list[str]) -> None:
+        self._write_batch(self._faces, [{"DeleteRequest": {"Key": _item({"FaceId": i})}} for i in face_ids])
 
     def _face_ids(self, key: str) -> list[str]:
         item = self._get(self._images, {"key": key}, projection="faceIds")
@@ -180,10 +263,13 @@ class DynamoRecordStore(RecordStore):
                     self._client.update_item(
                         TableName=self._images,
                         Key=_item({"key": key}),
-                        UpdateExpression=f"REMOVE faceIds[{index}] SET #record.faceCount = #record.faceCount - :one",
+                        UpdateExpression=(
+                            f"REMOVE faceIds[{index}] SET #record.faceCount = #record.faceCount - :one, "
+                            "#revision = if_not_exists(#revision, :zero) + :one"
+                        ),
                         ConditionExpression=f"faceIds[{index}] = :id",
-                        ExpressionAttributeNames={"#record": "record"},
-                        ExpressionAttributeValues=_item({":one": 1, ":id": face_id}),
+                        ExpressionAttributeNames={"#record": "record", "#revision": "revision"},
+                        ExpressionAttributeValues=_item({":one": 1, ":zero": 0, ":id": face_id}),
                     )
                     return
                 except ClientError as e:
@@ -253,6 +339,31 @@ class DynamoRecordStore(RecordStore):
 
     def _translated(self, table: str):
         return aws.translated(f"DynamoDB table {table!r}", self._stage)
+
+
+def _revision_condition(expected: int | None) -> dict:
+    """The condition that the image item is at revision `expected`. Items
+    written before revisions existed count as revision 0."""
+    if expected is None:
+        return {"ConditionExpression": "attribute_not_exists(#key)", "ExpressionAttributeNames": {"#key": "key"}}
+    if expected == 0:
+        return {
+            "ConditionExpression": "attribute_exists(#key) AND attribute_not_exists(#revision)",
+            "ExpressionAttributeNames": {"#key": "key", "#revision": "revision"},
+        }
+    return {
+        "ConditionExpression": "#revision = :expected",
+        "ExpressionAttributeNames": {"#revision": "revision"},
+        "ExpressionAttributeValues": _item({":expected": expected}),
+    }
+
+
+def _record(image: dict) -> dict:
+    return {name: value for name, value in image.items() if name != "revision"}
+
+
+def _image(item: dict) -> dict:
+    return {**item["record"], "revision": item.get("revision", 0)}
 
 
 def _face_record(item: dict) -> dict:

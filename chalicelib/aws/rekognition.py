@@ -16,9 +16,9 @@ from botocore.exceptions import ClientError
 from PIL import Image
 
 from chalicelib.aws import clients as aws
-from chalicelib.core.images import decode_rgb
 from chalicelib.core.limits import AWS_MAX_UPLOAD_BYTES
-from chalicelib.core.ports import FaceEngine, Page
+from chalicelib.core.pixels import decode_rgb
+from chalicelib.core.ports import FaceEngine, Page, PhotoVersion
 
 MAX_SEARCH_BYTES = 5 * 1024 * 1024  # Rekognition's limit for Image.Bytes
 MAX_DELETE_IDS = 4096  # DeleteFaces' FaceIds limit
@@ -53,11 +53,16 @@ class RekognitionEngine(FaceEngine):
         self._model: str | None = None
         self._resource = f"Rekognition collection {collection_id!r} (photos in S3 bucket {bucket!r})"
 
-    def index_faces(self, key: str, external_image_id: str) -> dict:
+    def index_faces(self, photo: PhotoVersion, external_image_id: str) -> dict:
+        """IndexFaces on that very version of the S3 object (with bucket
+        versioning: a late event never indexes newer bytes)."""
+        location = {"Bucket": self._bucket, "Name": photo.key}
+        if photo.version_id:
+            location["Version"] = photo.version_id
         with aws.translated(self._resource, self._stage):
             response = self._client.index_faces(
                 CollectionId=self._collection,
-                Image={"S3Object": {"Bucket": self._bucket, "Name": key}},
+                Image={"S3Object": location},
                 ExternalImageId=external_image_id,
                 MaxFaces=self._max_faces,
                 QualityFilter=self._quality_filter,
@@ -125,7 +130,7 @@ class RekognitionEngine(FaceEngine):
                     MaxFaces=max_faces,
                 )
             except ClientError as e:
-                # The photo is valid (inspect_image checked it), so this code
+                # The photo is valid (prepare_search checked it), so this code
                 # is Rekognition's "there are no faces in the image": the same
                 # empty result as offline.
                 if aws.error_code(e) != "InvalidParameterException":

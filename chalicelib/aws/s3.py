@@ -3,15 +3,18 @@
 Storing a photo here is what triggers its indexing on AWS: the bucket's
 ObjectCreated notification (set up by `chalice deploy` from app.py's
 `@app.on_s3_event`) invokes the handler, for photos put by the API or by
-any other means."""
+any other means. The bucket is versioned (`make aws-setup`), so an
+indexing run reads exactly the version its event names."""
 
 from botocore.exceptions import ClientError
 
 from chalicelib.aws import clients as aws
 from chalicelib.core.errors import NotFound
-from chalicelib.core.ports import Page, PhotoStore, StoredPhoto
+from chalicelib.core.limits import RESERVED_METADATA
+from chalicelib.core.ports import ListedPhoto, Page, PhotoStore, StoredPhoto
 
-MAX_LIST_KEYS = 1000  # ListObjectsV2's MaxKeys limit
+MAX_LIST_KEYS = 1000  # ListObjectsV2's MaxKeys limit, and DeleteObjects' keys per call
+DOWNLOAD_URL_SECONDS = 300
 _MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
 
 
@@ -22,12 +25,25 @@ class S3PhotoStore(PhotoStore):
         self._stage = stage
         self._resource = f"S3 bucket {bucket!r}"
 
-    def put(self, photo: StoredPhoto, data: bytes) -> StoredPhoto:
+    def put(
+        self, key: str, data: bytes, content_type: str, metadata: dict[str, str], original_content_type: str = ""
+    ) -> StoredPhoto:
+        stored_metadata = dict(metadata)
+        if original_content_type and original_content_type != content_type:
+            stored_metadata[RESERVED_METADATA] = original_content_type  # a converted photo's original type
         with aws.translated(self._resource, self._stage):
             response = self._client.put_object(
-                Bucket=self._bucket, Key=photo.key, Body=data, ContentType=photo.content_type, Metadata=photo.metadata
+                Bucket=self._bucket, Key=key, Body=data, ContentType=content_type, Metadata=stored_metadata
             )
-        return StoredPhoto(photo.key, _etag(response["ETag"]), len(data), photo.content_type, dict(photo.metadata))
+        return StoredPhoto(
+            key,
+            _etag(response["ETag"]),
+            len(data),
+            content_type,
+            dict(metadata),
+            response.get("VersionId"),
+            original_content_type=original_content_type,
+        )
 
     def head(self, key: str) -> StoredPhoto | None:
         with aws.translated(self._resource, self._stage):
@@ -37,12 +53,16 @@ class S3PhotoStore(PhotoStore):
                 if aws.error_code(e) in _MISSING:
                     return None
                 raise
+        metadata = dict(response.get("Metadata", {}))
+        original = metadata.pop(RESERVED_METADATA, "")
         return StoredPhoto(
             key,
             _etag(response["ETag"]),
             response["ContentLength"],
             response.get("ContentType", ""),
-            response.get("Metadata", {}),
+            metadata,
+            response.get("VersionId"),
+            original_content_type=original,
         )
 
     def read(self, key: str) -> bytes:
@@ -55,10 +75,31 @@ class S3PhotoStore(PhotoStore):
                 raise
             return response["Body"].read()
 
+    def download_url(self, key: str) -> str:
+        """A presigned GET, so photos of any size skip Lambda's 6 MB reply limit."""
+        return self._client.generate_presigned_url(
+            "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=DOWNLOAD_URL_SECONDS
+        )
+
     def delete(self, key: str) -> None:
-        # DeleteObject succeeds for a key that is already gone.
+        """Every version of the key, and its delete markers: a deleted photo
+        is gone, not hidden (an unversioned bucket lists its one object as
+        version "null")."""
+        request = {"Bucket": self._bucket, "Prefix": key}
         with aws.translated(self._resource, self._stage):
-            self._client.delete_object(Bucket=self._bucket, Key=key)
+            while True:
+                response = self._client.list_object_versions(**request)
+                doomed = [
+                    {"Key": v["Key"], "VersionId": v["VersionId"]}
+                    for v in response.get("Versions", []) + response.get("DeleteMarkers", [])
+                    if v["Key"] == key
+                ]
+                if doomed:
+                    self._client.delete_objects(Bucket=self._bucket, Delete={"Objects": doomed, "Quiet": True})
+                if not response.get("IsTruncated"):
+                    return
+                request["KeyMarker"] = response["NextKeyMarker"]
+                request["VersionIdMarker"] = response["NextVersionIdMarker"]
 
     def list(self, limit: int, token: str | None = None) -> Page:
         """Keys, sizes and etags (ListObjectsV2 returns no content type or
@@ -68,7 +109,7 @@ class S3PhotoStore(PhotoStore):
             request["ContinuationToken"] = token
         with aws.translated(self._resource, self._stage):
             response = self._client.list_objects_v2(**request)
-        items = [StoredPhoto(obj["Key"], _etag(obj["ETag"]), obj["Size"], "") for obj in response.get("Contents", [])]
+        items = [ListedPhoto(obj["Key"], _etag(obj["ETag"]), obj["Size"]) for obj in response.get("Contents", [])]
         return Page(items, response.get("NextContinuationToken") if response.get("IsTruncated") else None)
 
 

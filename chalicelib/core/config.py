@@ -13,7 +13,7 @@ from chalicelib.core.limits import MAX_FACES
 
 ENGINES = ("local", "rekognition")
 QUALITY_FILTERS = ("NONE", "AUTO", "LOW", "MEDIUM", "HIGH")
-DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 # The AWS stage's resources: .chalice/config.json names them per stage and
 # scripts/aws_setup.py creates them from the same variables.
 AWS_RESOURCES = {
@@ -73,7 +73,7 @@ class Settings:
             data_dir=Path(env.get("FACEPRINT_DATA_DIR") or DEFAULT_DATA_DIR),
             debug=env.get("FACEPRINT_DEBUG", "").lower() in ("1", "true", "yes"),
             quality_filter=quality_filter,
-            max_faces=_positive_int(env, "FACEPRINT_MAX_FACES", MAX_FACES),
+            max_faces=_whole_number(env, "FACEPRINT_MAX_FACES", MAX_FACES, 1, MAX_FACES),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
             api_key=env.get("FACEPRINT_API_KEY", "").strip(),
             cors_origins=_origins(env.get("FACEPRINT_CORS_ORIGINS", "")),
@@ -81,16 +81,16 @@ class Settings:
         )
 
 
-def _positive_int(env, name: str, default: int) -> int:
+def _whole_number(env, name: str, default: int, low: int, high: int) -> int:
     raw = env.get(name, "")
     if not raw:
         return default
     try:
         value = int(raw)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise ConfigurationError(f"{name}={raw!r}: set it to a whole number of at least 1.")
+        value = low - 1
+    if not low <= value <= high:
+        raise ConfigurationError(f"{name}={raw!r}: set it to a whole number from {low} to {high}.")
     return value
 
 

@@ -1,96 +1,141 @@
-"""Checking and decoding uploaded photos. `inspect_image` runs in every
-stage before anything is stored; `decode_rgb` feeds the embedded engine."""
+"""What the API accepts as a photo. JPEG and PNG are kept byte for byte;
+HEIC/HEIF, WebP and AVIF are converted to JPEG (upright, with their EXIF and
+ICC profile), so the archive and the engines only ever see JPEG and PNG.
+Every check reads the header first: a decompression bomb is refused by its
+dimensions, before a pixel is decoded."""
 
-import base64
-import binascii
 import io
+import struct
 import warnings
 from dataclasses import dataclass
+from functools import cache
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from chalicelib.core.errors import InvalidImage, PayloadTooLarge, UnsupportedMediaType
-from chalicelib.core.limits import ACCEPTED_FORMATS, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
+from chalicelib.core.limits import ACCEPTED_TYPES, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, STORED_TYPES
+from chalicelib.core.pixels import to_rgb
 
-_MAGIC = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG"}
-_DATA_URL_MARK = b";base64,"
+# The one message for a photo, or a Content-Type, that the API does not take.
+UNSUPPORTED_TYPE_MESSAGE = (
+    "Send a JPEG, PNG, HEIC/HEIF, WebP or AVIF photo "
+    f"({', '.join(ACCEPTED_TYPES)} or application/octet-stream), or its base64 text as text/plain."
+)
+
+_ORIENTATION = 0x0112  # the EXIF tag
+_JPEG_QUALITIES = (90, 80, 70)  # a converted photo takes the first that fits MAX_IMAGE_BYTES
+# ISO BMFF brands (the `ftyp` box) of HEIF files, HEVC-coded (HEIC) or
+# generic, and of AVIF files (which also name the generic HEIF brands).
+_HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"}
+_HEIF_BRANDS = {b"mif1", b"msf1", b"mif2"}
+_AVIF_BRANDS = {b"avif", b"avis"}
 
 
 @dataclass(frozen=True)
 class ImageInfo:
-    format: str
+    format: str  # Pillow's name for it
     content_type: str
     width: int
     height: int
 
 
-def body_bytes(body: bytes | None) -> bytes:
-    """The image bytes of a request body: raw JPEG/PNG, or its base64 text
-    (as the old clients send it, optionally as a data: URL)."""
-    if not body:
-        raise InvalidImage("The request body is empty: send the image bytes or their base64 text.")
-    if _sniff(body) or len(body) > MAX_IMAGE_BYTES * 4 // 3 + 1024:
-        return body
-    text = body.strip()
-    if text.startswith(b"data:") and _DATA_URL_MARK in text[:100]:
-        text = text.split(_DATA_URL_MARK, 1)[1]
-    try:
-        return base64.b64decode(b"".join(text.split()), validate=True)
-    except (binascii.Error, ValueError):
-        return body  # not base64: inspect_image says what is wrong with it
+@dataclass(frozen=True)
+class Upload:
+    """A photo ready to store: JPEG or PNG bytes, and what was sent."""
+
+    data: bytes
+    content_type: str
+    original_content_type: str
+    width: int
+    height: int
+
+    @property
+    def converted(self) -> bool:
+        return self.content_type != self.original_content_type
+
+
+def sniff(data: bytes) -> tuple[str, str] | None:
+    """(Pillow's format name, content type) from the first bytes, or None."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "JPEG", "image/jpeg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG", "image/png"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP", "image/webp"
+    if data[4:8] == b"ftyp":
+        size = struct.unpack(">I", data[:4])[0]
+        brands = {data[8:12]} | {data[i : i + 4] for i in range(16, min(size, len(data), 256) - 3, 4)}
+        if brands & _AVIF_BRANDS:
+            return "AVIF", "image/avif"
+        if brands & _HEIC_BRANDS:
+            return "HEIF", "image/heic"
+        if brands & _HEIF_BRANDS:
+            return "HEIF", "image/heif"
+    return None
 
 
 def inspect_image(data: bytes) -> ImageInfo:
-    """Validate a photo without decoding more than needed: size, format and
-    dimensions come from the header, so decompression bombs stop there."""
+    """Validate a photo of any accepted type from its header: size, type and
+    dimensions. JPEG and PNG are also decoded cheaply, to refuse truncated
+    files (a converted type is decoded in full when it is converted)."""
+    image, info = _open(data)
+    if info.content_type in STORED_TYPES:
+        _check_decodes(image)
+    return info
+
+
+def prepare_upload(data: bytes) -> Upload:
+    """The photo to store: JPEG and PNG exactly as sent; the other accepted
+    types converted to JPEG, upright, keeping their EXIF (Orientation set
+    to 1) and ICC profile."""
+    info = inspect_image(data)
+    if info.content_type in STORED_TYPES:
+        return Upload(data, info.content_type, info.content_type, info.width, info.height)
+    image, _ = _open(data)  # the header again (cheap), this time to decode it
+    jpeg, width, height = _convert_to_jpeg(image)
+    return Upload(jpeg, "image/jpeg", info.content_type, width, height)
+
+
+def prepare_search(data: bytes) -> bytes:
+    """The photo as the engines take it (JPEG or PNG), converted like an upload."""
+    return prepare_upload(data).data
+
+
+def _open(data: bytes) -> tuple[Image.Image, ImageInfo]:
     if len(data) > MAX_IMAGE_BYTES:
         raise PayloadTooLarge(f"The image is {len(data)} bytes; the limit is {MAX_IMAGE_BYTES} bytes (15 MB).")
-    if not _sniff(data):
-        raise UnsupportedMediaType("Only JPEG and PNG images are accepted.")
+    kind = sniff(data)
+    if kind is None:
+        raise UnsupportedMediaType(UNSUPPORTED_TYPE_MESSAGE)
+    fmt, content_type = kind
+    if fmt == "HEIF":
+        _register_heif_opener()
     try:
         with warnings.catch_warnings():
             # Our own pixel limit, below, is lower than Pillow's: no warning needed.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=[fmt])
     except Image.DecompressionBombError as e:
         raise PayloadTooLarge(
             f"The image has too many pixels; the limit is {MAX_IMAGE_PIXELS // 1_000_000} megapixels."
         ) from e
-    except (UnidentifiedImageError, OSError) as e:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, RuntimeError) as e:
         raise _unreadable(e) from e
-    if image.format not in ACCEPTED_FORMATS:
-        raise UnsupportedMediaType("Only JPEG and PNG images are accepted.")
     width, height = image.size
     if width * height > MAX_IMAGE_PIXELS:
         raise PayloadTooLarge(
             f"The image is {width}x{height} pixels; the limit is {MAX_IMAGE_PIXELS // 1_000_000} megapixels."
         )
-    _check_decodes(image)
-    return ImageInfo(image.format, ACCEPTED_FORMATS[image.format], width, height)
+    return image, ImageInfo(fmt, content_type, width, height)
 
 
-def decode_rgb(data: bytes, max_pixels: int) -> Image.Image:
-    """The photo upright (EXIF orientation applied), in 8-bit RGB, with at
-    most about max_pixels: large JPEGs decode straight at 1/2, 1/4 or 1/8
-    scale (draft mode); anything still larger is scaled down."""
-    try:
-        image = Image.open(io.BytesIO(data))
-        scale = min(1.0, (max_pixels / (image.width * image.height)) ** 0.5)
-        if image.format == "JPEG" and scale < 1:
-            image.draft("RGB", (max(1, int(image.width * scale)), max(1, int(image.height * scale))))
-        image = ImageOps.exif_transpose(image)
-        image = _to_rgb(image)
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise _unreadable(e) from e
-    if image.width * image.height > max_pixels * 1.05:
-        scale = (max_pixels / (image.width * image.height)) ** 0.5
-        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-        image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
-    return image
+@cache
+def _register_heif_opener() -> None:
+    """Pillow reads WebP and AVIF itself; HEIC/HEIF needs pillow-heif, whose
+    import (libheif) is paid only when the first HEIC arrives."""
+    import pillow_heif
 
-
-def _sniff(data: bytes) -> str | None:
-    return next((fmt for magic, fmt in _MAGIC.items() if data.startswith(magic)), None)
+    pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
 
 
 def _check_decodes(image: Image.Image) -> None:
@@ -103,19 +148,36 @@ def _check_decodes(image: Image.Image) -> None:
         raise _unreadable(e) from e
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16-bit grayscale: keep the top 8 bits instead of clipping at 255.
-        high = image.point(lambda v: v / 256) if image.mode == "I" else image.convert("I").point(lambda v: v / 256)
-        return high.convert("L").convert("RGB")
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        image = image.convert("RGBA")
-        white = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, image).convert("RGB")
-    return image.convert("RGB")
+def _convert_to_jpeg(image: Image.Image) -> tuple[bytes, int, int]:
+    """The first frame, upright, as an 8-bit JPEG with the photo's EXIF
+    (Orientation 1: the pixels are turned already), ICC profile and XMP."""
+    try:
+        exif = image.getexif()
+        upright = ImageOps.exif_transpose(image)  # decodes; HEIF's own rotation is applied on decoding
+    except (OSError, ValueError, SyntaxError, RuntimeError) as e:
+        raise _unreadable(e) from e
+    options = {}
+    if len(exif):
+        exif[_ORIENTATION] = 1
+        options["exif"] = exif
+    if image.info.get("icc_profile"):
+        options["icc_profile"] = image.info["icc_profile"]
+    if upright.info.get("xmp"):
+        options["xmp"] = upright.info["xmp"]  # exif_transpose took the orientation out of it
+    pixels = upright if upright.mode in ("RGB", "L") else to_rgb(upright)
+    for quality in _JPEG_QUALITIES:
+        out = io.BytesIO()
+        pixels.save(out, "JPEG", quality=quality, **options)
+        if out.tell() <= MAX_IMAGE_BYTES:
+            return out.getvalue(), pixels.width, pixels.height
+    raise PayloadTooLarge(
+        f"The photo, converted to JPEG, is over {MAX_IMAGE_BYTES} bytes (15 MB) even at quality "
+        f"{_JPEG_QUALITIES[-1]}: send a smaller photo, or a JPEG."
+    )
 
 
 def _unreadable(error: Exception) -> InvalidImage:
-    return InvalidImage(f"The image could not be read ({error.__class__.__name__}): send a complete JPEG or PNG file.")
+    return InvalidImage(
+        f"The image could not be read ({error.__class__.__name__}): "
+        "send a complete JPEG, PNG, HEIC/HEIF, WebP or AVIF file."
+    )

@@ -1,55 +1,57 @@
-"""Image keys (the filename a client chose), their labels, and the
+"""Image keys (the filename a client chose, or an S3 object key) and the
 Rekognition ExternalImageId each key maps to."""
 
 import base64
+import binascii
 import hashlib
 import unicodedata
-from urllib.parse import unquote
 
 from chalicelib.core.errors import BadRequest
 from chalicelib.core.limits import EXTERNAL_IMAGE_ID, MAX_KEY_BYTES
 
-_ENCODED_PREFIX = "b64:"
+ENCODED_PREFIX = "b64:"
 _HASHED_PREFIX = "sha256:"
 
 
-def key_from_path(raw: str) -> str:
-    """Decode a key taken from a URL path (API Gateway and chalice local
-    both pass path parameters still percent-encoded) and validate it."""
-    try:
-        key = unquote(raw, errors="strict")
-    except UnicodeDecodeError as e:
-        raise BadRequest("The filename is not valid UTF-8 once percent-decoded.") from e
-    return validate_key(key)
-
-
 def validate_key(key: str) -> str:
+    """A key the API accepts: 1-255 bytes of UTF-8, no control characters,
+    no backslash; `/` separates folders (as in S3), but no segment may be
+    empty, `.` or `..`."""
     if not key:
         raise BadRequest("The filename must not be empty.")
     if len(key.encode("utf-8")) > MAX_KEY_BYTES:
         raise BadRequest(f"The filename must be at most {MAX_KEY_BYTES} bytes in UTF-8.")
     if any(unicodedata.category(ch) == "Cc" for ch in key):
         raise BadRequest("The filename must not contain control characters.")
-    if "/" in key or "\\" in key or key in (".", ".."):
-        raise BadRequest("The filename must be a plain name: no '/', '\\', '.' or '..'.")
+    if "\\" in key or any(segment in ("", ".", "..") for segment in key.split("/")):
+        raise BadRequest(
+            "The filename must be a plain name or a folder path: no '\\', and no empty, '.' or '..' "
+            "part between slashes."
+        )
     return key
 
 
-def label_for(key: str, metadata: dict[str, str]) -> str:
-    """The name a match is shown under: the `name` metadata, or the old
-    project's label derived from the filename."""
-    if metadata.get("name"):
-        return metadata["name"]
-    stem = key.rsplit(".", 1)[0] if "." in key.lstrip(".") else key
-    return stem.replace("-", " ").replace("_", " ").capitalize()
+def encode_key(key: str) -> str:
+    """`b64:` and the key in unpadded base64url: a form of any key that is
+    safe in one URL path segment (no `/`, nothing to percent-encode)."""
+    return ENCODED_PREFIX + base64.urlsafe_b64encode(key.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def decode_key(encoded: str) -> str:
+    """The key behind encode_key's form; BadRequest when it is not one."""
+    data = encoded[len(ENCODED_PREFIX) :]
+    try:
+        return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4)).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError) as e:
+        raise BadRequest(f"{encoded[:40]!r} is not a key in the b64: form (unpadded base64url of its UTF-8).") from e
 
 
 def external_image_id(key: str) -> str:
     """A valid ExternalImageId for any key: the key itself when Rekognition
-    accepts it, else its base64url form, else (too long) its SHA-256."""
-    if EXTERNAL_IMAGE_ID.fullmatch(key) and not key.startswith(_ENCODED_PREFIX):
+    accepts it, else its b64: form, else (too long) its SHA-256."""
+    if EXTERNAL_IMAGE_ID.fullmatch(key) and not key.startswith(ENCODED_PREFIX):
         return key
-    encoded = _ENCODED_PREFIX + base64.urlsafe_b64encode(key.encode("utf-8")).decode("ascii").rstrip("=")
+    encoded = encode_key(key)
     if len(encoded) <= 255:
         return encoded
     return _HASHED_PREFIX + hashlib.sha256(key.encode("utf-8")).hexdigest()
@@ -60,7 +62,6 @@ def key_from_external_image_id(external_id: str) -> str | None:
     (the face record then names the key)."""
     if external_id.startswith(_HASHED_PREFIX):
         return None
-    if external_id.startswith(_ENCODED_PREFIX):
-        data = external_id[len(_ENCODED_PREFIX) :]
-        return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4)).decode("utf-8")
+    if external_id.startswith(ENCODED_PREFIX):
+        return decode_key(external_id)
     return external_id

@@ -7,16 +7,26 @@ MAX_IMAGE_PIXELS = 50_000_000
 # On AWS a request body reaches Lambda base64-encoded, within its 6 MB payload
 # limit: larger photos go straight into the bucket (up to MAX_IMAGE_BYTES).
 AWS_MAX_UPLOAD_BYTES = 4_400_000
-MAX_KEY_BYTES = 255
-MAX_METADATA_BYTES = 2 * 1024
+MAX_KEY_BYTES = 255  # for a new photo through the API
+MAX_STORED_KEY_BYTES = 1024  # S3's limit: photos copied into the bucket may have such keys
+# S3 allows 2 KB of user metadata in all; the API keeps RESERVED_METADATA_BYTES
+# of it for its own: a converted photo's original type, under RESERVED_METADATA.
+RESERVED_METADATA = "faceprint-original-type"
+RESERVED_METADATA_BYTES = 40
+MAX_METADATA_BYTES = 2 * 1024 - RESERVED_METADATA_BYTES
 DEFAULT_THRESHOLD = 80.0
 DEFAULT_MAX_MATCHES = 10
 MAX_MATCHES = 4096
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
-MAX_FACES = 100  # indexed per photo, largest first (Rekognition's MaxFaces ceiling)
+MAX_FACES = 100  # indexed per photo at most (Rekognition's MaxFaces ceiling): FACEPRINT_MAX_FACES's default and top
 TIME_LIMIT_SECONDS = 30.0  # to decode, detect and describe one photo offline
-ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png"}
+# The photos the API takes. JPEG and PNG are stored as sent; the others are
+# converted to JPEG on upload (and for a search), so the engines and the
+# stored archive only ever hold JPEG and PNG.
+STORED_TYPES = ("image/jpeg", "image/png")
+CONVERTED_TYPES = ("image/heic", "image/heif", "image/webp", "image/avif")
+ACCEPTED_TYPES = STORED_TYPES + CONVERTED_TYPES
 
 # Rekognition's rule for ExternalImageId.
 EXTERNAL_IMAGE_ID = re.compile(r"[a-zA-Z0-9_.\-:]{1,255}")
@@ -34,5 +44,5 @@ def as_dict() -> dict:
         "maxPageSize": MAX_PAGE_SIZE,
         "maxFacesPerImage": MAX_FACES,
         "analysisTimeLimitSeconds": TIME_LIMIT_SECONDS,
-        "acceptedTypes": sorted(ACCEPTED_FORMATS.values()),
+        "acceptedTypes": list(ACCEPTED_TYPES),
     }

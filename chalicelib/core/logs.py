@@ -1,18 +1,15 @@
-"""One JSON line per request and per indexed photo, on stderr (CloudWatch on
-Lambda). FACEPRINT_DEBUG adds the request's headers and query, never its
-body, never the API key."""
+"""One JSON line per event worth following, on stderr (CloudWatch on
+Lambda): each request (chalicelib.api.request_log) and each indexing run."""
 
 import json
 import logging
 import sys
 import time
-import uuid
+from contextvars import ContextVar
 
-from chalicelib.core.config import Settings
-from chalicelib.core.errors import ConfigurationError
-
-SECRET_HEADERS = frozenset({"x-api-key", "authorization", "cookie"})
-INDEX_ROUTE = "/index/{filename}"
+# The request (or Lambda invocation) being served, so an indexing run's line
+# names the request that caused it.
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
 class _JsonLines(logging.Handler):
@@ -26,69 +23,35 @@ class _JsonLines(logging.Handler):
             self.handleError(record)
 
 
-log = logging.getLogger("faceprint.lines")
-log.setLevel(logging.INFO)
-log.propagate = False
-log.addHandler(_JsonLines())
+_log = logging.getLogger("faceprint.lines")
+_log.setLevel(logging.INFO)
+_log.propagate = False
+_log.addHandler(_JsonLines())
 
 
-def log_requests(event, get_response):
-    """Chalice http middleware: the request's line once its reply is known."""
-    started = time.perf_counter()
-    status = 500
-    response = None
-    try:
-        response = get_response(event)
-        status = response.status_code
-        return response
-    finally:
-        line = {
-            "event": "request",
-            "requestId": event.context.get("requestId") or str(uuid.uuid4()),
-            "method": event.method,
-            "path": event.context.get("path") or event.path,
-            "route": event.path,
-            "status": status,
-            "durationMs": _ms_since(started),
-        }
-        if _debug():
-            line["headers"] = {k: v for k, v in event.headers.items() if k.lower() not in SECRET_HEADERS}
-            line["query"] = dict(event.query_params or {})
-        _write(line)
-        if event.path == INDEX_ROUTE and response is not None and isinstance(response.body, dict):
-            image = response.body.get("image")
-            # Offline the photo is indexed before the reply; on AWS it is still
-            # pending here, and the S3 handler logs its line.
-            if image and image.get("status") != "pending":
-                log_indexed(image["key"], image, started, line["requestId"])
+def write(line: dict) -> None:
+    _log.info(json.dumps(line, ensure_ascii=False, separators=(",", ":")))
 
 
-def log_indexed(key: str, image: dict | None, started: float, request_id: str | None = None) -> None:
-    """The line of one indexed photo; `image` is None when it was gone."""
-    line = {
-        "event": "indexed",
-        "key": key,
-        "status": image["status"] if image else "gone",
-        "faces": image["faceCount"] if image else 0,
-        "durationMs": _ms_since(started),
-    }
-    if request_id:
-        line["requestId"] = request_id
-    if image and image.get("error"):
-        line["error"] = image["error"]
-    _write(line)
-
-
-def _write(line: dict) -> None:
-    log.info(json.dumps(line, ensure_ascii=False, separators=(",", ":")))
-
-
-def _ms_since(started: float) -> float:
+def ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
 
 
-def _debug() -> bool:
-    try:
-        return Settings.from_env().debug
-    except ConfigurationError:
-        return False
+def log_indexed(key: str, image: dict | None, started: float, outcome: str) -> None:
+    """The line of one indexing run. `outcome`: indexed (this run's version
+    is on record), lost (another run's record stands), stale (a version the
+    bucket no longer holds), retry (failed; it will be retried), gone (the
+    photo was deleted)."""
+    line = {
+        "event": "indexed",
+        "key": key,
+        "outcome": outcome,
+        "status": image["status"] if image else "gone",
+        "faces": image["faceCount"] if image else 0,
+        "durationMs": ms_since(started),
+    }
+    if request_id.get():
+        line["requestId"] = request_id.get()
+    if image and image.get("error"):
+        line["error"] = image["error"]
+    write(line)

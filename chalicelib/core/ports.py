@@ -1,20 +1,50 @@
-"""The abstract engine and stores. The service talks only to these; the
+"""The abstract engine and stores. The use cases talk only to these; the
 embedded (dlib, SQLite, files) and AWS (Rekognition, DynamoDB, S3) adapters
 implement them. Records are plain dicts shaped like Rekognition's."""
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
+class PhotoVersion:
+    """One stored version of a photo: what an indexing run works on.
+    `version_id` is S3's VersionId (a versioned bucket); `sequencer` orders
+    the versions of one key (S3's event sequencer, left-padded; the file
+    store's own counter offline), None where the caller cannot know it."""
+
+    key: str
+    etag: str
+    version_id: str | None = None
+    sequencer: str | None = None
+
+
+@dataclass(frozen=True)
 class StoredPhoto:
+    """A photo as the store holds it now (`put` and `head`)."""
+
     key: str
     etag: str
     size: int
     content_type: str
     metadata: dict[str, str] = field(default_factory=dict)
+    version_id: str | None = None
+    sequencer: str | None = None
+    original_content_type: str = ""  # what was uploaded, when it was converted to content_type
+
+    @property
+    def version(self) -> PhotoVersion:
+        return PhotoVersion(self.key, self.etag, self.version_id, self.sequencer)
+
+
+@dataclass(frozen=True)
+class ListedPhoto:
+    """What a listing of the store gives per photo: no content type, no
+    metadata (S3's ListObjectsV2 has neither; `head` has both)."""
+
+    key: str
+    etag: str
+    size: int
 
 
 @dataclass(frozen=True)
@@ -29,9 +59,10 @@ class FaceEngine(ABC):
     """A face collection: IndexFaces, SearchFacesByImage, DeleteFaces."""
 
     @abstractmethod
-    def index_faces(self, key: str, external_image_id: str) -> dict:
-        """Index every face of the stored photo `key`; returns IndexFaces'
-        output shape (FaceRecords, FaceModelVersion, UnindexedFaces)."""
+    def index_faces(self, photo: PhotoVersion, external_image_id: str) -> dict:
+        """Index every face of that very version of the stored photo;
+        returns IndexFaces' output shape (FaceRecords, FaceModelVersion,
+        UnindexedFaces). Raises NotFound when the version is gone."""
 
     @abstractmethod
     def search_faces_by_image(self, data: bytes, threshold: float, max_faces: int) -> dict:
@@ -53,50 +84,73 @@ class FaceEngine(ABC):
 
     @abstractmethod
     def describe(self) -> dict:
-        """Engine name, model version and face count, for GET /info."""
+        """Engine name, model version, face count and the settings in force, for GET /info."""
 
 
 class PhotoStore(ABC):
     """Where the photos themselves live (S3, or files)."""
 
     @abstractmethod
-    def put(self, photo: StoredPhoto, data: bytes) -> StoredPhoto: ...
+    def put(
+        self, key: str, data: bytes, content_type: str, metadata: dict[str, str], original_content_type: str = ""
+    ) -> StoredPhoto:
+        """Store a new version of `key`; returns it with its etag (and version).
+        `original_content_type`: what was uploaded, when it was converted."""
 
     @abstractmethod
-    def head(self, key: str) -> StoredPhoto | None: ...
+    def head(self, key: str) -> StoredPhoto | None:
+        """The current version of `key`, or None when there is none."""
 
     @abstractmethod
     def read(self, key: str) -> bytes:
-        """The photo's bytes; raises NotFound when it is gone."""
+        """The current version's bytes; raises NotFound when it is gone."""
+
+    @abstractmethod
+    def download_url(self, key: str) -> str | None:
+        """A short-lived URL a client can fetch the photo from, or None when
+        the API serves the bytes itself."""
 
     @abstractmethod
     def delete(self, key: str) -> None:
-        """Remove the photo; a photo already gone is not an error."""
+        """Remove the photo, every version of it; a photo already gone is not an error."""
 
     @abstractmethod
     def list(self, limit: int, token: str | None = None) -> Page:
-        """StoredPhoto items, a page at a time."""
+        """ListedPhoto items, a page at a time."""
 
 
 class RecordStore(ABC):
-    """Image and face records (DynamoDB, or SQLite)."""
+    """Image and face records (DynamoDB, or SQLite).
+
+    Image records carry a `revision`, which every write of the record
+    increments. The writes that race each other (indexing runs, deletes)
+    are compare-and-set on it: they happen only if the record is still at
+    the revision the caller read (None: the record must not exist), so the
+    decisions stay in the use cases and the stores only promise atomicity."""
 
     @abstractmethod
-    def atomic(self) -> AbstractContextManager:
-        """A unit of work: the writes inside happen together or not at all
-        where the store can promise it (SQLite); a no-op elsewhere."""
+    def get_image(self, key: str) -> dict | None:
+        """The image record with its `revision`, read consistently."""
 
     @abstractmethod
-    def get_image(self, key: str) -> dict | None: ...
+    def put_image(self, image: dict, expected_revision: int | None) -> dict | None:
+        """Write the image record (its faces untouched) if the stored one is
+        still at `expected_revision`; returns it with its new revision, or
+        None when another writer came first."""
 
     @abstractmethod
-    def mark_pending(self, image: dict) -> None:
-        """Record an uploaded image as pending, unless this very version
-        (same etag) is already recorded."""
+    def commit_faces(self, image: dict, faces: list[dict], expected_revision: int) -> list[str] | None:
+        """Replace the image record and all of its face records if the
+        stored one is still at `expected_revision`. Returns the ids of the
+        faces it replaced (for the caller to remove from the collection), or
+        None when another writer came first (nothing is written then)."""
 
     @abstractmethod
-    def save_image(self, image: dict, faces: list[dict]) -> None:
-        """Replace the image record and all of its face records."""
+    def remove_image(self, key: str, expected_revision: int | None = None) -> list[str] | None:
+        """Remove the image record and its face records, whatever their
+        revision, or only if still at `expected_revision` when one is given.
+        Returns the removed face ids, or None when another writer came
+        first. A record already gone is not an error: an empty list."""
 
     @abstractmethod
     def faces_of(self, key: str) -> list[dict]: ...
@@ -112,6 +166,11 @@ class RecordStore(ABC):
     def list_images(self, limit: int, token: str | None = None) -> Page: ...
 
     @abstractmethod
+    def list_pending(self, older_than: str, limit: int) -> list[str]:
+        """Keys of images pending since before `older_than` (an ISO time),
+        at most `limit` of them."""
+
+    @abstractmethod
     def list_faces(self, limit: int, token: str | None = None) -> Page: ...
 
     @abstractmethod
@@ -120,11 +179,4 @@ class RecordStore(ABC):
         already gone is not an error."""
 
     @abstractmethod
-    def delete_image(self, key: str) -> None:
-        """Remove the image record and all its face records; idempotent."""
-
-    @abstractmethod
     def count_images(self) -> int: ...
-
-
-PhotoListener = Callable[[str], None]

@@ -1,5 +1,6 @@
-"""Face detection and descriptors with dlib (HOG detector, 5-point landmarks,
-ResNet descriptor), for the embedded engine.
+"""Face detection, quality measures and descriptors with dlib (HOG
+detector, 5-point landmarks, ResNet descriptor), for the embedded engine.
+It runs inside the analysis worker processes (workers.py).
 
 Detection policy (measured with scripts/bench.py and the archive tests):
 1. The photo is decoded with at most WORK_PIXELS (large JPEGs decode
@@ -12,25 +13,22 @@ Detection policy (measured with scripts/bench.py and the archive tests):
    sign of a small or tilted face, or of a false alarm), are re-checked on a
    small crop, upsampled and rotated by RETRY_ANGLES, and kept only if a face
    scores there: only those regions pay for the retries.
+4. Every face found gets its landmarks and quality measures (quality.py);
+   only the faces the quality filter and the per-photo limit keep pay for a
+   descriptor. The others come back as declined, with Rekognition's reasons.
 """
 
 import math
-import multiprocessing
-import os
-import threading
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import dlib
 import face_recognition_models
 import numpy as np
 from PIL import Image
 
-from chalicelib.core.errors import ImageTooComplex
-from chalicelib.core.images import decode_rgb
-from chalicelib.core.limits import MAX_FACES, TIME_LIMIT_SECONDS
+from chalicelib.core.limits import MAX_FACES
+from chalicelib.core.pixels import decode_rgb
+from chalicelib.embedded import quality
 
 WORK_PIXELS = 4_000_000
 DETECT_PIXELS = 1_500_000
@@ -51,98 +49,71 @@ class Face:
     height: float
     score: float  # HOG detector score (0 is dlib's threshold)
     landmarks: tuple[tuple[float, float], ...]
-    descriptor: np.ndarray | None
+    quality: quality.Measures
+    descriptor: np.ndarray | None  # None for a declined face
+    reasons: tuple[str, ...] = ()  # why it was declined (Rekognition's UnindexedFace.Reasons)
 
 
 @dataclass(frozen=True)
 class Analysis:
     width: int  # of the decoded image; Face boxes are relative to it
     height: int
-    faces: list[Face]
+    faces: list[Face]  # kept, with descriptors, largest first
+    declined: list[Face] = field(default_factory=list)  # by the quality filter or the limit, largest first
 
 
 @dataclass
-class _Models:
+class Models:
     detector: object
     shapes: object
     descriptors: object
 
 
-class FaceAnalyzer:
-    """Runs the analysis in a pool of worker processes, each with its own
-    dlib models. dlib's shape predictor, descriptor and detector.run() hold
-    the GIL (measured: two threads take as long as one after the other), and
-    its objects are not documented as thread-safe, so processes are what
-    lets 2 cores serve 2 requests, and a worker that runs past the time limit
-    can be killed without touching the server."""
-
-    def __init__(self, workers: int | None = None, time_limit: float = TIME_LIMIT_SECONDS) -> None:
-        self._workers = workers or os.cpu_count() or 1
-        self._time_limit = time_limit
-        self._executor: ProcessPoolExecutor | None = None
-        self._lock = threading.Lock()
-
-    def analyze(self, data: bytes, largest_only: bool = False) -> Analysis:
-        for attempt in (1, 2):
-            executor = self._pool()
-            future = executor.submit(_analyze_in_worker, data, largest_only)
-            try:
-                return future.result(timeout=self._time_limit)
-            except FutureTimeout:
-                self._restart(executor)
-                raise ImageTooComplex(
-                    f"Analysing this photo took over {self._time_limit:g} s, the limit: send a smaller photo."
-                ) from None
-            except BrokenProcessPool:
-                # Another request's runaway photo got the workers killed: retry once.
-                self._restart(executor)
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-    def close(self) -> None:
-        with self._lock:
-            if self._executor is not None:
-                self._executor.shutdown(wait=True, cancel_futures=True)
-                self._executor = None
-
-    def _pool(self) -> ProcessPoolExecutor:
-        with self._lock:
-            if self._executor is None:
-                self._executor = ProcessPoolExecutor(
-                    self._workers, mp_context=multiprocessing.get_context("spawn"), initializer=_load_models
-                )
-            return self._executor
-
-    def _restart(self, executor: ProcessPoolExecutor) -> None:
-        with self._lock:
-            if self._executor is executor:
-                self._executor = None
-        # ProcessPoolExecutor.kill_workers() arrives in Python 3.14; until then
-        # its process table is the only handle on the workers.
-        for process in list(executor._processes.values()):
-            process.kill()
-        executor.shutdown(wait=False, cancel_futures=True)
-
-
-_worker_models: "_Models | None" = None
-
-
-def _load_models() -> None:
-    global _worker_models
-    _worker_models = _Models(
+def load_models() -> Models:
+    return Models(
         detector=dlib.get_frontal_face_detector(),
         shapes=dlib.shape_predictor(face_recognition_models.pose_predictor_five_point_model_location()),
         descriptors=dlib.face_recognition_model_v1(face_recognition_models.face_recognition_model_location()),
     )
 
 
-def _analyze_in_worker(data: bytes, largest_only: bool) -> Analysis:
+def analyze(
+    models: Models,
+    data: bytes,
+    largest_only: bool = False,
+    quality_filter: str = "NONE",
+    max_faces: int = MAX_FACES,
+) -> Analysis:
+    """The faces of the photo `data`: the largest only (as a search looks
+    at), or every face, kept or declined by `quality_filter` and `max_faces`
+    as IndexFaces would."""
     image = decode_rgb(data, WORK_PIXELS)
     pixels = np.asarray(image)
-    found = sorted(_detect(_worker_models.detector, image), key=lambda f: f.box_area, reverse=True)
-    found = found[:1] if largest_only else found[:MAX_FACES]
-    return Analysis(image.width, image.height, [f.describe(_worker_models, pixels) for f in found])
+    gray = np.asarray(image.convert("L"))
+    found = sorted(_detect(models.detector, image), key=lambda f: f.box_area, reverse=True)
+    if largest_only:
+        found = found[:1]
+    located = [f.locate(models, pixels, gray) for f in found]
+    decisions = quality.select([face.quality for face, _ in located], quality_filter, max_faces)
+    kept, declined = [], []
+    for (face, shape), reasons in zip(located, decisions, strict=True):
+        if reasons:
+            declined.append(replace(face, reasons=tuple(reasons)))
+        else:
+            kept.append(replace(face, descriptor=_describe(models, shape)))
+    return Analysis(image.width, image.height, kept, declined)
+
+
+def _describe(models: Models, shape: "_Shape") -> np.ndarray:
+    return np.array(models.descriptors.compute_face_descriptor(shape.frame, shape.landmarks), dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """dlib's landmarks of a face, in the frame they were found in."""
+
+    frame: np.ndarray
+    landmarks: object  # dlib.full_object_detection
 
 
 @dataclass(frozen=True)
@@ -158,15 +129,19 @@ class _Found:
     def box_area(self) -> float:
         return (self.rect.width() * self.to_work.scale) ** 2
 
-    def describe(self, models: _Models, work: np.ndarray) -> Face:
+    def locate(self, models: Models, work: np.ndarray, gray: np.ndarray) -> tuple[Face, _Shape]:
+        """The face's box, landmarks and quality measures (no descriptor yet)."""
         frame = work if self.frame is None else self.frame
         shape = models.shapes(frame, self.rect)
-        descriptor = np.array(models.descriptors.compute_face_descriptor(frame, shape), dtype=np.float32)
         points = tuple(self.to_work.point(p.x, p.y) for p in shape.parts())
         cx, cy = self.to_work.point(self.rect.dcenter().x, self.rect.dcenter().y)
         w = self.rect.width() * self.to_work.scale
         h = self.rect.height() * self.to_work.scale
-        return Face(cx - w / 2, cy - h / 2, w, h, self.score, points, descriptor)
+        left, top, right, bottom = _work_box(self)
+        box = gray[max(0, round(top)) : max(0, round(bottom)), max(0, round(left)) : max(0, round(right))]
+        measures = quality.measure(box, w, self.score, points)
+        face = Face(cx - w / 2, cy - h / 2, w, h, self.score, points, measures, None)
+        return face, _Shape(frame, shape)
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,12 @@
 record store, safe under `chalice local`'s one-thread-per-request server.
 
 Each thread borrows a connection from a pool. `transaction()` is re-entrant
-and lazy: BEGIN IMMEDIATE runs at the first write inside it, so the slow
-work before (face detection) never holds the write lock, and everything
-written inside it commits together, or not at all. `after_commit()` defers
-work that must only follow a commit (the collection's in-memory index).
+and lazy: BEGIN IMMEDIATE runs at the first write inside it, so slow work
+inside never holds the write lock before it must, and everything written
+inside it commits together, or not at all. `transaction(immediate=True)`
+takes the write lock at once: for a read-then-write (compare-and-set) that
+no other writer may slip into. `after_commit()` defers work that must only
+follow a commit (the collection's in-memory index).
 """
 
 import queue
@@ -56,11 +58,14 @@ class Database:
             conn.executemany(sql, rows)
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, immediate: bool = False) -> Iterator[None]:
         state = self._local
         if getattr(state, "depth", 0):
             state.depth += 1
             try:
+                if immediate:
+                    with self._connection() as conn:
+                        self._begin_if_needed(conn)
                 yield
             finally:
                 state.depth -= 1
@@ -68,6 +73,8 @@ class Database:
         with self._connection() as conn:
             state.depth, state.begun, state.after_commit = 1, False, []
             try:
+                if immediate:
+                    self._begin_if_needed(conn)
                 yield
                 if state.begun:
                     conn.execute("COMMIT")

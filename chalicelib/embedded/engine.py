@@ -8,16 +8,19 @@ distance d to similarity = 100 * (1 - d / 3), clamped to 0-100, so that the
 default threshold 80 is exactly d = 0.6 (90 is d = 0.3, 70 is d = 0.9).
 """
 
-import math
+import hashlib
 import uuid
 from pathlib import Path
 
 import numpy as np
 
-from chalicelib.core.ports import FaceEngine, Page, PhotoStore
-from chalicelib.embedded.analysis import MODEL_VERSION, Analysis, Face, FaceAnalyzer
+from chalicelib.core.errors import NotFound
+from chalicelib.core.limits import MAX_FACES
+from chalicelib.core.ports import FaceEngine, Page, PhotoStore, PhotoVersion
+from chalicelib.embedded.analysis import MODEL_VERSION, Analysis, Face
 from chalicelib.embedded.collection import Collection
 from chalicelib.embedded.database import Database
+from chalicelib.embedded.workers import FaceAnalyzer
 
 DISTANCE_AT_ZERO_SIMILARITY = 3.0
 
@@ -43,26 +46,41 @@ def best_matches(
     return [{"Similarity": float(scores[i]), "Face": faces[i]} for i in best if scores[i] >= threshold]
 
 
-def confidence(score: float) -> float:
-    """HOG detector score (0 is dlib's threshold) as a 0-100 confidence."""
-    return 100.0 / (1.0 + math.exp(-2.0 * (score + 1.0)))
-
-
 class LocalEngine(FaceEngine):
-    def __init__(self, db: Database, photos: PhotoStore, analyzer: FaceAnalyzer, index_path: Path) -> None:
+    """`quality_filter` and `max_faces` mean what IndexFaces' QualityFilter
+    and MaxFaces mean (quality.py)."""
+
+    def __init__(
+        self,
+        db: Database,
+        photos: PhotoStore,
+        analyzer: FaceAnalyzer,
+        index_path: Path,
+        quality_filter: str = "AUTO",
+        max_faces: int = MAX_FACES,
+    ) -> None:
         self._db = db
         self._photos = photos
         self._analyzer = analyzer
+        self._quality_filter = quality_filter
+        self._max_faces = max_faces
         self._collection = Collection(db, index_path)
 
-    def index_faces(self, key: str, external_image_id: str) -> dict:
-        analysis = self._analyzer.analyze(self._photos.read(key))
+    def index_faces(self, photo: PhotoVersion, external_image_id: str) -> dict:
+        data = self._photos.read(photo.key)
+        if hashlib.md5(data).hexdigest() != photo.etag:
+            raise NotFound(f"The photo {photo.key!r} was replaced while it was being indexed.")
+        analysis = self._analyzer.analyze(data, quality_filter=self._quality_filter, max_faces=self._max_faces)
         image_id = str(uuid.uuid4())
         records = [_face_record(face, analysis, image_id, external_image_id) for face in analysis.faces]
         self._collection.add(
             [(record["Face"], face.descriptor) for record, face in zip(records, analysis.faces, strict=True)]
         )
-        return {"FaceRecords": records, "FaceModelVersion": MODEL_VERSION, "UnindexedFaces": []}
+        return {
+            "FaceRecords": records,
+            "FaceModelVersion": MODEL_VERSION,
+            "UnindexedFaces": [unindexed_face(face, analysis) for face in analysis.declined],
+        }
 
     def search_faces_by_image(self, data: bytes, threshold: float, max_faces: int) -> dict:
         analysis = self._analyzer.analyze(data, largest_only=True)
@@ -80,8 +98,8 @@ class LocalEngine(FaceEngine):
         # Today's rule, to the last bit: similarity at or above the threshold.
         matches = [{"Similarity": float(similarity(d)), "Face": f} for f, d in found if similarity(d) >= threshold]
         return {
-            "SearchedFaceBoundingBox": _bounding_box(face, analysis),
-            "SearchedFaceConfidence": confidence(face.score),
+            "SearchedFaceBoundingBox": bounding_box(face, analysis),
+            "SearchedFaceConfidence": face.quality.confidence,
             "FaceMatches": matches,
             "FaceModelVersion": MODEL_VERSION,
         }
@@ -101,22 +119,37 @@ class LocalEngine(FaceEngine):
 
 
 def _face_record(face: Face, analysis: Analysis, image_id: str, external_image_id: str) -> dict:
-    box = _bounding_box(face, analysis)
-    conf = confidence(face.score)
     return {
         "Face": {
             "FaceId": str(uuid.uuid4()),
-            "BoundingBox": box,
+            "BoundingBox": bounding_box(face, analysis),
             "ImageId": image_id,
             "ExternalImageId": external_image_id,
-            "Confidence": conf,
+            "Confidence": face.quality.confidence,
             "IndexFacesModelVersion": MODEL_VERSION,
         },
-        "FaceDetail": {"BoundingBox": box, "Confidence": conf},
+        "FaceDetail": face_detail(face, analysis),
     }
 
 
-def _bounding_box(face: Face, analysis: Analysis) -> dict:
+def unindexed_face(face: Face, analysis: Analysis) -> dict:
+    """A declined face as Rekognition's UnindexedFace."""
+    return {"Reasons": list(face.reasons), "FaceDetail": face_detail(face, analysis)}
+
+
+def face_detail(face: Face, analysis: Analysis) -> dict:
+    """Rekognition's FaceDetail with its DEFAULT attributes that dlib's 5
+    landmarks can give: box, confidence, pose and quality."""
+    q = face.quality
+    return {
+        "BoundingBox": bounding_box(face, analysis),
+        "Confidence": q.confidence,
+        "Pose": {"Roll": q.roll, "Yaw": q.yaw, "Pitch": q.pitch},
+        "Quality": {"Brightness": q.brightness, "Sharpness": q.sharpness},
+    }
+
+
+def bounding_box(face: Face, analysis: Analysis) -> dict:
     return {
         "Width": face.width / analysis.width,
         "Height": face.height / analysis.height,

@@ -1,19 +1,21 @@
 """Photos as plain files (the embedded stage's S3 bucket).
 
-Like an S3 bucket with an ObjectCreated notification, the store hands every
-stored photo to its listeners: wiring.py subscribes the same indexing code
-that the S3 event handler runs. Delivery is synchronous, under a per-key
-lock, so two uploads of one name cannot interleave."""
+Each photo is two files named by the SHA-256 of its key (any key is safe on
+disk): the bytes, and a JSON description (key, etag, size, type, metadata,
+sequencer). Like S3, every stored version gets a sequencer that orders the
+versions of a key; the store itself never indexes anything."""
 
 import hashlib
 import json
 import os
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from chalicelib.core.errors import NotFound
-from chalicelib.core.ports import Page, PhotoListener, PhotoStore, StoredPhoto
+from chalicelib.core.ports import ListedPhoto, Page, PhotoStore, StoredPhoto
+from chalicelib.core.records import normalize_sequencer
 from chalicelib.embedded.paging import decode_token, encode_token
 
 _LOCK_STRIPES = 64
@@ -23,39 +25,39 @@ class FilePhotoStore(PhotoStore):
     def __init__(self, root: Path) -> None:
         self._root = root
         self._root.mkdir(parents=True, exist_ok=True)
-        self._listeners: list[PhotoListener] = []
         self._locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
+        self._clock = threading.Lock()
+        self._last_sequence = 0
 
-    def subscribe(self, listener: PhotoListener) -> None:
-        self._listeners.append(listener)
-
-    def put(self, photo: StoredPhoto, data: bytes) -> StoredPhoto:
-        stored = StoredPhoto(photo.key, hashlib.md5(data).hexdigest(), len(data), photo.content_type, photo.metadata)
-        path = self._path(photo.key)
-        with self._locks[hash(photo.key) % _LOCK_STRIPES]:
+    def put(
+        self, key: str, data: bytes, content_type: str, metadata: dict[str, str], original_content_type: str = ""
+    ) -> StoredPhoto:
+        path = self._path(key)
+        with self._locks[hash(key) % _LOCK_STRIPES]:
+            stored = StoredPhoto(
+                key,
+                hashlib.md5(data).hexdigest(),
+                len(data),
+                content_type,
+                dict(metadata),
+                sequencer=self._sequencer(),
+                original_content_type=original_content_type,
+            )
             _write_atomically(path, data)
             _write_atomically(path.with_suffix(".json"), json.dumps(_describe(stored)).encode())
-            for listener in self._listeners:
-                listener(photo.key)
         return stored
 
     def head(self, key: str) -> StoredPhoto | None:
         return self._head_by_name(self._path(key).name)
-
-    def _head_by_name(self, name: str) -> StoredPhoto | None:
-        try:
-            info = json.loads((self._root / name).with_suffix(".json").read_bytes())
-        except FileNotFoundError:
-            return None
-        if not (self._root / name).exists():
-            return None  # its description outlived it (a crash mid-delete, or a hand): it is gone
-        return StoredPhoto(info["key"], info["etag"], info["size"], info["contentType"], info["metadata"])
 
     def read(self, key: str) -> bytes:
         try:
             return self._path(key).read_bytes()
         except FileNotFoundError as e:
             raise NotFound(f"The photo {key!r} is not stored.") from e
+
+    def download_url(self, key: str) -> None:
+        return None  # the API serves the bytes itself
 
     def delete(self, key: str) -> None:
         path = self._path(key)
@@ -67,22 +69,50 @@ class FilePhotoStore(PhotoStore):
         """In the order of the files' names (hashes of the keys): stable, not alphabetical."""
         after = decode_token(token) or ""
         names = sorted(p.stem for p in self._root.glob("*.json") if p.stem > after)
-        photos = [photo for photo in map(self._head_by_name, names[:limit]) if photo is not None]
-        return Page(photos, encode_token(names[limit - 1]) if len(names) > limit else None)
+        photos = [self._head_by_name(name) for name in names[:limit]]
+        listed = [ListedPhoto(photo.key, photo.etag, photo.size) for photo in photos if photo is not None]
+        return Page(listed, encode_token(names[limit - 1]) if len(names) > limit else None)
+
+    def _head_by_name(self, name: str) -> StoredPhoto | None:
+        try:
+            info = json.loads((self._root / name).with_suffix(".json").read_bytes())
+        except FileNotFoundError:
+            return None
+        if not (self._root / name).exists():
+            return None  # its description outlived it (a crash mid-delete, or a hand): it is gone
+        return StoredPhoto(
+            info["key"],
+            info["etag"],
+            info["size"],
+            info["contentType"],
+            info["metadata"],
+            sequencer=info.get("sequencer"),
+            original_content_type=info.get("originalContentType", ""),
+        )
+
+    def _sequencer(self) -> str:
+        """Increasing across puts, in this process and across restarts
+        (nanoseconds of the clock, never twice the same)."""
+        with self._clock:
+            self._last_sequence = max(time.time_ns(), self._last_sequence + 1)
+            return normalize_sequencer(format(self._last_sequence, "X"))
 
     def _path(self, key: str) -> Path:
-        # Keys may hold any unicode: name files by their hash, never by the key.
         return self._root / hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 def _describe(photo: StoredPhoto) -> dict:
-    return {
+    described = {
         "key": photo.key,
         "etag": photo.etag,
         "size": photo.size,
         "contentType": photo.content_type,
         "metadata": photo.metadata,
+        "sequencer": photo.sequencer,
     }
+    if photo.original_content_type and photo.original_content_type != photo.content_type:
+        described["originalContentType"] = photo.original_content_type
+    return described
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

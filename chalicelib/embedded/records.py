@@ -1,9 +1,10 @@
-"""Image and face records in SQLite (the embedded stage's DynamoDB)."""
+"""Image and face records in SQLite (the embedded stage's DynamoDB). Every
+compare-and-set is one transaction."""
 
 import json
-from contextlib import AbstractContextManager
 
 from chalicelib.core.ports import Page, RecordStore
+from chalicelib.core.records import PENDING
 from chalicelib.embedded.database import Database
 from chalicelib.embedded.paging import decode_token, encode_token
 
@@ -11,49 +12,80 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
     key TEXT PRIMARY KEY,
     etag TEXT NOT NULL,
-    record TEXT NOT NULL
+    record TEXT NOT NULL,
+    revision INTEGER NOT NULL DEFAULT 1,
+    pending_since TEXT
 );
 CREATE TABLE IF NOT EXISTS faces (
     face_id TEXT PRIMARY KEY,
     image_key TEXT NOT NULL,
     record TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS faces_by_image ON faces (image_key);
+CREATE INDEX IF NOT EXISTS faces_by_image ON faces (image_key)
 """
+# Columns added since the first release: an archive made by it gains them on open.
+_ADDED_COLUMNS = {
+    "revision": "ALTER TABLE images ADD COLUMN revision INTEGER NOT NULL DEFAULT 1",
+    "pending_since": "ALTER TABLE images ADD COLUMN pending_since TEXT",
+}
+_PENDING_INDEX = "CREATE INDEX IF NOT EXISTS images_pending ON images (pending_since) WHERE pending_since IS NOT NULL"
 
 
 class SqliteRecordStore(RecordStore):
     def __init__(self, db: Database) -> None:
         self._db = db
-        for statement in filter(str.strip, _SCHEMA.split(";")):
-            db.write(statement)
-
-    def atomic(self) -> AbstractContextManager:
-        return self._db.transaction()
+        with db.transaction():
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                db.write(statement)
+            columns = {row["name"] for row in db.read("PRAGMA table_info(images)")}
+            for column, statement in _ADDED_COLUMNS.items():
+                if column not in columns:
+                    db.write(statement)
+            if "pending_since" not in columns:
+                db.write(
+                    "UPDATE images SET pending_since = json_extract(record, '$.updatedAt') "
+                    "WHERE json_extract(record, '$.status') = ?",
+                    (PENDING,),
+                )
+            db.write(_PENDING_INDEX)
 
     def get_image(self, key: str) -> dict | None:
-        rows = self._db.read("SELECT record FROM images WHERE key = ?", (key,))
-        return json.loads(rows[0]["record"]) if rows else None
+        rows = self._db.read("SELECT record, revision FROM images WHERE key = ?", (key,))
+        return _image(rows[0]) if rows else None
 
-    def mark_pending(self, image: dict) -> None:
-        self._db.write(
-            "INSERT INTO images (key, etag, record) VALUES (?, ?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET etag = excluded.etag, record = excluded.record "
-            "WHERE images.etag <> excluded.etag",
-            (image["key"], image["etag"], json.dumps(image)),
-        )
+    def put_image(self, image: dict, expected_revision: int | None) -> dict | None:
+        with self._db.transaction(immediate=True):
+            if not self._at_revision(image["key"], expected_revision):
+                return None
+            return self._write_image(image, expected_revision)
 
-    def save_image(self, image: dict, faces: list[dict]) -> None:
-        with self._db.transaction():
-            self._db.write(
-                "INSERT OR REPLACE INTO images (key, etag, record) VALUES (?, ?, ?)",
-                (image["key"], image["etag"], json.dumps(image)),
-            )
-            self._db.write("DELETE FROM faces WHERE image_key = ?", (image["key"],))
+    def commit_faces(self, image: dict, faces: list[dict], expected_revision: int | None) -> list[str] | None:
+        key = image["key"]
+        with self._db.transaction(immediate=True):
+            if not self._at_revision(key, expected_revision):
+                return None
+            kept = {face["FaceId"] for face in faces}
+            replaced = [
+                row["face_id"]
+                for row in self._db.read("SELECT face_id FROM faces WHERE image_key = ?", (key,))
+                if row["face_id"] not in kept
+            ]
+            self._db.write("DELETE FROM faces WHERE image_key = ?", (key,))
             self._db.write_many(
                 "INSERT INTO faces (face_id, image_key, record) VALUES (?, ?, ?)",
-                [(face["FaceId"], image["key"], json.dumps(face)) for face in faces],
+                [(face["FaceId"], key, json.dumps(face)) for face in faces],
             )
+            self._write_image(image, expected_revision)
+        return replaced
+
+    def remove_image(self, key: str, expected_revision: int | None = None) -> list[str] | None:
+        with self._db.transaction(immediate=True):
+            if expected_revision is not None and not self._at_revision(key, expected_revision):
+                return None
+            removed = [row["face_id"] for row in self._db.read("SELECT face_id FROM faces WHERE image_key = ?", (key,))]
+            self._db.write("DELETE FROM faces WHERE image_key = ?", (key,))
+            self._db.write("DELETE FROM images WHERE key = ?", (key,))
+        return removed
 
     def faces_of(self, key: str) -> list[dict]:
         rows = self._db.read("SELECT record FROM faces WHERE image_key = ? ORDER BY rowid", (key,))
@@ -64,26 +96,42 @@ class SqliteRecordStore(RecordStore):
             return {}
         marks = ",".join("?" * len(face_ids))
         rows = self._db.read(
-            f"SELECT f.face_id, f.record AS face, i.record AS image FROM faces f "
+            f"SELECT f.face_id, f.record AS face, json_extract(i.record, '$.metadata') AS metadata FROM faces f "
             f"JOIN images i ON i.key = f.image_key WHERE f.face_id IN ({marks})",
             face_ids,
         )
-        return {row["face_id"]: (json.loads(row["face"]), json.loads(row["image"]).get("metadata", {})) for row in rows}
+        return {row["face_id"]: (json.loads(row["face"]), json.loads(row["metadata"] or "{}")) for row in rows}
 
     def get_face(self, face_id: str) -> dict | None:
         rows = self._db.read("SELECT record FROM faces WHERE face_id = ?", (face_id,))
         return json.loads(rows[0]["record"]) if rows else None
 
     def list_images(self, limit: int, token: str | None = None) -> Page:
-        return self._page("SELECT key AS position, record FROM images WHERE key > ? ORDER BY key", limit, token)
+        rows = self._db.read(
+            "SELECT key, record, revision FROM images WHERE key > ? ORDER BY key LIMIT ?",
+            (decode_token(token) or "", limit + 1),
+        )
+        more = len(rows) > limit
+        return Page([_image(row) for row in rows[:limit]], encode_token(rows[limit - 1]["key"]) if more else None)
+
+    def list_pending(self, older_than: str, limit: int) -> list[str]:
+        rows = self._db.read(
+            "SELECT key FROM images WHERE pending_since IS NOT NULL AND pending_since < ? "
+            "ORDER BY pending_since LIMIT ?",
+            (older_than, limit),
+        )
+        return [row["key"] for row in rows]
 
     def list_faces(self, limit: int, token: str | None = None) -> Page:
-        return self._page(
-            "SELECT face_id AS position, record FROM faces WHERE face_id > ? ORDER BY face_id", limit, token
+        rows = self._db.read(
+            "SELECT face_id, record FROM faces WHERE face_id > ? ORDER BY face_id LIMIT ?",
+            (decode_token(token) or "", limit + 1),
         )
+        faces = [json.loads(row["record"]) for row in rows[:limit]]
+        return Page(faces, encode_token(rows[limit - 1]["face_id"]) if len(rows) > limit else None)
 
     def delete_face(self, face_id: str) -> None:
-        with self._db.transaction():
+        with self._db.transaction(immediate=True):
             face = self.get_face(face_id)
             if face is None:
                 return
@@ -91,18 +139,27 @@ class SqliteRecordStore(RecordStore):
             image = self.get_image(face["imageKey"])
             if image is not None:
                 image["faceCount"] = max(0, image["faceCount"] - 1)
-                self._db.write("UPDATE images SET record = ? WHERE key = ?", (json.dumps(image), image["key"]))
-
-    def delete_image(self, key: str) -> None:
-        with self._db.transaction():
-            self._db.write("DELETE FROM faces WHERE image_key = ?", (key,))
-            self._db.write("DELETE FROM images WHERE key = ?", (key,))
-
-    def _page(self, sql: str, limit: int, token: str | None) -> Page:
-        rows = self._db.read(f"{sql} LIMIT ?", (decode_token(token) or "", limit + 1))
-        items = [json.loads(row["record"]) for row in rows[:limit]]
-        more = len(rows) > limit
-        return Page(items, encode_token(rows[limit - 1]["position"]) if more else None)
+                self._write_image(image, image["revision"])
 
     def count_images(self) -> int:
         return self._db.read("SELECT count(*) AS n FROM images")[0]["n"]
+
+    def _at_revision(self, key: str, expected: int | None) -> bool:
+        rows = self._db.read("SELECT revision FROM images WHERE key = ?", (key,))
+        return (rows[0]["revision"] if rows else None) == expected
+
+    def _write_image(self, image: dict, expected_revision: int | None) -> dict:
+        record = {name: value for name, value in image.items() if name != "revision"}
+        revision = (expected_revision or 0) + 1
+        pending_since = record.get("pendingSince") if record["status"] == PENDING else None
+        self._db.write(
+            "INSERT INTO images (key, etag, record, revision, pending_since) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET etag = excluded.etag, record = excluded.record, "
+            "revision = excluded.revision, pending_since = excluded.pending_since",
+            (record["key"], record["etag"], json.dumps(record), revision, pending_since),
+        )
+        return {**record, "revision": revision}
+
+
+def _image(row) -> dict:
+    return {**json.loads(row["record"]), "revision": row["revision"]}

@@ -2,8 +2,9 @@
 
     python -m chalicelib.ops.cli check [--stage local] [--repair]
     python -m chalicelib.ops.cli reindex [--stage local] [--from-stage STAGE]
+    python -m chalicelib.ops.cli import DIR [--stage local] [--names-from-folders]
 
-(`make check-consistency`, `make reindex`). A stage's settings come from
+(`make check-consistency`, `make reindex`, `make import`). A stage's settings come from
 .chalice/config.json; variables already set in the environment win.
 """
 
@@ -14,10 +15,10 @@ import sys
 from pathlib import Path
 
 from chalicelib.core.config import Settings
-from chalicelib.ops import maintenance
+from chalicelib.ops import importer, maintenance
 from chalicelib.wiring import services
 
-CONFIG = Path(__file__).resolve().parent.parent / ".chalice" / "config.json"
+CONFIG = Path(__file__).resolve().parents[2] / ".chalice" / "config.json"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,9 +30,15 @@ def main(argv: list[str] | None = None) -> int:
     reindex = commands.add_parser("reindex", help="rebuild the collection and the records from the stored photos")
     reindex.add_argument("--stage", default="local")
     reindex.add_argument("--from-stage", help="copy the photos of this stage in first (move between engines)")
+    load = commands.add_parser("import", help="index every photo under a folder (again only what changed)")
+    load.add_argument("folder", type=Path)
+    load.add_argument("--stage", default="local")
+    load.add_argument("--names-from-folders", action="store_true", help="name each photo after its folder")
     args = parser.parse_args(argv)
 
     svc = services(stage_settings(args.stage))
+    if args.command == "import":
+        return _import(svc, args)
     if args.command == "check":
         found = maintenance.check(svc)
         for disagreement in found:
@@ -48,6 +55,36 @@ def main(argv: list[str] | None = None) -> int:
     count = maintenance.reindex(svc, progress, source, on_photo=_progress_bar)
     print(f"\nreindexed {count} photo(s) in stage {args.stage!r}")
     return 0
+
+
+def _import(svc, args) -> int:
+    if not args.folder.is_dir():
+        print(f"No folder {args.folder}: give DIR=<a folder of photos>.", file=sys.stderr)
+        return 2
+    journal = importer.journal_for(svc.settings.data_dir, args.stage, args.folder)
+    summary = importer.import_folder(svc, args.folder, journal, args.names_from_folders, on_progress=_import_bar)
+    sys.stderr.write("\n")
+    print(
+        f"{summary.photos} photo(s) under {args.folder}: {summary.uploaded} imported, "
+        f"{summary.unchanged} unchanged since the last import, {summary.faces} face(s) indexed, "
+        f"{len(summary.failures)} failure(s)"
+    )
+    if summary.pending:
+        print(f"{summary.pending} photo(s) uploaded to stage {args.stage!r}: its S3 events index them.")
+    for path, reason in summary.failures:
+        print(f"  {path}: {reason}")
+    return 1 if summary.failures else 0
+
+
+def _import_bar(progress: importer.Progress) -> None:
+    width = 30
+    filled = width * progress.done // max(progress.total, 1)
+    eta = "--" if progress.eta_seconds == float("inf") else f"{progress.eta_seconds:.0f} s"
+    sys.stderr.write(
+        f"\r[{'#' * filled}{'.' * (width - filled)}] {progress.done}/{progress.total} photos, "
+        f"{progress.rate:.1f}/s, {progress.faces} faces, {progress.failed} failed, ETA {eta}   "
+    )
+    sys.stderr.flush()
 
 
 def stage_settings(stage: str) -> Settings:

@@ -10,15 +10,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from chalicelib.core.ports import Page, StoredPhoto
-from chalicelib.core.service import PENDING, Services, index_stored_photo
+from chalicelib.core.indexing import index_photo
+from chalicelib.core.ports import ListedPhoto, Page
+from chalicelib.core.records import PENDING
+from chalicelib.core.services import Services
 
 PAGE = 500
 
 RECORD_WITHOUT_FACE = "record_without_face"  # a face record the collection lacks
 FACE_WITHOUT_RECORD = "face_without_record"  # a collection face no record names
 FACE_WITHOUT_IMAGE = "face_record_without_image"  # a face record whose image record is gone
-PHOTO_NOT_INDEXED = "photo_not_indexed"  # no image record, pending, an older version's, or faces missing
+PHOTO_NOT_INDEXED = "photo_not_indexed"  # no image record, an older version's, or faces missing
+PHOTO_PENDING = "photo_pending"  # recorded pending: its indexing has not finished (or was lost)
 RECORD_WITHOUT_PHOTO = "record_without_photo"  # an image record whose photo is gone
 
 
@@ -47,12 +50,9 @@ def check(svc: Services) -> list[Disagreement]:
         counted[face["imageKey"]] = counted.get(face["imageKey"], 0) + 1
     for key, photo in photos.items():
         image = images.get(key)
-        if (
-            image is None
-            or image["status"] == PENDING
-            or image["etag"] != photo.etag
-            or image["faceCount"] != counted.get(key, 0)
-        ):
+        if image is not None and image["status"] == PENDING:
+            found.append(Disagreement(PHOTO_PENDING, key))
+        elif image is None or image["etag"] != photo.etag or image["faceCount"] != counted.get(key, 0):
             found.append(Disagreement(PHOTO_NOT_INDEXED, key))
     found += [Disagreement(RECORD_WITHOUT_PHOTO, key) for key in images if key not in photos]
     return found
@@ -66,17 +66,15 @@ def repair(svc: Services, disagreements: list[Disagreement]) -> None:
     svc.engine.delete_faces(stray)
     for d in disagreements:
         if d.kind == FACE_WITHOUT_IMAGE:
-            with svc.records.atomic():
-                svc.engine.delete_faces([d.face_id])
-                svc.records.delete_face(d.face_id)
+            svc.engine.delete_faces([d.face_id])
+            svc.records.delete_face(d.face_id)
     gone = {d.key for d in disagreements if d.kind == RECORD_WITHOUT_PHOTO}
     for key in gone:
-        with svc.records.atomic():
-            svc.engine.delete_faces([face["FaceId"] for face in svc.records.faces_of(key)])
-            svc.records.delete_image(key)
-    again = {d.key for d in disagreements if d.kind in (RECORD_WITHOUT_FACE, PHOTO_NOT_INDEXED)} - gone
+        svc.engine.delete_faces([face["FaceId"] for face in svc.records.faces_of(key)])
+        svc.engine.delete_faces(svc.records.remove_image(key) or [])
+    again = {d.key for d in disagreements if d.kind in (RECORD_WITHOUT_FACE, PHOTO_NOT_INDEXED, PHOTO_PENDING)} - gone
     for key in sorted(again):
-        index_stored_photo(svc, key, force=True)
+        index_photo(svc, key, force=True)
 
 
 def reindex(
@@ -99,7 +97,7 @@ def reindex(
             if photo.key in state["done"]:
                 continue
             if source is None:
-                index_stored_photo(svc, photo.key, force=True)
+                index_photo(svc, photo.key, force=True)
             else:
                 _copy(source, svc, photo)
             state["done"].append(photo.key)
@@ -116,11 +114,17 @@ def reindex(
     return done
 
 
-def _copy(source: Services, target: Services, photo: StoredPhoto) -> None:
-    existing = target.photos.head(photo.key)
-    if existing is None or existing.etag != photo.etag:
-        target.photos.put(photo, source.photos.read(photo.key))
-    index_stored_photo(target, photo.key)  # a no-op where storing it already indexed it
+def _copy(source: Services, target: Services, listed: ListedPhoto) -> None:
+    """The photo with its content type and metadata (a listing has neither:
+    ask the source for them), then indexed as an upload would be."""
+    existing = target.photos.head(listed.key)
+    photo = source.photos.head(listed.key)
+    if photo is None:
+        return  # deleted from the source meanwhile
+    if existing is None or existing.etag != photo.etag or existing.metadata != photo.metadata:
+        data = source.photos.read(photo.key)
+        existing = target.photos.put(photo.key, data, photo.content_type, photo.metadata, photo.original_content_type)
+    index_photo(target, photo.key, existing.version)  # on AWS its S3 event will find it done
 
 
 def _all(list_page: Callable[[int, str | None], Page]) -> Iterator:

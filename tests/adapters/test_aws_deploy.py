@@ -2,10 +2,16 @@
 the setup script, and `chalice package` to Terraform, offline."""
 
 import ast
+import importlib.util
+import io
 import json
 import os
+import re
 import shutil
 import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
 
 import boto3
 import pytest
@@ -22,7 +28,16 @@ ADAPTERS = {
     "s3": REPO / "chalicelib" / "aws" / "s3.py",
 }
 # Client methods whose IAM action is not their own name.
-IAM_ACTION = {"s3:HeadObject": "s3:GetObject", "s3:ListObjectsV2": "s3:ListBucket"}
+IAM_ACTION = {
+    "s3:HeadObject": "s3:GetObject",
+    "s3:ListObjectsV2": "s3:ListBucket",
+    "s3:ListObjectVersions": "s3:ListBucketVersions",
+    "s3:DeleteObjects": "s3:DeleteObject",
+    "s3:GeneratePresignedUrl": "s3:GetObject",  # the link is signed with the function's role
+}
+# Actions a call needs beyond its own: IndexFaces reads the S3 version it is
+# given with the caller's rights, and DeleteObjects removes versions.
+IMPLIED = {"s3:GetObjectVersion", "s3:DeleteObjectVersion"}
 LOGS = {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
 
 
@@ -57,7 +72,7 @@ def test_each_policy_grants_exactly_the_actions_the_code_calls(stage):
     actions = _policy_actions(stage)
     assert not [a for a in actions if "*" in a]
     assert len(actions) == len(set(actions))
-    assert set(actions) == _called_actions() | LOGS
+    assert set(actions) == _called_actions() | IMPLIED | LOGS
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
@@ -67,28 +82,385 @@ def test_each_stage_uses_its_policy_file(stage):
     assert config["iam_policy_file"] == f"policy-{stage}.json"
 
 
-def test_setup_is_idempotent_and_teardown_removes_everything(monkeypatch):
-    setup = load_setup_script()
+@pytest.fixture
+def aws(monkeypatch):
+    """Moto S3, DynamoDB, API Gateway and Route53 plus the Rekognition fake,
+    as `main` gets them from boto3."""
     for name, value in AWS_ENV.items():
         monkeypatch.setenv(name, value)
-    settings = setup.stage_settings(setup.stage_environment("dev"))
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
     with mock_aws():
-        s3, dynamodb = boto3.client("s3", region_name=REGION), boto3.client("dynamodb", region_name=REGION)
-        rekognition = FakeRekognition(s3)
-        said = []
-        setup.create_stage(settings, s3, dynamodb, rekognition, log=said.append)
-        setup.create_stage(settings, s3, dynamodb, rekognition, log=said.append)
-        assert sum("already exists" in line for line in said) == 4
-        block = s3.get_public_access_block(Bucket=settings.bucket)["PublicAccessBlockConfiguration"]
-        assert all(block.values())
-        s3.put_object(Bucket=settings.bucket, Key="a.jpg", Body=b"x")
-        setup.teardown_stage(settings, s3, dynamodb, rekognition, log=said.append)
-        setup.teardown_stage(settings, s3, dynamodb, rekognition, log=said.append)
-        assert s3.list_buckets()["Buckets"] == []
-        assert dynamodb.list_tables()["TableNames"] == []
-        with pytest.raises(ClientError) as raised:
-            rekognition.describe_collection(CollectionId=settings.collection)
-        assert raised.value.response["Error"]["Code"] == "ResourceNotFoundException"
+        s3 = boto3.client("s3", region_name=REGION)
+        clients = {
+            "s3": s3,
+            "dynamodb": boto3.client("dynamodb", region_name=REGION),
+            "rekognition": FakeRekognition(s3),
+            "apigateway": boto3.client("apigateway", region_name=REGION),
+            "route53": boto3.client("route53", region_name=REGION),
+        }
+        yield SimpleNamespace(**clients, factory=lambda: (REGION, clients.__getitem__))
+
+
+def _dev_settings():
+    setup = load_setup_script()
+    return setup, setup.stage_settings(setup.stage_environment("dev"))
+
+
+def _index(dynamodb, table: str, name: str) -> dict | None:
+    indexes = dynamodb.describe_table(TableName=table)["Table"].get("GlobalSecondaryIndexes", [])
+    return next((index for index in indexes if index["IndexName"] == name), None)
+
+
+def _pending_keys(dynamodb, table: str) -> list[str]:
+    items = dynamodb.scan(TableName=table, IndexName="pending")["Items"]
+    return sorted(item["key"]["S"] for item in items)
+
+
+class _NotATerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return False
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_setup_is_idempotent_and_teardown_removes_every_version(aws):
+    setup, settings = _dev_settings()
+    said = []
+    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, log=said.append)
+    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, log=said.append)
+    assert sum("already exists" in line for line in said) == 4
+    assert sum("enabled versioning" in line for line in said) == 1
+    block = aws.s3.get_public_access_block(Bucket=settings.bucket)["PublicAccessBlockConfiguration"]
+    assert all(block.values())
+    assert len(aws.s3.get_bucket_lifecycle_configuration(Bucket=settings.bucket)["Rules"]) == 1
+    assert len(aws.s3.get_bucket_cors(Bucket=settings.bucket)["CORSRules"]) == 1
+    # A replaced photo, and a deleted one that leaves a delete marker.
+    for body in (b"old", b"new"):
+        aws.s3.put_object(Bucket=settings.bucket, Key="a.jpg", Body=body)
+    aws.s3.put_object(Bucket=settings.bucket, Key="album/b.jpg", Body=b"x")
+    aws.s3.delete_object(Bucket=settings.bucket, Key="album/b.jpg")
+    listed = aws.s3.list_object_versions(Bucket=settings.bucket)
+    assert len(listed["Versions"]) == 3 and len(listed["DeleteMarkers"]) == 1
+    setup.teardown_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, log=said.append)
+    setup.teardown_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, log=said.append)
+    assert aws.s3.list_buckets()["Buckets"] == []
+    assert aws.dynamodb.list_tables()["TableNames"] == []
+    with pytest.raises(ClientError) as raised:
+        aws.rekognition.describe_collection(CollectionId=settings.collection)
+    assert raised.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_setup_versions_the_bucket_expires_old_versions_and_allows_presigned_downloads(aws):
+    setup, settings = _dev_settings()
+    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, log=lambda _: None)
+    assert aws.s3.get_bucket_versioning(Bucket=settings.bucket)["Status"] == "Enabled"
+    [rule] = aws.s3.get_bucket_lifecycle_configuration(Bucket=settings.bucket)["Rules"]
+    assert rule["Status"] == "Enabled"
+    assert rule["Filter"] == {"Prefix": ""}  # every photo, whatever its folder
+    assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1}
+    assert rule["Expiration"] == {"ExpiredObjectDeleteMarker": True}
+    assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+    [cors] = aws.s3.get_bucket_cors(Bucket=settings.bucket)["CORSRules"]
+    assert sorted(cors["AllowedMethods"]) == ["GET", "HEAD"]
+    assert cors["AllowedOrigins"] == ["*"] and cors["AllowedHeaders"] == ["*"]
+    # Indexing names a version: a photo replaced since its event keeps the old bytes.
+    first = aws.s3.put_object(Bucket=settings.bucket, Key="a.jpg", Body=b"first")["VersionId"]
+    aws.s3.put_object(Bucket=settings.bucket, Key="a.jpg", Body=b"second")
+    old = aws.s3.get_object(Bucket=settings.bucket, Key="a.jpg", VersionId=first)
+    assert old["Body"].read() == b"first"
+
+
+def test_setup_keeps_the_bucket_rules_it_does_not_own(aws):
+    setup, settings = _dev_settings()
+    aws.s3.create_bucket(Bucket=settings.bucket)
+    theirs = {"ID": "archive-logs", "Status": "Enabled", "Filter": {"Prefix": "logs/"}, "Expiration": {"Days": 30}}
+    aws.s3.put_bucket_lifecycle_configuration(Bucket=settings.bucket, LifecycleConfiguration={"Rules": [theirs]})
+    their_cors = {"ID": "uploads", "AllowedMethods": ["PUT"], "AllowedOrigins": ["https://app.test"]}
+    aws.s3.put_bucket_cors(Bucket=settings.bucket, CORSConfiguration={"CORSRules": [their_cors]})
+    for _ in range(2):
+        setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, log=lambda _: None)
+    rules = aws.s3.get_bucket_lifecycle_configuration(Bucket=settings.bucket)["Rules"]
+    assert sorted(rule["ID"] for rule in rules) == ["archive-logs", "faceprint-old-versions"]
+    cors = aws.s3.get_bucket_cors(Bucket=settings.bucket)["CORSRules"]
+    assert sorted(rule["ID"] for rule in cors) == ["faceprint-presigned-downloads", "uploads"]
+
+
+def test_setup_creates_the_images_table_with_an_active_sparse_pending_index(aws):
+    setup, settings = _dev_settings()
+    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, log=lambda _: None)
+    index = _index(aws.dynamodb, settings.images_table, "pending")
+    assert index["IndexStatus"] == "ACTIVE"
+    assert index["KeySchema"] == [{"AttributeName": "pendingSince", "KeyType": "HASH"}]
+    assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    assert _index(aws.dynamodb, settings.faces_table, "pending") is None
+    table = settings.images_table
+    aws.dynamodb.put_item(TableName=table, Item={"key": {"S": "late.jpg"}, "pendingSince": {"S": "2026-11-26T03:00"}})
+    aws.dynamodb.put_item(TableName=table, Item={"key": {"S": "done.jpg"}})
+    assert _pending_keys(aws.dynamodb, table) == ["late.jpg"]
+
+
+def test_setup_adds_the_pending_index_to_an_images_table_made_before_it(aws):
+    setup, settings = _dev_settings()
+    table = settings.images_table
+    setup._create_table(aws.dynamodb, table, "key", log=lambda _: None)  # how setup made it before
+    aws.dynamodb.put_item(TableName=table, Item={"key": {"S": "kept.jpg"}})
+    said = []
+    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, log=said.append)
+    assert f"adding index pending to DynamoDB table {table}" in said
+    assert _index(aws.dynamodb, table, "pending")["IndexStatus"] == "ACTIVE"
+    assert aws.dynamodb.get_item(TableName=table, Key={"key": {"S": "kept.jpg"}})["Item"]
+    aws.dynamodb.put_item(TableName=table, Item={"key": {"S": "late.jpg"}, "pendingSince": {"S": "2026-11-26T03:00"}})
+    assert _pending_keys(aws.dynamodb, table) == ["late.jpg"]
+    said.clear()
+    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, log=said.append)
+    assert not [line for line in said if "index" in line]
+
+
+class _IndexStillCreating:
+    """A DynamoDB client whose indexes read CREATING for the first `times` DescribeTable calls that show any."""
+
+    def __init__(self, client, times: int) -> None:
+        self._client, self._times = client, times
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def describe_table(self, **kwargs):
+        described = self._client.describe_table(**kwargs)
+        indexes = described["Table"].get("GlobalSecondaryIndexes", [])
+        if indexes and self._times > 0:
+            self._times -= 1
+            for index in indexes:
+                index["IndexStatus"] = "CREATING"
+        return described
+
+
+def test_setup_waits_until_the_new_index_is_active(aws):
+    setup, settings = _dev_settings()
+    setup._create_table(aws.dynamodb, settings.images_table, "key", log=lambda _: None)
+    slept, said = [], []
+    dynamodb = _IndexStillCreating(aws.dynamodb, times=3)
+    setup.create_stage(settings, aws.s3, dynamodb, aws.rekognition, log=said.append, sleep=slept.append)
+    assert len(slept) == 3
+    assert sum("waiting for index pending" in line for line in said) == 1
+
+
+def test_setup_stops_with_a_clear_error_when_the_index_stays_creating(aws):
+    setup, settings = _dev_settings()
+    dynamodb = _IndexStillCreating(aws.dynamodb, times=10**6)
+    with pytest.raises(ConfigurationError, match="index pending of DynamoDB table .* is CREATING"):
+        setup.create_stage(settings, aws.s3, dynamodb, aws.rekognition, log=lambda _: None, sleep=lambda _: None)
+
+
+def test_teardown_with_yes_needs_no_terminal(aws, capsys):
+    setup, settings = _dev_settings()
+    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, log=lambda _: None)
+    aws.s3.put_object(Bucket=settings.bucket, Key="a.jpg", Body=b"x")
+    assert setup.main(["teardown", "--stage", "dev", "--yes"], clients=aws.factory, stdin=_NotATerminal()) == 0
+    assert aws.s3.list_buckets()["Buckets"] == []
+    assert aws.dynamodb.list_tables()["TableNames"] == []
+    assert "deleted S3 bucket" in capsys.readouterr().out
+
+
+def test_teardown_without_yes_and_without_a_terminal_refuses_and_deletes_nothing(aws, capsys):
+    setup, settings = _dev_settings()
+    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, log=lambda _: None)
+    assert setup.main(["teardown", "--stage", "dev"], clients=aws.factory, stdin=_NotATerminal("dev\n")) == 2
+    assert "no terminal" in capsys.readouterr().err
+    assert [b["Name"] for b in aws.s3.list_buckets()["Buckets"]] == [settings.bucket]
+    assert len(aws.dynamodb.list_tables()["TableNames"]) == 2
+
+
+def test_the_teardown_command_without_a_terminal_says_to_pass_yes():
+    """What `make aws-teardown` does in CI or a pipe: no traceback from input()."""
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "aws_setup.py"), "teardown", "--stage", "dev"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **AWS_ENV},
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "--yes" in done.stderr and "YES=1" in done.stderr
+
+
+def test_teardown_at_a_terminal_deletes_only_once_the_stage_name_is_typed(aws, capsys):
+    setup, settings = _dev_settings()
+    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, log=lambda _: None)
+    assert setup.main(["teardown", "--stage", "dev"], clients=aws.factory, stdin=_Terminal("yes\n")) == 1
+    assert "Nothing deleted" in capsys.readouterr().out
+    assert len(aws.dynamodb.list_tables()["TableNames"]) == 2
+    assert setup.main(["teardown", "--stage", "dev"], clients=aws.factory, stdin=_Terminal("dev\n")) == 0
+    assert aws.dynamodb.list_tables()["TableNames"] == []
+
+
+def test_make_passes_yes_and_the_hosted_zone_to_the_script():
+    def command(*args: str) -> str:
+        done = subprocess.run(["make", "-n", *args], cwd=REPO, capture_output=True, text=True, check=True)
+        return [line for line in done.stdout.splitlines() if "aws_setup.py" in line][-1]
+
+    assert command("aws-teardown", "STAGE=dev", "YES=1").split()[-3:] == ["--stage", "dev", "--yes"]
+    assert "--yes" not in command("aws-teardown", "STAGE=dev")
+    assert command("aws-setup", "STAGE=prod", "HOSTED_ZONE=Z123").split()[-4:] == [
+        "--stage",
+        "prod",
+        "--hosted-zone",
+        "Z123",
+    ]
+
+
+# A stage with a custom domain: the guide's snippet, made someone's own.
+DOMAIN = "faces.faceprint-demo.net"
+CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+
+
+def _guide_domain_snippet() -> dict:
+    """The JSON the guide tells you to add to a stage for a custom domain."""
+    guide = (REPO / "docs" / "deploy.md").read_text()
+    blocks = re.findall(r"```json\n(.*?)```", guide, re.S)
+    [snippet] = [json.loads(block) for block in blocks if "api_gateway_custom_domain" in block]
+    return snippet
+
+
+def _own_chalice_dir(tmp_path, stage: str = "prod", **stage_settings) -> Path:
+    """A copy of .chalice with the stage's bucket named and `stage_settings` added."""
+    chalice_dir = tmp_path / ".chalice"
+    shutil.copytree(REPO / ".chalice", chalice_dir, ignore=shutil.ignore_patterns("deployments"))
+    for name in ("config.json", f"policy-{stage}.json"):
+        path = chalice_dir / name
+        path.write_text(path.read_text().replace("photos-change-me", "photos-mine"))
+    config = json.loads((chalice_dir / "config.json").read_text())
+    config["stages"][stage].update(stage_settings)
+    (chalice_dir / "config.json").write_text(json.dumps(config, indent=2))
+    return chalice_dir
+
+
+def _own_domain(**changes) -> dict:
+    domain = _guide_domain_snippet()["api_gateway_custom_domain"]
+    return {**domain, "domain_name": DOMAIN, "certificate_arn": CERTIFICATE, **changes}
+
+
+def _deploy_domain(aws, regional: bool = False) -> dict:
+    """What `chalice deploy` does for the custom domain (Chalice's own call)."""
+    if regional:
+        return aws.apigateway.create_domain_name(
+            domainName=DOMAIN, regionalCertificateArn=CERTIFICATE, endpointConfiguration={"types": ["REGIONAL"]}
+        )
+    return aws.apigateway.create_domain_name(
+        domainName=DOMAIN, certificateArn=CERTIFICATE, endpointConfiguration={"types": ["EDGE"]}
+    )
+
+
+def _a_records(aws, zone_id: str) -> list[dict]:
+    records = aws.route53.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
+    return [record for record in records if record["Type"] == "A"]
+
+
+def _zone(aws, name: str = "faceprint-demo.net") -> str:
+    return aws.route53.create_hosted_zone(Name=name, CallerReference=name)["HostedZone"]["Id"]
+
+
+def test_setup_points_the_custom_domain_at_the_api_gateway_domain_once_deployed(aws, tmp_path, capsys):
+    setup = load_setup_script()
+    chalice_dir = _own_chalice_dir(tmp_path, api_gateway_custom_domain=_own_domain())
+    zone = _zone(aws)
+    create = ["create", "--stage", "prod", "--hosted-zone", zone]
+    # Before `chalice deploy` there is no API Gateway domain to point at.
+    assert setup.main(create, clients=aws.factory, chalice_dir=chalice_dir) == 0
+    assert "Run this again after the deploy" in capsys.readouterr().out
+    assert _a_records(aws, zone) == []
+    target = _deploy_domain(aws)
+    for _ in range(2):
+        assert setup.main(create, clients=aws.factory, chalice_dir=chalice_dir) == 0
+    out = capsys.readouterr().out
+    assert f"created DNS record {DOMAIN}" in out and f"DNS record {DOMAIN} already points" in out
+    [record] = _a_records(aws, zone)
+    assert record["Name"].rstrip(".") == DOMAIN
+    assert record["AliasTarget"]["DNSName"].rstrip(".") == target["distributionDomainName"]
+    assert record["AliasTarget"]["HostedZoneId"] == target["distributionHostedZoneId"]
+    # Teardown with the zone removes the record too.
+    teardown = ["teardown", "--stage", "prod", "--yes", "--hosted-zone", zone]
+    assert setup.main(teardown, clients=aws.factory, chalice_dir=chalice_dir) == 0
+    assert _a_records(aws, zone) == []
+
+
+def test_the_dns_record_follows_the_api_gateway_domain_when_it_is_made_again(aws):
+    setup = load_setup_script()
+    domain = setup.CustomDomain(DOMAIN, CERTIFICATE, "REGIONAL")
+    zone = _zone(aws)
+    _deploy_domain(aws)
+    assert setup.point_domain_at_api(domain, zone, aws.apigateway, aws.route53, log=lambda _: None)
+    aws.apigateway.delete_domain_name(domainName=DOMAIN)  # chalice delete, then deploy as REGIONAL
+    target = _deploy_domain(aws, regional=True)
+    said = []
+    assert setup.point_domain_at_api(domain, zone, aws.apigateway, aws.route53, log=said.append)
+    assert said == [f"updated DNS record {DOMAIN} -> {target['regionalDomainName']}"]
+    [record] = _a_records(aws, zone)
+    assert record["AliasTarget"]["DNSName"].rstrip(".") == target["regionalDomainName"]
+    assert record["AliasTarget"]["HostedZoneId"] == target["regionalHostedZoneId"]
+
+
+def test_setup_leaves_an_a_record_it_did_not_make_and_says_so(aws):
+    setup = load_setup_script()
+    zone = _zone(aws)
+    theirs = {"Name": DOMAIN, "Type": "A", "TTL": 300, "ResourceRecords": [{"Value": "192.0.2.10"}]}
+    aws.route53.change_resource_record_sets(
+        HostedZoneId=zone, ChangeBatch={"Changes": [{"Action": "CREATE", "ResourceRecordSet": theirs}]}
+    )
+    _deploy_domain(aws)
+    domain = setup.CustomDomain(DOMAIN, CERTIFICATE)
+    with pytest.raises(ConfigurationError, match="not an alias"):
+        setup.point_domain_at_api(domain, zone, aws.apigateway, aws.route53, log=lambda _: None)
+    setup.remove_domain_record(domain, zone, aws.route53, log=lambda _: None)
+    assert _a_records(aws, zone)[0]["ResourceRecords"] == [{"Value": "192.0.2.10"}]
+
+
+def test_setup_refuses_a_hosted_zone_that_cannot_hold_the_domain(aws):
+    setup = load_setup_script()
+    domain = setup.CustomDomain(DOMAIN, CERTIFICATE)
+    with pytest.raises(ConfigurationError, match="cannot hold"):
+        setup.point_domain_at_api(domain, _zone(aws, "elsewhere.net"), aws.apigateway, aws.route53)
+    with pytest.raises(ConfigurationError, match="No Route53 hosted zone"):
+        setup.point_domain_at_api(domain, "ZNOSUCHZONE", aws.apigateway, aws.route53)
+
+
+@pytest.mark.parametrize(
+    ("changes", "complaint"),
+    [
+        ({"domain_name": None}, "example domain_name"),  # the guide's snippet as it stands
+        ({"certificate_arn": None}, "example certificate_arn"),
+        ({"certificate_arn": "my-certificate"}, "not an ACM certificate ARN"),
+        ({"certificate_arn": CERTIFICATE.replace("us-east-1", "eu-west-1")}, "needs its certificate in us-east-1"),
+    ],
+)
+def test_setup_refuses_a_custom_domain_still_a_placeholder_or_unusable(aws, tmp_path, capsys, changes, complaint):
+    setup = load_setup_script()
+    snippet = _guide_domain_snippet()["api_gateway_custom_domain"]
+    domain = _own_domain(**{name: value or snippet[name] for name, value in changes.items()})
+    chalice_dir = _own_chalice_dir(tmp_path, api_gateway_custom_domain=domain)
+    assert setup.main(["create", "--stage", "prod"], clients=aws.factory, chalice_dir=chalice_dir) == 2
+    assert complaint in capsys.readouterr().err
+    assert aws.s3.list_buckets()["Buckets"] == []  # refused before creating anything
+
+
+def test_setup_refuses_a_regional_certificate_from_another_region(aws, tmp_path, capsys):
+    setup = load_setup_script()
+    domain = _own_domain(certificate_arn=CERTIFICATE.replace("us-east-1", "eu-west-1"))
+    chalice_dir = _own_chalice_dir(tmp_path, api_gateway_custom_domain=domain, api_gateway_endpoint_type="REGIONAL")
+    assert setup.main(["create", "--stage", "prod"], clients=aws.factory, chalice_dir=chalice_dir) == 2
+    assert "in its own region (us-east-1)" in capsys.readouterr().err
+
+
+def test_a_hosted_zone_for_a_stage_without_a_custom_domain_is_refused(aws, tmp_path, capsys):
+    setup = load_setup_script()
+    chalice_dir = _own_chalice_dir(tmp_path)
+    create = ["create", "--stage", "prod", "--hosted-zone", "Z123"]
+    assert setup.main(create, clients=aws.factory, chalice_dir=chalice_dir) == 2
+    assert "has no api_gateway_custom_domain" in capsys.readouterr().err
 
 
 def test_setup_refuses_the_placeholder_bucket_name_and_says_where_to_change_it():
@@ -112,16 +484,15 @@ def test_setup_checks_the_policy_names_the_stage_resources(tmp_path):
         setup.check_policy(settings, tmp_path / ".chalice")
 
 
-def test_chalice_packages_the_dev_stage_for_terraform_offline(tmp_path):
-    """The app's code and configuration, packaged with no network (pip may
-    not reach an index): the Terraform has both functions, the S3 trigger on
-    the stage's bucket, API-key-protected routes and the hand-written policy.
-    The Lambda's third-party wheels are `make package-terraform`'s concern."""
+def _package(tmp_path, stage: str, chalice_dir: Path = REPO / ".chalice") -> dict:
+    """`chalice package --pkg-format terraform` of the app's code and a
+    configuration, with no network (pip may not reach an index); the
+    Lambda's third-party wheels are `make package-terraform`'s concern."""
     project = tmp_path / "project"
     project.mkdir()
     shutil.copy(REPO / "app.py", project)
     shutil.copytree(REPO / "chalicelib", project / "chalicelib", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(REPO / ".chalice", project / ".chalice", ignore=shutil.ignore_patterns("deployments"))
+    shutil.copytree(chalice_dir, project / ".chalice", ignore=shutil.ignore_patterns("deployments"))
     (project / "requirements.txt").write_text("")
     env = {
         **os.environ,
@@ -130,16 +501,24 @@ def test_chalice_packages_the_dev_stage_for_terraform_offline(tmp_path):
         "HTTPS_PROXY": "http://127.0.0.1:9",
         "HTTP_PROXY": "http://127.0.0.1:9",
     }
-    chalice = REPO / ".venv" / "bin" / "chalice"
+    chalice = Path(sys.executable).parent / "chalice"
     command = [str(chalice) if chalice.exists() else "chalice", "package", "--pkg-format", "terraform"]
     done = subprocess.run(
-        [*command, "--stage", "dev", str(tmp_path / "out")], cwd=project, env=env, capture_output=True, text=True
+        [*command, "--stage", stage, str(tmp_path / "out")], cwd=project, env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
-    terraform = json.loads((tmp_path / "out" / "chalice.tf.json").read_text())
+    return json.loads((tmp_path / "out" / "chalice.tf.json").read_text())
+
+
+def test_chalice_packages_the_dev_stage_for_terraform_offline(tmp_path):
+    """The Terraform has both functions, the S3 trigger on the stage's
+    bucket, API-key-protected routes and the hand-written policy."""
+    terraform = _package(tmp_path, "dev")
     resources = terraform["resource"]
     functions = resources["aws_lambda_function"]
-    assert set(functions) == {"api_handler", "index_stored_photo"}
+    assert set(functions) == {"api_handler", "index_stored_photo", "redrive_pending"}
+    schedule = next(iter(resources["aws_cloudwatch_event_rule"].values()))
+    assert schedule["schedule_expression"] == "rate(5 minutes)"
     assert functions["api_handler"]["environment"]["variables"]["FACEPRINT_ENGINE"] == "rekognition"
     notification = next(iter(resources["aws_s3_bucket_notification"].values()))
     assert notification["bucket"] == "faceprint-dev-photos-change-me"
@@ -151,3 +530,45 @@ def test_chalice_packages_the_dev_stage_for_terraform_offline(tmp_path):
         op for path in swagger["paths"].values() for op in path.values() if op.get("security") == [{"api_key": []}]
     ]
     assert len(guarded) >= 6  # PUT+POST /index, GET /images, POST+PUT /search, GET /info
+    open_routes = {
+        (method.upper(), path)
+        for path, operations in swagger["paths"].items()
+        for method, op in operations.items()
+        if "security" not in op
+    }
+    assert open_routes == {("GET", "/"), ("GET", "/console/{name}"), ("GET", "/openapi.json")}  # as the guide says
+    assert "aws_api_gateway_domain_name" not in resources  # a custom domain is opt-in
+    # Chalice takes the runtime from the venv's Python: AWS's python3.13 (Amazon Linux 2023).
+    assert {f["runtime"] for f in functions.values()} == {"python3.13"}
+    # make package-terraform's check of the zip: here, packaged without its
+    # wheels, it must say that Pillow and pillow-heif are missing.
+    problems, findings = _package_check().check_package(tmp_path / "out", "python3.13")
+    assert sorted(problems) == [
+        f"{tmp_path / 'out' / 'deployment.zip'}: {name} is missing" for name in ("pillow", "pillow_heif")
+    ]
+    assert "function index_stored_photo: python3.13" in findings
+
+
+def test_chalice_packages_a_stage_with_the_guides_custom_domain_for_terraform(tmp_path):
+    chalice_dir = _own_chalice_dir(tmp_path, api_gateway_custom_domain=_own_domain())
+    terraform = _package(tmp_path, "prod", chalice_dir)
+    resources = terraform["resource"]
+    [domain] = resources["aws_api_gateway_domain_name"].values()
+    assert domain["domain_name"] == DOMAIN
+    assert domain["certificate_arn"] == CERTIFICATE
+    assert domain["endpoint_configuration"] == {"types": ["EDGE"]}
+    [mapping] = resources["aws_api_gateway_base_path_mapping"].values()
+    assert mapping["domain_name"] == DOMAIN
+    assert mapping["stage_name"] == "api"
+    assert "base_path" not in mapping  # the API at the domain's root: https://<domain>/ is the console
+    assert mapping["api_id"] == "${aws_api_gateway_rest_api.rest_api.id}"
+    # The record aws-setup makes points where Terraform's outputs say.
+    assert "cloudfront_domain_name" in terraform["output"]["AliasDomainName"]["value"]
+
+
+def _package_check():
+    """scripts/check_lambda_package.py (scripts/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("check_lambda_package", REPO / "scripts" / "check_lambda_package.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

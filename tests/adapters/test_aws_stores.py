@@ -1,18 +1,18 @@
 """The DynamoDB and S3 stores against moto; batching details against
 botocore's Stubber."""
 
-import json
-
 import boto3
 import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from chalicelib.aws import clients as aws
 from chalicelib.aws.dynamodb import BATCH_ATTEMPTS, DynamoRecordStore
 from chalicelib.aws.s3 import S3PhotoStore
 from chalicelib.core import errors
-from chalicelib.core.ports import StoredPhoto
+from chalicelib.core.ports import ListedPhoto, StoredPhoto
 from tests.support.fake_rekognition import AWS_ENV, REGION, load_setup_script
+from tests.support.records import face, image
 
 BUCKET, IMAGES, FACES = "photos-test", "images-test", "faces-test"
 
@@ -22,8 +22,8 @@ def clients(monkeypatch):
     for name, value in AWS_ENV.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
-        s3 = boto3.client("s3", region_name=REGION)
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        s3 = boto3.client("s3", region_name=REGION, config=aws.config_for("s3"))
+        dynamodb = boto3.client("dynamodb", region_name=REGION, config=aws.config_for("dynamodb"))
         setup = load_setup_script()
         settings = setup.stage_settings(
             {
@@ -36,8 +36,7 @@ def clients(monkeypatch):
             }
         )
         setup._create_bucket(s3, BUCKET, REGION, log=lambda _: None)
-        setup._create_table(dynamodb, IMAGES, "key", log=lambda _: None)
-        setup._create_table(dynamodb, FACES, "FaceId", log=lambda _: None)
+        setup.create_tables(dynamodb, settings, log=lambda _: None)
         assert settings.bucket == BUCKET
         yield s3, dynamodb
 
@@ -52,39 +51,15 @@ def photos(clients):
     return S3PhotoStore(clients[0], BUCKET, stage="test")
 
 
-def _image(key: str, etag: str = "e1", status: str = "indexed", count: int = 0, **extra) -> dict:
-    return {
-        "key": key,
-        "status": status,
-        "metadata": {"name": "Keanu"},
-        "contentType": "image/jpeg",
-        "size": 1234,
-        "etag": etag,
-        "faceCount": count,
-        "updatedAt": "2026-01-01T00:00:00.000+00:00",
-        **extra,
-    }
-
-
-def _face(face_id: str, key: str, left: float = 0.25) -> dict:
-    return {
-        "FaceId": face_id,
-        "BoundingBox": {"Width": 0.5, "Height": 0.375, "Left": left, "Top": 0.1},
-        "ImageId": "img-1",
-        "ExternalImageId": key,
-        "Confidence": 99.87654321,
-        "IndexFacesModelVersion": "7.0",
-        "imageKey": key,
-    }
-
-
 # S3
 
 
 def test_a_stored_photo_keeps_its_type_metadata_and_etag(photos):
-    stored = photos.put(StoredPhoto("a b é.jpg", "", 5, "image/jpeg", {"name": "Keanu"}), b"\xff\xd8\xffab")
+    stored = photos.put("a b é.jpg", b"\xff\xd8\xffab", "image/jpeg", {"name": "Keanu"})
     assert not stored.etag.startswith('"')
-    assert photos.head("a b é.jpg") == StoredPhoto("a b é.jpg", stored.etag, 5, "image/jpeg", {"name": "Keanu"})
+    head = photos.head("a b é.jpg")
+    assert head == StoredPhoto("a b é.jpg", stored.etag, 5, "image/jpeg", {"name": "Keanu"}, stored.version_id)
+    assert head.version_id  # make aws-setup versions the bucket
     assert photos.read("a b é.jpg") == b"\xff\xd8\xffab"
 
 
@@ -95,96 +70,69 @@ def test_a_missing_photo_has_no_head_and_cannot_be_read(photos):
 
 
 def test_deleting_a_photo_twice_is_fine(photos):
-    photos.put(StoredPhoto("x.jpg", "", 3, "image/jpeg"), b"abc")
+    photos.put("x.jpg", b"abc", "image/jpeg", {})
     photos.delete("x.jpg")
     photos.delete("x.jpg")
     assert photos.head("x.jpg") is None
 
 
-def test_photos_are_listed_a_page_at_a_time(photos):
+def test_in_a_versioned_bucket_each_put_is_a_version_and_delete_removes_them_all(photos, clients):
+    s3 = clients[0]
+    first = photos.put("x.jpg", b"one", "image/jpeg", {})
+    second = photos.put("x.jpg", b"two", "image/jpeg", {})
+    photos.put("x.jpg.bak", b"other", "image/jpeg", {})  # shares the prefix: must survive
+    assert first.version_id and second.version_id and first.version_id != second.version_id
+    assert photos.head("x.jpg").version_id == second.version_id
+    photos.delete("x.jpg")
+    left = s3.list_object_versions(Bucket=BUCKET)
+    assert [v["Key"] for v in left.get("Versions", [])] == ["x.jpg.bak"]
+    assert left.get("DeleteMarkers", []) == []
+
+
+def test_a_download_link_is_a_presigned_get_valid_five_minutes(photos):
+    photos.put("a b.jpg", b"x", "image/jpeg", {})
+    link = photos.download_url("a b.jpg")
+    assert "a%20b.jpg" in link and "X-Amz-Expires=300" in link and "X-Amz-Signature=" in link
+
+
+def test_photos_are_listed_a_page_at_a_time_with_no_type_or_metadata(photos):
     for i in range(3):
-        photos.put(StoredPhoto(f"{i}.jpg", "", 1, "image/jpeg"), b"x")
+        photos.put(f"{i}.jpg", b"x", "image/jpeg", {"name": "n"})
     first = photos.list(2)
     second = photos.list(2, first.next)
     assert [p.key for p in first.items + second.items] == ["0.jpg", "1.jpg", "2.jpg"]
+    assert all(isinstance(p, ListedPhoto) for p in first.items)
     assert second.next is None
 
 
 def test_a_missing_bucket_is_a_configuration_error_naming_it(clients):
     with pytest.raises(errors.ConfigurationError, match="'no-such-bucket'.*'test'"):
-        S3PhotoStore(clients[0], "no-such-bucket", stage="test").put(StoredPhoto("k", "", 1, "image/jpeg"), b"x")
+        S3PhotoStore(clients[0], "no-such-bucket", stage="test").put("k", b"x", "image/jpeg", {})
 
 
-# DynamoDB
+# DynamoDB (what every record store does: tests/contract/test_record_stores.py)
 
 
-def test_an_image_and_its_faces_read_back_as_plain_json(records):
-    faces = [_face("f1", "k.jpg"), _face("f2", "k.jpg", left=0.0)]
-    records.save_image(_image("k.jpg", count=2), faces)
-    assert records.get_image("k.jpg") == _image("k.jpg", count=2)
-    assert records.faces_of("k.jpg") == faces
-    json.dumps(records.faces_of("k.jpg"))  # no Decimal left
-    assert isinstance(records.faces_of("k.jpg")[0]["Confidence"], float)
+def test_an_image_written_before_revisions_counts_as_revision_zero(records, clients):
+    clients[1].put_item(
+        TableName=IMAGES,
+        Item={"key": {"S": "old.jpg"}, "etag": {"S": "e1"}, "record": {"M": {"key": {"S": "old.jpg"}}}},
+    )
+    legacy = records.get_image("old.jpg")
+    assert legacy["revision"] == 0
+    assert records.put_image(image("old.jpg", status="pending"), 1) is None
+    assert records.put_image(image("old.jpg", status="pending"), 0)["revision"] == 1
 
 
-def test_find_faces_returns_each_face_with_its_image_metadata(records):
-    records.save_image(_image("k.jpg", count=1), [_face("f1", "k.jpg")])
-    assert records.find_faces(["f1", "gone"]) == {"f1": (_face("f1", "k.jpg"), {"name": "Keanu"})}
-    assert records.get_face("f1") == _face("f1", "k.jpg")
-    assert records.get_face("gone") is None
-
-
-def test_marking_the_same_version_pending_again_changes_nothing(records):
-    records.save_image(_image("k.jpg", count=1), [_face("f1", "k.jpg")])
-    records.mark_pending(_image("k.jpg", status="pending"))
-    assert records.get_image("k.jpg")["status"] == "indexed"
-
-
-def test_a_new_version_is_pending_and_keeps_the_old_faces_until_indexed(records):
-    records.save_image(_image("k.jpg", count=1, imageId="img-1"), [_face("f1", "k.jpg")])
-    records.mark_pending(_image("k.jpg", etag="e2", status="pending"))
-    assert records.get_image("k.jpg") == _image("k.jpg", etag="e2", status="pending")
-    assert [f["FaceId"] for f in records.faces_of("k.jpg")] == ["f1"]
-
-
-def test_saving_an_image_replaces_its_faces(records):
-    records.save_image(_image("k.jpg", count=2), [_face("f1", "k.jpg"), _face("f2", "k.jpg")])
-    records.save_image(_image("k.jpg", etag="e2", count=1), [_face("f3", "k.jpg")])
-    assert [f["FaceId"] for f in records.faces_of("k.jpg")] == ["f3"]
-    assert records.find_faces(["f1", "f2"]) == {}
-
-
-def test_deleting_a_face_drops_it_from_its_image(records):
-    records.save_image(_image("k.jpg", count=2), [_face("f1", "k.jpg"), _face("f2", "k.jpg")])
-    records.delete_face("f1")
-    records.delete_face("f1")
-    assert [f["FaceId"] for f in records.faces_of("k.jpg")] == ["f2"]
-    assert records.get_image("k.jpg")["faceCount"] == 1
-
-
-def test_deleting_an_image_removes_its_faces_and_is_idempotent(records):
-    records.save_image(_image("k.jpg", count=1), [_face("f1", "k.jpg")])
-    records.delete_image("k.jpg")
-    records.delete_image("k.jpg")
-    assert records.get_image("k.jpg") is None
-    assert records.get_face("f1") is None
-    assert records.count_images() == 0
-
-
-def test_images_and_faces_are_listed_with_opaque_tokens(records):
-    for i in range(3):
-        records.save_image(_image(f"{i}.jpg", count=1), [_face(f"f{i}", f"{i}.jpg")])
-    keys, token = [], None
-    for _ in range(5):
-        page = records.list_images(2, token)
-        keys += [image["key"] for image in page.items]
-        token = page.next
-        if token is None:
-            break
-    assert sorted(keys) == ["0.jpg", "1.jpg", "2.jpg"]
-    faces = records.list_faces(10)
-    assert sorted(f["FaceId"] for f in faces.items) == ["f0", "f1", "f2"]
-    assert records.count_images() == 3
+def test_pending_images_are_found_through_the_sparse_index_without_scanning_the_table(records, clients):
+    records.put_image(image("p.jpg", status="pending", pendingSince="2026-01-01T00:00:00.000+00:00"), None)
+    records.commit_faces(image("done.jpg"), [], None)
+    scans = []
+    clients[1].meta.events.register("provide-client-params.dynamodb.Scan", lambda params, **_: scans.append(params))
+    assert records.list_pending("2026-02-01T00:00:00.000+00:00", 10) == ["p.jpg"]
+    assert [scan.get("IndexName") for scan in scans] == ["pending"]
+    item = clients[1].get_item(TableName=IMAGES, Key={"key": {"S": "done.jpg"}})["Item"]
+    assert "pendingSince" not in item  # only pending images are in the index
 
 
 def test_a_forged_listing_token_is_a_bad_request(records):
@@ -195,8 +143,8 @@ def test_a_forged_listing_token_is_a_bad_request(records):
 
 
 def test_search_reads_all_matches_in_batches_never_one_get_per_match(records, clients):
-    faces = [_face(f"f{i:03d}", "k.jpg") for i in range(150)]
-    records.save_image(_image("k.jpg", count=150), faces)
+    faces = [face(f"f{i:03d}", "k.jpg") for i in range(150)]
+    records.commit_faces(image("k.jpg", count=150), faces, None)
     calls = []
     clients[1].meta.events.register(
         "provide-client-params.dynamodb.*", lambda params, model, **_: calls.append(model.name)

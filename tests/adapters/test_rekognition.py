@@ -11,6 +11,7 @@ from PIL import Image
 
 from chalicelib.aws.rekognition import MAX_DELETE_IDS, MAX_SEARCH_BYTES, RekognitionEngine, fit_for_rekognition
 from chalicelib.core import errors
+from chalicelib.core.ports import PhotoVersion
 from tests.support.photos import photo
 
 MODEL = "7.0"
@@ -59,20 +60,20 @@ def _noise_png(side: int) -> bytes:
     return out.getvalue()
 
 
-def test_index_faces_reads_the_s3_object_with_the_stage_settings(client, engine):
+def test_index_faces_reads_that_very_version_of_the_s3_object_with_the_stage_settings(client, engine):
     client.stub.add_response(
         "index_faces",
         {"FaceRecords": [{"Face": _face(), "FaceDetail": {"BoundingBox": BOX}}], "FaceModelVersion": MODEL},
         {
             "CollectionId": "faces-test",
-            "Image": {"S3Object": {"Bucket": "photos-test", "Name": "a b/é.jpg"}},
+            "Image": {"S3Object": {"Bucket": "photos-test", "Name": "a b/é.jpg", "Version": "v2"}},
             "ExternalImageId": "b64:YSBiL8OpLmpwZw",
             "MaxFaces": 7,
             "QualityFilter": "HIGH",
             "DetectionAttributes": ["DEFAULT"],
         },
     )
-    result = engine.index_faces("a b/é.jpg", "b64:YSBiL8OpLmpwZw")
+    result = engine.index_faces(PhotoVersion("a b/é.jpg", "etag", "v2"), "b64:YSBiL8OpLmpwZw")
     assert result == {
         "FaceRecords": [{"Face": _face(), "FaceDetail": {"BoundingBox": BOX}}],
         "FaceModelVersion": MODEL,
@@ -127,7 +128,7 @@ def test_no_face_in_the_query_is_an_empty_result_with_the_collection_model(clien
 def test_rekognition_errors_become_the_api_errors(client, engine, code, expected):
     client.stub.add_client_error("index_faces", code, "nope")
     with pytest.raises(expected) as raised:
-        engine.index_faces("k.jpg", "k.jpg")
+        engine.index_faces(PhotoVersion("k.jpg", "etag"), "k.jpg")
     assert raised.value.__cause__.response["Error"]["Code"] == code
 
 

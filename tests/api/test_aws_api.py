@@ -5,14 +5,17 @@ import logging
 import os
 import subprocess
 import sys
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote
 
 import pytest
 from chalice.test import Client
 
 from app import app
+from chalicelib.core import indexing
 from chalicelib.core.config import Settings
 from chalicelib.core.errors import ConfigurationError
+from chalicelib.core.keys import encode_key
+from chalicelib.core.records import iso_before, now
 from tests.support.calls import put_photo, search_photo
 from tests.support.fake_rekognition import aws_stage
 from tests.support.photos import REPO, photo
@@ -30,37 +33,30 @@ def client(stage):
         yield c
 
 
-def _deliver(client, stage, key: str):
-    """What S3 sends: the key URL-encoded, spaces as '+'."""
-    event = client.events.generate_s3_event(bucket=stage.bucket, key=quote_plus(key))
-    client.lambda_.invoke("index_stored_photo", event)
-
-
 def test_a_put_photo_is_pending_until_its_s3_event_indexes_it(client, stage):
     reply = put_photo(client, "keanu.jpg", photo("Keanu-Reeves.jpg"))
     assert reply.status_code == 201
-    assert reply.json_body["image"]["status"] == "pending"
-    _deliver(client, stage, "keanu.jpg")
+    assert reply.json_body["image"]["status"] == "pending" and reply.json_body["faces"] == []
+    assert client.http.get("/images/keanu.jpg").json_body["image"]["status"] == "pending"
+    stage.events.deliver()
     image = client.http.get("/images/keanu.jpg").json_body
     assert image["image"]["status"] == "indexed"
     assert len(image["faces"]) == 1
 
 
-def test_a_repeated_event_creates_no_duplicate_faces(client, stage):
+def test_repeated_and_shuffled_events_create_no_duplicate_faces(client, stage):
     put_photo(client, "group.jpg", photo("Keanu-Avril-Mike.jpg"))
-    _deliver(client, stage, "group.jpg")
+    put_photo(client, "keanu.jpg", photo("Keanu-Reeves.jpg"))
+    stage.events.deliver(shuffle=7, duplicate=True)
     first = client.http.get("/images/group.jpg").json_body["faces"]
-    _deliver(client, stage, "group.jpg")
-    _deliver(client, stage, "group.jpg")
-    assert client.http.get("/images/group.jpg").json_body["faces"] == first
-    assert client.http.get("/info").json_body["faces"] == len(first) == 3
-    assert stage.rekognition.operations().count("IndexFaces") == 1
+    assert client.http.get("/info").json_body["faces"] == len(first) + 1 == 4
+    assert stage.rekognition.operations().count("IndexFaces") == 2  # the duplicates found them done
 
 
 def test_a_key_with_spaces_and_unicode_works_end_to_end(client, stage):
     key = "Keanu Reeves à Paris+1.jpg"
     assert put_photo(client, quote(key), photo("Keanu-Reeves.jpg"), **{"x-amz-meta-name": "Keanu"}).status_code == 201
-    _deliver(client, stage, key)
+    stage.events.deliver()
     image = client.http.get(f"/images/{quote(key)}").json_body
     assert image["image"]["key"] == key
     assert image["image"]["status"] == "indexed"
@@ -69,19 +65,49 @@ def test_a_key_with_spaces_and_unicode_works_end_to_end(client, stage):
     assert found["matchedFaces"] == ["Keanu"]
 
 
-def test_a_photo_put_into_the_bucket_directly_is_indexed(client, stage):
-    stage.s3.put_object(Bucket=stage.bucket, Key="console upload.jpg", Body=photo("Avril-Lavigne.jpg"))
-    _deliver(client, stage, "console upload.jpg")
-    assert client.http.get(f"/images/{quote('console upload.jpg')}").json_body["image"]["faceCount"] == 1
+def test_a_photo_put_into_a_folder_of_the_bucket_is_indexed_and_reachable(client, stage):
+    """Copied in by other means (the console, `aws s3 cp`): found by search,
+    readable and deletable through the API by its key in b64: form."""
+    key = "album/console upload.jpg"
+    stage.s3.put_object(Bucket=stage.bucket, Key=key, Body=photo("Avril-Lavigne.jpg"), ContentType="image/jpeg")
+    stage.events.deliver()
+    path = f"/images/{encode_key(key)}"
+    assert client.http.get(path).json_body["image"]["faceCount"] == 1
+    assert [m["imageKey"] for m in search_photo(client, photo("Avril-Lavigne.jpg")).json_body["matches"]] == [key]
+    assert client.http.get(f"{path}/file", headers={"Accept": "image/jpeg"}).status_code == 307
+    assert client.http.delete(path).json_body == {"deleted": {"key": key, "faces": 1}}
+    assert stage.s3.list_objects_v2(Bucket=stage.bucket).get("KeyCount") == 0
 
 
 def test_replacing_a_photo_deletes_its_old_faces_from_the_collection(client, stage):
     put_photo(client, "p.jpg", photo("Keanu-Reeves.jpg"))
-    _deliver(client, stage, "p.jpg")
+    stage.events.deliver()
     put_photo(client, "p.jpg", photo("Avril-Lavigne.jpg"))
-    _deliver(client, stage, "p.jpg")
+    stage.events.deliver()
     assert client.http.get("/info").json_body["faces"] == 1
     assert search_photo(client, photo("Keanu-Reeves.jpg")).json_body["matches"] == []
+
+
+def test_an_event_lost_after_lambdas_retries_is_redriven_by_the_schedule(client, stage, monkeypatch):
+    """Rekognition throttles a bulk copy: the SDK's retries, then Lambda's
+    two, then the event is dropped; the photo stays pending, and the
+    scheduled re-drive indexes it once it has been pending a few minutes."""
+    put_photo(client, "bulk.jpg", photo("Jim-Carrey.jpg"))
+    for _ in range(3):
+        stage.rekognition.fail_next("IndexFaces", "ThrottlingException")
+    stage.events.deliver()
+    assert len(stage.events.dropped) == 1
+    image = client.http.get("/images/bulk.jpg").json_body["image"]
+    assert (image["status"], image["attempts"]) == ("pending", 3) and "busy" in image["error"]
+    schedule = client.events.generate_cw_event("Scheduled Event", "aws.events", {}, [])
+    client.lambda_.invoke("redrive_pending", schedule)
+    assert client.http.get("/images/bulk.jpg").json_body["image"]["status"] == "pending"  # not minutes yet
+    later = iso_before(now(), -indexing.REDRIVE_AFTER_SECONDS - 60)
+    monkeypatch.setattr(indexing, "now", lambda: later)
+    client.lambda_.invoke("redrive_pending", schedule)
+    image = client.http.get("/images/bulk.jpg").json_body
+    assert image["image"]["status"] == "indexed" and len(image["faces"]) == 1
+    assert "attempts" not in image["image"] and "error" not in image["image"]
 
 
 def test_no_face_in_the_query_is_an_empty_200(client, stage):
@@ -119,8 +145,8 @@ def test_importing_the_app_in_an_aws_stage_loads_neither_dlib_nor_numpy_nor_a_cl
     code = (
         "import sys, app\n"
         "heavy = sorted(m for m in ('dlib', 'numpy', 'boto3', 'botocore') if m in sys.modules)\n"
-        "from chalicelib import aws\n"
-        "print(heavy, len(aws._clients))\n"
+        "from chalicelib.aws import clients\n"
+        "print(heavy, len(clients._clients))\n"
     )
     env = {**os.environ, "FACEPRINT_ENGINE": "rekognition", "FACEPRINT_STAGE": "dev"}
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True)

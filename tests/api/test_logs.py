@@ -39,10 +39,11 @@ def test_each_request_gets_one_json_line(client, capsys):
 def test_an_indexed_photo_gets_its_line_with_key_faces_and_status(client, capsys):
     client.http.put("/index/jim.jpg", body=photo("Jim-Carrey.jpg"), headers={"Content-Type": "image/jpeg"})
     _, lines = _lines(capsys)
-    request, indexed = lines
+    indexed, request = lines  # the run's line comes first: the request's once the reply is known
     assert request["status"] == 201
     assert indexed["event"] == "indexed" and indexed["key"] == "jim.jpg"
     assert indexed["status"] == "indexed" and indexed["faces"] == 1 and indexed["durationMs"] > 0
+    assert indexed["outcome"] == "indexed"
     assert indexed["requestId"] == request["requestId"]
 
 

@@ -64,7 +64,10 @@ def test_eight_clients_racing_mixed_requests_lose_and_duplicate_nothing(tmp_path
         assert not [body for _, body, _ in replies if "database is locked" in str(body)]
         for (kind, _, _), (_, body, _) in zip(plan, replies, strict=True):
             if kind == "index":
-                assert body["image"]["status"] in ("indexed", "no_faces")
+                # The reply is the key's record as it stands: a concurrent PUT
+                # of the same name may have replaced the photo before it was
+                # indexed, and that PUT's own run indexes the newer version.
+                assert body["image"]["status"] in ("indexed", "no_faces", "pending")
 
         images = server.request("GET", "/images?limit=1000")[1]["images"]
         faces = server.request("GET", "/faces?limit=1000")[1]["faces"]

@@ -5,11 +5,12 @@ and check + repair, or a plain retry, converge with nothing lost."""
 import pytest
 
 from chalicelib import wiring
-from chalicelib.core import service
+from chalicelib.core import indexing, library
 from chalicelib.core.config import Settings
-from chalicelib.core.ports import StoredPhoto
+from chalicelib.core.services import Services
 from chalicelib.embedded.photos import FilePhotoStore
 from chalicelib.ops import maintenance
+from tests.support import imagegen
 from tests.support.photos import people, photo
 
 NAMES = ["Keanu-Avril-Mike.jpg", "Jim-Carrey.jpg", "Lawrence2.jpg", "no-face.jpg"]
@@ -35,15 +36,15 @@ class Faulty:
         return failing
 
 
-def with_fault(svc, port: str, method: str) -> service.Services:
-    return service.Services(**{**svc.__dict__, port: Faulty(getattr(svc, port), method)})
+def with_fault(svc, port: str, method: str) -> Services:
+    return Services(**{**svc.__dict__, port: Faulty(getattr(svc, port), method)})
 
 
 @pytest.fixture
 def svc(tmp_path):
     services = wiring.services(Settings.from_env({"FACEPRINT_DATA_DIR": str(tmp_path / "data")}))
     for name in NAMES:
-        service.upload_image(services, name, photo(name), {})
+        indexing.upload_image(services, name, photo(name), {})
     return services
 
 
@@ -125,32 +126,37 @@ def test_a_lost_photo_takes_its_records_and_faces_with_it(svc, tmp_path):
 
 def test_a_failure_between_the_engine_and_the_records_is_repaired(svc, tmp_path):
     # A photo lands in the store; indexing it fails after the engine call.
-    FilePhotoStore(tmp_path / "data" / "photos").put(
-        StoredPhoto("Mike-Meyers.jpg", "", 0, "image/jpeg", {}), photo("Mike-Meyers.jpg")
-    )
+    FilePhotoStore(tmp_path / "data" / "photos").put("Mike-Meyers.jpg", photo("Mike-Meyers.jpg"), "image/jpeg", {})
     with pytest.raises(RuntimeError):
-        service.index_stored_photo(with_fault(svc, "records", "save_image"), "Mike-Meyers.jpg")
-    assert repair(svc) == [maintenance.PHOTO_NOT_INDEXED]
+        indexing.index_photo(with_fault(svc, "records", "commit_faces"), "Mike-Meyers.jpg")
+    assert repair(svc) == [maintenance.FACE_WITHOUT_RECORD, maintenance.PHOTO_NOT_INDEXED]
     assert maintenance.check(svc) == []
     assert len(svc.records.faces_of("Mike-Meyers.jpg")) == 1
 
 
-@pytest.mark.parametrize("port, method", [("engine", "delete_faces"), ("records", "delete_image")])
+@pytest.mark.parametrize("port, method", [("engine", "delete_faces"), ("records", "remove_image")])
 def test_a_crash_mid_delete_is_finished_by_a_retry(svc, port, method):
     faulty = with_fault(svc, port, method)
     with pytest.raises(RuntimeError):
-        service.delete_image(faulty, "Keanu-Avril-Mike.jpg")
-    service.delete_image(faulty, "Keanu-Avril-Mike.jpg")  # the same request again
+        library.delete_image(faulty, "Keanu-Avril-Mike.jpg")
+    library.delete_image(faulty, "Keanu-Avril-Mike.jpg")  # the same request again
     assert maintenance.check(svc) == []
     assert svc.records.get_image("Keanu-Avril-Mike.jpg") is None
     assert svc.engine.describe()["faces"] == 2
 
 
-@pytest.mark.parametrize("port, method", [("engine", "delete_faces"), ("records", "delete_image")])
-def test_a_crash_mid_delete_is_finished_by_repair_without_resurrecting_the_photo(svc, port, method):
+@pytest.mark.parametrize(
+    "port, method, found",
+    [
+        ("engine", "delete_faces", [maintenance.RECORD_WITHOUT_PHOTO]),
+        # The collection has lost the faces already: the records say so too.
+        ("records", "remove_image", [maintenance.RECORD_WITHOUT_FACE, maintenance.RECORD_WITHOUT_PHOTO]),
+    ],
+)
+def test_a_crash_mid_delete_is_finished_by_repair_without_resurrecting_the_photo(svc, port, method, found):
     with pytest.raises(RuntimeError):
-        service.delete_image(with_fault(svc, port, method), "Keanu-Avril-Mike.jpg")
-    assert repair(svc) == [maintenance.RECORD_WITHOUT_PHOTO]
+        library.delete_image(with_fault(svc, port, method), "Keanu-Avril-Mike.jpg")
+    assert repair(svc) == found
     assert maintenance.check(svc) == []
     assert svc.records.get_image("Keanu-Avril-Mike.jpg") is None
     assert svc.engine.describe()["faces"] == 2
@@ -160,8 +166,8 @@ def test_a_crash_mid_face_delete_is_finished_by_a_retry(svc):
     face_id = svc.records.faces_of("Jim-Carrey.jpg")[0]["FaceId"]
     faulty = with_fault(svc, "records", "delete_face")
     with pytest.raises(RuntimeError):
-        service.delete_face(faulty, face_id)
-    service.delete_face(faulty, face_id)
+        library.delete_face(faulty, face_id)
+    library.delete_face(faulty, face_id)
     assert svc.records.get_face(face_id) is None
     assert face_id not in {f["FaceId"] for f in svc.engine.list_faces(100).items}
     # The image keeps its record with no faces: a deliberate state, not drift.
@@ -176,9 +182,10 @@ def aws_svc(monkeypatch):
 
     with aws_stage(monkeypatch, "dev") as resources:
         services = wiring.services(Settings.from_env(resources.env))
+        resources.events.held = True  # the events are ours to send
         for name in NAMES:
-            service.upload_image(services, name, photo(name), {})  # the S3 event is ours to send:
-            service.index_stored_photo(services, name)
+            indexing.upload_image(services, name, photo(name), {})
+        resources.events.deliver()
         yield services, resources
 
 
@@ -203,8 +210,36 @@ def test_on_aws_check_repair_and_reindex_converge(aws_svc, tmp_path):
 def test_reindex_moves_an_offline_archive_to_the_aws_wiring(svc, aws_svc, tmp_path):
     target, resources = aws_svc
     for name in NAMES:  # start the AWS archive empty
-        service.delete_image(target, name)
+        library.delete_image(target, name)
     assert maintenance.reindex(target, tmp_path / "move.json", source=svc) == len(NAMES)
     assert faces_by_image(target) == faces_by_image(svc)
     assert maintenance.check(target) == []
     assert sorted(o["Key"] for o in resources.s3.list_objects_v2(Bucket=resources.bucket)["Contents"]) == sorted(NAMES)
+
+
+def test_check_reports_a_photo_left_pending_and_repair_indexes_it(svc):
+    stored = svc.photos.put("late.jpg", photo("Mike-Meyers.jpg"), "image/jpeg", {})
+    indexing._record_pending(svc, stored)  # as an upload whose indexing never ran
+    assert repair(svc) == [maintenance.PHOTO_PENDING]
+    assert svc.records.get_image("late.jpg")["status"] == "indexed"
+    assert maintenance.check(svc) == []
+
+
+def test_reindex_from_another_stage_keeps_metadata_and_types_both_ways(svc, aws_svc, tmp_path):
+    """Offline to AWS and back: each photo arrives with its metadata, its
+    content type and the type it was uploaded as."""
+    target, _ = aws_svc
+    for name in NAMES:
+        library.delete_image(target, name)
+    heic = imagegen.phone_photo("Keanu-Avril-Mike.jpg", "image/heic")
+    indexing.upload_image(svc, "phone.jpg", heic, {"name": "The three"})
+    maintenance.reindex(target, tmp_path / "there.json", source=svc)
+    back = wiring.services(Settings.from_env({"FACEPRINT_DATA_DIR": str(tmp_path / "back")}))
+    maintenance.reindex(back, tmp_path / "back.json", source=target)
+    for stage in (target, back):
+        image = stage.records.get_image("phone.jpg")
+        assert image["metadata"] == {"name": "The three"}
+        assert (image["contentType"], image["originalContentType"]) == ("image/jpeg", "image/heic")
+        assert image["faceCount"] == 3
+        assert stage.photos.head("Jim-Carrey.jpg").content_type == "image/jpeg"
+        assert maintenance.check(stage) == []

@@ -4,9 +4,12 @@ indexed photos from S3 through a boto3 client (moto in the tests), and holds
 itself to Rekognition's contract: every request is validated against
 botocore's input shape for the operation, every reply against its output
 shape, and errors are botocore ClientErrors with Rekognition's codes.
+IndexFaces applies QualityFilter (default AUTO) and MaxFaces as the service
+documents them, with the embedded engine's quality measures (quality.py).
 
-`aws_stage` wires the whole AWS stage (moto S3 + DynamoDB, this fake) under
-a Chalice stage, so the API can be tested through chalice.test.Client."""
+`aws_stage` wires the whole AWS stage (moto S3 + DynamoDB, this fake, and
+the bucket's events: tests/support/s3_events.py) under a Chalice stage, so
+the API can be tested through chalice.test.Client."""
 
 import importlib.util
 import itertools
@@ -17,22 +20,25 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
-from urllib.parse import quote_plus
 
 import boto3
 import botocore.session
 import numpy as np
 from botocore.exceptions import ClientError, ParamValidationError
 from botocore.validate import ParamValidator
+from chalice.test import Client
 from moto import mock_aws
 
+from app import app
 from chalicelib import wiring
 from chalicelib.aws import clients as aws
 from chalicelib.core.errors import ImageRejected
-from chalicelib.core.limits import MAX_IMAGE_BYTES
-from chalicelib.embedded.analysis import MODEL_VERSION, Analysis, FaceAnalyzer
-from chalicelib.embedded.engine import best_matches, confidence
+from chalicelib.core.limits import MAX_FACES, MAX_IMAGE_BYTES
+from chalicelib.embedded.analysis import MODEL_VERSION, Analysis
+from chalicelib.embedded.engine import best_matches, bounding_box, face_detail, unindexed_face
+from chalicelib.embedded.workers import FaceAnalyzer
 from tests.support.photos import REPO
+from tests.support.s3_events import S3Events
 
 MAX_BYTES = 5 * 1024 * 1024  # Rekognition's limit for Image.Bytes
 REGION = "us-east-1"
@@ -42,12 +48,6 @@ ACCOUNT = "123456789012"
 @cache
 def _model():
     return botocore.session.get_session().get_service_model("rekognition")
-
-
-@cache
-def shared_analyzer() -> FaceAnalyzer:
-    """One dlib model pool for every fake of the test run."""
-    return FaceAnalyzer()
 
 
 @dataclass
@@ -67,7 +67,7 @@ class RekognitionError(Exception):
 class FakeRekognition:
     def __init__(self, s3_client, analyzer: FaceAnalyzer | None = None) -> None:
         self._s3 = s3_client
-        self._analyzer = analyzer or shared_analyzer()
+        self._analyzer = analyzer or wiring.analyzer()  # the process's pool, shared with the embedded wiring
         self._collections: dict[str, _Collection] = {}
         self._queued_errors: dict[str, list[tuple[str, str]]] = {}
         self._lock = threading.Lock()
@@ -162,29 +162,34 @@ class FakeRekognition:
 
     def _index_faces(self, params: dict) -> dict:
         collection = self._collection(params["CollectionId"])
-        analysis = self._analyze(self._image_bytes(params["Image"], MAX_IMAGE_BYTES))
-        faces = sorted(analysis.faces, key=lambda f: f.width * f.height, reverse=True)
-        limit = params.get("MaxFaces", 100)
+        analysis = self._analyze(
+            self._image_bytes(params["Image"], MAX_IMAGE_BYTES),
+            quality_filter=params.get("QualityFilter", "AUTO"),
+            # "IndexFaces returns no more than 100 detected faces in an image".
+            max_faces=min(params.get("MaxFaces", MAX_FACES), MAX_FACES),
+        )
         image_id = str(uuid.uuid4())
-        records, unindexed = [], []
-        for face in faces[:limit]:
+        records = []
+        for face in analysis.faces:  # largest first, as IndexFaces sorts them
             record = {
                 "FaceId": str(uuid.uuid4()),
-                "BoundingBox": _box(face, analysis),
+                "BoundingBox": bounding_box(face, analysis),
                 "ImageId": image_id,
-                "Confidence": confidence(face.score),
+                "Confidence": face.quality.confidence,
                 "IndexFacesModelVersion": MODEL_VERSION,
             }
             if "ExternalImageId" in params:
                 record["ExternalImageId"] = params["ExternalImageId"]
-            records.append({"Face": record, "FaceDetail": _detail(face, analysis)})
-        for face in faces[limit:]:
-            unindexed.append({"Reasons": ["EXCEEDS_MAX_FACES"], "FaceDetail": _detail(face, analysis)})
+            records.append({"Face": record, "FaceDetail": face_detail(face, analysis)})
         with self._lock:
-            for record, face in zip(records, faces, strict=False):
+            for record, face in zip(records, analysis.faces, strict=True):
                 collection.faces[record["Face"]["FaceId"]] = record["Face"]
                 collection.descriptors[record["Face"]["FaceId"]] = face.descriptor
-        return {"FaceRecords": records, "FaceModelVersion": MODEL_VERSION, "UnindexedFaces": unindexed}
+        return {
+            "FaceRecords": records,
+            "FaceModelVersion": MODEL_VERSION,
+            "UnindexedFaces": [unindexed_face(face, analysis) for face in analysis.declined],
+        }
 
     def _search_faces_by_image(self, params: dict) -> dict:
         collection = self._collection(params["CollectionId"])
@@ -201,15 +206,15 @@ class FakeRekognition:
         threshold = params.get("FaceMatchThreshold", 80.0)
         matches = best_matches(face.descriptor, stored, matrix, threshold, params.get("MaxFaces", 80))
         return {
-            "SearchedFaceBoundingBox": _box(face, analysis),
-            "SearchedFaceConfidence": confidence(face.score),
+            "SearchedFaceBoundingBox": bounding_box(face, analysis),
+            "SearchedFaceConfidence": face.quality.confidence,
             "FaceMatches": matches,
             "FaceModelVersion": MODEL_VERSION,
         }
 
     def _detect_faces(self, params: dict) -> dict:
         analysis = self._analyze(self._image_bytes(params["Image"], MAX_BYTES))
-        return {"FaceDetails": [_detail(face, analysis) for face in analysis.faces]}
+        return {"FaceDetails": [face_detail(face, analysis) for face in analysis.faces]}
 
     def _delete_faces(self, params: dict) -> dict:
         collection = self._collection(params["CollectionId"])
@@ -241,7 +246,8 @@ class FakeRekognition:
         if "S3Object" in image:
             location = image["S3Object"]
             try:
-                data = self._s3.get_object(Bucket=location["Bucket"], Key=location["Name"])["Body"].read()
+                version = {"VersionId": location["Version"]} if "Version" in location else {}
+                data = self._s3.get_object(Bucket=location["Bucket"], Key=location["Name"], **version)["Body"].read()
             except ClientError as e:
                 raise RekognitionError("InvalidS3ObjectException", "Unable to get object metadata from S3.") from e
         else:
@@ -250,26 +256,13 @@ class FakeRekognition:
             raise RekognitionError("ImageTooLargeException", f"Image size is too large: {len(data)} bytes.")
         return data
 
-    def _analyze(self, data: bytes, largest_only: bool = False) -> Analysis:
+    def _analyze(self, data: bytes, **options) -> Analysis:
         if not data.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")):
             raise RekognitionError("InvalidImageFormatException", "Request has invalid image format")
         try:
-            return self._analyzer.analyze(data, largest_only=largest_only)
+            return self._analyzer.analyze(data, **options)
         except ImageRejected as e:
             raise RekognitionError("InvalidImageFormatException", "Request has invalid image format") from e
-
-
-def _box(face, analysis: Analysis) -> dict:
-    return {
-        "Width": face.width / analysis.width,
-        "Height": face.height / analysis.height,
-        "Left": face.left / analysis.width,
-        "Top": face.top / analysis.height,
-    }
-
-
-def _detail(face, analysis: Analysis) -> dict:
-    return {"BoundingBox": _box(face, analysis), "Confidence": confidence(face.score)}
 
 
 # The AWS stage under test.
@@ -293,6 +286,7 @@ class AwsStage:
     s3: object
     dynamodb: object
     rekognition: FakeRekognition
+    events: S3Events
 
     @property
     def bucket(self) -> str:
@@ -308,22 +302,6 @@ def load_setup_script():
     return module
 
 
-def deliver_s3_events(monkeypatch, chalice_client, stage: AwsStage) -> None:
-    """Do what the bucket's ObjectCreated notification does on AWS: after
-    each photo the API stores, invoke the S3 handler with its event."""
-    from chalicelib.aws.s3 import S3PhotoStore
-
-    put = S3PhotoStore.put
-
-    def put_and_notify(self, photo, data):
-        stored = put(self, photo, data)
-        event = chalice_client.events.generate_s3_event(bucket=stage.bucket, key=quote_plus(photo.key))
-        chalice_client.lambda_.invoke("index_stored_photo", event)
-        return stored
-
-    monkeypatch.setattr(S3PhotoStore, "put", put_and_notify)
-
-
 @contextmanager
 def aws_stage(monkeypatch, stage: str = "dev") -> Iterator[AwsStage]:
     """Moto S3 and DynamoDB plus a FakeRekognition, with the resources that
@@ -336,14 +314,18 @@ def aws_stage(monkeypatch, stage: str = "dev") -> Iterator[AwsStage]:
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     env = setup.stage_environment(stage)
     with mock_aws():
-        s3 = boto3.client("s3", region_name=REGION)
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        s3 = boto3.client("s3", region_name=REGION, config=aws.config_for("s3"))
+        dynamodb = boto3.client("dynamodb", region_name=REGION, config=aws.config_for("dynamodb"))
         rekognition = FakeRekognition(s3)
         clients = {"s3": s3, "dynamodb": dynamodb, "rekognition": rekognition}
         monkeypatch.setattr(aws, "client", lambda service, region=None: clients[service])
         setup.create_stage(setup.stage_settings(env), s3, dynamodb, rekognition, log=lambda _: None)
-        wiring.reset()
-        try:
-            yield AwsStage(stage, env, s3, dynamodb, rekognition)
-        finally:
+        events = S3Events(env["FACEPRINT_BUCKET"])
+        events.watch(s3)
+        with Client(app, stage_name=stage) as handlers:
+            events.invoke = lambda event: handlers.lambda_.invoke("index_stored_photo", event)
             wiring.reset()
+            try:
+                yield AwsStage(stage, env, s3, dynamodb, rekognition, events)
+            finally:
+                wiring.reset()

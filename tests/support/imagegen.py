@@ -2,10 +2,12 @@
 orientations, and hostile files."""
 
 import io
+import random
 import struct
 import zlib
+from functools import cache
 
-from PIL import Image
+from PIL import Image, ImageEnhance, ImageFilter
 
 from tests.support.photos import photo
 
@@ -46,3 +48,78 @@ def png_header_only(width: int, height: int) -> bytes:
     return (
         b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
     )
+
+
+def jpeg(image: Image.Image) -> bytes:
+    return encode(image, "JPEG", quality=90)
+
+
+def darkened(name: str, factor: float) -> bytes:
+    """The shared photo with its light scaled by `factor` (0.08: near black)."""
+    return jpeg(ImageEnhance.Brightness(shared(name)).enhance(factor))
+
+
+def blurred(name: str, radius: float) -> bytes:
+    """The shared photo under a Gaussian blur of `radius` pixels."""
+    return jpeg(shared(name).filter(ImageFilter.GaussianBlur(radius)))
+
+
+def shrunk(name: str, scale: float) -> bytes:
+    """The shared photo scaled down by `scale` (both sides)."""
+    image = shared(name)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return jpeg(image.resize(size, Image.Resampling.LANCZOS))
+
+
+# The types the API converts: photo format (Pillow's name) for each content type.
+CONVERTED = {"image/heic": "HEIF", "image/webp": "WEBP", "image/avif": "AVIF"}
+TEST_MAKE = "Faceprint test camera"  # an EXIF tag the converted photos carry, to find it again
+
+
+@cache
+def phone_photo(name: str, content_type: str, orientation: int = 6) -> bytes:
+    """A shared photo as a phone would send it in another type: pixels
+    stored turned with the EXIF tag that turns them back (HEIC keeps that as
+    its own rotation), and the photo's ICC profile and EXIF, plus a Make tag."""
+    original = Image.open(io.BytesIO(photo(name)))
+    turn = {6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270, 3: Image.Transpose.ROTATE_180}
+    exif = original.getexif()
+    exif[0x0112] = orientation
+    exif[0x010F] = TEST_MAKE
+    pixels = original.convert("RGB").transpose(turn[orientation])
+    return encode(
+        pixels,
+        _writable(CONVERTED[content_type]),
+        exif=exif.tobytes(),  # pillow-heif reads the orientation from bytes only
+        icc_profile=original.info["icc_profile"],
+        quality=85,
+    )
+
+
+def header_only(content_type: str, width: int, height: int) -> bytes:
+    """A tiny file of a converted type whose header claims width x height:
+    a decompression bomb as far as any header reader can tell."""
+    if content_type == "image/webp":
+        # A lossless bitstream header (14 bits per side) and nothing else.
+        vp8l = b"\x2f" + struct.pack("<I", (width - 1) | ((height - 1) << 14)) + b"\0" * 15  # even: no padding
+        body = b"WEBP" + b"VP8L" + struct.pack("<I", len(vp8l)) + vp8l
+        return b"RIFF" + struct.pack("<I", len(body)) + body
+    # HEIC and AVIF: a real 64x64 file whose `ispe` box (image size) is rewritten.
+    data = encode(Image.new("RGB", (64, 64), "gray"), _writable(CONVERTED[content_type]))
+    at = data.index(b"ispe") + 8  # past the box type and its version and flags
+    return data[:at] + struct.pack(">II", width, height) + data[at + 8 :]
+
+
+def _writable(fmt: str) -> str:
+    if fmt == "HEIF":
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+    return fmt
+
+
+def noise_png(side: int, seed: int = 7) -> bytes:
+    """A square of random pixels: a valid photo that no encoder can shrink."""
+    rng = random.Random(seed)
+    pixels = Image.frombytes("RGB", (side, side), rng.randbytes(side * side * 3))
+    return encode(pixels, "PNG", compress_level=1)

@@ -105,8 +105,17 @@
     return (await api(method, path, options)).json();
   }
 
+  // A key with "/" (a photo in a folder of the bucket) goes in its b64: form,
+  // which API Gateway routes as one path segment (it does not route %2F).
+  function keySegment(key) {
+    if (!key.includes("/")) return encodeURIComponent(key);
+    const bytes = new TextEncoder().encode(key);
+    const text = btoa(String.fromCharCode(...bytes));
+    return `b64:${text.replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "")}`;
+  }
+
   function imagePath(key) {
-    return `images/${encodeURIComponent(key)}`;
+    return `images/${keySegment(key)}`;
   }
 
   // PUT /index/{filename} through XMLHttpRequest: fetch cannot report upload progress.

@@ -1,15 +1,16 @@
-"""Keys, labels, metadata, paging and the SQLite unit of work, alone."""
-
-import threading
+"""Keys, labels, metadata and paging tokens, alone."""
 
 import pytest
 
 from chalicelib.api.metadata import metadata_from_headers
+from chalicelib.api.params import key_from_path, key_from_query
+from chalicelib.core.config import Settings
 from chalicelib.core.errors import BadRequest
-from chalicelib.core.keys import external_image_id, key_from_external_image_id, key_from_path, label_for
+from chalicelib.core.keys import encode_key, external_image_id, key_from_external_image_id
+from chalicelib.core.labels import label_for
 from chalicelib.core.limits import EXTERNAL_IMAGE_ID
-from chalicelib.embedded.database import Database
 from chalicelib.embedded.paging import decode_token, encode_token
+from tests.support.photos import REPO
 
 
 @pytest.mark.parametrize(
@@ -53,6 +54,28 @@ def test_path_keys_are_percent_decoded_once():
         key_from_path("%2E%2E")
 
 
+@pytest.mark.parametrize("key", ["album/keanu.jpg", "people/Keanu Reeves/1.jpg", "a/b/c/d.png"])
+def test_folder_keys_come_percent_encoded_or_in_their_b64_form(key):
+    assert key_from_path(key.replace("/", "%2F").replace(" ", "%20")) == key
+    assert "/" not in encode_key(key) and key_from_path(encode_key(key)) == key
+    assert label_for(key, {}) == label_for(key.rsplit("/", 1)[1], {})
+
+
+@pytest.mark.parametrize("key", ["/lead.jpg", "trail/", "a//b.jpg", "a/./b.jpg", "a/../b.jpg", "..", "."])
+def test_folder_keys_with_empty_or_dot_parts_are_refused(key):
+    with pytest.raises(BadRequest):
+        key_from_path(key.replace("/", "%2F"))
+    with pytest.raises(BadRequest):
+        key_from_path(encode_key(key), stored=False)
+
+
+def test_a_stored_key_the_api_would_refuse_is_still_reachable_in_b64_form():
+    copied_in = "odd//name.jpg"  # S3 allows it; the API would not create it
+    assert key_from_path(encode_key(copied_in)) == copied_in
+    with pytest.raises(BadRequest):
+        key_from_path("b64:not base64!")
+
+
 def test_metadata_names_are_lowercased_and_other_headers_ignored():
     headers = {"X-Amz-Meta-Name": "Ada", "content-type": "image/jpeg", "x-amz-meta-Take": " 3 "}
     assert metadata_from_headers(headers) == {"name": "Ada", "take": "3"}
@@ -70,41 +93,10 @@ def test_tokens_round_trip_and_reject_garbage():
         decode_token("%%%")
 
 
-@pytest.fixture
-def db(tmp_path):
-    database = Database(tmp_path / "t.db")
-    database.write("CREATE TABLE t (v INTEGER)")
-    return database
+def test_a_key_in_a_query_parameter_is_not_decoded_twice():
+    assert key_from_query("a%20b.jpg") == "a%20b.jpg"
+    assert key_from_query(encode_key("album/a.jpg")) == "album/a.jpg"
 
 
-def test_a_failed_transaction_leaves_nothing(db):
-    with pytest.raises(RuntimeError), db.transaction():
-        db.write("INSERT INTO t VALUES (1)")
-        with db.transaction():  # nested: joins the outer one
-            db.write("INSERT INTO t VALUES (2)")
-        raise RuntimeError("crash between two writes")
-    assert db.read("SELECT count(*) AS n FROM t")[0]["n"] == 0
-
-
-def test_a_read_only_transaction_takes_no_write_lock(db):
-    with db.transaction():
-        db.read("SELECT * FROM t")
-        other = threading.Thread(target=db.write, args=("INSERT INTO t VALUES (9)",))
-        other.start()
-        other.join(5)
-        assert not other.is_alive()
-    assert db.read("SELECT v FROM t")[0]["v"] == 9
-
-
-def test_concurrent_writers_neither_lose_rows_nor_lock_up(db):
-    def add(n):
-        for i in range(50):
-            with db.transaction():
-                db.write("INSERT INTO t VALUES (?)", (n * 100 + i,))
-
-    threads = [threading.Thread(target=add, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert db.read("SELECT count(DISTINCT v) AS n FROM t")[0]["n"] == 400
+def test_the_default_data_folder_is_data_in_the_repository():
+    assert Settings.from_env({}).data_dir == REPO / "data"  # as the README and .gitignore say

@@ -1,0 +1,88 @@
+"""The archive as a library: reading, listing, downloading and deleting
+images and faces, and describing the stage."""
+
+from chalicelib import __version__
+from chalicelib.core import limits
+from chalicelib.core.errors import NotFound
+from chalicelib.core.services import Services
+
+
+def get_image(svc: Services, key: str) -> dict:
+    image = svc.records.get_image(key)
+    if image is None:
+        raise NotFound(f"No image named {key!r}: PUT /index/{{filename}} stores one.")
+    return {"image": image, "faces": svc.records.faces_of(key)}
+
+
+def list_images(svc: Services, limit: int, token: str | None) -> dict:
+    page = svc.records.list_images(limit, token)
+    return {"images": page.items, "next": page.next}
+
+
+def list_faces(svc: Services, limit: int, token: str | None, image_key: str | None = None) -> dict:
+    if image_key is None:
+        page = svc.records.list_faces(limit, token)
+        return {"faces": page.items, "next": page.next}
+    return {"faces": get_image(svc, image_key)["faces"], "next": None}
+
+
+def get_face(svc: Services, face_id: str) -> dict:
+    face = svc.records.get_face(face_id)
+    if face is None:
+        raise NotFound(f"No face {face_id!r}.")
+    return {"face": face}
+
+
+def get_photo(svc: Services, key: str) -> tuple[bytes | None, str | None, str]:
+    """(bytes, None, content type) when the API serves the photo itself, or
+    (None, a short-lived URL to fetch it from, content type)."""
+    photo = svc.photos.head(key)
+    if photo is None:
+        raise NotFound(f"No photo named {key!r}.")
+    url = svc.photos.download_url(key)
+    if url is not None:
+        return None, url, photo.content_type
+    return svc.photos.read(key), None, photo.content_type
+
+
+def delete_face(svc: Services, face_id: str) -> dict:
+    """Collection first, record last: if a step fails, the record is still
+    there and a retry of the same request finishes the job."""
+    face = svc.records.get_face(face_id)
+    if face is None:
+        raise NotFound(f"No face {face_id!r}: already deleted?")
+    svc.engine.delete_faces([face_id])
+    svc.records.delete_face(face_id)
+    return {"deleted": {"FaceId": face_id, "imageKey": face["imageKey"]}}
+
+
+def delete_image(svc: Services, key: str) -> dict:
+    """Photo first (so nothing indexes it again), then its faces in the
+    collection, then the records. If a step fails, the same request again
+    finishes the job, and what is left behind is never a photo that a
+    consistency repair would index again. Faces an indexing run committed
+    meanwhile go with the records (and the run, seeing the photo gone,
+    takes back anything it writes after)."""
+    image = svc.records.get_image(key)
+    if image is None and svc.photos.head(key) is None:
+        raise NotFound(f"No image named {key!r}: already deleted?")
+    svc.photos.delete(key)
+    face_ids = [face["FaceId"] for face in svc.records.faces_of(key)]
+    svc.engine.delete_faces(face_ids)
+    removed = svc.records.remove_image(key) or []
+    svc.engine.delete_faces([face_id for face_id in removed if face_id not in set(face_ids)])
+    return {"deleted": {"key": key, "faces": len(set(face_ids) | set(removed))}}
+
+
+def describe(svc: Services) -> dict:
+    engine = svc.engine.describe()
+    return {
+        "stage": svc.settings.stage,
+        "engine": engine["engine"],
+        "model": engine["model"],
+        "images": svc.records.count_images(),
+        "faces": engine["faces"],
+        "limits": {**limits.as_dict(), "maxFacesPerImage": svc.settings.max_faces, **engine.get("limits", {})},
+        "qualityFilter": svc.settings.quality_filter,
+        "version": __version__,
+    }

@@ -1,0 +1,78 @@
+"""Searching: whose face is this, and who is in this photo."""
+
+from chalicelib.core import limits
+from chalicelib.core.images import prepare_search
+from chalicelib.core.labels import label_for
+from chalicelib.core.services import Services
+
+
+def search_image(svc: Services, data: bytes, threshold: float, max_matches: int) -> dict:
+    """Who is the largest face in this photo?"""
+    data = prepare_search(data)
+    result, matches = _search_and_join(
+        svc, lambda limit: [svc.engine.search_faces_by_image(data, threshold, limit)], max_matches
+    )[0]
+    return {"faces": result, "matchedFaces": [match["label"] for match in matches], "matches": matches}
+
+
+def search_every_face(svc: Services, data: bytes, threshold: float, max_matches: int) -> dict:
+    """Who is in this photo? Every face found, largest first, with its matches."""
+    data = prepare_search(data)
+    results = _search_and_join(
+        svc, lambda limit: svc.engine.search_all_faces_by_image(data, threshold, limit), max_matches
+    )
+    return {
+        "faces": [result for result, _ in results],
+        "searchedFaces": [
+            {
+                "BoundingBox": result["SearchedFaceBoundingBox"],
+                "Confidence": result["SearchedFaceConfidence"],
+                "matchedFaces": [match["label"] for match in matches],
+                "matches": matches,
+            }
+            for result, matches in results
+        ],
+    }
+
+
+def _search_and_join(svc: Services, search, max_matches: int) -> list[tuple[dict, list[dict]]]:
+    """Each search result with its matches' records, read in one batch.
+    Matches whose records are gone (a face deleted or replaced meanwhile,
+    or a collection face a crash left without a record) are left out; when
+    that leaves fewer than asked while the engine had more, ask it again for
+    more, so such faces never hide a real match."""
+    limit = max_matches
+    while True:
+        results = search(limit)
+        joined = _join_records(svc, results, max_matches)
+        short = any(
+            len(matches) < max_matches and len(result["FaceMatches"]) >= limit
+            for (_, matches), result in zip(joined, results, strict=True)
+        )
+        if not short or limit >= limits.MAX_MATCHES:
+            return joined
+        limit = min(limits.MAX_MATCHES, limit * 2)
+
+
+def _join_records(svc: Services, results: list[dict], max_matches: int) -> list[tuple[dict, list[dict]]]:
+    found = svc.records.find_faces(
+        list({match["Face"]["FaceId"] for result in results for match in result["FaceMatches"]})
+    )
+    joined = []
+    for result in results:
+        kept = [match for match in result["FaceMatches"] if match["Face"]["FaceId"] in found][:max_matches]
+        matches = []
+        for match in kept:
+            face, metadata = found[match["Face"]["FaceId"]]
+            matches.append(
+                {
+                    "FaceId": face["FaceId"],
+                    "Similarity": match["Similarity"],
+                    "BoundingBox": face["BoundingBox"],
+                    "imageKey": face["imageKey"],
+                    "metadata": metadata,
+                    "label": label_for(face["imageKey"], metadata),
+                }
+            )
+        joined.append(({**result, "FaceMatches": kept}, matches))
+    return joined

@@ -1,0 +1,197 @@
+"""Importing a folder tree of photos into a stage (`make import DIR=...`).
+
+Every photo the API accepts (by its file extension: JPEG, PNG, HEIC/HEIF,
+WebP, AVIF) goes through the same upload use case as `PUT /index`: offline
+it is indexed in this process, on both cores; on an AWS stage it is
+uploaded into the bucket and the S3 events index it.
+
+Keys come from the path relative to the folder (see `key_for`). A journal
+beside the stage's data (`import-<stage>-<digest of the folder>.json`)
+remembers each file's size, modification time and stored etag, so a second
+run over the same folder uploads nothing again, and an interrupted run
+carries on where it stopped."""
+
+import hashlib
+import json
+import os
+import threading
+import time
+import unicodedata
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chalicelib.core.errors import FaceprintError
+from chalicelib.core.indexing import upload_image
+from chalicelib.core.limits import MAX_KEY_BYTES, MAX_METADATA_BYTES
+from chalicelib.core.services import Services
+
+EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".heic", ".heif", ".webp", ".avif"})
+SAVE_EVERY_SECONDS = 2.0
+
+
+@dataclass
+class Summary:
+    photos: int = 0  # found under the folder
+    uploaded: int = 0
+    unchanged: int = 0  # already imported, as they are
+    faces: int = 0  # indexed in the photos uploaded (offline; on AWS the events index them later)
+    pending: int = 0  # uploaded, left to the S3 events
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (relative path, reason)
+
+
+@dataclass(frozen=True)
+class Progress:
+    done: int
+    total: int
+    faces: int
+    failed: int
+    started: float
+
+    @property
+    def rate(self) -> float:
+        return self.done / max(time.monotonic() - self.started, 1e-9)
+
+    @property
+    def eta_seconds(self) -> float:
+        return (self.total - self.done) / self.rate if self.done else float("inf")
+
+
+def key_for(relative: Path) -> str:
+    """A valid key for a path below the folder: its parts joined by `/`
+    (folders are kept, as S3 keys keep them), in Unicode NFC (as macOS and
+    Linux may spell the same name differently), control characters and `\\`
+    replaced by `_`. A key over 255 bytes keeps its extension and the end of
+    its path, and gains a short digest of the whole path, so two long paths
+    never share a key."""
+    parts = [unicodedata.normalize("NFC", part) for part in relative.parts]
+    cleaned = ["".join("_" if unicodedata.category(ch) == "Cc" or ch == "\\" else ch for ch in part) for part in parts]
+    key = "/".join(cleaned)
+    if len(key.encode("utf-8")) <= MAX_KEY_BYTES:
+        return key
+    extension = Path(cleaned[-1]).suffix
+    suffix = f"~{hashlib.sha256(key.encode('utf-8')).hexdigest()[:12]}{extension}"
+    body = key[: len(key) - len(extension)]
+    while len((body + suffix).encode("utf-8")) > MAX_KEY_BYTES:
+        body = body[1:]
+    return body.lstrip("/") + suffix
+
+
+def name_from_folder(relative: Path) -> str | None:
+    """The `name` metadata a photo gets from the folder it sits in
+    (`people/Keanu Reeves/1.jpg` names "Keanu Reeves"); S3 metadata is
+    ASCII, so accents are dropped ("Zoë" names "Zoe"). None at the top."""
+    if len(relative.parts) < 2:
+        return None
+    folder = unicodedata.normalize("NFKD", relative.parts[-2])
+    name = "".join(ch for ch in folder if ch.isascii() and unicodedata.category(ch) != "Cc").strip()
+    return name[: MAX_METADATA_BYTES - len("name")] or None
+
+
+def photos_under(folder: Path) -> Iterator[Path]:
+    """Every photo file below `folder`, in a stable order; hidden files and
+    folders (`.DS_Store`, `.thumbnails`) are left out."""
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith(".") and Path(name).suffix.lower() in EXTENSIONS:
+                yield Path(root, name).relative_to(folder)
+
+
+def import_folder(
+    svc: Services,
+    folder: Path,
+    journal_path: Path,
+    names_from_folders: bool = False,
+    workers: int | None = None,
+    on_progress: Callable[[Progress], None] = lambda progress: None,
+) -> Summary:
+    """Upload (and offline index) every photo under `folder` not imported
+    already, `workers` at a time (default: two per core offline, so the
+    analysis pool's processes never wait for a photo to be read or stored;
+    eight uploads at a time on AWS); failures are counted with their reason
+    and do not stop the others."""
+    journal = _Journal(journal_path)
+    files = list(photos_under(folder))
+    summary = Summary(photos=len(files))
+    lock = threading.Lock()
+    started = time.monotonic()
+
+    def one(relative: Path) -> None:
+        path = folder / relative
+        key = key_for(relative)
+        stat = path.stat()
+        seen = journal.get(relative)
+        if seen and seen["size"] == stat.st_size and seen["mtime"] == stat.st_mtime_ns and seen["key"] == key:
+            stored = svc.photos.head(key)
+            if stored is not None and stored.etag == seen["etag"]:
+                with lock:
+                    summary.unchanged += 1
+                return
+        metadata = {"name": name} if names_from_folders and (name := name_from_folder(relative)) else {}
+        try:
+            reply = upload_image(svc, key, path.read_bytes(), metadata)
+        except (FaceprintError, OSError) as e:
+            with lock:
+                summary.failures.append((str(relative), getattr(e, "message", None) or str(e)))
+            return
+        image = reply["image"]
+        journal.put(relative, {"key": key, "size": stat.st_size, "mtime": stat.st_mtime_ns, "etag": image["etag"]})
+        with lock:
+            summary.uploaded += 1
+            summary.faces += len(reply["faces"])
+            summary.pending += image["status"] == "pending"
+            if image["status"] == "failed":
+                summary.failures.append((str(relative), image.get("error", "failed")))
+
+    def report(done: int) -> None:
+        with lock:
+            progress = Progress(done, len(files), summary.faces, len(summary.failures), started)
+        on_progress(progress)
+        journal.save_now_and_then()
+
+    workers = workers or (2 * (os.cpu_count() or 1) if svc.index_on_upload else 8)
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            for done, _ in enumerate(pool.map(one, files), start=1):
+                report(done)
+    finally:  # interrupted too: the next run carries on from here
+        journal.save()
+    return summary
+
+
+class _Journal:
+    """What was imported from which file: saved every few seconds and at
+    the end, written atomically."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        self._entries: dict[str, dict] = json.loads(path.read_text()) if path.exists() else {}
+        self._saved = time.monotonic()
+
+    def get(self, relative: Path) -> dict | None:
+        with self._lock:
+            return self._entries.get(str(relative))
+
+    def put(self, relative: Path, entry: dict) -> None:
+        with self._lock:
+            self._entries[str(relative)] = entry
+
+    def save_now_and_then(self) -> None:
+        if time.monotonic() - self._saved >= SAVE_EVERY_SECONDS:
+            self.save()
+
+    def save(self) -> None:
+        with self._lock:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self._entries))
+            os.replace(tmp, self._path)
+            self._saved = time.monotonic()
+
+
+def journal_for(data_dir: Path, stage: str, folder: Path) -> Path:
+    digest = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:12]
+    return data_dir / f"import-{stage}-{digest}.json"

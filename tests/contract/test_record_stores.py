@@ -1,0 +1,156 @@
+"""One contract, three record stores: the in-memory fake the unit tests
+use, SQLite (the embedded stage) and DynamoDB (moto). Every promise the
+use cases rely on, the compare-and-set on revisions above all, holds in
+each."""
+
+import json
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from chalicelib.aws.dynamodb import DynamoRecordStore
+from chalicelib.embedded.database import Database
+from chalicelib.embedded.records import SqliteRecordStore
+from tests.support.fake_rekognition import AWS_ENV, REGION, load_setup_script
+from tests.support.fakes import InMemoryRecordStore
+from tests.support.records import face, image
+
+IMAGES, FACES = "images-test", "faces-test"
+
+
+@pytest.fixture(params=["memory", "sqlite", "dynamodb"])
+def records(request, tmp_path, monkeypatch) -> Iterator:
+    if request.param == "memory":
+        yield InMemoryRecordStore()
+    elif request.param == "sqlite":
+        yield SqliteRecordStore(Database(tmp_path / "records.db"))
+    else:
+        for name, value in AWS_ENV.items():
+            monkeypatch.setenv(name, value)
+        with mock_aws():
+            dynamodb = boto3.client("dynamodb", region_name=REGION)
+            setup = load_setup_script()
+            settings = setup.stage_settings(
+                {
+                    "FACEPRINT_ENGINE": "rekognition",
+                    "FACEPRINT_BUCKET": "photos-test",
+                    "FACEPRINT_IMAGES_TABLE": IMAGES,
+                    "FACEPRINT_FACES_TABLE": FACES,
+                    "FACEPRINT_COLLECTION": "unused",
+                }
+            )
+            setup.create_tables(dynamodb, settings, log=lambda _: None)
+            yield DynamoRecordStore(dynamodb, IMAGES, FACES, "photos-test", stage="test")
+
+
+def stored(records, key: str, faces: list[dict], **fields) -> dict:
+    """A committed image with its faces, as an indexing run leaves it."""
+    assert records.commit_faces(image(key, count=len(faces), **fields), faces, None) == []
+    return records.get_image(key)
+
+
+def test_an_image_and_its_faces_read_back_as_plain_json(records):
+    faces = [face("f1", "k.jpg"), face("f2", "k.jpg", left=0.0)]
+    got = stored(records, "k.jpg", faces)
+    assert got == {**image("k.jpg", count=2), "revision": 1}
+    assert records.faces_of("k.jpg") == faces
+    json.dumps(records.faces_of("k.jpg"))  # nothing JSON cannot hold (DynamoDB's Decimal)
+    assert isinstance(records.faces_of("k.jpg")[0]["Confidence"], float)
+
+
+def test_find_faces_returns_each_face_with_its_image_metadata(records):
+    stored(records, "k.jpg", [face("f1", "k.jpg")])
+    assert records.find_faces(["f1", "gone"]) == {"f1": (face("f1", "k.jpg"), {"name": "Keanu"})}
+    assert records.get_face("f1") == face("f1", "k.jpg")
+    assert records.get_face("gone") is None
+
+
+def test_a_new_image_is_written_only_if_none_exists(records):
+    assert records.put_image(image("k.jpg", status="pending"), None)["revision"] == 1
+    assert records.put_image(image("k.jpg", etag="e2", status="pending"), None) is None
+    assert records.get_image("k.jpg")["etag"] == "e1"
+
+
+def test_each_write_is_a_compare_and_set_on_the_revision(records):
+    first = records.put_image(image("k.jpg", status="pending"), None)
+    second = records.put_image(image("k.jpg", etag="e2", status="pending"), first["revision"])
+    assert second["revision"] == first["revision"] + 1
+    assert records.put_image(image("k.jpg", etag="e3", status="pending"), first["revision"]) is None
+    assert records.commit_faces(image("k.jpg", etag="e3"), [face("f9", "k.jpg")], first["revision"]) is None
+    assert records.get_image("k.jpg")["etag"] == "e2"
+    assert records.get_face("f9") is None and records.faces_of("k.jpg") == []
+
+
+def test_recording_a_new_version_pending_keeps_the_old_faces_until_it_is_indexed(records):
+    old = stored(records, "k.jpg", [face("f1", "k.jpg")])
+    records.put_image(image("k.jpg", etag="e2", status="pending", count=1), old["revision"])
+    assert records.get_image("k.jpg")["status"] == "pending"
+    assert [f["FaceId"] for f in records.faces_of("k.jpg")] == ["f1"]
+
+
+def test_committing_replaces_the_faces_and_says_which(records):
+    old = stored(records, "k.jpg", [face("f1", "k.jpg"), face("f2", "k.jpg")])
+    replaced = records.commit_faces(image("k.jpg", etag="e2", count=1), [face("f3", "k.jpg")], old["revision"])
+    assert sorted(replaced) == ["f1", "f2"]
+    assert [f["FaceId"] for f in records.faces_of("k.jpg")] == ["f3"]
+    assert records.find_faces(["f1", "f2"]) == {}
+
+
+def test_committing_the_same_faces_again_replaces_none(records):
+    old = stored(records, "k.jpg", [face("f1", "k.jpg")])
+    renamed = {**image("k.jpg", count=1), "metadata": {"name": "Keanu Reeves"}}
+    assert records.commit_faces(renamed, records.faces_of("k.jpg"), old["revision"]) == []
+    assert records.find_faces(["f1"])["f1"][1] == {"name": "Keanu Reeves"}
+
+
+def test_pending_images_are_listed_oldest_first_once_old_enough(records):
+    records.put_image(image("old.jpg", status="pending", pendingSince="2026-01-01T00:00:00.000+00:00"), None)
+    records.put_image(image("new.jpg", status="pending", pendingSince="2026-01-01T00:10:00.000+00:00"), None)
+    stored(records, "done.jpg", [])
+    assert records.list_pending("2026-01-01T00:05:00.000+00:00", 10) == ["old.jpg"]
+    assert sorted(records.list_pending("2026-01-02T00:00:00.000+00:00", 10)) == ["new.jpg", "old.jpg"]
+    assert len(records.list_pending("2026-01-02T00:00:00.000+00:00", 1)) == 1
+    pending = records.get_image("old.jpg")
+    records.commit_faces(image("old.jpg"), [], pending["revision"])
+    assert records.list_pending("2026-01-02T00:00:00.000+00:00", 10) == ["new.jpg"]
+
+
+def test_removing_an_image_returns_its_faces_and_is_idempotent(records):
+    stored(records, "k.jpg", [face("f1", "k.jpg")])
+    assert records.remove_image("k.jpg") == ["f1"]
+    assert records.remove_image("k.jpg") == []
+    assert records.get_image("k.jpg") is None and records.get_face("f1") is None
+    assert records.count_images() == 0
+
+
+def test_removing_an_image_at_an_old_revision_removes_nothing(records):
+    old = stored(records, "k.jpg", [face("f1", "k.jpg")])
+    records.put_image(image("k.jpg", etag="e2", status="pending", count=1), old["revision"])
+    assert records.remove_image("k.jpg", old["revision"]) is None
+    assert records.get_face("f1") is not None
+
+
+def test_deleting_a_face_drops_it_from_its_image_and_moves_the_revision(records):
+    old = stored(records, "k.jpg", [face("f1", "k.jpg"), face("f2", "k.jpg")])
+    records.delete_face("f1")
+    records.delete_face("f1")
+    assert [f["FaceId"] for f in records.faces_of("k.jpg")] == ["f2"]
+    now = records.get_image("k.jpg")
+    assert now["faceCount"] == 1 and now["revision"] > old["revision"]
+
+
+def test_images_and_faces_are_listed_with_opaque_tokens(records):
+    for i in range(3):
+        stored(records, f"{i}.jpg", [face(f"f{i}", f"{i}.jpg")])
+    keys, token = [], None
+    for _ in range(5):
+        page = records.list_images(2, token)
+        keys += [listed["key"] for listed in page.items]
+        token = page.next
+        if token is None:
+            break
+    assert sorted(keys) == ["0.jpg", "1.jpg", "2.jpg"]
+    assert sorted(f["FaceId"] for f in records.list_faces(10).items) == ["f0", "f1", "f2"]
+    assert records.count_images() == 3

@@ -1,0 +1,258 @@
+"""In-memory fakes of the ports, for a unit layer that runs the use cases in
+milliseconds: no dlib, no moto, no server. They keep the ports' promises
+(compare-and-set on revisions, versions and sequencers, ids gone are
+ignored) and nothing more.
+
+A fake photo is a tiny PNG whose text chunk names who is in it:
+`photo_of("alice", "bob")`. It passes the API's checks like any photo; the
+fake engine "detects" those people, largest first, and matches a searched
+photo's first person to the faces indexed for that person."""
+
+import hashlib
+import io
+import itertools
+import threading
+import uuid
+
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+from chalicelib.core.config import Settings
+from chalicelib.core.errors import InvalidImage, NotFound
+from chalicelib.core.ports import FaceEngine, ListedPhoto, Page, PhotoStore, PhotoVersion, RecordStore, StoredPhoto
+from chalicelib.core.records import PENDING, normalize_sequencer
+from chalicelib.core.services import Services
+
+MODEL = "fake-1"
+
+
+def photo_of(*people: str, shade: int = 0) -> bytes:
+    """A 4x4 PNG naming `people`; `shade` makes other bytes for the same people."""
+    info = PngInfo()
+    info.add_text("faces", ",".join(people))
+    out = io.BytesIO()
+    Image.new("L", (4, 4), shade).save(out, "PNG", pnginfo=info)
+    return out.getvalue()
+
+
+def people_in(data: bytes) -> list[str]:
+    text = getattr(Image.open(io.BytesIO(data)), "text", {}).get("faces")
+    if text is None:
+        raise InvalidImage("The fake engine reads only photo_of(...) photos.")
+    return [name for name in text.split(",") if name]
+
+
+class InMemoryPhotoStore(PhotoStore):
+    """A versioned bucket: every put is a new version with a sequencer."""
+
+    def __init__(self) -> None:
+        self._current: dict[str, StoredPhoto] = {}
+        self._versions: dict[tuple[str, str], bytes] = {}
+        self._sequence = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def put(
+        self, key: str, data: bytes, content_type: str, metadata: dict[str, str], original_content_type: str = ""
+    ) -> StoredPhoto:
+        with self._lock:
+            version_id = uuid.uuid4().hex
+            sequencer = normalize_sequencer(f"{next(self._sequence):X}")
+            digest = hashlib.md5(data).hexdigest()
+            stored = StoredPhoto(
+                key, digest, len(data), content_type, dict(metadata), version_id, sequencer, original_content_type
+            )
+            self._versions[(key, version_id)] = data
+            self._current[key] = stored
+            return stored
+
+    def head(self, key: str) -> StoredPhoto | None:
+        with self._lock:
+            return self._current.get(key)
+
+    def read(self, key: str) -> bytes:
+        with self._lock:
+            if key not in self._current:
+                raise NotFound(f"No photo named {key!r}.")
+            return self._versions[(key, self._current[key].version_id)]
+
+    def read_version(self, version: PhotoVersion) -> bytes:
+        with self._lock:
+            if (version.key, version.version_id) not in self._versions:
+                raise NotFound(f"No version {version.version_id} of {version.key!r}.")
+            return self._versions[(version.key, version.version_id)]
+
+    def download_url(self, key: str) -> None:
+        return None
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._current.pop(key, None)
+            for stored in [k for k in self._versions if k[0] == key]:
+                del self._versions[stored]
+
+    def list(self, limit: int, token: str | None = None) -> Page:
+        with self._lock:
+            keys = sorted(k for k in self._current if k > (token or ""))
+            items = [ListedPhoto(k, self._current[k].etag, self._current[k].size) for k in keys[:limit]]
+        return Page(items, keys[limit - 1] if len(keys) > limit else None)
+
+
+class FakeEngine(FaceEngine):
+    """A collection of named faces; IndexFaces reads the exact version."""
+
+    def __init__(self, photos: InMemoryPhotoStore) -> None:
+        self._photos = photos
+        self.faces: dict[str, dict] = {}  # FaceId -> Face, with the person in "_person"
+        self.calls: list[str] = []
+        self._lock = threading.Lock()
+
+    def index_faces(self, photo: PhotoVersion, external_image_id: str) -> dict:
+        self.calls.append("IndexFaces")
+        people = people_in(self._photos.read_version(photo))
+        image_id = str(uuid.uuid4())
+        records = []
+        for i, person in enumerate(people):
+            face = {
+                "FaceId": str(uuid.uuid4()),
+                "BoundingBox": {"Width": 0.1, "Height": 0.1, "Left": 0.1 * i, "Top": 0.1},
+                "ImageId": image_id,
+                "ExternalImageId": external_image_id,
+                "Confidence": 99.0,
+            }
+            with self._lock:
+                self.faces[face["FaceId"]] = {**face, "_person": person}
+            records.append({"Face": face, "FaceDetail": {"BoundingBox": face["BoundingBox"], "Confidence": 99.0}})
+        return {"FaceRecords": records, "FaceModelVersion": MODEL, "UnindexedFaces": []}
+
+    def search_faces_by_image(self, data: bytes, threshold: float, max_faces: int) -> dict:
+        people = people_in(data)
+        if not people:
+            return {"FaceMatches": [], "FaceModelVersion": MODEL}
+        return self._search(people[0], max_faces)
+
+    def search_all_faces_by_image(self, data: bytes, threshold: float, max_faces: int) -> list[dict]:
+        return [self._search(person, max_faces) for person in people_in(data)]
+
+    def delete_faces(self, face_ids: list[str]) -> None:
+        with self._lock:
+            for face_id in face_ids:
+                self.faces.pop(face_id, None)
+
+    def list_faces(self, limit: int, token: str | None = None) -> Page:
+        with self._lock:
+            ids = sorted(i for i in self.faces if i > (token or ""))
+            items = [_public(self.faces[i]) for i in ids[:limit]]
+        return Page(items, ids[limit - 1] if len(ids) > limit else None)
+
+    def describe(self) -> dict:
+        return {"engine": "fake", "model": MODEL, "faces": len(self.faces)}
+
+    def _search(self, person: str, max_faces: int) -> dict:
+        with self._lock:
+            found = [face for face in self.faces.values() if face["_person"] == person]
+        return {
+            "SearchedFaceBoundingBox": {"Width": 0.1, "Height": 0.1, "Left": 0.0, "Top": 0.1},
+            "SearchedFaceConfidence": 99.0,
+            "FaceMatches": [{"Similarity": 99.0, "Face": _public(face)} for face in found[:max_faces]],
+            "FaceModelVersion": MODEL,
+        }
+
+
+class InMemoryRecordStore(RecordStore):
+    def __init__(self) -> None:
+        self.images: dict[str, dict] = {}
+        self.faces: dict[str, dict] = {}
+        self._lock = threading.RLock()
+
+    def get_image(self, key: str) -> dict | None:
+        with self._lock:
+            image = self.images.get(key)
+            return dict(image) if image else None
+
+    def put_image(self, image: dict, expected_revision: int | None) -> dict | None:
+        with self._lock:
+            if self._revision(image["key"]) != expected_revision:
+                return None
+            return self._write(image, expected_revision)
+
+    def commit_faces(self, image: dict, faces: list[dict], expected_revision: int | None) -> list[str] | None:
+        with self._lock:
+            if self._revision(image["key"]) != expected_revision:
+                return None
+            old = [i for i, face in self.faces.items() if face["imageKey"] == image["key"]]
+            for face_id in old:
+                del self.faces[face_id]
+            replaced = [i for i in old if i not in {face["FaceId"] for face in faces}]
+            for face in faces:
+                self.faces[face["FaceId"]] = dict(face)
+            self._write(image, expected_revision)
+            return replaced
+
+    def remove_image(self, key: str, expected_revision: int | None = None) -> list[str] | None:
+        with self._lock:
+            if expected_revision is not None and self._revision(key) != expected_revision:
+                return None
+            removed = [i for i, face in self.faces.items() if face["imageKey"] == key]
+            for face_id in removed:
+                del self.faces[face_id]
+            self.images.pop(key, None)
+            return removed
+
+    def faces_of(self, key: str) -> list[dict]:
+        with self._lock:
+            return [dict(face) for face in self.faces.values() if face["imageKey"] == key]
+
+    def find_faces(self, face_ids: list[str]) -> dict[str, tuple[dict, dict]]:
+        with self._lock:
+            return {
+                i: (dict(self.faces[i]), self.images[self.faces[i]["imageKey"]]["metadata"])
+                for i in face_ids
+                if i in self.faces and self.faces[i]["imageKey"] in self.images
+            }
+
+    def get_face(self, face_id: str) -> dict | None:
+        with self._lock:
+            return dict(self.faces[face_id]) if face_id in self.faces else None
+
+    def list_images(self, limit: int, token: str | None = None) -> Page:
+        with self._lock:
+            keys = sorted(k for k in self.images if k > (token or ""))
+            return Page([dict(self.images[k]) for k in keys[:limit]], keys[limit - 1] if len(keys) > limit else None)
+
+    def list_pending(self, older_than: str, limit: int) -> list[str]:
+        with self._lock:
+            pending = [i for i in self.images.values() if i["status"] == PENDING and i["pendingSince"] < older_than]
+            return [image["key"] for image in sorted(pending, key=lambda i: i["pendingSince"])][:limit]
+
+    def list_faces(self, limit: int, token: str | None = None) -> Page:
+        with self._lock:
+            ids = sorted(i for i in self.faces if i > (token or ""))
+            return Page([dict(self.faces[i]) for i in ids[:limit]], ids[limit - 1] if len(ids) > limit else None)
+
+    def delete_face(self, face_id: str) -> None:
+        with self._lock:
+            face = self.faces.pop(face_id, None)
+            image = self.images.get(face["imageKey"]) if face else None
+            if image is not None:
+                self._write({**image, "faceCount": max(0, image["faceCount"] - 1)}, image["revision"])
+
+    def count_images(self) -> int:
+        return len(self.images)
+
+    def _revision(self, key: str) -> int | None:
+        return self.images[key]["revision"] if key in self.images else None
+
+    def _write(self, image: dict, expected_revision: int | None) -> dict:
+        written = {**image, "revision": (expected_revision or 0) + 1}
+        self.images[image["key"]] = written
+        return dict(written)
+
+
+def fake_services(index_on_upload: bool = True) -> Services:
+    photos = InMemoryPhotoStore()
+    settings = Settings.from_env({"FACEPRINT_STAGE": "unit", "FACEPRINT_DATA_DIR": "/nonexistent"})
+    return Services(settings, FakeEngine(photos), InMemoryRecordStore(), photos, index_on_upload)
+
+
+def _public(face: dict) -> dict:
+    return {name: value for name, value in face.items() if name != "_person"}

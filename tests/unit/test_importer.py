@@ -1,0 +1,88 @@
+"""Importing a folder tree, over the in-memory fakes: keys from paths,
+names from folders, a second run that uploads nothing, an interrupted run
+that carries on, failures with their reasons."""
+
+from pathlib import Path
+
+import pytest
+
+from chalicelib.core.keys import validate_key
+from chalicelib.ops import importer
+from tests.support.fakes import fake_services, photo_of
+
+
+@pytest.fixture
+def svc():
+    return fake_services()
+
+
+@pytest.fixture
+def library(tmp_path) -> Path:
+    """people/<name>/<n>.png, a few loose photos, and things that are not photos."""
+    root = tmp_path / "Pictures"
+    for person, count in (("Ada Lovelace", 3), ("Zoë", 2)):
+        for n in range(count):
+            (root / "people" / person).mkdir(parents=True, exist_ok=True)
+            (root / "people" / person / f"{n}.png").write_bytes(photo_of(person, shade=n))
+    (root / "trip").mkdir()
+    (root / "trip" / "group.PNG").write_bytes(photo_of("bob", "cy"))
+    (root / "trip" / "notes.txt").write_text("not a photo")
+    (root / ".thumbnails").mkdir()
+    (root / ".thumbnails" / "x.png").write_bytes(photo_of("ghost"))
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    return root
+
+
+def test_keys_are_the_relative_paths_made_valid():
+    assert importer.key_for(Path("people/Ada Lovelace/1.jpg")) == "people/Ada Lovelace/1.jpg"
+    assert importer.key_for(Path("Cafe\u0301/a\tb.jpg")) == "Caf\u00e9/a_b.jpg"  # NFC, no control characters
+    long = Path("x" * 200, "y" * 200 + ".heic")
+    key = importer.key_for(long)
+    assert len(key.encode()) <= 255 and key.endswith(".heic") and validate_key(key) == key
+    assert key != importer.key_for(Path("z" + "x" * 199, "y" * 200 + ".heic"))
+
+
+def test_names_come_from_the_folder_in_ascii():
+    assert importer.name_from_folder(Path("people/Keanu Reeves/1.jpg")) == "Keanu Reeves"
+    assert importer.name_from_folder(Path("people/Zoë/1.jpg")) == "Zoe"
+    assert importer.name_from_folder(Path("loose.jpg")) is None
+
+
+def test_a_folder_is_imported_with_names_and_a_summary(svc, library, tmp_path):
+    summary = importer.import_folder(svc, library, tmp_path / "journal.json", names_from_folders=True)
+    assert (summary.photos, summary.uploaded, summary.unchanged) == (7, 6, 0)
+    assert summary.faces == 7  # 5 portraits, a group of 2; the broken photo has none
+    assert summary.failures == [("broken.jpg", summary.failures[0][1])] and "read" in summary.failures[0][1]
+    image = svc.records.get_image("people/Zoë/1.png")
+    assert image["status"] == "indexed" and image["metadata"] == {"name": "Zoe"}
+    assert svc.records.get_image("trip/group.PNG")["metadata"] == {"name": "trip"}  # the folder it sits in
+    assert svc.photos.head(".thumbnails/x.png") is None
+
+
+def test_a_second_run_uploads_nothing_again(svc, library, tmp_path):
+    importer.import_folder(svc, library, tmp_path / "journal.json")
+    calls = len(svc.engine.calls)
+    again = importer.import_folder(svc, library, tmp_path / "journal.json")
+    assert (again.uploaded, again.unchanged, len(again.failures)) == (0, 6, 1)  # only the broken one is tried again
+    assert len(svc.engine.calls) == calls
+
+
+def test_a_changed_photo_is_imported_again(svc, library, tmp_path):
+    importer.import_folder(svc, library, tmp_path / "journal.json")
+    (library / "trip" / "group.PNG").write_bytes(photo_of("dee"))
+    again = importer.import_folder(svc, library, tmp_path / "journal.json")
+    assert again.uploaded == 1 and again.unchanged == 5
+    assert svc.records.get_image("trip/group.PNG")["faceCount"] == 1
+
+
+def test_an_interrupted_run_carries_on(svc, library, tmp_path):
+    def stop_after_three(progress):
+        if progress.done == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        importer.import_folder(svc, library, tmp_path / "journal.json", workers=1, on_progress=stop_after_three)
+    uploaded_before = svc.records.count_images()
+    rest = importer.import_folder(svc, library, tmp_path / "journal.json", workers=1)
+    assert rest.unchanged == uploaded_before > 0 and rest.uploaded == 6 - uploaded_before
+    assert svc.records.count_images() == 6
