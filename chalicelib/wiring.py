@@ -75,7 +75,17 @@ def _build_local(settings: Settings) -> Services:
 
     db = Database(settings.data_dir / "faceprint.db")
     photos = FilePhotoStore(settings.data_dir / "photos")
-    engine = LocalEngine(db, photos, analyzer(), quality_filter=settings.quality_filter, max_faces=settings.max_faces)
+    engine = LocalEngine(
+        db,
+        photos,
+        analyzer(),
+        settings.data_dir / "faceprint.index",
+        quality_filter=settings.quality_filter,
+        max_faces=settings.max_faces,
+    )
+    # Saved at exit (SIGTERM included: stop_on_sigterm), the collection's index
+    # loads at the next start instead of being rebuilt.
+    atexit.register(engine.close)
     return Services(settings, engine, SqliteRecordStore(db), photos, index_on_upload=True)
 
 

@@ -6,13 +6,14 @@ and lazy: BEGIN IMMEDIATE runs at the first write inside it, so slow work
 inside never holds the write lock before it must, and everything written
 inside it commits together, or not at all. `transaction(immediate=True)`
 takes the write lock at once: for a read-then-write (compare-and-set) that
-no other writer may slip into.
+no other writer may slip into. `after_commit()` defers work that must only
+follow a commit (the collection's in-memory index).
 """
 
 import queue
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,6 +33,18 @@ class Database:
     def read(self, sql: str, params: Sequence = ()) -> list[sqlite3.Row]:
         with self._connection() as conn:
             return conn.execute(sql, params).fetchall()
+
+    def read_committed(self, sql: str, params: Sequence = ()) -> list[sqlite3.Row]:
+        """Like read(), on a connection of its own: inside a transaction it
+        sees what is committed, not this thread's writes yet."""
+        try:
+            conn = self._pool.get_nowait()
+        except queue.Empty:
+            conn = self._connect()
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            self._pool.put(conn)
 
     def write(self, sql: str, params: Sequence = ()) -> int:
         """Run one write; inside transaction() it joins it, else it commits alone."""
@@ -58,13 +71,14 @@ class Database:
                 state.depth -= 1
             return
         with self._connection() as conn:
-            state.depth, state.begun = 1, False
+            state.depth, state.begun, state.after_commit = 1, False, []
             try:
                 if immediate:
                     self._begin_if_needed(conn)
                 yield
                 if state.begun:
                     conn.execute("COMMIT")
+                committed = state.after_commit
             except BaseException:
                 if state.begun:
                     conn.execute("ROLLBACK")
@@ -72,7 +86,17 @@ class Database:
             finally:
                 if state.begun:
                     self._write_lock.release()
-                state.depth, state.begun = 0, False
+                state.depth, state.begun, state.after_commit = 0, False, []
+        for callback in committed:
+            callback()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the open transaction has committed (and released
+        the write lock), or now if none is open; never if it rolls back."""
+        if getattr(self._local, "depth", 0):
+            self._local.after_commit.append(callback)
+        else:
+            callback()
 
     def _begin_if_needed(self, conn: sqlite3.Connection) -> None:
         if not self._local.begun:

@@ -9,9 +9,8 @@ default threshold 80 is exactly d = 0.6 (90 is d = 0.3, 70 is d = 0.9).
 """
 
 import hashlib
-import json
-import threading
 import uuid
+from pathlib import Path
 
 import numpy as np
 
@@ -19,28 +18,21 @@ from chalicelib.core.errors import NotFound
 from chalicelib.core.limits import MAX_FACES
 from chalicelib.core.ports import FaceEngine, Page, PhotoStore, PhotoVersion
 from chalicelib.embedded.analysis import MODEL_VERSION, Analysis, Face
+from chalicelib.embedded.collection import Collection
 from chalicelib.embedded.database import Database
-from chalicelib.embedded.paging import decode_token, encode_token
 from chalicelib.embedded.workers import FaceAnalyzer
 
 DISTANCE_AT_ZERO_SIMILARITY = 3.0
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS collection (
-    face_id TEXT PRIMARY KEY,
-    face TEXT NOT NULL,
-    descriptor BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS collection_version (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    version INTEGER NOT NULL
-);
-INSERT OR IGNORE INTO collection_version (id, version) VALUES (1, 0)
-"""
-
 
 def similarity(distance: np.ndarray) -> np.ndarray:
     return np.clip(100.0 * (1.0 - distance / DISTANCE_AT_ZERO_SIMILARITY), 0.0, 100.0)
+
+
+def max_distance(threshold: float) -> float:
+    """The distance at which similarity falls to `threshold`, a hair wider:
+    the caller keeps what similarity() puts at or above the threshold."""
+    return DISTANCE_AT_ZERO_SIMILARITY * (1.0 - threshold / 100.0) + 1e-9
 
 
 def best_matches(
@@ -63,6 +55,7 @@ class LocalEngine(FaceEngine):
         db: Database,
         photos: PhotoStore,
         analyzer: FaceAnalyzer,
+        index_path: Path,
         quality_filter: str = "AUTO",
         max_faces: int = MAX_FACES,
     ) -> None:
@@ -71,9 +64,7 @@ class LocalEngine(FaceEngine):
         self._analyzer = analyzer
         self._quality_filter = quality_filter
         self._max_faces = max_faces
-        for statement in filter(str.strip, _SCHEMA.split(";")):
-            db.write(statement)
-        self._vectors = _Vectors(db)
+        self._collection = Collection(db, index_path)
 
     def index_faces(self, photo: PhotoVersion, external_image_id: str) -> dict:
         data = self._photos.read(photo.key)
@@ -82,15 +73,9 @@ class LocalEngine(FaceEngine):
         analysis = self._analyzer.analyze(data, quality_filter=self._quality_filter, max_faces=self._max_faces)
         image_id = str(uuid.uuid4())
         records = [_face_record(face, analysis, image_id, external_image_id) for face in analysis.faces]
-        with self._db.transaction():
-            self._db.write_many(
-                "INSERT INTO collection (face_id, face, descriptor) VALUES (?, ?, ?)",
-                [
-                    (record["Face"]["FaceId"], json.dumps(record["Face"]), face.descriptor.astype(np.float32).tobytes())
-                    for record, face in zip(records, analysis.faces, strict=False)
-                ],
-            )
-            self._bump_version()
+        self._collection.add(
+            [(record["Face"], face.descriptor) for record, face in zip(records, analysis.faces, strict=True)]
+        )
         return {
             "FaceRecords": records,
             "FaceModelVersion": MODEL_VERSION,
@@ -109,8 +94,9 @@ class LocalEngine(FaceEngine):
         return [self._search(face, analysis, threshold, max_faces) for face in faces]
 
     def _search(self, face: Face, analysis: Analysis, threshold: float, max_faces: int) -> dict:
-        stored, matrix = self._vectors.snapshot()
-        matches = best_matches(face.descriptor, stored, matrix, threshold, max_faces)
+        found = self._collection.search(face.descriptor, max_distance(threshold), max_faces)
+        # Today's rule, to the last bit: similarity at or above the threshold.
+        matches = [{"Similarity": float(similarity(d)), "Face": f} for f, d in found if similarity(d) >= threshold]
         return {
             "SearchedFaceBoundingBox": bounding_box(face, analysis),
             "SearchedFaceConfidence": face.quality.confidence,
@@ -119,54 +105,17 @@ class LocalEngine(FaceEngine):
         }
 
     def list_faces(self, limit: int, token: str | None = None) -> Page:
-        rows = self._db.read(
-            "SELECT face_id, face FROM collection WHERE face_id > ? ORDER BY face_id LIMIT ?",
-            (decode_token(token) or "", limit + 1),
-        )
-        faces = [json.loads(row["face"]) for row in rows[:limit]]
-        return Page(faces, encode_token(rows[limit - 1]["face_id"]) if len(rows) > limit else None)
+        return self._collection.list_faces(limit, token)
 
     def delete_faces(self, face_ids: list[str]) -> None:
-        if not face_ids:
-            return
-        with self._db.transaction():
-            self._db.write_many("DELETE FROM collection WHERE face_id = ?", [(i,) for i in face_ids])
-            self._bump_version()
+        self._collection.delete(face_ids)
 
     def describe(self) -> dict:
-        count = self._db.read("SELECT count(*) AS n FROM collection")[0]["n"]
-        return {"engine": "local", "model": MODEL_VERSION, "faces": count}
+        return {"engine": "local", "model": MODEL_VERSION, "faces": self._collection.count()}
 
-    def _bump_version(self) -> None:
-        self._db.write("UPDATE collection_version SET version = version + 1 WHERE id = 1")
-
-
-class _Vectors:
-    """The collection's descriptors as one matrix, reloaded when the
-    collection's version changes (by any thread or process)."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self._lock = threading.Lock()
-        self._version = -1
-        self._faces: list[dict] = []
-        self._matrix = np.zeros((0, 128), dtype=np.float32)
-
-    def snapshot(self) -> tuple[list[dict], np.ndarray]:
-        with self._lock:
-            version = self._db.read("SELECT version FROM collection_version WHERE id = 1")[0]["version"]
-            if version != self._version:
-                # Rows read after the version are never older than it: at
-                # worst the next search reloads once more.
-                rows = self._db.read("SELECT face, descriptor FROM collection ORDER BY rowid")
-                self._faces = [json.loads(row["face"]) for row in rows]
-                self._matrix = (
-                    np.stack([np.frombuffer(row["descriptor"], dtype=np.float32) for row in rows])
-                    if rows
-                    else np.zeros((0, 128), dtype=np.float32)
-                )
-                self._version = version
-            return self._faces, self._matrix
+    def close(self) -> None:
+        """Save the collection's index, so the next start loads it."""
+        self._collection.close()
 
 
 def _face_record(face: Face, analysis: Analysis, image_id: str, external_image_id: str) -> dict:
