@@ -185,6 +185,14 @@ class Collection:
         faces = [json.loads(row["face"]) for row in rows[:limit]]
         return Page(faces, encode_token(rows[limit - 1]["face_id"]) if len(rows) > limit else None)
 
+    def list_face_ids(self, limit: int, token: str | None) -> Page:
+        rows = self._db.read(
+            "SELECT face_id FROM collection WHERE face_id > ? ORDER BY face_id LIMIT ?",
+            (decode_token(token) or "", limit + 1),
+        )
+        ids = [row[0] for row in rows[:limit]]
+        return Page(ids, encode_token(ids[-1]) if len(rows) > limit else None)
+
     def count(self) -> int:
         return self._db.read("SELECT faces FROM collection_state")[0]["faces"]
 

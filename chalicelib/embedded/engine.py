@@ -107,6 +107,9 @@ class LocalEngine(FaceEngine):
     def list_faces(self, limit: int, token: str | None = None) -> Page:
         return self._collection.list_faces(limit, token)
 
+    def list_face_ids(self, limit: int, token: str | None = None) -> Page:
+        return self._collection.list_face_ids(limit, token)
+
     def delete_faces(self, face_ids: list[str]) -> None:
         self._collection.delete(face_ids)
 

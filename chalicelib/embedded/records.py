@@ -3,7 +3,7 @@ compare-and-set is one transaction."""
 
 import json
 
-from chalicelib.core.ports import Page, RecordStore
+from chalicelib.core.ports import FaceKey, ImageState, Page, RecordStore
 from chalicelib.core.records import PENDING
 from chalicelib.embedded.database import Database
 from chalicelib.embedded.paging import decode_token, encode_token
@@ -121,6 +121,23 @@ class SqliteRecordStore(RecordStore):
             (older_than, limit),
         )
         return [row["key"] for row in rows]
+
+    def list_image_states(self, limit: int, token: str | None = None) -> Page:
+        rows = self._db.read(
+            "SELECT key, etag, json_extract(record, '$.status'), json_extract(record, '$.faceCount') "
+            "FROM images WHERE key > ? ORDER BY key LIMIT ?",
+            (decode_token(token) or "", limit + 1),
+        )
+        states = [ImageState(*row) for row in rows[:limit]]
+        return Page(states, encode_token(rows[limit - 1][0]) if len(rows) > limit else None)
+
+    def list_face_keys(self, limit: int, token: str | None = None) -> Page:
+        rows = self._db.read(
+            "SELECT face_id, image_key FROM faces WHERE face_id > ? ORDER BY face_id LIMIT ?",
+            (decode_token(token) or "", limit + 1),
+        )
+        keys = [FaceKey(*row) for row in rows[:limit]]
+        return Page(keys, encode_token(rows[limit - 1][0]) if len(rows) > limit else None)
 
     def list_faces(self, limit: int, token: str | None = None) -> Page:
         rows = self._db.read(

@@ -151,6 +151,14 @@ def test_faces_come_a_page_at_a_time_in_face_id_order(tmp_path, descriptors):
     assert collection.list_faces(3, None).items[0] == face(1)
     with pytest.raises(BadRequest):
         collection.list_faces(3, "not-a-token")
+    ids, token = [], None
+    while True:
+        page = collection.list_face_ids(3, token)
+        ids.append(page.items)
+        if page.next is None:
+            break
+        token = page.next
+    assert ids == pages  # the same, without the records
 
 
 def test_count_and_descriptors_follow_adds_and_deletes(tmp_path, descriptors):
