@@ -120,6 +120,11 @@ class LocalEngine(FaceEngine):
         """Save the collection's index, so the next start loads it."""
         self._collection.close()
 
+    @property
+    def collection(self) -> Collection:
+        """The collection itself, for batch writes (`make seed`)."""
+        return self._collection
+
 
 def _face_record(face: Face, analysis: Analysis, image_id: str, external_image_id: str) -> dict:
     return {
