@@ -26,6 +26,7 @@ FIGURES = [
     "make check-consistency at 2,0",
     "make reindex at 2,0",
     "recall@10 of the collection against an exact scan",
+    "Collection.search alone",
     "synthetic images left: 0",
 ]
 
