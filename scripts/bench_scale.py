@@ -48,7 +48,6 @@ from tests.support.photos import people, photo  # noqa: E402
 QUERY = "Keanu-Avril-Lawrence.jpg"
 JPEG = {"Content-Type": "image/jpeg"}
 RECALL_QUERIES = 200
-TIME = "/usr/bin/time"  # GNU time (Debian: apt-get install time)
 K = 10
 
 
@@ -80,9 +79,6 @@ def main() -> int:
     args = parser.parse_args()
     if args.faces < 1 or args.searches < 1 or args.uploads < 2:
         parser.error("--faces and --searches must be at least 1, --uploads at least 2 (one is deleted)")
-    if not Path(TIME).is_file():
-        print(f"{TIME} is missing: it measures the commands' peak memory (apt-get install time).", file=sys.stderr)
-        return 2
     failures: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         data = Path(tmp) / "data"
@@ -269,12 +265,14 @@ def vm_rss(pid: int) -> int:
 
 def run(command: list[str], env: dict[str, str]) -> Measured:
     """Run a command to its end: wall time, and the peak resident memory of
-    its largest process, as /usr/bin/time reports it (which execs first: a
-    child forked from this process would count this one's memory too)."""
-    with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
+    its largest process, as /usr/bin/time -v reports it. Through a small
+    process (_MEASURE) that starts it and waits for it: a child forked from
+    this one would count this one's memory too (Linux keeps a process's
+    peak across exec)."""
+    with tempfile.NamedTemporaryFile("r", suffix=".maxrss") as report:
         started = time.perf_counter()
         done = subprocess.run(
-            [TIME, "-q", "-o", report.name, "-f", "%M", *command],
+            [sys.executable, "-c", _MEASURE, report.name, *command],
             cwd=REPO,
             env=env,
             stdout=subprocess.PIPE,
@@ -282,8 +280,19 @@ def run(command: list[str], env: dict[str, str]) -> Measured:
             text=True,
         )
         seconds = time.perf_counter() - started
-        max_rss = int(report.read().split()[-1]) * 1024
+        max_rss = int(report.read()) * 1024
     return Measured(seconds, max_rss, done.returncode, done.stdout)
+
+
+_MEASURE = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+child.returncode = os.waitstatus_to_exitcode(status)
+with open(sys.argv[1], "w") as report:
+    report.write(str(usage.ru_maxrss))
+sys.exit(child.returncode)
+"""
 
 
 def recall_at_k(data: Path) -> tuple[float, list[float]]:
