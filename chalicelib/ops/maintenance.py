@@ -62,7 +62,7 @@ def check(svc: Services) -> list[Disagreement]:
         counted[face.image_key] = counted.get(face.image_key, 0) + 1
     found += [Disagreement(FACE_WITHOUT_RECORD, None, face_id) for face_id in sorted(unclaimed)]
     del unclaimed
-    photos = {photo.key: photo.etag for photo in _all(svc.photos.list, PAGE)}
+    photos = {photo.key: photo.etag for photo in _all(svc.photos.list, ID_PAGE)}
     for image in _all(svc.records.list_image_states, ID_PAGE):
         faces = counted.pop(image.key, 0)
         etag = photos.pop(image.key, None)
@@ -127,7 +127,7 @@ def reindex(
     interruption and it carries on. Returns the number of photos indexed."""
     origin = source or svc
     state = json.loads(progress_file.read_text()) if progress_file.exists() else {"token": None, "done": []}
-    total = sum(1 for _ in _all(origin.photos.list))
+    total = sum(1 for _ in _all(origin.photos.list, ID_PAGE))
     done = len(state["done"]) + state.get("earlier", 0)
     while True:
         page = origin.photos.list(PAGE, state["token"])
