@@ -160,6 +160,7 @@ def test_a_missing_resource_name_says_which_variable_to_set(missing):
         "FACEPRINT_BUCKET": "b",
         "FACEPRINT_IMAGES_TABLE": "i",
         "FACEPRINT_FACES_TABLE": "f",
+        "FACEPRINT_PEOPLE_TABLE": "p",
         "FACEPRINT_COLLECTION": "c",
     }
     del env[missing]

@@ -16,7 +16,7 @@ from chalicelib.embedded.records import SqliteRecordStore
 from tests.support.fake_rekognition import AWS_ENV, REGION, load_setup_script
 from tests.support.fakes import InMemoryRecordStore
 
-IMAGES, FACES = "images-test", "faces-test"
+IMAGES, FACES, PEOPLE = "images-test", "faces-test", "people-test"
 
 
 @pytest.fixture(params=["memory", "sqlite", "dynamodb"])
@@ -37,11 +37,12 @@ def records(request, tmp_path, monkeypatch) -> Iterator:
                     "FACEPRINT_BUCKET": "photos-test",
                     "FACEPRINT_IMAGES_TABLE": IMAGES,
                     "FACEPRINT_FACES_TABLE": FACES,
+                    "FACEPRINT_PEOPLE_TABLE": PEOPLE,
                     "FACEPRINT_COLLECTION": "unused",
                 }
             )
             setup.create_tables(dynamodb, settings, log=lambda _: None)
-            yield DynamoRecordStore(dynamodb, IMAGES, FACES, "photos-test", stage="test")
+            yield DynamoRecordStore(dynamodb, IMAGES, FACES, "photos-test", PEOPLE, stage="test")
 
 
 def image(key: str, etag: str = "e1", status: str = "indexed", count: int = 0, **extra) -> dict:
