@@ -52,4 +52,6 @@ def json_image(body: dict, name: str) -> bytes:
     value = body.get(name)
     if not isinstance(value, str):
         raise BadRequest(f"{name!r} must be the photo's base64 text.")
+    if not value:
+        raise InvalidImage(f"The {name} image is empty: send the photo's base64 text.")
     return body_bytes(value.encode("ascii", errors="replace"))
