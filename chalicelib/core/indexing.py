@@ -109,12 +109,18 @@ def index_photo(
         return current
     if is_final_for(current, photo) and not force:
         return _enrol(svc, _refresh(svc, current, photo))
+    # The same bytes indexed again (a reindex): their faces' people carry over.
+    owned = [f for f in svc.records.faces_of(key) if f.get("UserId")] if is_final_for(current, photo) else []
     image, faces = _analyse(svc, photo, current, attempts, started)
     if image is None:
         return svc.records.get_image(key)
     record, outcome = _commit(svc, photo, image, faces, current)
     logs.log_indexed(key, record, started, outcome=outcome)
-    return _enrol(svc, record) if outcome == "indexed" else record
+    if outcome != "indexed":
+        return record
+    if owned and svc.people is not None:
+        people.carry_over(svc, owned, faces)
+    return _enrol(svc, record)
 
 
 def _enrol(svc: Services, image: dict | None) -> dict | None:

@@ -246,6 +246,30 @@ def _enrol(svc: Services, image: dict, person_id: str) -> dict:
     return {"status": "associated", "message": f"The photo's face is one of {person_id!r}'s faces."}
 
 
+def carry_over(svc: Services, owned: list[dict], faces: list[dict]) -> None:
+    """A photo indexed again (a reindex, a new face model) gets new FaceIds:
+    each new face joins the person of the old face it stands on (boxes
+    overlapping by more than half), whatever it looks like now."""
+    for old in owned:
+        box = old["BoundingBox"]
+        best = max(faces, key=lambda face: _overlap(box, face["BoundingBox"]), default=None)
+        if best is None or _overlap(box, best["BoundingBox"]) <= 0.5 or svc.records.get_person(old["UserId"]) is None:
+            continue
+        try:
+            associate_faces(svc, old["UserId"], [best["FaceId"]], 0.0)
+        except (BadRequest, NotFound) as e:
+            log.warning("face %s could not rejoin person %r: %s", best["FaceId"], old["UserId"], e.message)
+
+
+def _overlap(a: dict, b: dict) -> float:
+    """Intersection over union of two boxes."""
+    width = min(a["Left"] + a["Width"], b["Left"] + b["Width"]) - max(a["Left"], b["Left"])
+    height = min(a["Top"] + a["Height"], b["Top"] + b["Height"]) - max(a["Top"], b["Top"])
+    shared = max(0.0, width) * max(0.0, height)
+    union = a["Width"] * a["Height"] + b["Width"] * b["Height"] - shared
+    return shared / union if union > 0 else 0.0
+
+
 def _refused(message: str) -> dict:
     return {"status": "refused", "message": message}
 

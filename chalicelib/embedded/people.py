@@ -81,9 +81,13 @@ def similarity_graph(ids: list[str], matrix: np.ndarray, threshold: float) -> di
     """Each face's neighbours (similarity at least `threshold`) among the
     rows of `matrix`, computed a block of rows at a time."""
     graph: dict[str, dict[str, float]] = {face_id: {} for face_id in ids}
+    matrix = matrix.astype(np.float64)
+    squares = (matrix**2).sum(axis=1)
     for start in range(0, len(ids), _BLOCK):
         block = matrix[start : start + _BLOCK]
-        scores = similarity(np.linalg.norm(block[:, None, :] - matrix[None, :, :], axis=2))
+        # |a - b|^2 = |a|^2 + |b|^2 - 2 a.b: a block of rows against all, in memory of rows x faces.
+        squared = squares[start : start + _BLOCK, None] + squares[None, :] - 2.0 * block @ matrix.T
+        scores = similarity(np.sqrt(np.maximum(squared, 0.0)))
         for row, column in zip(*np.nonzero(scores >= threshold), strict=True):
             i = start + int(row)
             if i != column:

@@ -1,11 +1,14 @@
-"""A person deleted while searches run, on three wirings: the in-memory
-fakes, the embedded stage and the AWS wiring. A search that found the
-person before the delete never names them in its reply once they are gone:
+"""People under concurrency and maintenance, on three wirings: the
+in-memory fakes, the embedded stage and the AWS wiring. A search that
+found a person before they were deleted never names them in its reply:
 POST /search/people leaves them out, POST /search labels their faces as
-any other face."""
+any other face. A reindex gives a photo new FaceIds: its faces' people
+carry over."""
 
+import tempfile
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +16,7 @@ from chalicelib import wiring
 from chalicelib.core import indexing, library, people, searching
 from chalicelib.core.config import Settings
 from chalicelib.core.services import Services
+from chalicelib.ops import maintenance
 from tests.support.fakes import fake_services, photo_of
 from tests.support.interleave import Steps
 from tests.support.photos import photo
@@ -92,3 +96,14 @@ def test_a_face_deleted_while_it_is_given_to_a_person_is_not_counted(enrolled):
     assert reply["associatedFaces"] == []
     assert reply["unsuccessfulFaceAssociations"] == [{"FaceId": face_id, "Reasons": ["FACE_NOT_FOUND"]}]
     assert svc.records.get_person("other")["faceCount"] == 0
+
+
+def test_a_reindex_keeps_the_people_of_the_photos_faces(enrolled):
+    svc, query = enrolled
+    before = svc.records.faces_of(KEY)[0]["FaceId"]
+    maintenance.reindex(svc, Path(tempfile.mkdtemp()) / "progress.json")
+    (after,) = svc.records.faces_of(KEY)
+    assert after["FaceId"] != before and after["UserId"] == "keanu"
+    assert [f["FaceId"] for f in svc.records.faces_of_person("keanu")] == [after["FaceId"]]
+    assert [p["personId"] for p in people.search_people(svc, query, 80.0, 10)["people"]] == ["keanu"]
+    assert maintenance.check(svc) == []

@@ -290,7 +290,7 @@ class FakeRekognition:
             listed = [
                 face
                 for face in collection.faces.values()
-                if face.get("UserId", params.get("UserId")) == params.get("UserId")
+                if ("UserId" not in params or face.get("UserId") == params["UserId"])
                 and ("FaceIds" not in params or face["FaceId"] in params["FaceIds"])
             ]
             faces = [dict(face) for face in itertools.islice(listed, start, start + limit)]
