@@ -166,11 +166,8 @@ def test_deleting_a_persons_photo_takes_the_face_from_them(client):
     put_person(client, "keanu", "Keanu Reeves")
     associate(client, "keanu", faces[KEANU])
     assert client.http.delete(f"/images/{KEANU}").status_code == 200
-    assert client.http.get("/people/keanu").json_body == {
-        "person": client.http.get("/people/keanu").json_body["person"],
-        "faces": [],
-    }
-    assert client.http.get("/people/keanu").json_body["person"]["faceCount"] == 0
+    left = client.http.get("/people/keanu").json_body
+    assert left["faces"] == [] and left["person"]["faceCount"] == 0
     assert client.http.get("/info").json_body["faces"] == 0
 
 
