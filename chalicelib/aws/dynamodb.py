@@ -12,9 +12,9 @@ images: `key` (the photo's key) -> {revision, etag, record, faceIds,
     while the image is pending: the sparse index `pending` (PENDING_INDEX)
     finds them for the scheduled re-drive without scanning the table.
 faces: `FaceId` -> the face record (Rekognition's Face fields and
-    imageKey), plus the photo's bucket and a copy of its metadata, so a
-    search reads each match's label in the same BatchGetItem. `UserId`
-    names the face's person, when it has one.
+    imageKey). `UserId` names the face's person, when it has one. The
+    labels' metadata lives on the image record only (one place): a search
+    reads its matches' faces, then their images' metadata, in two batches.
 people: `personId` -> {name, createdAt, updatedAt, faceIds}. `faceIds` is
     a string set of the person's faces (a Rekognition User holds at most
     100): GET /faces?person= is one strongly consistent GetItem plus one
@@ -52,7 +52,7 @@ BATCH_ATTEMPTS = 8
 # count_images scans (exact) at most this many 1 MB pages, then falls back
 # to DescribeTable's ItemCount.
 COUNT_SCAN_PAGES = 4
-_FACE_EXTRAS = ("bucket", "metadata")
+_FACE_EXTRAS = ("bucket", "metadata")  # copies that face items written before carried
 # The sparse index of the images table through which the re-drive finds
 # pending images: only they carry PENDING_SINCE (scripts/aws_setup.py creates it).
 PENDING_INDEX = "pending"
@@ -115,14 +115,7 @@ class DynamoRecordStore(RecordStore):
         new_ids = [face["FaceId"] for face in faces]
         self._write_batch(
             self._faces,
-            [
-                {
-                    "PutRequest": {
-                        "Item": _item({**face, "imageKey": key, "bucket": self._bucket, "metadata": record["metadata"]})
-                    }
-                }
-                for face in faces
-            ],
+            [{"PutRequest": {"Item": _item({**face, "imageKey": key})}} for face in faces],
         )
         update = "SET #record = :record, #etag = :etag, #revision = :revision, faceIds = :ids REMOVE #pending"
         values = {
@@ -163,9 +156,15 @@ class DynamoRecordStore(RecordStore):
         return [_face_record(found[face_id]) for face_id in ids if face_id in found]
 
     def find_faces(self, face_ids: list[str]) -> dict[str, tuple[dict, dict]]:
+        """Faces whose image record is gone (deleted meanwhile) are left out."""
+        faces = self._batch_get(face_ids)
+        images = self._batch_get(
+            {item["imageKey"] for item in faces.values()}, self._images, "key", projection="#key, #record.metadata"
+        )
         return {
-            face_id: (_face_record(item), item.get("metadata", {}))
-            for face_id, item in self._batch_get(face_ids).items()
+            face_id: (_face_record(item), images[item["imageKey"]].get("record", {}).get("metadata", {}))
+            for face_id, item in faces.items()
+            if item["imageKey"] in images
         }
 
     def get_face(self, face_id: str) -> dict | None:
@@ -488,19 +487,22 @@ class DynamoRecordStore(RecordStore):
             response = self._client.get_item(**request)
         return _plain(response["Item"]) if "Item" in response else None
 
-    def _batch_get(self, ids: Iterable[str], table: str | None = None, key: str = "FaceId") -> dict[str, dict]:
-        """Items by id (face items unless told): BatchGetItem in chunks of
-        100, retrying UnprocessedKeys with exponential backoff."""
+    def _batch_get(
+        self, ids: Iterable[str], table: str | None = None, key: str = "FaceId", projection: str | None = None
+    ) -> dict[str, dict]:
+        """Items by id (face items unless told; only the `projection`'s
+        attributes, #key and #record naming `key` and `record`, when one is
+        given): BatchGetItem in chunks of 100, retrying UnprocessedKeys with
+        exponential backoff."""
         table = table or self._faces
         ids = list(dict.fromkeys(ids))
         found: dict[str, dict] = {}
         for start in range(0, len(ids), MAX_BATCH_GET):
-            pending = {
-                table: {
-                    "Keys": [_item({key: i}) for i in ids[start : start + MAX_BATCH_GET]],
-                    "ConsistentRead": True,
-                }
-            }
+            request = {"Keys": [_item({key: i}) for i in ids[start : start + MAX_BATCH_GET]], "ConsistentRead": True}
+            if projection:
+                request["ProjectionExpression"] = projection
+                request["ExpressionAttributeNames"] = {"#key": key, "#record": "record"}
+            pending = {table: request}
             for attempt in range(BATCH_ATTEMPTS):
                 with self._translated(table):
                     response = self._client.batch_get_item(RequestItems=pending)

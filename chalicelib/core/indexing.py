@@ -203,10 +203,9 @@ def _refresh(svc: Services, current: dict, photo: StoredPhoto) -> dict:
         if all(current.get(name) == value for name, value in newer.items()):
             return current
         image = {**current, **{k: v for k, v in newer.items() if v is not None}}
-        image.pop("revision", None)
-        # The face records carry the labels' metadata too: rewrite them with it.
-        if svc.records.commit_faces(image, svc.records.faces_of(photo.key), current["revision"]) is not None:
-            return {**image, "revision": current["revision"] + 1}
+        written = svc.records.put_image(image, current["revision"])
+        if written is not None:
+            return written
         current = svc.records.get_image(photo.key)
         if not is_final_for(current, photo):
             return current  # another version took over meanwhile

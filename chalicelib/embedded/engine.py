@@ -23,7 +23,6 @@ from chalicelib.embedded.database import Database
 from chalicelib.embedded.workers import FaceAnalyzer
 
 DISTANCE_AT_ZERO_SIMILARITY = 3.0
-_SQL_BATCH = 500  # ids per IN (...) query, well under SQLite's variable limit
 
 
 def similarity(distance: np.ndarray) -> np.ndarray:
@@ -114,25 +113,12 @@ class LocalEngine(FaceEngine):
     def descriptors(self, face_ids: list[str]) -> dict[str, np.ndarray]:
         """The descriptors of those of `face_ids` the collection holds (for
         embedded/people.py)."""
-        found: dict[str, np.ndarray] = {}
-        ids = list(dict.fromkeys(face_ids))
-        for start in range(0, len(ids), _SQL_BATCH):
-            chunk = ids[start : start + _SQL_BATCH]
-            rows = self._db.read(
-                f"SELECT face_id, descriptor FROM collection WHERE face_id IN ({','.join('?' * len(chunk))})", chunk
-            )
-            found.update({row["face_id"]: np.frombuffer(row["descriptor"], dtype=np.float32) for row in rows})
-        return found
+        return self._collection.descriptors(face_ids)
 
     def nearest(self, descriptor: np.ndarray, max_distance: float, limit: int) -> list[tuple[dict, float]]:
         """The collection's faces (Face records) within `max_distance` of
         `descriptor`, nearest first, at most `limit` (for embedded/people.py)."""
-        stored, matrix = self._vectors.snapshot()
-        if not stored:
-            return []
-        distances = np.linalg.norm(matrix - descriptor, axis=1)
-        order = np.argsort(distances, kind="stable")[:limit]
-        return [(stored[i], float(distances[i])) for i in order if distances[i] <= max_distance]
+        return self._collection.search(descriptor, max_distance, limit)
 
     def describe(self) -> dict:
         return {"engine": "local", "model": MODEL_VERSION, "faces": self._collection.count()}

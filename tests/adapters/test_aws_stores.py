@@ -151,8 +151,8 @@ def test_search_reads_all_matches_in_batches_never_one_get_per_match(records, cl
         "provide-client-params.dynamodb.*", lambda params, model, **_: calls.append(model.name)
     )
     found = records.find_faces([f["FaceId"] for f in faces])
-    assert len(found) == 150
-    assert calls == ["BatchGetItem", "BatchGetItem"]
+    assert len(found) == 150 and found["f000"][1] == {"name": "Keanu"}
+    assert calls == ["BatchGetItem", "BatchGetItem", "BatchGetItem"]  # the faces in two, their image in one
 
 
 def test_a_missing_table_is_a_configuration_error_naming_it_and_the_stage(clients):
@@ -165,7 +165,8 @@ def test_unprocessed_keys_are_retried_with_backoff():
     client = boto3.client("dynamodb", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
     sleeps = []
     store = DynamoRecordStore(client, IMAGES, FACES, BUCKET, PEOPLE, sleep=sleeps.append)
-    item = {"FaceId": {"S": "f1"}, "imageKey": {"S": "k.jpg"}, "metadata": {"M": {"name": {"S": "Keanu"}}}}
+    item = {"FaceId": {"S": "f1"}, "imageKey": {"S": "k.jpg"}}
+    image_item = {"key": {"S": "k.jpg"}, "record": {"M": {"metadata": {"M": {"name": {"S": "Keanu"}}}}}}
     with Stubber(client) as stub:
         stub.add_response(
             "batch_get_item",
@@ -179,6 +180,7 @@ def test_unprocessed_keys_are_retried_with_backoff():
             {"Responses": {FACES: [item]}},
             {"RequestItems": {FACES: {"Keys": [{"FaceId": {"S": "f1"}}], "ConsistentRead": True}}},
         )
+        stub.add_response("batch_get_item", {"Responses": {IMAGES: [image_item]}})
         assert store.find_faces(["f1"]) == {"f1": ({"FaceId": "f1", "imageKey": "k.jpg"}, {"name": "Keanu"})}
         stub.assert_no_pending_responses()
     assert len(sleeps) == 1
