@@ -26,7 +26,7 @@ from chalicelib.core.limits import MAX_FACES, MAX_FACES_PER_PERSON
 from chalicelib.core.ports import PeopleEngine
 from chalicelib.embedded.analysis import MODEL_VERSION, Analysis, Face
 from chalicelib.embedded.database import Database
-from chalicelib.embedded.engine import DISTANCE_AT_ZERO_SIMILARITY, LocalEngine, bounding_box, face_detail, similarity
+from chalicelib.embedded.engine import LocalEngine, bounding_box, face_detail, max_distance, similarity
 from chalicelib.embedded.workers import FaceAnalyzer
 
 AGGREGATE = "best"  # one of AGGREGATES: see above
@@ -70,11 +70,6 @@ def person_similarity(query: np.ndarray, descriptors: np.ndarray) -> float:
     `descriptors` (one per row), aggregated as AGGREGATE says."""
     scores = similarity(np.linalg.norm(descriptors - query, axis=1))
     return AGGREGATES[AGGREGATE](scores, descriptors, query)
-
-
-def max_distance(threshold: float) -> float:
-    """The descriptor distance at which similarity falls to `threshold`."""
-    return DISTANCE_AT_ZERO_SIMILARITY * (1.0 - threshold / 100.0)
 
 
 def similarity_graph(ids: list[str], matrix: np.ndarray, threshold: float) -> dict[str, dict[str, float]]:
