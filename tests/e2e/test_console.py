@@ -10,12 +10,13 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
 
 from app import app
-from tests.support import imagegen, photos
+from tests.support import imagegen, photos, presigned_links
 from tests.support.live_server import Server, live_server
 from tests.support.photos import FACES_DIR, REPO, people
 
@@ -700,3 +701,43 @@ def test_people_at_phone_width_a_group_joins_who_it_looks_like_and_refusals_show
     phone.assert_fits_the_width()
     (refused,) = phone.problems
     assert refused.startswith(f"error: Failed to load resource: the server responded with a status of {status} ")
+
+
+@pytest.mark.slow
+def test_photos_and_face_thumbnails_follow_the_apis_redirect_to_s3(browser, people_archive, tmp_path):
+    """On AWS a stored photo is a 307 to a presigned S3 link: the page's CSP
+    lets fetch follow it, with the key (S3's CORS rule answers the preflight)."""
+    server = people_archive
+    (keanu,) = api_json(server, "GET", "/faces?image=Keanu-Reeves.jpg")["faces"]
+    api_json(server, "PUT", "/people/keanu", {"name": "Keanu Reeves"}, want=201)
+    api_json(server, "POST", "/people/keanu/faces", {"faceIds": [keanu["FaceId"]]})
+
+    def stored(key: str) -> bytes:
+        return server.request("GET", f"/images/{quote(key)}/file", headers={"Accept": "image/*"})[1]
+
+    def to_s3(route) -> None:
+        key = route.request.url.split("/images/")[1].removesuffix("/file")
+        location = f"{presigned_links.BUCKET_URL}/{key}?X-Amz-Expires=300&X-Amz-Signature=test"
+        route.fulfill(status=307, headers={"Location": location, "Cache-Control": "no-store"})
+
+    with presigned_links.serving(stored, tmp_path) as s3:
+        args = [*CHROMIUM_ARGS, *presigned_links.chromium_args(s3.port)]
+        aws_browser = browser.browser_type.launch(executable_path=CHROMIUM, headless=True, args=args)
+        console = Console(aws_browser, server, DESKTOP, "desktop")
+        try:
+            page = console.page
+            page.route(re.compile(r"/images/[^/?]+/file$"), to_s3)
+            page.get_by_label("API key").fill(API_KEY)  # this stage takes no key, but S3 must accept the header
+            console.tab("Browse")
+            cards = page.locator(".card")
+            expect(cards).to_have_count(len(ARCHIVE) + 1)
+            for i in range(len(ARCHIVE) + 1):
+                assert_image_shown(cards.nth(i).locator("img"))
+            console.tab("People")
+            assert_thumbnail(page.locator('.person-card[data-person="keanu"] img'))
+            assert sorted(key for key, _ in s3.served) == sorted([*ARCHIVE, DARK])
+            assert {api_key for _, api_key in s3.served} == {API_KEY}
+            assert console.problems == []
+        finally:
+            console.close()
+            aws_browser.close()
