@@ -13,11 +13,11 @@ from chalicelib.api import api_key, context, cors, request_log
 from chalicelib.api.console import console
 from chalicelib.api.metadata import metadata_from_headers
 from chalicelib.api.openapi import openapi
-from chalicelib.api.params import key_from_path, key_from_query, number, page
+from chalicelib.api.params import key_from_path, key_from_query, number, page, person_from_path
 from chalicelib.api.replies import json_errors, reshape_chalice_errors
-from chalicelib.api.requests import body_bytes
+from chalicelib.api.requests import body_bytes, json_image, json_number, json_object
 from chalicelib.api.threadsafe import ThreadSafeChalice
-from chalicelib.core import indexing, library, limits, logs, searching
+from chalicelib.core import indexing, library, limits, logs, people, searching
 from chalicelib.core.errors import BadRequest
 from chalicelib.core.ports import PhotoVersion
 from chalicelib.core.records import normalize_sequencer
@@ -101,8 +101,21 @@ def delete_image(key):
 def list_faces():
     params = app.current_request.query_params or {}
     limit, token = page(params)
+    if "person" in params:
+        if "image" in params:
+            raise BadRequest("Ask for the faces of one image or of one person, not both.")
+        return people.faces_of_person(context.services(), params["person"])
     image = key_from_query(params["image"]) if "image" in params else None
     return library.list_faces(context.services(), limit, token, image)
+
+
+@app.route("/faces/{face_id}/matches", methods=["GET"], api_key_required=True)
+@json_errors
+def face_matches(face_id):
+    params = app.current_request.query_params or {}
+    threshold = number(params, "threshold", float, limits.DEFAULT_THRESHOLD, 0, 100)
+    max_matches = number(params, "max", int, limits.DEFAULT_MAX_MATCHES, 1, limits.MAX_MATCHES)
+    return people.face_matches(context.services(), face_id, threshold, max_matches)
 
 
 @app.route("/faces/{face_id}", methods=["GET"], api_key_required=True)
@@ -115,6 +128,80 @@ def get_face(face_id):
 @json_errors
 def delete_face(face_id):
     return library.delete_face(context.services(), face_id)
+
+
+@app.route("/people", methods=["GET"], api_key_required=True)
+@json_errors
+def list_people():
+    limit, token = page(app.current_request.query_params)
+    return people.list_people(context.services(), limit, token)
+
+
+@app.route("/people/{person_id}", methods=["PUT"], content_types=["application/json"], api_key_required=True)
+@json_errors
+def put_person(person_id):
+    body = json_object(app.current_request.raw_body, '{"name": "Keanu Reeves"}')
+    person, created = people.put_person(context.services(), person_from_path(person_id), body.get("name"))
+    return Response(body={"person": person}, status_code=201 if created else 200)
+
+
+@app.route("/people/{person_id}", methods=["GET"], api_key_required=True)
+@json_errors
+def get_person(person_id):
+    return people.get_person(context.services(), person_from_path(person_id))
+
+
+@app.route("/people/{person_id}", methods=["DELETE"], api_key_required=True)
+@json_errors
+def delete_person(person_id):
+    return people.delete_person(context.services(), person_from_path(person_id))
+
+
+@app.route("/people/{person_id}/faces", methods=["POST"], content_types=["application/json"], api_key_required=True)
+@json_errors
+def associate_faces(person_id):
+    body = json_object(app.current_request.raw_body, '{"faceIds": ["<FaceId>"], "threshold": 75}')
+    threshold = json_number(body, "threshold", limits.DEFAULT_ASSOCIATE_THRESHOLD, 0, 100)
+    return people.associate_faces(context.services(), person_from_path(person_id), body.get("faceIds"), threshold)
+
+
+@app.route("/people/{person_id}/faces/{face_id}", methods=["DELETE"], api_key_required=True)
+@json_errors
+def disassociate_face(person_id, face_id):
+    return people.disassociate_face(context.services(), person_from_path(person_id), face_id)
+
+
+@app.route("/people/suggestions", methods=["POST"], api_key_required=True)
+@json_errors
+def suggest_people():
+    min_faces = number(app.current_request.query_params, "minFaces", int, limits.DEFAULT_MIN_FACES, 2, 1000)
+    return people.suggest_people(context.services(), min_faces)
+
+
+@app.route("/people/suggestions", methods=["GET"], api_key_required=True)
+@json_errors
+def list_suggestions():
+    min_faces = number(app.current_request.query_params, "minFaces", int, limits.DEFAULT_MIN_FACES, 2, 1000)
+    return people.list_suggestions(context.services(), min_faces)
+
+
+@app.route("/search/people", methods=["POST", "PUT"], content_types=IMAGE_TYPES, api_key_required=True)
+@json_errors
+def search_people():
+    request = app.current_request
+    params = request.query_params or {}
+    threshold = number(params, "threshold", float, limits.DEFAULT_THRESHOLD, 0, 100)
+    max_people = number(params, "max", int, limits.DEFAULT_MAX_MATCHES, 1, limits.MAX_PEOPLE_MATCHES)
+    return people.search_people(context.services(), body_bytes(request.raw_body), threshold, max_people)
+
+
+@app.route("/compare", methods=["POST"], content_types=["application/json"], api_key_required=True)
+@json_errors
+def compare():
+    body = json_object(app.current_request.raw_body, '{"source": "<base64>", "target": "<base64>"}')
+    threshold = json_number(body, "threshold", limits.DEFAULT_THRESHOLD, 0, 100)
+    source, target = json_image(body, "source"), json_image(body, "target")
+    return people.compare(context.services(), source, target, threshold)
 
 
 @app.route("/info", methods=["GET"], api_key_required=True)

@@ -41,14 +41,15 @@ def _build_aws(settings: Settings) -> Services:
     # Imported here: boto3 loads on the first request, never dlib or numpy.
     from chalicelib.aws import clients as aws
     from chalicelib.aws.dynamodb import DynamoRecordStore
-    from chalicelib.aws.rekognition import RekognitionEngine
+    from chalicelib.aws.rekognition import RekognitionEngine, RekognitionPeople
     from chalicelib.aws.s3 import S3PhotoStore
 
+    rekognition = aws.client("rekognition", settings.region)
     # The bucket's ObjectCreated event indexes what the API stores (app.py).
     return Services(
         settings,
         RekognitionEngine(
-            aws.client("rekognition", settings.region),
+            rekognition,
             settings.collection,
             settings.bucket,
             quality_filter=settings.quality_filter,
@@ -60,9 +61,11 @@ def _build_aws(settings: Settings) -> Services:
             settings.images_table,
             settings.faces_table,
             settings.bucket,
+            settings.people_table,
             stage=settings.stage,
         ),
         S3PhotoStore(aws.client("s3", settings.region), settings.bucket, stage=settings.stage),
+        people=RekognitionPeople(rekognition, settings.collection, stage=settings.stage),
     )
 
 
@@ -70,6 +73,7 @@ def _build_local(settings: Settings) -> Services:
     # Imported here: dlib and numpy load only in the embedded stage.
     from chalicelib.embedded.database import Database
     from chalicelib.embedded.engine import LocalEngine
+    from chalicelib.embedded.people import LocalPeople
     from chalicelib.embedded.photos import FilePhotoStore
     from chalicelib.embedded.records import SqliteRecordStore
 
@@ -86,7 +90,8 @@ def _build_local(settings: Settings) -> Services:
     # Saved at exit (SIGTERM included: stop_on_sigterm), the collection's index
     # loads at the next start instead of being rebuilt.
     atexit.register(engine.close)
-    return Services(settings, engine, SqliteRecordStore(db), photos, index_on_upload=True)
+    people = LocalPeople(db, engine, analyzer())
+    return Services(settings, engine, SqliteRecordStore(db), photos, index_on_upload=True, people=people)
 
 
 def analyzer():

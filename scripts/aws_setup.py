@@ -1,6 +1,7 @@
 """Create or tear down what a Faceprint AWS stage needs and Chalice does not
-create: the private, versioned photo bucket, the two DynamoDB tables (the
-images table with its `pending` index), the Rekognition collection and,
+create: the private, versioned photo bucket, the three DynamoDB tables (the
+images table with its `pending` index, the faces table, the people table),
+the Rekognition collection and,
 when the stage has a custom domain and you name its Route53 hosted zone,
 the domain's DNS record. Idempotent: run it again and it only reports what
 already exists.
@@ -131,6 +132,7 @@ def check_policy(settings: Settings, chalice_dir: Path = REPO / ".chalice") -> N
         "bucket": f"arn:aws:s3:::{settings.bucket}",
         "images table": f":table/{settings.images_table}",
         "faces table": f":table/{settings.faces_table}",
+        "people table": f":table/{settings.people_table}",
         "collection": f":collection/{settings.collection}",
     }
     missing = [
@@ -193,10 +195,12 @@ def create_stage(settings: Settings, s3, dynamodb, rekognition, log: Log = print
 
 def create_tables(dynamodb, settings: Settings, log: Log = print, sleep=time.sleep) -> None:
     """The images table (with the `pending` index, added to a table made
-    before it existed) and the faces table, both on-demand and ACTIVE."""
+    before it existed), the faces table and the people table, all
+    on-demand and ACTIVE."""
     _create_table(dynamodb, settings.images_table, "key", log, indexes=(PENDING_INDEX_DEFINITION,))
     _create_table(dynamodb, settings.faces_table, "FaceId", log)
-    for table in (settings.images_table, settings.faces_table):
+    _create_table(dynamodb, settings.people_table, "personId", log)
+    for table in (settings.images_table, settings.faces_table, settings.people_table):
         dynamodb.get_waiter("table_exists").wait(TableName=table)
     _add_index(dynamodb, settings.images_table, PENDING_INDEX_DEFINITION, log)
     _wait_for_index(dynamodb, settings.images_table, PENDING_INDEX, log, sleep)
@@ -209,7 +213,7 @@ def teardown_stage(settings: Settings, s3, dynamodb, rekognition, log: Log = pri
     except ClientError as e:
         if _code(e) != "ResourceNotFoundException":
             raise
-    for table in (settings.images_table, settings.faces_table):
+    for table in (settings.images_table, settings.faces_table, settings.people_table):
         try:
             dynamodb.delete_table(TableName=table)
             log(f"deleting DynamoDB table {table}")

@@ -22,11 +22,14 @@ CONTENT_TYPES = {
     ".svg": "image/svg+xml",
 }
 # Everything the page loads comes from this origin; photos are blob: URLs
-# made from authenticated fetches.
+# made from authenticated fetches. On AWS those fetches follow the API's 307
+# to a presigned S3 link (virtual-hosted: https://<bucket>.s3[.<region>].amazonaws.com),
+# which connect-src must allow, or the browser blocks the redirect.
+S3_ORIGINS = "https://*.amazonaws.com"
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
-        "connect-src 'self'; base-uri 'self'; form-action 'none'; frame-ancestors 'none'"
+        f"connect-src 'self' {S3_ORIGINS}; base-uri 'self'; form-action 'none'; frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-cache",

@@ -34,6 +34,11 @@ def key_from_query(key: str, stored: bool = True) -> str:
     return key
 
 
+def person_from_path(raw: str) -> str:
+    """A personId in a URL path segment, percent-decoded once."""
+    return unquote(raw)
+
+
 def number(params: dict | None, name: str, kind: type, default, low, high):
     """Query parameter `name` as an int or float from `low` to `high`."""
     params = params or {}

@@ -1,9 +1,11 @@
-"""Request bodies: the photo's bytes, sent raw or as base64 text."""
+"""Request bodies: the photo's bytes, sent raw or as base64 text, and
+JSON objects with their fields."""
 
 import base64
 import binascii
+import json
 
-from chalicelib.core.errors import InvalidImage
+from chalicelib.core.errors import BadRequest, InvalidImage
 from chalicelib.core.images import sniff
 from chalicelib.core.limits import MAX_IMAGE_BYTES
 
@@ -24,3 +26,32 @@ def body_bytes(body: bytes | None) -> bytes:
         return base64.b64decode(b"".join(text.split()), validate=True)
     except (binascii.Error, ValueError):
         return body  # not base64: the image checks say what is wrong with it
+
+
+def json_object(body: bytes | None, example: str) -> dict:
+    """The request body as a JSON object; BadRequest (showing `example`) otherwise."""
+    try:
+        value = json.loads(body or b"")
+    except (UnicodeDecodeError, ValueError):
+        value = None
+    if not isinstance(value, dict):
+        raise BadRequest(f"Send a JSON object, e.g. {example}.")
+    return value
+
+
+def json_number(body: dict, name: str, default: float, low: float, high: float) -> float:
+    """Field `name` of a JSON body: a number from `low` to `high`."""
+    value = body.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise BadRequest(f"{name!r} must be a number from {low:g} to {high:g}.")
+    return float(value)
+
+
+def json_image(body: dict, name: str) -> bytes:
+    """Field `name` of a JSON body: a photo's base64 text (a data: URL is fine)."""
+    value = body.get(name)
+    if not isinstance(value, str):
+        raise BadRequest(f"{name!r} must be the photo's base64 text.")
+    if not value:
+        raise InvalidImage(f"The {name} image is empty: send the photo's base64 text.")
+    return body_bytes(value.encode("ascii", errors="replace"))

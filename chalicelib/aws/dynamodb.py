@@ -1,4 +1,4 @@
-"""Image and face records in two DynamoDB tables.
+"""Image, face and person records in three DynamoDB tables.
 
 images: `key` (the photo's key) -> {revision, etag, record, faceIds,
     pendingSince}. `record` is the image record the use cases read and
@@ -12,8 +12,18 @@ images: `key` (the photo's key) -> {revision, etag, record, faceIds,
     while the image is pending: the sparse index `pending` (PENDING_INDEX)
     finds them for the scheduled re-drive without scanning the table.
 faces: `FaceId` -> the face record (Rekognition's Face fields and
-    imageKey), plus the photo's bucket and a copy of its metadata, so a
-    search reads each match's label in the same BatchGetItem.
+    imageKey). `UserId` names the face's person, when it has one. The
+    labels' metadata lives on the image record only (one place): a search
+    reads its matches' faces, then their images' metadata, in two batches.
+people: `personId` -> {name, createdAt, updatedAt, faceIds}. `faceIds` is
+    a string set of the person's faces (a Rekognition User holds at most
+    100): GET /faces?person= is one strongly consistent GetItem plus one
+    BatchGetItem, where a global secondary index on the faces' UserId
+    could only be read eventually consistent (a face just associated could
+    be missing). A face's UserId and its person's set are written in one
+    TransactWriteItems; removing face items takes them out of their
+    person's set first. The item SUGGESTIONS_KEY (no personId can hold a
+    `#`) keeps the last suggested people, compressed.
 
 Numbers go in as Decimal (DynamoDB's only number type) and come out as int
 or float, ready for JSON."""
@@ -23,6 +33,7 @@ import binascii
 import json
 import logging
 import time
+import zlib
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 
@@ -41,11 +52,16 @@ BATCH_ATTEMPTS = 8
 # count_images scans (exact) at most this many 1 MB pages, then falls back
 # to DescribeTable's ItemCount.
 COUNT_SCAN_PAGES = 4
-_FACE_EXTRAS = ("bucket", "metadata")
+_FACE_EXTRAS = ("bucket", "metadata")  # copies that face items written before carried
 # The sparse index of the images table through which the re-drive finds
 # pending images: only they carry PENDING_SINCE (scripts/aws_setup.py creates it).
 PENDING_INDEX = "pending"
 PENDING_SINCE = "pendingSince"
+# The item of the people table that holds the suggested people, and the
+# most of its compressed JSON kept (an item holds at most 400 KB).
+SUGGESTIONS_KEY = "#suggestions"
+MAX_SUGGESTIONS_BYTES = 350_000
+MAX_TRANSACT_ITEMS = 100  # TransactWriteItems' actions per call
 log = logging.getLogger("faceprint")
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -58,12 +74,14 @@ class DynamoRecordStore(RecordStore):
         images_table: str,
         faces_table: str,
         bucket: str,
+        people_table: str,
         stage: str = "",
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._client = client
         self._images = images_table
         self._faces = faces_table
+        self._people = people_table
         self._bucket = bucket
         self._stage = stage
         self._sleep = sleep
@@ -97,14 +115,7 @@ class DynamoRecordStore(RecordStore):
         new_ids = [face["FaceId"] for face in faces]
         self._write_batch(
             self._faces,
-            [
-                {
-                    "PutRequest": {
-                        "Item": _item({**face, "imageKey": key, "bucket": self._bucket, "metadata": record["metadata"]})
-                    }
-                }
-                for face in faces
-            ],
+            [{"PutRequest": {"Item": _item({**face, "imageKey": key})}} for face in faces],
         )
         update = "SET #record = :record, #etag = :etag, #revision = :revision, faceIds = :ids REMOVE #pending"
         values = {
@@ -115,7 +126,10 @@ class DynamoRecordStore(RecordStore):
         }
         old = self._update_if(key, update, values, expected_revision, return_old=True)
         if old is None:
-            self._delete_faces(new_ids)
+            # Take back the items this call wrote, but not the faces the
+            # winner lists (the same faces again: a refresh of the same bytes).
+            listed = set(self._face_ids(key))
+            self._delete_faces([face_id for face_id in new_ids if face_id not in listed])
             return None
         replaced = [face_id for face_id in dict.fromkeys(old.get("faceIds", [])) if face_id not in set(new_ids)]
         self._delete_faces(replaced)
@@ -142,9 +156,15 @@ class DynamoRecordStore(RecordStore):
         return [_face_record(found[face_id]) for face_id in ids if face_id in found]
 
     def find_faces(self, face_ids: list[str]) -> dict[str, tuple[dict, dict]]:
+        """Faces whose image record is gone (deleted meanwhile) are left out."""
+        faces = self._batch_get(face_ids)
+        images = self._batch_get(
+            {item["imageKey"] for item in faces.values()}, self._images, "key", projection="#key, #record.metadata"
+        )
         return {
-            face_id: (_face_record(item), item.get("metadata", {}))
-            for face_id, item in self._batch_get(face_ids).items()
+            face_id: (_face_record(item), images[item["imageKey"]].get("record", {}).get("metadata", {}))
+            for face_id, item in faces.items()
+            if item["imageKey"] in images
         }
 
     def get_face(self, face_id: str) -> dict | None:
@@ -206,6 +226,7 @@ class DynamoRecordStore(RecordStore):
         face = self._get(self._faces, {"FaceId": face_id})
         if face is None:
             return
+        self._unlink_from_people([face])
         with self._translated(self._faces):
             self._client.delete_item(TableName=self._faces, Key=_item({"FaceId": face_id}))
         self._unlist_face(face["imageKey"], face_id)
@@ -225,6 +246,174 @@ class DynamoRecordStore(RecordStore):
                 request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
             approximate = self._client.describe_table(TableName=self._images)["Table"].get("ItemCount", 0)
         return max(counted, approximate)
+
+    # People.
+
+    def get_person(self, person_id: str) -> dict | None:
+        item = self._get(self._people, {"personId": person_id})
+        return _person(item) if item and person_id != SUGGESTIONS_KEY else None
+
+    def create_person(self, person: dict) -> dict | None:
+        item = {name: person[name] for name in ("personId", "name", "createdAt", "updatedAt")}
+        with self._translated(self._people):
+            try:
+                self._client.put_item(
+                    TableName=self._people,
+                    Item=_item(item),
+                    ConditionExpression="attribute_not_exists(personId)",
+                )
+            except ClientError as e:
+                if aws.error_code(e) != "ConditionalCheckFailedException":
+                    raise
+                return None
+        return _person(item)
+
+    def rename_person(self, person_id: str, name: str, updated_at: str) -> dict | None:
+        item = self._update_person(
+            person_id, "SET #name = :name, updatedAt = :at", {":name": name, ":at": updated_at}, {"#name": "name"}
+        )
+        return _person(item) if item is not None else None
+
+    def remove_person(self, person_id: str) -> list[str] | None:
+        with self._translated(self._people):
+            try:
+                response = self._client.delete_item(
+                    TableName=self._people,
+                    Key=_item({"personId": person_id}),
+                    ConditionExpression="attribute_exists(personId)",
+                    ReturnValues="ALL_OLD",
+                )
+            except ClientError as e:
+                if aws.error_code(e) != "ConditionalCheckFailedException":
+                    raise
+                return None
+        face_ids = sorted(_plain(response.get("Attributes", {})).get("faceIds", set()))
+        cleared = self._transact([(_clear_owner(self._faces, face_id, person_id), face_id) for face_id in face_ids])
+        return [face_id for face_id in face_ids if face_id in cleared]
+
+    def list_people(self, limit: int, token: str | None = None) -> Page:
+        items, next_token = self._scan(self._people, limit, token, "personId")
+        return Page([_person(item) for item in items if item["personId"] != SUGGESTIONS_KEY], next_token)
+
+    def find_people(self, person_ids: list[str]) -> dict[str, dict]:
+        ids = [person_id for person_id in person_ids if person_id != SUGGESTIONS_KEY]
+        return {person_id: _person(item) for person_id, item in self._batch_get(ids, self._people, "personId").items()}
+
+    def associate_faces(self, person_id: str, face_ids: list[str]) -> list[str] | None:
+        """Per chunk of faces, one TransactWriteItems: each face item gets
+        UserId, the person's set gains them (and a previous person's loses
+        them). A face item gone meanwhile is left out and the rest retried."""
+        faces = self._batch_get(face_ids)
+        done: list[str] = []
+        ids = [face_id for face_id in dict.fromkeys(face_ids) if face_id in faces]
+        for start in range(0, len(ids), MAX_TRANSACT_ITEMS // 2 - 1):
+            chunk = ids[start : start + MAX_TRANSACT_ITEMS // 2 - 1]
+            while chunk:
+                actions = [(_set_owner(self._faces, face_id, person_id), face_id) for face_id in chunk]
+                previous: dict[str, list[str]] = {}
+                for face_id in chunk:
+                    owner = faces[face_id].get("UserId")
+                    if owner and owner != person_id:
+                        previous.setdefault(owner, []).append(face_id)
+                actions += [
+                    (_person_update(self._people, owner, "DELETE faceIds :ids", {":ids": set(lost)}), None)
+                    for owner, lost in previous.items()
+                ]
+                person = _person_update(self._people, person_id, "ADD faceIds :ids", {":ids": set(chunk)})
+                failed = self._transact_once([*actions, (person, "person")])
+                if failed is None:
+                    done += chunk
+                    break
+                if "person" in failed:
+                    return None  # deleted meanwhile
+                chunk = [face_id for face_id in chunk if face_id not in failed]
+        return done
+
+    def disassociate_faces(self, person_id: str, face_ids: list[str]) -> list[str]:
+        cleared = self._transact(
+            [(_clear_owner(self._faces, face_id, person_id), face_id) for face_id in dict.fromkeys(face_ids)]
+        )
+        if cleared:
+            self._update_person(person_id, "DELETE faceIds :ids", {":ids": set(cleared)})
+        return [face_id for face_id in dict.fromkeys(face_ids) if face_id in cleared]
+
+    def faces_of_person(self, person_id: str) -> list[dict]:
+        item = self._get(self._people, {"personId": person_id}, projection="faceIds")
+        ids = sorted((item or {}).get("faceIds", set()))
+        found = self._batch_get(ids)
+        faces = [_face_record(found[i]) for i in ids if i in found and found[i].get("UserId") == person_id]
+        return sorted(faces, key=lambda face: (face["imageKey"], face["FaceId"]))
+
+    def save_suggestions(self, suggestions: dict) -> None:
+        """One item, its JSON compressed; when even that is too large, the
+        smallest groups are left out (and `truncated` says so)."""
+        kept = dict(suggestions)
+        while True:
+            blob = zlib.compress(json.dumps(kept).encode(), 9)
+            if len(blob) <= MAX_SUGGESTIONS_BYTES or not kept["suggestions"]:
+                break
+            kept = {**kept, "suggestions": kept["suggestions"][: len(kept["suggestions"]) * 3 // 4], "truncated": True}
+        with self._translated(self._people):
+            self._client.put_item(
+                TableName=self._people, Item={"personId": {"S": SUGGESTIONS_KEY}, "suggestions": {"B": blob}}
+            )
+
+    def get_suggestions(self) -> dict | None:
+        with self._translated(self._people):
+            response = self._client.get_item(
+                TableName=self._people, Key={"personId": {"S": SUGGESTIONS_KEY}}, ConsistentRead=True
+            )
+        if "Item" not in response:
+            return None
+        return json.loads(zlib.decompress(response["Item"]["suggestions"]["B"]))
+
+    def _update_person(self, person_id: str, update: str, values: dict, names: dict | None = None) -> dict | None:
+        """UpdateItem on an existing person; the item after, or None when
+        there is no such person."""
+        request = _person_update(self._people, person_id, update, values, names)["Update"]
+        with self._translated(self._people):
+            try:
+                response = self._client.update_item(**request, ReturnValues="ALL_NEW")
+            except ClientError as e:
+                if aws.error_code(e) != "ConditionalCheckFailedException":
+                    raise
+                return None
+        return _plain(response.get("Attributes", {}))
+
+    def _transact(self, actions: list[tuple[dict, str]]) -> set[str]:
+        """Run the (action, name) pairs, up to 100 per TransactWriteItems;
+        those whose condition fails are left out and the rest run again.
+        Returns the names of those done."""
+        done: set[str] = set()
+        for start in range(0, len(actions), MAX_TRANSACT_ITEMS):
+            chunk = actions[start : start + MAX_TRANSACT_ITEMS]
+            while chunk:
+                failed = self._transact_once(chunk)
+                if failed is None:
+                    done |= {name for _, name in chunk}
+                    break
+                chunk = [(action, name) for action, name in chunk if name not in failed]
+        return done
+
+    def _transact_once(self, actions: list[tuple[dict, str | None]]) -> set[str] | None:
+        """One TransactWriteItems: None when it committed, else the names
+        of the actions whose condition failed (nothing was written)."""
+        with self._translated(self._faces):
+            try:
+                self._client.transact_write_items(TransactItems=[action for action, _ in actions])
+                return None
+            except ClientError as e:
+                if aws.error_code(e) != "TransactionCanceledException":
+                    raise
+                reasons = e.response.get("CancellationReasons", [])
+        failed = {
+            name
+            for (_, name), reason in zip(actions, reasons, strict=False)
+            if reason.get("Code") == "ConditionalCheckFailed"
+        }
+        if not failed:  # a conflict with another transaction: try again
+            raise ServiceUnavailable("DynamoDB cancelled a transaction on a conflict; retry.")
+        return failed
 
     def _update_if(
         self, key: str, update: str, values: dict, expected_revision: int | None, return_old: bool = False
@@ -255,7 +444,20 @@ class DynamoRecordStore(RecordStore):
         return _plain(response.get("Attributes", {}))
 
     def _delete_faces(self, face_ids: list[str]) -> None:
+        """Delete face items, first taking them out of their people's sets
+        (one BatchGetItem per 100 faces to learn whose they are)."""
+        if not face_ids:
+            return
+        self._unlink_from_people(list(self._batch_get(face_ids).values()))
         self._write_batch(self._faces, [{"DeleteRequest": {"Key": _item({"FaceId": i})}} for i in face_ids])
+
+    def _unlink_from_people(self, faces: list[dict]) -> None:
+        owners: dict[str, list[str]] = {}
+        for face in faces:
+            if face.get("UserId"):
+                owners.setdefault(face["UserId"], []).append(face["FaceId"])
+        for person_id, ids in owners.items():
+            self._update_person(person_id, "DELETE faceIds :ids", {":ids": set(ids)})
 
     def _face_ids(self, key: str) -> list[str]:
         item = self._get(self._images, {"key": key}, projection="faceIds")
@@ -297,30 +499,34 @@ class DynamoRecordStore(RecordStore):
             response = self._client.get_item(**request)
         return _plain(response["Item"]) if "Item" in response else None
 
-    def _batch_get(self, face_ids: Iterable[str]) -> dict[str, dict]:
-        """Face items by id: BatchGetItem in chunks of 100, retrying
-        UnprocessedKeys with exponential backoff."""
-        ids = list(dict.fromkeys(face_ids))
+    def _batch_get(
+        self, ids: Iterable[str], table: str | None = None, key: str = "FaceId", projection: str | None = None
+    ) -> dict[str, dict]:
+        """Items by id (face items unless told; only the `projection`'s
+        attributes, #key and #record naming `key` and `record`, when one is
+        given): BatchGetItem in chunks of 100, retrying UnprocessedKeys with
+        exponential backoff."""
+        table = table or self._faces
+        ids = list(dict.fromkeys(ids))
         found: dict[str, dict] = {}
         for start in range(0, len(ids), MAX_BATCH_GET):
-            pending = {
-                self._faces: {
-                    "Keys": [_item({"FaceId": i}) for i in ids[start : start + MAX_BATCH_GET]],
-                    "ConsistentRead": True,
-                }
-            }
+            request = {"Keys": [_item({key: i}) for i in ids[start : start + MAX_BATCH_GET]], "ConsistentRead": True}
+            if projection:
+                request["ProjectionExpression"] = projection
+                request["ExpressionAttributeNames"] = {"#key": key, "#record": "record"}
+            pending = {table: request}
             for attempt in range(BATCH_ATTEMPTS):
-                with self._translated(self._faces):
+                with self._translated(table):
                     response = self._client.batch_get_item(RequestItems=pending)
-                for raw in response.get("Responses", {}).get(self._faces, []):
+                for raw in response.get("Responses", {}).get(table, []):
                     item = _plain(raw)
-                    found[item["FaceId"]] = item
+                    found[item[key]] = item
                 pending = response.get("UnprocessedKeys") or {}
                 if not pending:
                     break
                 self._backoff(attempt)
             else:
-                raise ServiceUnavailable(f"DynamoDB table {self._faces!r} kept deferring reads; retry.")
+                raise ServiceUnavailable(f"DynamoDB table {table!r} kept deferring reads; retry.")
         return found
 
     def _write_batch(self, table: str, requests: list[dict]) -> None:
@@ -375,6 +581,54 @@ def _revision_condition(expected: int | None) -> dict:
     }
 
 
+def _person(item: dict) -> dict:
+    return {
+        "personId": item["personId"],
+        "name": item["name"],
+        "faceCount": len(item.get("faceIds", ())),
+        "createdAt": item["createdAt"],
+        "updatedAt": item["updatedAt"],
+    }
+
+
+def _person_update(table: str, person_id: str, update: str, values: dict, names: dict | None = None) -> dict:
+    """A transaction's Update of an existing person item."""
+    request = {
+        "TableName": table,
+        "Key": _item({"personId": person_id}),
+        "UpdateExpression": update,
+        "ConditionExpression": "attribute_exists(personId)",
+        "ExpressionAttributeValues": _item(values),
+    }
+    if names:
+        request["ExpressionAttributeNames"] = names
+    return {"Update": request}
+
+
+def _set_owner(table: str, face_id: str, person_id: str) -> dict:
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": _item({"FaceId": face_id}),
+            "UpdateExpression": "SET UserId = :person",
+            "ConditionExpression": "attribute_exists(FaceId)",
+            "ExpressionAttributeValues": _item({":person": person_id}),
+        }
+    }
+
+
+def _clear_owner(table: str, face_id: str, person_id: str) -> dict:
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": _item({"FaceId": face_id}),
+            "UpdateExpression": "REMOVE UserId",
+            "ConditionExpression": "UserId = :person",
+            "ExpressionAttributeValues": _item({":person": person_id}),
+        }
+    }
+
+
 def _record(image: dict) -> dict:
     return {name: value for name, value in image.items() if name != "revision"}
 
@@ -419,6 +673,8 @@ def _from_dynamo(value):
         return {k: _from_dynamo(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_from_dynamo(v) for v in value]
+    if isinstance(value, set):
+        return {_from_dynamo(v) for v in value}
     return value
 
 

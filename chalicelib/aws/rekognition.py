@@ -8,7 +8,11 @@ API calls per query photo: `search_faces_by_image` makes 1
 (SearchFacesByImage on the largest face); `search_all_faces_by_image` makes
 1 + N (one DetectFaces, then one SearchFacesByImage per face found, on a
 crop around that face, since SearchFacesByImage only ever searches the
-largest face of its image)."""
+largest face of its image).
+
+RekognitionPeople is the Users API on the same collection (a person is a
+User, UserId = personId) plus SearchFaces and CompareFaces: one call per
+use (README, "People", lists them per route)."""
 
 import io
 
@@ -16,13 +20,16 @@ from botocore.exceptions import ClientError
 from PIL import Image
 
 from chalicelib.aws import clients as aws
-from chalicelib.core.limits import AWS_MAX_UPLOAD_BYTES
+from chalicelib.core.errors import BadRequest, NotFound
+from chalicelib.core.limits import AWS_MAX_UPLOAD_BYTES, MAX_FACES_PER_ASSOCIATION, MAX_FACES_PER_PERSON, MAX_MATCHES
 from chalicelib.core.pixels import decode_rgb
-from chalicelib.core.ports import FaceEngine, Page, PhotoVersion
+from chalicelib.core.ports import FaceEngine, Page, PeopleEngine, PhotoVersion
 
 MAX_SEARCH_BYTES = 5 * 1024 * 1024  # Rekognition's limit for Image.Bytes
 MAX_DELETE_IDS = 4096  # DeleteFaces' FaceIds limit
 MAX_LIST_RESULTS = 4096  # ListFaces' MaxResults limit
+# A suggestion's SearchFaces asks for at most this many similar faces.
+SUGGESTION_NEIGHBOURS = min(1000, MAX_MATCHES)
 # Decoding and re-encoding: the longest side we ever send, the JPEG quality,
 # and how much each further attempt shrinks the image to fit 5 MB.
 _MAX_PIXELS = 16_000_000  # decoded at most, before fitting Rekognition's 5 MB
@@ -95,11 +102,40 @@ class RekognitionEngine(FaceEngine):
         return results
 
     def delete_faces(self, face_ids: list[str]) -> None:
+        """DeleteFaces refuses a face that belongs to a User
+        (ASSOCIATED_TO_AN_EXISTING_USER): such faces are disassociated
+        first (one DisassociateFaces per User), then deleted."""
         with aws.translated(self._resource, self._stage):
             for start in range(0, len(face_ids), MAX_DELETE_IDS):
-                self._client.delete_faces(
-                    CollectionId=self._collection, FaceIds=face_ids[start : start + MAX_DELETE_IDS]
-                )
+                chunk = face_ids[start : start + MAX_DELETE_IDS]
+                response = self._client.delete_faces(CollectionId=self._collection, FaceIds=chunk)
+                owned = [
+                    failure
+                    for failure in response.get("UnsuccessfulFaceDeletions", [])
+                    if "ASSOCIATED_TO_AN_EXISTING_USER" in failure.get("Reasons", [])
+                ]
+                if owned:
+                    self._disown(owned)
+                    self._client.delete_faces(CollectionId=self._collection, FaceIds=[f["FaceId"] for f in owned])
+
+    def _disown(self, owned: list[dict]) -> None:
+        """Disassociate these faces from their Users (named by DeleteFaces'
+        reply, or else by ListFaces)."""
+        users: dict[str, list[str]] = {}
+        unnamed = [failure["FaceId"] for failure in owned if not failure.get("UserId")]
+        for start in range(0, len(unnamed), MAX_LIST_RESULTS):
+            chunk = unnamed[start : start + MAX_LIST_RESULTS]
+            listed = self._client.list_faces(CollectionId=self._collection, FaceIds=chunk)
+            for face in listed.get("Faces", []):
+                if face.get("UserId"):
+                    users.setdefault(face["UserId"], []).append(face["FaceId"])
+        for failure in owned:
+            if failure.get("UserId"):
+                users.setdefault(failure["UserId"], []).append(failure["FaceId"])
+        for user_id, ids in users.items():
+            for start in range(0, len(ids), MAX_FACES_PER_ASSOCIATION):
+                chunk = ids[start : start + MAX_FACES_PER_ASSOCIATION]
+                self._client.disassociate_faces(CollectionId=self._collection, UserId=user_id, FaceIds=chunk)
 
     def list_faces(self, limit: int, token: str | None = None) -> Page:
         request = {"CollectionId": self._collection, "MaxResults": max(1, min(limit, MAX_LIST_RESULTS))}
@@ -154,6 +190,171 @@ class RekognitionEngine(FaceEngine):
         if self._model is None:
             self._model = self.describe()["model"]
         return self._model
+
+
+class RekognitionPeople(PeopleEngine):
+    """People as Rekognition Users of the collection."""
+
+    def __init__(self, client, collection_id: str, stage: str = "") -> None:
+        self._client = client
+        self._collection = collection_id
+        self._stage = stage
+        self._resource = f"Rekognition collection {collection_id!r}"
+
+    def create_user(self, user_id: str) -> None:
+        with aws.translated(self._resource, self._stage):
+            try:
+                self._client.create_user(CollectionId=self._collection, UserId=user_id)
+            except ClientError as e:
+                if aws.error_code(e) != "ConflictException":
+                    raise
+
+    def delete_user(self, user_id: str) -> None:
+        with aws.translated(self._resource, self._stage):
+            try:
+                self._client.delete_user(CollectionId=self._collection, UserId=user_id)
+            except ClientError as e:
+                if not self._gone(e):
+                    raise
+
+    def associate_faces(self, user_id: str, face_ids: list[str], threshold: float) -> dict:
+        with aws.translated(self._resource, self._stage):
+            try:
+                response = self._client.associate_faces(
+                    CollectionId=self._collection, UserId=user_id, FaceIds=face_ids, UserMatchThreshold=threshold
+                )
+            except ClientError as e:
+                if aws.error_code(e) == "ServiceQuotaExceededException":
+                    raise BadRequest(
+                        f"Person {user_id!r} has {MAX_FACES_PER_PERSON} faces, the most one can have."
+                    ) from e
+                if self._gone(e):
+                    raise NotFound(f"No person {user_id!r} in the collection.") from e
+                raise
+        return {
+            "AssociatedFaces": response.get("AssociatedFaces", []),
+            "UnsuccessfulFaceAssociations": response.get("UnsuccessfulFaceAssociations", []),
+            "UserStatus": response.get("UserStatus", "ACTIVE"),
+        }
+
+    def disassociate_faces(self, user_id: str, face_ids: list[str]) -> dict:
+        with aws.translated(self._resource, self._stage):
+            try:
+                response = self._client.disassociate_faces(
+                    CollectionId=self._collection, UserId=user_id, FaceIds=face_ids
+                )
+            except ClientError as e:
+                if self._gone(e):
+                    raise NotFound(f"No person {user_id!r} in the collection.") from e
+                raise
+        return {
+            "DisassociatedFaces": response.get("DisassociatedFaces", []),
+            "UnsuccessfulFaceDisassociations": response.get("UnsuccessfulFaceDisassociations", []),
+            "UserStatus": response.get("UserStatus", "ACTIVE"),
+        }
+
+    def search_users_by_image(self, data: bytes, threshold: float, max_users: int) -> dict:
+        with aws.translated(self._resource, self._stage):
+            try:
+                response = self._client.search_users_by_image(
+                    CollectionId=self._collection,
+                    Image={"Bytes": fit_for_rekognition(data)},
+                    UserMatchThreshold=threshold,
+                    MaxUsers=max_users,
+                )
+            except ClientError as e:
+                # The photo is valid (prepare_search checked it): no face in it.
+                if aws.error_code(e) != "InvalidParameterException":
+                    raise
+                response = {}
+        result = {
+            "UserMatches": response.get("UserMatches", []),
+            "FaceModelVersion": response.get("FaceModelVersion", ""),
+            "UnsearchedFaces": response.get("UnsearchedFaces", []),
+        }
+        if "SearchedFace" in response:
+            result["SearchedFace"] = response["SearchedFace"]
+        return result
+
+    def search_users(self, face_id: str, threshold: float, max_users: int) -> dict:
+        with aws.translated(self._resource, self._stage):
+            try:
+                response = self._client.search_users(
+                    CollectionId=self._collection, FaceId=face_id, UserMatchThreshold=threshold, MaxUsers=max_users
+                )
+            except ClientError as e:
+                if self._gone(e):
+                    raise NotFound(f"No face {face_id!r} in the collection.") from e
+                raise
+        return {
+            "UserMatches": response.get("UserMatches", []),
+            "FaceModelVersion": response.get("FaceModelVersion", ""),
+            "SearchedFace": response.get("SearchedFace", {"FaceId": face_id}),
+        }
+
+    def search_faces(self, face_id: str, threshold: float, max_faces: int) -> dict:
+        with aws.translated(self._resource, self._stage):
+            try:
+                response = self._client.search_faces(
+                    CollectionId=self._collection, FaceId=face_id, FaceMatchThreshold=threshold, MaxFaces=max_faces
+                )
+            except ClientError as e:
+                if self._gone(e):
+                    raise NotFound(f"No face {face_id!r} in the collection.") from e
+                raise
+        return {
+            "SearchedFaceId": response.get("SearchedFaceId", face_id),
+            "FaceMatches": [m for m in response.get("FaceMatches", []) if m["Face"]["FaceId"] != face_id],
+            "FaceModelVersion": response.get("FaceModelVersion", ""),
+        }
+
+    def compare_faces(self, source: bytes, target: bytes, threshold: float) -> dict:
+        """CompareFaces answers InvalidParameterException when either photo
+        has no face: then one DetectFaces on the source says which."""
+        source = fit_for_rekognition(source)
+        with aws.translated(self._resource, self._stage):
+            try:
+                response = self._client.compare_faces(
+                    SourceImage={"Bytes": source},
+                    TargetImage={"Bytes": fit_for_rekognition(target)},
+                    SimilarityThreshold=threshold,
+                )
+            except ClientError as e:
+                if aws.error_code(e) != "InvalidParameterException":
+                    raise
+                detected = self._client.detect_faces(Image={"Bytes": source}, Attributes=["DEFAULT"])
+                faces = sorted(detected.get("FaceDetails", []), key=_area, reverse=True)
+                if not faces:
+                    return {"FaceMatches": [], "UnmatchedFaces": []}
+                largest = {"BoundingBox": faces[0]["BoundingBox"], "Confidence": faces[0].get("Confidence", 0.0)}
+                return {"SourceImageFace": largest, "FaceMatches": [], "UnmatchedFaces": []}
+        return {
+            "SourceImageFace": response["SourceImageFace"],
+            "FaceMatches": response.get("FaceMatches", []),
+            "UnmatchedFaces": response.get("UnmatchedFaces", []),
+        }
+
+    def similar_faces(self, face_ids: list[str], threshold: float) -> dict[str, dict[str, float]]:
+        """One SearchFaces per face (its most similar SUGGESTION_NEIGHBOURS)."""
+        wanted = set(face_ids)
+        graph: dict[str, dict[str, float]] = {}
+        for face_id in dict.fromkeys(face_ids):
+            try:
+                found = self.search_faces(face_id, threshold, SUGGESTION_NEIGHBOURS)
+            except NotFound:
+                continue  # deleted meanwhile
+            graph[face_id] = {
+                m["Face"]["FaceId"]: m["Similarity"] for m in found["FaceMatches"] if m["Face"]["FaceId"] in wanted
+            }
+        return graph
+
+    def _gone(self, error: ClientError) -> bool:
+        """Whether Rekognition says the user or face is not there (and not
+        the collection itself, which is then a configuration error)."""
+        if aws.error_code(error) not in ("ResourceNotFoundException", "InvalidParameterException"):
+            return False
+        self._client.describe_collection(CollectionId=self._collection)  # raises when the collection is missing
+        return True
 
 
 def fit_for_rekognition(data: bytes, limit: int = MAX_SEARCH_BYTES) -> bytes:

@@ -20,6 +20,7 @@ AWS_RESOURCES = {
     "bucket": "FACEPRINT_BUCKET",
     "images_table": "FACEPRINT_IMAGES_TABLE",
     "faces_table": "FACEPRINT_FACES_TABLE",
+    "people_table": "FACEPRINT_PEOPLE_TABLE",
     "collection": "FACEPRINT_COLLECTION",
 }
 
@@ -33,6 +34,7 @@ class Settings:
     bucket: str = ""
     images_table: str = ""
     faces_table: str = ""
+    people_table: str = ""
     collection: str = ""
     quality_filter: str = "AUTO"
     max_faces: int = MAX_FACES

@@ -22,13 +22,17 @@ at least once, in any order, possibly at the same time.
 
 Whatever the interleaving, each stored photo's faces end up exactly once in
 the collection and in the records, labelled from its current version.
+
+Enrol by upload (`x-amz-meta-person`) runs once a run has committed (or
+found) the current version's faces: only then are they real. Its outcome
+is written on the image record, so a repeated event does not redo it.
 """
 
 import logging
 import time
 from dataclasses import replace
 
-from chalicelib.core import logs
+from chalicelib.core import logs, people
 from chalicelib.core.errors import FaceprintError, ImageRejected, NotFound, ServiceUnavailable
 from chalicelib.core.images import prepare_upload
 from chalicelib.core.keys import external_image_id
@@ -65,6 +69,8 @@ def upload_image(svc: Services, key: str, data: bytes, metadata: dict[str, str])
     record it pending, and hand it to the indexer (offline: now; on AWS:
     the S3 event). The reply is the record as it stands: `indexed`
     offline, usually `pending` on AWS."""
+    if people.PERSON_METADATA in metadata:
+        people.validate_person_id(metadata[people.PERSON_METADATA])
     upload = prepare_upload(data)
     stored = svc.photos.put(key, upload.data, upload.content_type, metadata, upload.original_content_type)
     image = _record_pending(svc, stored)
@@ -102,13 +108,26 @@ def index_photo(
         logs.log_indexed(key, current, started, outcome="stale")
         return current
     if is_final_for(current, photo) and not force:
-        return _refresh(svc, current, photo)
+        return _enrol(svc, _refresh(svc, current, photo))
+    # The same bytes indexed again (a reindex): their faces' people carry over.
+    owned = [f for f in svc.records.faces_of(key) if f.get("UserId")] if is_final_for(current, photo) else []
     image, faces = _analyse(svc, photo, current, attempts, started)
     if image is None:
         return svc.records.get_image(key)
     record, outcome = _commit(svc, photo, image, faces, current)
     logs.log_indexed(key, record, started, outcome=outcome)
-    return record
+    if outcome != "indexed":
+        return record
+    if owned and svc.people is not None:
+        people.carry_over(svc, owned, faces)
+    return _enrol(svc, record)
+
+
+def _enrol(svc: Services, image: dict | None) -> dict | None:
+    """Enrol by upload, when the photo names a person (people.enrol_from_upload)."""
+    if image is None or svc.people is None or image.get("etag") is None:
+        return image
+    return people.enrol_from_upload(svc, image)
 
 
 def redrive_pending(svc: Services, moment: str | None = None) -> dict:
@@ -184,10 +203,9 @@ def _refresh(svc: Services, current: dict, photo: StoredPhoto) -> dict:
         if all(current.get(name) == value for name, value in newer.items()):
             return current
         image = {**current, **{k: v for k, v in newer.items() if v is not None}}
-        image.pop("revision", None)
-        # The face records carry the labels' metadata too: rewrite them with it.
-        if svc.records.commit_faces(image, svc.records.faces_of(photo.key), current["revision"]) is not None:
-            return {**image, "revision": current["revision"] + 1}
+        written = svc.records.put_image(image, current["revision"])
+        if written is not None:
+            return written
         current = svc.records.get_image(photo.key)
         if not is_final_for(current, photo):
             return current  # another version took over meanwhile

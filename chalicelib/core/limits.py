@@ -31,6 +31,15 @@ ACCEPTED_TYPES = STORED_TYPES + CONVERTED_TYPES
 # Rekognition's rule for ExternalImageId.
 EXTERNAL_IMAGE_ID = re.compile(r"[a-zA-Z0-9_.\-:]{1,255}")
 
+# People (a person is a Rekognition User): Rekognition's UserId rule and limits.
+PERSON_ID = re.compile(r"[a-zA-Z0-9_.\-:]{1,128}")
+MAX_PERSON_NAME_CHARS = 256
+MAX_FACES_PER_PERSON = 100  # a User holds at most 100 faces
+MAX_FACES_PER_ASSOCIATION = 100  # AssociateFaces' FaceIds, 1 to 100
+DEFAULT_ASSOCIATE_THRESHOLD = 75.0  # AssociateFaces' UserMatchThreshold default
+MAX_PEOPLE_MATCHES = 500  # SearchUsersByImage's MaxUsers ceiling
+DEFAULT_MIN_FACES = 2  # a suggested person has at least this many faces
+
 
 def as_dict() -> dict:
     return {
@@ -45,4 +54,7 @@ def as_dict() -> dict:
         "maxFacesPerImage": MAX_FACES,
         "analysisTimeLimitSeconds": TIME_LIMIT_SECONDS,
         "acceptedTypes": list(ACCEPTED_TYPES),
+        "maxFacesPerPerson": MAX_FACES_PER_PERSON,
+        "defaultAssociateThreshold": DEFAULT_ASSOCIATE_THRESHOLD,
+        "maxPeopleMatches": MAX_PEOPLE_MATCHES,
     }

@@ -219,3 +219,109 @@ class RecordStore(ABC):
 
     @abstractmethod
     def count_images(self) -> int: ...
+
+    # People. A person record is {personId, name, faceCount, createdAt,
+    # updatedAt}; a face record associated with a person carries its id as
+    # `UserId` (as Rekognition's Face does). Removing face records (a
+    # commit that replaces them, remove_image, delete_face) also takes
+    # them out of their person.
+
+    @abstractmethod
+    def get_person(self, person_id: str) -> dict | None: ...
+
+    @abstractmethod
+    def create_person(self, person: dict) -> dict | None:
+        """Write a new person record (no faces); None if one exists already."""
+
+    @abstractmethod
+    def rename_person(self, person_id: str, name: str, updated_at: str) -> dict | None:
+        """The renamed record, or None when there is no such person."""
+
+    @abstractmethod
+    def remove_person(self, person_id: str) -> list[str] | None:
+        """Remove the person; their face records stay, without UserId.
+        Returns those faces' ids, or None when there was no such person."""
+
+    @abstractmethod
+    def list_people(self, limit: int, token: str | None = None) -> Page: ...
+
+    @abstractmethod
+    def find_people(self, person_ids: list[str]) -> dict[str, dict]:
+        """Person records by id, in one batch; ids unknown are left out."""
+
+    @abstractmethod
+    def associate_faces(self, person_id: str, face_ids: list[str]) -> list[str] | None:
+        """Give these face records the person's UserId (whatever they had).
+        Returns the ids of the face records that exist (the others are left
+        out), or None when there is no such person (nothing is written)."""
+
+    @abstractmethod
+    def disassociate_faces(self, person_id: str, face_ids: list[str]) -> list[str]:
+        """Take UserId off those of `face_ids` that carry this person's;
+        returns their ids."""
+
+    @abstractmethod
+    def faces_of_person(self, person_id: str) -> list[dict]: ...
+
+    @abstractmethod
+    def save_suggestions(self, suggestions: dict) -> None:
+        """Replace the suggested people: {"suggestions": [...], "computedAt", ...}."""
+
+    @abstractmethod
+    def get_suggestions(self) -> dict | None:
+        """What save_suggestions last saved, or None."""
+
+
+class PeopleEngine(ABC):
+    """People in the engine's collection, as Rekognition's Users API models
+    them (a person is a User, UserId = personId; a face belongs to at most
+    one), and the searches that start from a stored face or compare two
+    photos. Every method answers in the shape of the Rekognition operation
+    it names."""
+
+    @abstractmethod
+    def create_user(self, user_id: str) -> None:
+        """CreateUser; a user that exists already is not an error."""
+
+    @abstractmethod
+    def delete_user(self, user_id: str) -> None:
+        """DeleteUser (its faces stay, no longer associated); a user already
+        gone is not an error."""
+
+    @abstractmethod
+    def associate_faces(self, user_id: str, face_ids: list[str], threshold: float) -> dict:
+        """AssociateFaces' output (AssociatedFaces, UnsuccessfulFaceAssociations
+        with Rekognition's reasons, UserStatus). `threshold` is its
+        UserMatchThreshold: a face joins a user that has faces only if it
+        looks like them at least that much. NotFound if the user does not exist."""
+
+    @abstractmethod
+    def disassociate_faces(self, user_id: str, face_ids: list[str]) -> dict:
+        """DisassociateFaces' output. NotFound if the user does not exist."""
+
+    @abstractmethod
+    def search_users_by_image(self, data: bytes, threshold: float, max_users: int) -> dict:
+        """SearchUsersByImage on the largest face of `data`: UserMatches best
+        first, SearchedFace, UnsearchedFaces, FaceModelVersion; no
+        SearchedFace and no matches when the photo has no face."""
+
+    @abstractmethod
+    def search_users(self, face_id: str, threshold: float, max_users: int) -> dict:
+        """SearchUsers by a stored face. NotFound if the face is not in the collection."""
+
+    @abstractmethod
+    def search_faces(self, face_id: str, threshold: float, max_faces: int) -> dict:
+        """SearchFaces: the collection's faces like the stored face
+        `face_id`, never the face itself. NotFound if it is not in the collection."""
+
+    @abstractmethod
+    def compare_faces(self, source: bytes, target: bytes, threshold: float) -> dict:
+        """CompareFaces: the largest face of `source` against every face of
+        `target`. A photo without a face gives empty lists (and no
+        SourceImageFace when it is the source)."""
+
+    @abstractmethod
+    def similar_faces(self, face_ids: list[str], threshold: float) -> dict[str, dict[str, float]]:
+        """For each of `face_ids` in the collection, the others of
+        `face_ids` that look like it at least `threshold` (similarity by
+        face id): the graph suggested people are grouped from."""

@@ -1,4 +1,6 @@
-"""Searching: whose face is this, and who is in this photo."""
+"""Searching: whose face is this, and who is in this photo. A match whose
+face belongs to a person is labelled with the person's name and carries
+their personId."""
 
 from chalicelib.core import limits
 from chalicelib.core.images import prepare_search
@@ -9,7 +11,7 @@ from chalicelib.core.services import Services
 def search_image(svc: Services, data: bytes, threshold: float, max_matches: int) -> dict:
     """Who is the largest face in this photo?"""
     data = prepare_search(data)
-    result, matches = _search_and_join(
+    result, matches = search_and_join(
         svc, lambda limit: [svc.engine.search_faces_by_image(data, threshold, limit)], max_matches
     )[0]
     return {"faces": result, "matchedFaces": [match["label"] for match in matches], "matches": matches}
@@ -18,7 +20,7 @@ def search_image(svc: Services, data: bytes, threshold: float, max_matches: int)
 def search_every_face(svc: Services, data: bytes, threshold: float, max_matches: int) -> dict:
     """Who is in this photo? Every face found, largest first, with its matches."""
     data = prepare_search(data)
-    results = _search_and_join(
+    results = search_and_join(
         svc, lambda limit: svc.engine.search_all_faces_by_image(data, threshold, limit), max_matches
     )
     return {
@@ -35,7 +37,7 @@ def search_every_face(svc: Services, data: bytes, threshold: float, max_matches:
     }
 
 
-def _search_and_join(svc: Services, search, max_matches: int) -> list[tuple[dict, list[dict]]]:
+def search_and_join(svc: Services, search, max_matches: int) -> list[tuple[dict, list[dict]]]:
     """Each search result with its matches' records, read in one batch.
     Matches whose records are gone (a face deleted or replaced meanwhile,
     or a collection face a crash left without a record) are left out; when
@@ -58,12 +60,14 @@ def _join_records(svc: Services, results: list[dict], max_matches: int) -> list[
     found = svc.records.find_faces(
         list({match["Face"]["FaceId"] for result in results for match in result["FaceMatches"]})
     )
+    people = svc.records.find_people(sorted({face["UserId"] for face, _ in found.values() if face.get("UserId")}))
     joined = []
     for result in results:
         kept = [match for match in result["FaceMatches"] if match["Face"]["FaceId"] in found][:max_matches]
         matches = []
         for match in kept:
             face, metadata = found[match["Face"]["FaceId"]]
+            person = people.get(face.get("UserId"))
             matches.append(
                 {
                     "FaceId": face["FaceId"],
@@ -71,8 +75,19 @@ def _join_records(svc: Services, results: list[dict], max_matches: int) -> list[
                     "BoundingBox": face["BoundingBox"],
                     "imageKey": face["imageKey"],
                     "metadata": metadata,
-                    "label": label_for(face["imageKey"], metadata),
+                    "label": person["name"] if person else label_for(face["imageKey"], metadata),
+                    **({"personId": person["personId"]} if person else {}),
                 }
             )
-        joined.append(({**result, "FaceMatches": kept}, matches))
+        joined.append(({**result, "FaceMatches": [_with_person(match, found, people) for match in kept]}, matches))
     return joined
+
+
+def _with_person(match: dict, found: dict, people: dict) -> dict:
+    """The Rekognition-shaped match, its Face carrying UserId as the
+    records say (Rekognition's own does; the embedded collection's not)."""
+    face = {name: value for name, value in match["Face"].items() if name != "UserId"}
+    user_id = found[face["FaceId"]][0].get("UserId")
+    if user_id in people:
+        face["UserId"] = user_id
+    return {**match, "Face": face}

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from chalicelib.core.config import Settings
-from chalicelib.core.ports import FaceEngine, PhotoStore, RecordStore
+from chalicelib.core.ports import FaceEngine, PeopleEngine, PhotoStore, RecordStore
 
 
 @dataclass(frozen=True)
@@ -15,3 +15,5 @@ class Services:
     # Offline an upload is indexed before the reply; on AWS the bucket's
     # ObjectCreated event does it, in another function.
     index_on_upload: bool = False
+    # People in the engine's collection (Rekognition's Users API).
+    people: PeopleEngine | None = None

@@ -113,6 +113,16 @@ class LocalEngine(FaceEngine):
     def delete_faces(self, face_ids: list[str]) -> None:
         self._collection.delete(face_ids)
 
+    def descriptors(self, face_ids: list[str]) -> dict[str, np.ndarray]:
+        """The descriptors of those of `face_ids` the collection holds (for
+        embedded/people.py)."""
+        return self._collection.descriptors(face_ids)
+
+    def nearest(self, descriptor: np.ndarray, max_distance: float, limit: int) -> list[tuple[dict, float]]:
+        """The collection's faces (Face records) within `max_distance` of
+        `descriptor`, nearest first, at most `limit` (for embedded/people.py)."""
+        return self._collection.search(descriptor, max_distance, limit)
+
     def describe(self) -> dict:
         return {"engine": "local", "model": MODEL_VERSION, "faces": self._collection.count()}
 

@@ -1,5 +1,8 @@
-"""Image and face records in SQLite (the embedded stage's DynamoDB). Every
-compare-and-set is one transaction."""
+"""Image, face and person records in SQLite (the embedded stage's
+DynamoDB). Every compare-and-set is one transaction. A face's person is
+its `user_id` column (indexed: GET /faces?person=) and its record's
+`UserId`, written together; a person's faceCount is counted, so faces
+removed with their image leave their person at once."""
 
 import json
 from contextlib import AbstractContextManager
@@ -22,13 +25,23 @@ CREATE TABLE IF NOT EXISTS faces (
     image_key TEXT NOT NULL,
     record TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS faces_by_image ON faces (image_key)
+CREATE INDEX IF NOT EXISTS faces_by_image ON faces (image_key);
+CREATE TABLE IF NOT EXISTS people (
+    person_id TEXT PRIMARY KEY,
+    record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS suggestions (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    record TEXT NOT NULL
+)
 """
 # Columns added since the first release: an archive made by it gains them on open.
 _ADDED_COLUMNS = {
     "revision": "ALTER TABLE images ADD COLUMN revision INTEGER NOT NULL DEFAULT 1",
     "pending_since": "ALTER TABLE images ADD COLUMN pending_since TEXT",
 }
+_ADDED_FACE_COLUMNS = {"user_id": "ALTER TABLE faces ADD COLUMN user_id TEXT"}
+_USER_INDEX = "CREATE INDEX IF NOT EXISTS faces_by_user ON faces (user_id) WHERE user_id IS NOT NULL"
 _PENDING_INDEX = "CREATE INDEX IF NOT EXISTS images_pending ON images (pending_since) WHERE pending_since IS NOT NULL"
 
 
@@ -49,6 +62,11 @@ class SqliteRecordStore(RecordStore):
                     (PENDING,),
                 )
             db.write(_PENDING_INDEX)
+            face_columns = {row["name"] for row in db.read("PRAGMA table_info(faces)")}
+            for column, statement in _ADDED_FACE_COLUMNS.items():
+                if column not in face_columns:
+                    db.write(statement)
+            db.write(_USER_INDEX)
 
     def get_image(self, key: str) -> dict | None:
         rows = self._db.read("SELECT record, revision FROM images WHERE key = ?", (key,))
@@ -66,15 +84,23 @@ class SqliteRecordStore(RecordStore):
             if not self._at_revision(key, expected_revision):
                 return None
             kept = {face["FaceId"] for face in faces}
-            replaced = [
-                row["face_id"]
-                for row in self._db.read("SELECT face_id FROM faces WHERE image_key = ?", (key,))
-                if row["face_id"] not in kept
-            ]
+            rows = self._db.read("SELECT face_id, user_id FROM faces WHERE image_key = ?", (key,))
+            replaced = [row["face_id"] for row in rows if row["face_id"] not in kept]
+            # A face keeps the person it has now (an association may have
+            # come after the caller read the faces it passes back).
+            owners = {row["face_id"]: row["user_id"] for row in rows}
             self._db.write("DELETE FROM faces WHERE image_key = ?", (key,))
             self._db.write_many(
-                "INSERT INTO faces (face_id, image_key, record) VALUES (?, ?, ?)",
-                [(face["FaceId"], key, json.dumps(face)) for face in faces],
+                "INSERT INTO faces (face_id, image_key, record, user_id) VALUES (?, ?, ?, ?)",
+                [
+                    (
+                        face["FaceId"],
+                        key,
+                        json.dumps(_with_owner(face, owners.get(face["FaceId"]))),
+                        owners.get(face["FaceId"]),
+                    )
+                    for face in faces
+                ],
             )
             self._write_image(image, expected_revision)
         return replaced
@@ -199,6 +225,97 @@ class SqliteRecordStore(RecordStore):
     def count_images(self) -> int:
         return self._db.read("SELECT count(*) AS n FROM images")[0]["n"]
 
+    def get_person(self, person_id: str) -> dict | None:
+        return self.find_people([person_id]).get(person_id)
+
+    def create_person(self, person: dict) -> dict | None:
+        record = {name: value for name, value in person.items() if name != "faceCount"}
+        with self._db.transaction(immediate=True):
+            written = self._db.write(
+                "INSERT OR IGNORE INTO people (person_id, record) VALUES (?, ?)",
+                (person["personId"], json.dumps(record)),
+            )
+            return self.get_person(person["personId"]) if written else None
+
+    def rename_person(self, person_id: str, name: str, updated_at: str) -> dict | None:
+        with self._db.transaction(immediate=True):
+            written = self._db.write(
+                "UPDATE people SET record = json_set(record, '$.name', ?, '$.updatedAt', ?) WHERE person_id = ?",
+                (name, updated_at, person_id),
+            )
+            return self.get_person(person_id) if written else None
+
+    def remove_person(self, person_id: str) -> list[str] | None:
+        with self._db.transaction(immediate=True):
+            faces = [
+                row["face_id"] for row in self._db.read("SELECT face_id FROM faces WHERE user_id = ?", (person_id,))
+            ]
+            self._set_owner(faces, None)
+            if not self._db.write("DELETE FROM people WHERE person_id = ?", (person_id,)):
+                return None
+        return faces
+
+    def list_people(self, limit: int, token: str | None = None) -> Page:
+        rows = self._db.read(
+            f"{_PERSON_SELECT} WHERE p.person_id > ? ORDER BY p.person_id LIMIT ?",
+            (decode_token(token) or "", limit + 1),
+        )
+        more = len(rows) > limit
+        return Page(
+            [_person(row) for row in rows[:limit]], encode_token(rows[limit - 1]["person_id"]) if more else None
+        )
+
+    def find_people(self, person_ids: list[str]) -> dict[str, dict]:
+        found = {}
+        ids = list(dict.fromkeys(person_ids))
+        for start in range(0, len(ids), _SQL_BATCH):
+            chunk = ids[start : start + _SQL_BATCH]
+            rows = self._db.read(f"{_PERSON_SELECT} WHERE p.person_id IN ({','.join('?' * len(chunk))})", chunk)
+            found.update({row["person_id"]: _person(row) for row in rows})
+        return found
+
+    def associate_faces(self, person_id: str, face_ids: list[str]) -> list[str] | None:
+        with self._db.transaction(immediate=True):
+            if not self._db.read("SELECT 1 FROM people WHERE person_id = ?", (person_id,)):
+                return None
+            existing = [face_id for face_id in dict.fromkeys(face_ids) if self.get_face(face_id) is not None]
+            self._set_owner(existing, person_id)
+        return existing
+
+    def disassociate_faces(self, person_id: str, face_ids: list[str]) -> list[str]:
+        with self._db.transaction(immediate=True):
+            theirs = [
+                face_id
+                for face_id in dict.fromkeys(face_ids)
+                if self._db.read("SELECT 1 FROM faces WHERE face_id = ? AND user_id = ?", (face_id, person_id))
+            ]
+            self._set_owner(theirs, None)
+        return theirs
+
+    def faces_of_person(self, person_id: str) -> list[dict]:
+        rows = self._db.read("SELECT record FROM faces WHERE user_id = ? ORDER BY rowid", (person_id,))
+        return [json.loads(row["record"]) for row in rows]
+
+    def save_suggestions(self, suggestions: dict) -> None:
+        self._db.write(
+            "INSERT INTO suggestions (id, record) VALUES (1, ?) "
+            "ON CONFLICT (id) DO UPDATE SET record = excluded.record",
+            (json.dumps(suggestions),),
+        )
+
+    def get_suggestions(self) -> dict | None:
+        rows = self._db.read("SELECT record FROM suggestions WHERE id = 1")
+        return json.loads(rows[0]["record"]) if rows else None
+
+    def _set_owner(self, face_ids: list[str], person_id: str | None) -> None:
+        """Write a face's person in its column and its record's UserId."""
+        if person_id is None:
+            statement = "UPDATE faces SET user_id = NULL, record = json_remove(record, '$.UserId') WHERE face_id = ?"
+            self._db.write_many(statement, [(face_id,) for face_id in face_ids])
+            return
+        statement = "UPDATE faces SET user_id = ?, record = json_set(record, '$.UserId', ?) WHERE face_id = ?"
+        self._db.write_many(statement, [(person_id, person_id, face_id) for face_id in face_ids])
+
     def _at_revision(self, key: str, expected: int | None) -> bool:
         rows = self._db.read("SELECT revision FROM images WHERE key = ?", (key,))
         return (rows[0]["revision"] if rows else None) == expected
@@ -218,3 +335,26 @@ class SqliteRecordStore(RecordStore):
 
 def _image(row) -> dict:
     return {**json.loads(row["record"]), "revision": row["revision"]}
+
+
+_SQL_BATCH = 500
+_PERSON_SELECT = (
+    "SELECT p.person_id, p.record, (SELECT count(*) FROM faces f WHERE f.user_id = p.person_id) AS face_count "
+    "FROM people p"
+)
+
+
+def _person(row) -> dict:
+    record = json.loads(row["record"])
+    return {
+        "personId": record["personId"],
+        "name": record["name"],
+        "faceCount": row["face_count"],
+        "createdAt": record["createdAt"],
+        "updatedAt": record["updatedAt"],
+    }
+
+
+def _with_owner(face: dict, person_id: str | None) -> dict:
+    record = {name: value for name, value in face.items() if name != "UserId"}
+    return {**record, "UserId": person_id} if person_id else record

@@ -34,6 +34,8 @@ IAM_ACTION = {
     "s3:ListObjectVersions": "s3:ListBucketVersions",
     "s3:DeleteObjects": "s3:DeleteObject",
     "s3:GeneratePresignedUrl": "s3:GetObject",  # the link is signed with the function's role
+    # A transaction's updates need the UpdateItem permission (there is no action of its own).
+    "dynamodb:TransactWriteItems": "dynamodb:UpdateItem",
 }
 # Actions a call needs beyond its own: IndexFaces reads the S3 version it is
 # given with the caller's rights, and DeleteObjects removes versions.
@@ -131,7 +133,7 @@ def test_setup_is_idempotent_and_teardown_removes_every_version(aws):
     said = []
     setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, log=said.append)
     setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, log=said.append)
-    assert sum("already exists" in line for line in said) == 4
+    assert sum("already exists" in line for line in said) == 5
     assert sum("enabled versioning" in line for line in said) == 1
     block = aws.s3.get_public_access_block(Bucket=settings.bucket)["PublicAccessBlockConfiguration"]
     assert all(block.values())
@@ -271,7 +273,7 @@ def test_teardown_without_yes_and_without_a_terminal_refuses_and_deletes_nothing
     assert setup.main(["teardown", "--stage", "dev"], clients=aws.factory, stdin=_NotATerminal("dev\n")) == 2
     assert "no terminal" in capsys.readouterr().err
     assert [b["Name"] for b in aws.s3.list_buckets()["Buckets"]] == [settings.bucket]
-    assert len(aws.dynamodb.list_tables()["TableNames"]) == 2
+    assert len(aws.dynamodb.list_tables()["TableNames"]) == 3
 
 
 def test_the_teardown_command_without_a_terminal_says_to_pass_yes():
@@ -293,7 +295,7 @@ def test_teardown_at_a_terminal_deletes_only_once_the_stage_name_is_typed(aws, c
     setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, log=lambda _: None)
     assert setup.main(["teardown", "--stage", "dev"], clients=aws.factory, stdin=_Terminal("yes\n")) == 1
     assert "Nothing deleted" in capsys.readouterr().out
-    assert len(aws.dynamodb.list_tables()["TableNames"]) == 2
+    assert len(aws.dynamodb.list_tables()["TableNames"]) == 3
     assert setup.main(["teardown", "--stage", "dev"], clients=aws.factory, stdin=_Terminal("dev\n")) == 0
     assert aws.dynamodb.list_tables()["TableNames"] == []
 

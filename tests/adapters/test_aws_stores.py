@@ -14,7 +14,7 @@ from chalicelib.core.ports import ListedPhoto, StoredPhoto
 from tests.support.fake_rekognition import AWS_ENV, REGION, load_setup_script
 from tests.support.records import face, image
 
-BUCKET, IMAGES, FACES = "photos-test", "images-test", "faces-test"
+BUCKET, IMAGES, FACES, PEOPLE = "photos-test", "images-test", "faces-test", "people-test"
 
 
 @pytest.fixture
@@ -32,6 +32,7 @@ def clients(monkeypatch):
                 "FACEPRINT_BUCKET": BUCKET,
                 "FACEPRINT_IMAGES_TABLE": IMAGES,
                 "FACEPRINT_FACES_TABLE": FACES,
+                "FACEPRINT_PEOPLE_TABLE": PEOPLE,
                 "FACEPRINT_COLLECTION": "unused",
             }
         )
@@ -43,7 +44,7 @@ def clients(monkeypatch):
 
 @pytest.fixture
 def records(clients):
-    return DynamoRecordStore(clients[1], IMAGES, FACES, BUCKET, stage="test")
+    return DynamoRecordStore(clients[1], IMAGES, FACES, BUCKET, PEOPLE, stage="test")
 
 
 @pytest.fixture
@@ -150,12 +151,12 @@ def test_search_reads_all_matches_in_batches_never_one_get_per_match(records, cl
         "provide-client-params.dynamodb.*", lambda params, model, **_: calls.append(model.name)
     )
     found = records.find_faces([f["FaceId"] for f in faces])
-    assert len(found) == 150
-    assert calls == ["BatchGetItem", "BatchGetItem"]
+    assert len(found) == 150 and found["f000"][1] == {"name": "Keanu"}
+    assert calls == ["BatchGetItem", "BatchGetItem", "BatchGetItem"]  # the faces in two, their image in one
 
 
 def test_a_missing_table_is_a_configuration_error_naming_it_and_the_stage(clients):
-    store = DynamoRecordStore(clients[1], "no-such-images", FACES, BUCKET, stage="test")
+    store = DynamoRecordStore(clients[1], "no-such-images", FACES, BUCKET, PEOPLE, stage="test")
     with pytest.raises(errors.ConfigurationError, match="'no-such-images'.*'test'"):
         store.get_image("k.jpg")
 
@@ -163,8 +164,9 @@ def test_a_missing_table_is_a_configuration_error_naming_it_and_the_stage(client
 def test_unprocessed_keys_are_retried_with_backoff():
     client = boto3.client("dynamodb", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
     sleeps = []
-    store = DynamoRecordStore(client, IMAGES, FACES, BUCKET, sleep=sleeps.append)
-    item = {"FaceId": {"S": "f1"}, "imageKey": {"S": "k.jpg"}, "metadata": {"M": {"name": {"S": "Keanu"}}}}
+    store = DynamoRecordStore(client, IMAGES, FACES, BUCKET, PEOPLE, sleep=sleeps.append)
+    item = {"FaceId": {"S": "f1"}, "imageKey": {"S": "k.jpg"}}
+    image_item = {"key": {"S": "k.jpg"}, "record": {"M": {"metadata": {"M": {"name": {"S": "Keanu"}}}}}}
     with Stubber(client) as stub:
         stub.add_response(
             "batch_get_item",
@@ -178,6 +180,7 @@ def test_unprocessed_keys_are_retried_with_backoff():
             {"Responses": {FACES: [item]}},
             {"RequestItems": {FACES: {"Keys": [{"FaceId": {"S": "f1"}}], "ConsistentRead": True}}},
         )
+        stub.add_response("batch_get_item", {"Responses": {IMAGES: [image_item]}})
         assert store.find_faces(["f1"]) == {"f1": ({"FaceId": "f1", "imageKey": "k.jpg"}, {"name": "Keanu"})}
         stub.assert_no_pending_responses()
     assert len(sleeps) == 1
@@ -185,7 +188,7 @@ def test_unprocessed_keys_are_retried_with_backoff():
 
 def test_reads_deferred_for_too_long_are_a_503():
     client = boto3.client("dynamodb", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
-    store = DynamoRecordStore(client, IMAGES, FACES, BUCKET, sleep=lambda _: None)
+    store = DynamoRecordStore(client, IMAGES, FACES, BUCKET, PEOPLE, sleep=lambda _: None)
     unprocessed = {"Responses": {}, "UnprocessedKeys": {FACES: {"Keys": [{"FaceId": {"S": "f1"}}]}}}
     with Stubber(client) as stub:
         for _ in range(BATCH_ATTEMPTS):

@@ -64,7 +64,13 @@ def test_without_a_key_the_api_is_open(client, monkeypatch):
 def test_on_an_aws_stage_api_gateway_checks_keys_not_the_middleware(monkeypatch):
     monkeypatch.setenv("FACEPRINT_API_KEY", KEY)
     monkeypatch.setenv("FACEPRINT_ENGINE", "rekognition")
-    for var in ("FACEPRINT_BUCKET", "FACEPRINT_IMAGES_TABLE", "FACEPRINT_FACES_TABLE", "FACEPRINT_COLLECTION"):
+    for var in (
+        "FACEPRINT_BUCKET",
+        "FACEPRINT_IMAGES_TABLE",
+        "FACEPRINT_FACES_TABLE",
+        "FACEPRINT_PEOPLE_TABLE",
+        "FACEPRINT_COLLECTION",
+    ):
         monkeypatch.setenv(var, "x")
     event = SimpleNamespace(path="/info", headers={})
     passed = Response(body={}, status_code=200)

@@ -134,7 +134,8 @@ def test_a_missing_collection_is_a_500_whose_log_names_it_and_the_stage(client, 
 
 
 def test_every_api_route_requires_an_api_key():
-    api = ["/index/{filename}", "/images/{key}", "/search", "/info"]
+    api = [path for path in app.routes if path not in ("/", "/console/{name}", "/openapi.json")]
+    assert {"/people/{person_id}", "/search/people", "/compare", "/faces/{face_id}/matches"} <= set(api)
     unguarded = [
         f"{method} {path}" for path in api for method, entry in app.routes[path].items() if not entry.api_key_required
     ]
@@ -160,6 +161,7 @@ def test_a_missing_resource_name_says_which_variable_to_set(missing):
         "FACEPRINT_BUCKET": "b",
         "FACEPRINT_IMAGES_TABLE": "i",
         "FACEPRINT_FACES_TABLE": "f",
+        "FACEPRINT_PEOPLE_TABLE": "p",
         "FACEPRINT_COLLECTION": "c",
     }
     del env[missing]

@@ -24,7 +24,7 @@ from chalicelib.core import limits
 from tests.support.live_server import live_server
 
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
-# Per operation (19 of them) and mode: enough to send junk to every parameter and
+# Per operation (27 of them) and mode: enough to send junk to every parameter and
 # body type, bounded so that the run stays well under a minute on 2 cores.
 EXAMPLES = 50
 

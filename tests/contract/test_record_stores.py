@@ -18,7 +18,7 @@ from tests.support.fake_rekognition import AWS_ENV, REGION, load_setup_script
 from tests.support.fakes import InMemoryRecordStore
 from tests.support.records import face, image
 
-IMAGES, FACES = "images-test", "faces-test"
+IMAGES, FACES, PEOPLE = "images-test", "faces-test", "people-test"
 
 
 @pytest.fixture(params=["memory", "sqlite", "dynamodb"])
@@ -39,11 +39,12 @@ def records(request, tmp_path, monkeypatch) -> Iterator:
                     "FACEPRINT_BUCKET": "photos-test",
                     "FACEPRINT_IMAGES_TABLE": IMAGES,
                     "FACEPRINT_FACES_TABLE": FACES,
+                    "FACEPRINT_PEOPLE_TABLE": PEOPLE,
                     "FACEPRINT_COLLECTION": "unused",
                 }
             )
             setup.create_tables(dynamodb, settings, log=lambda _: None)
-            yield DynamoRecordStore(dynamodb, IMAGES, FACES, "photos-test", stage="test")
+            yield DynamoRecordStore(dynamodb, IMAGES, FACES, "photos-test", PEOPLE, stage="test")
 
 
 def stored(records, key: str, faces: list[dict], **fields) -> dict:
@@ -188,3 +189,122 @@ def test_the_id_only_listings_give_each_image_and_face_once(records):
     records.delete_face("f2")
     assert ImageState("a.jpg", "e1", "indexed", 1) in every_item(records.list_image_states, 10)
     assert [f.face_id for f in every_item(records.list_face_keys, 10) if f.image_key == "a.jpg"] == ["f1"]
+
+
+def person(person_id: str, name: str = "Keanu Reeves") -> dict:
+    moment = "2026-01-01T00:00:00.000+00:00"
+    return {"personId": person_id, "name": name, "faceCount": 0, "createdAt": moment, "updatedAt": moment}
+
+
+def test_a_person_is_created_once_and_renamed(records):
+    assert records.get_person("keanu") is None
+    assert records.create_person(person("keanu")) == person("keanu")
+    assert records.create_person(person("keanu", "Someone else")) is None
+    renamed = records.rename_person("keanu", "Keanu", "2026-02-01T00:00:00.000+00:00")
+    assert renamed == {**person("keanu", "Keanu"), "updatedAt": "2026-02-01T00:00:00.000+00:00"}
+    assert records.get_person("keanu") == renamed
+    assert records.rename_person("nobody", "X", "2026-02-01T00:00:00.000+00:00") is None
+
+
+def test_faces_given_to_a_person_carry_their_user_id(records):
+    stored(records, "k.jpg", [face("f1", "k.jpg"), face("f2", "k.jpg", left=0.0)])
+    records.create_person(person("keanu"))
+    assert records.associate_faces("keanu", ["f1", "gone"]) == ["f1"]
+    assert records.get_face("f1")["UserId"] == "keanu" and "UserId" not in records.get_face("f2")
+    assert records.get_person("keanu")["faceCount"] == 1
+    assert records.faces_of_person("keanu") == [{**face("f1", "k.jpg"), "UserId": "keanu"}]
+    assert records.find_faces(["f1"])["f1"][0]["UserId"] == "keanu"
+    assert records.associate_faces("nobody", ["f2"]) is None
+    assert "UserId" not in records.get_face("f2")
+
+
+def test_a_face_moves_from_one_person_to_another(records):
+    stored(records, "k.jpg", [face("f1", "k.jpg")])
+    records.create_person(person("a"))
+    records.create_person(person("b"))
+    records.associate_faces("a", ["f1"])
+    records.associate_faces("b", ["f1"])
+    assert (records.get_person("a")["faceCount"], records.get_person("b")["faceCount"]) == (0, 1)
+    assert records.faces_of_person("a") == []
+
+
+def test_only_the_persons_own_faces_are_disassociated(records):
+    stored(records, "k.jpg", [face("f1", "k.jpg"), face("f2", "k.jpg", left=0.0)])
+    records.create_person(person("a"))
+    records.create_person(person("b"))
+    records.associate_faces("a", ["f1"])
+    records.associate_faces("b", ["f2"])
+    assert records.disassociate_faces("a", ["f1", "f2"]) == ["f1"]
+    assert "UserId" not in records.get_face("f1") and records.get_face("f2")["UserId"] == "b"
+    assert records.get_person("a")["faceCount"] == 0
+
+
+def test_removing_a_person_keeps_their_faces_without_user_id(records):
+    stored(records, "k.jpg", [face("f1", "k.jpg")])
+    records.create_person(person("keanu"))
+    records.associate_faces("keanu", ["f1"])
+    assert records.remove_person("keanu") == ["f1"]
+    assert records.remove_person("keanu") is None
+    assert records.get_person("keanu") is None
+    assert records.get_face("f1") == face("f1", "k.jpg")
+
+
+@pytest.mark.parametrize("how", ["delete_face", "replace", "remove_image"])
+def test_faces_removed_leave_their_person(records, how):
+    old = stored(records, "k.jpg", [face("f1", "k.jpg"), face("f2", "k.jpg", left=0.0)])
+    records.create_person(person("keanu"))
+    records.associate_faces("keanu", ["f1", "f2"])
+    if how == "delete_face":
+        records.delete_face("f1")
+        left = ["f2"]
+    elif how == "replace":
+        records.commit_faces(image("k.jpg", etag="e2", count=1), [face("f3", "k.jpg")], old["revision"])
+        left = []
+    else:
+        records.remove_image("k.jpg")
+        left = []
+    assert [f["FaceId"] for f in records.faces_of_person("keanu")] == left
+    assert records.get_person("keanu")["faceCount"] == len(left)
+
+
+def test_rewriting_the_image_record_keeps_its_faces_people(records):
+    """The same bytes put again with new metadata rewrite the image record
+    only (put_image): the faces, and the people they were given, stay."""
+    old = stored(records, "k.jpg", [face("f1", "k.jpg")])
+    records.create_person(person("keanu"))
+    records.associate_faces("keanu", ["f1"])
+    current = records.get_image("k.jpg")
+    assert current["revision"] >= old["revision"]
+    records.put_image({**image("k.jpg", count=1), "metadata": {"name": "K"}}, current["revision"])
+    assert records.get_face("f1")["UserId"] == "keanu"
+    assert records.find_faces(["f1"])["f1"][1] == {"name": "K"}
+    assert records.get_person("keanu")["faceCount"] == 1
+
+
+def test_people_are_found_in_a_batch_and_listed_with_opaque_tokens(records):
+    for person_id in ("c", "a", "b"):
+        records.create_person(person(person_id, person_id.upper()))
+    records.save_suggestions({"suggestions": [], "computedAt": None})
+    assert sorted(records.find_people(["a", "c", "gone"])) == ["a", "c"]
+    ids, token = [], None
+    for _ in range(5):
+        page = records.list_people(2, token)
+        ids += [listed["personId"] for listed in page.items]
+        token = page.next
+        if token is None:
+            break
+    assert sorted(ids) == ["a", "b", "c"]
+
+
+def test_suggestions_are_saved_whole_and_read_back(records):
+    assert records.get_suggestions() is None
+    saved = {
+        "suggestions": [{"suggestionId": "s-1", "faceIds": ["f1", "f2"], "size": 2, "sampleFaceId": "f1"}],
+        "computedAt": "2026-01-01T00:00:00.000+00:00",
+        "facesConsidered": 3,
+        "threshold": 80.0,
+    }
+    records.save_suggestions(saved)
+    assert records.get_suggestions() == saved
+    records.save_suggestions({**saved, "suggestions": []})
+    assert records.get_suggestions()["suggestions"] == []

@@ -1,18 +1,22 @@
 """The web console at `/`: its static routes through the test client, and
 the page itself in Debian's Chromium (driven by Playwright) against a real
-`chalice local`, indexing, searching and browsing the shared photos.
-Screenshots of each view land in artifacts/console/ (git-ignored)."""
+`chalice local`, indexing, searching, browsing and naming people in the
+shared photos. Screenshots of each view land in artifacts/console/
+(git-ignored)."""
 
 import base64
+import json
 import re
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
 
 from app import app
-from tests.support import photos
+from tests.support import imagegen, photos, presigned_links
 from tests.support.live_server import Server, live_server
 from tests.support.photos import FACES_DIR, REPO, people
 
@@ -35,6 +39,19 @@ PHONE = {"width": 390, "height": 844}
 INDEXED = {"Lawrence2.jpg": "Lawrence", "Keanu-Reeves.jpg": "Keanu Reeves"}
 QUERY = "Lawrence3.jpg"
 GROUP = "Keanu-Avril-Lawrence.jpg"
+# The people tests share one archive (indexed once per module): several photos of
+# some people, and a portrait too dark for its face to be indexed.
+ARCHIVE = [
+    "Lawrence2.jpg",
+    "Lawrence4.jpg",
+    "Lawrence19.jpg",
+    "Keanu-Reeves.jpg",
+    "Keanu-Avril-Mike.jpg",
+    "Avril-Lavigne.jpg",
+    "Mike-Meyers.jpg",
+]
+DARK = "dark.jpg"  # Keanu-Reeves.jpg at 8% of its light
+THUMB_PX = 160  # the side of the console's face thumbnails
 
 expect.set_options(timeout=60_000)
 
@@ -417,3 +434,310 @@ def test_a_bare_gateway_refusal_points_at_the_key_field(browser, server):
         expect(page.locator("#api-status")).to_have_text("API: Forbidden (this stage needs the API key above)")
     finally:
         context.close()
+
+
+# ---------- People ----------
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory) -> Iterator[Server]:
+    """One server for the module's people tests, its photos indexed once through the API."""
+    with live_server(tmp_path_factory.mktemp("archive") / "data") as server:
+        for name in ARCHIVE:
+            assert put_photo(server, name, photos.photo(name))["image"]["status"] == "indexed"
+        assert put_photo(server, DARK, imagegen.darkened("Keanu-Reeves.jpg", 0.08))["image"]["status"] == "no_faces"
+        yield server
+
+
+@pytest.fixture
+def people_archive(archive) -> Server:
+    """The archive with nobody named (a test before may have named some)."""
+    for person in api_json(archive, "GET", "/people?limit=1000")["people"]:
+        api_json(archive, "DELETE", f"/people/{person['personId']}")
+    return archive
+
+
+@pytest.fixture
+def people_desktop(browser, people_archive) -> Iterator[Console]:
+    console = Console(browser, people_archive, DESKTOP, "desktop")
+    yield console
+    console.close()
+
+
+@pytest.fixture
+def people_phone(browser, people_archive) -> Iterator[Console]:
+    console = Console(browser, people_archive, PHONE, "phone")
+    yield console
+    console.close()
+
+
+def put_photo(server: Server, name: str, data: bytes) -> dict:
+    return api_json(server, "PUT", f"/index/{name}", data, "image/jpeg", want=201)
+
+
+def api_json(server: Server, method: str, path: str, body=None, content_type="application/json", want=200):
+    if isinstance(body, dict):
+        body = json.dumps(body).encode()
+    status, reply, _ = server.request(method, path, body=body, headers={"Content-Type": content_type})
+    assert status == want, reply
+    return reply
+
+
+def expected_groups() -> list[tuple[str, int]]:
+    """Who the suggested groups of the archive are, largest first: each
+    person seen in more than one photo."""
+    seen = Counter(person for name in ARCHIVE for person in people()[name])
+    return sorted(((person, n) for person, n in seen.items() if n > 1), key=lambda group: -group[1])
+
+
+def assert_thumbnail(img) -> None:
+    """A face cut out of its stored photo."""
+    assert_image_shown(img)
+    assert img.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [THUMB_PX, THUMB_PX]
+
+
+def photos_of(scope) -> list[str]:
+    """The photos that a group's or person's face thumbnails come from (their alt says)."""
+    images = scope.locator("img")
+    for i in range(images.count()):
+        expect(images.nth(i)).to_have_attribute("alt", re.compile(r"\(.+\)$"))
+    return sorted(re.search(r"\(([^()]+)\)$", alt).group(1) for alt in images.evaluate_all("i => i.map(x => x.alt)"))
+
+
+@pytest.mark.slow
+def test_names_a_suggested_person_and_follows_them_everywhere(people_desktop):
+    desktop, server = people_desktop, people_desktop.server
+    page = desktop.page
+    faces_before = api_json(server, "GET", "/info")["faces"]
+    desktop.tab("People")
+    expect(page.locator("#people-status")).to_contain_text("Nobody is named yet")
+
+    # Suggestions: one group per person seen twice, largest first, each face cut out of its photo.
+    page.get_by_role("button", name="Find suggestions").click()
+    groups = expected_groups()
+    cards = page.locator(".suggestion")
+    expect(cards).to_have_count(len(groups))
+    (biggest, size), second = groups[0], groups[1]
+    first = cards.first
+    expect(first.get_by_role("heading")).to_have_text(f"A group of {size} faces")
+    assert photos_of(first.locator(".face-strip")) == sorted(photos.photos_with(biggest) & set(ARCHIVE))
+    for i in range(size):
+        assert_thumbnail(first.locator(".face-strip img").nth(i))
+
+    # Accept it with a name in one step: a person with those faces.
+    first.get_by_label("Who is this?").fill("Lawrence")
+    first.get_by_role("button", name="Add person").click()
+    expect(page.locator("#suggestions-status")).to_have_text(f"Lawrence now has {size} faces ({size} added).")
+    expect(cards).to_have_count(len(groups) - 1)
+    card = page.locator('.person-card[data-person="lawrence"]')
+    expect(card.locator(".person-name")).to_have_text("Lawrence")
+    expect(card.locator(".face-count")).to_have_text(f"{size} faces")
+    assert_thumbnail(card.locator("img"))
+    (person,) = api_json(server, "GET", "/people")["people"]
+    assert (person["personId"], person["name"], person["faceCount"]) == ("lawrence", "Lawrence", size)
+
+    # Dismissing a group only hides it here.
+    second_card = cards.first
+    second_id = second_card.get_attribute("data-suggestion")
+    second_card.get_by_role("button", name=f"Dismiss a group of {second[1]} faces").click()
+    expect(cards).to_have_count(len(groups) - 2)
+    expect(page.locator(f'.suggestion[data-suggestion="{second_id}"]')).to_have_count(0)
+    expect(page.get_by_role("button", name="Show 1 dismissed")).to_be_visible()
+    listed = api_json(server, "GET", "/people/suggestions")["suggestions"]
+    assert second_id in [s["suggestionId"] for s in listed] and len(listed) == len(groups) - 1
+    desktop.screenshot("people")
+
+    # Open the person: rename them, and take a face from them.
+    card.locator("button").click()
+    detail = page.locator("#person-detail")
+    expect(detail.get_by_role("heading", name="Lawrence")).to_be_visible()
+    expect(detail.locator(".person-face")).to_have_count(size)
+    detail.get_by_role("textbox", name="Name").fill("Larry")
+    detail.get_by_role("button", name="Rename").click()
+    expect(detail.get_by_role("heading", name="Larry")).to_be_visible()
+    expect(detail.get_by_role("status").filter(has_text="Renamed")).to_have_text("Renamed to Larry.")
+    assert api_json(server, "GET", "/people/lawrence")["person"]["name"] == "Larry"
+    taken = detail.locator(".person-face").first.get_attribute("data-face")
+    detail.get_by_role("button", name="Face 1 is not Larry").click()
+    expect(detail.locator(".person-face")).to_have_count(size - 1)
+    expect(detail.locator(".face-count")).to_have_text(str(size - 1))
+    expect(detail.locator(f'.person-face[data-face="{taken}"]')).to_have_count(0)
+    for i in range(size - 1):
+        assert_thumbnail(detail.locator(".person-face img").nth(i))
+    taken_face = api_json(server, "GET", f"/faces/{taken}")["face"]
+    assert "UserId" not in taken_face
+    desktop.screenshot("people-person")
+    detail.get_by_role("button", name="← All people").click()
+    expect(card.locator(".face-count")).to_have_text(f"{size - 1} faces")
+
+    # Browse: "this is..." gives the face back; a face unlike his is refused, in words;
+    # a new person is made from a name.
+    desktop.tab("Browse")
+    this_is(page, taken_face["imageKey"], taken, "Larry")
+    browsed = page.locator("#browse-detail")
+    expect(browsed.get_by_role("status")).to_have_text("Face 1 is now Larry.")
+    expect(browsed.locator(f'li[data-face="{taken}"] .face-person')).to_have_text(" · Larry")
+    assert api_json(server, "GET", "/people/lawrence")["person"]["faceCount"] == size
+    browsed.get_by_role("button", name="← All photos").click()
+    (avril,) = api_json(server, "GET", "/faces?image=Avril-Lavigne.jpg")["faces"]
+    this_is(page, "Avril-Lavigne.jpg", avril["FaceId"], "Larry")
+    refusal = browsed.locator(f'li[data-face="{avril["FaceId"]}"] .error-message')
+    unlike = r"it does not look enough like Larry’s other faces \(\d+"
+    expect(refusal).to_have_text(re.compile(r"^Face 1 was not added to Larry: " + unlike))
+    assert "UserId" not in api_json(server, "GET", f"/faces/{avril['FaceId']}")["face"]
+    desktop.screenshot("browse-this-is")
+    this_is(page, "Avril-Lavigne.jpg", avril["FaceId"], "A new person…", new_name="Avril Lavigne", opened=True)
+    expect(browsed.get_by_role("status")).to_have_text("Face 1 is now Avril Lavigne.")
+    made = api_json(server, "GET", "/people/avril-lavigne")
+    assert (made["person"]["name"], [f["FaceId"] for f in made["faces"]]) == ("Avril Lavigne", [avril["FaceId"]])
+
+    # Search: who it is, and his name on the matches that are his faces.
+    desktop.search(QUERY)
+    found = page.locator(".people-found-list li")
+    expect(found).to_have_count(1)
+    expect(found.locator(".person-name")).to_have_text("Larry")
+    expect(found.locator(".hint")).to_have_text(re.compile(r"^\d+\.\d% similar$"))
+    searched = api_json(server, "POST", "/search", photos.photo(QUERY), "image/jpeg")
+    his = [m for m in searched["matches"] if m.get("personId") == "lawrence"]
+    assert his
+    expect(page.locator('.match.is-person[data-person="lawrence"] .match-name')).to_have_text(
+        ["Larry person"] * len(his)
+    )
+    desktop.screenshot("search-people")
+
+    # Delete him (after the confirmation): his faces stay indexed.
+    desktop.tab("People")
+    card.locator("button").click()
+    detail.get_by_role("button", name="Delete person").click()
+    dialog = page.locator("#confirm")
+    expect(dialog).to_contain_text(f"Their {size} faces stay indexed")
+    dialog.get_by_role("button", name="Delete").click()
+    expect(card).to_have_count(0)
+    expect(page.locator("#people-status")).to_contain_text("Deleted Larry;")
+    assert server.request("GET", "/people/lawrence")[0] == 404
+    assert api_json(server, "GET", "/info")["faces"] == faces_before
+    assert "UserId" not in api_json(server, "GET", f"/faces/{taken}")["face"]
+    assert desktop.problems == []
+
+
+def this_is(page: Page, key: str, face_id: str, choice: str, new_name: str = "", opened: bool = False) -> None:
+    """In Browse, open the photo and say whose its face is."""
+    if not opened:
+        page.locator(f'.card[data-key="{key}"] button').click()
+    face = page.locator(f'#browse-detail li[data-face="{face_id}"]')
+    form = face.locator("form.this-is")
+    if not form.is_visible():
+        face.get_by_role("button", name=re.compile(r"this is…$")).click()
+    select = form.get_by_label(re.compile(r"^Who is face \d+\?"))
+    expect(select).to_be_enabled()
+    select.select_option(label=choice)
+    if new_name:
+        form.get_by_label("Name of the new person").fill(new_name)
+    form.get_by_role("button", name="Save").click()
+
+
+@pytest.mark.slow
+def test_browse_draws_the_faces_the_engine_declined_dashed_with_why(browser, archive):
+    desktop = Console(browser, archive, DESKTOP, "desktop")
+    try:
+        page = desktop.page
+        desktop.tab("Browse")
+        page.locator(f'.card[data-key="{DARK}"] button').click()
+        detail = page.locator("#browse-detail")
+        expect(detail.locator(".box.declined")).to_have_count(1)
+        expect(detail.locator(".box:not(.declined)")).to_have_count(0)
+        assert detail.locator(".box.declined").evaluate("b => getComputedStyle(b).borderTopStyle") == "dashed"
+        expect(detail.get_by_role("list", name="Declined faces")).to_have_text("Declined face 1: too dark")
+        expect(detail.locator(".declined-count")).to_have_text("1")
+        expect(detail.get_by_text("No face is indexed in this photo.")).to_be_visible()
+        desktop.screenshot("browse-declined")
+        assert desktop.problems == []
+    finally:
+        desktop.close()
+
+
+@pytest.mark.slow
+def test_people_at_phone_width_a_group_joins_who_it_looks_like_and_refusals_show_by_the_face(people_phone):
+    phone, server = people_phone, people_phone.server
+    page = phone.page
+    group = api_json(server, "POST", "/people/suggestions")["suggestions"][0]
+    api_json(server, "PUT", "/people/someone", {"name": "Someone"}, want=201)
+    api_json(server, "POST", "/people/someone/faces", {"faceIds": group["faceIds"][:1]})
+    page.get_by_role("tab", name="Index").focus()
+    page.keyboard.press("End")
+    expect(page.get_by_role("tab", name="People")).to_be_focused()
+    expect(page.locator("#view-people")).to_be_visible()
+    card = page.locator('.person-card[data-person="someone"]')
+    expect(card.locator(".face-count")).to_have_text("1 face")
+
+    # The rest of the group, grouped again, looks like them: add it to them in one step.
+    page.get_by_role("button", name="Find suggestions").click()
+    add = page.get_by_role("button", name="Add to Someone")
+    suggestion = page.locator(".suggestion", has=add)
+    expect(suggestion.locator(".nearest")).to_have_text(re.compile(r"^Looks like Someone \(\d+\.\d%\)\.$"))
+    add.click()
+    rest = group["size"] - 1
+    expect(page.locator("#suggestions-status")).to_have_text(f"Someone now has {group['size']} faces ({rest} added).")
+    expect(page.locator(".suggestion")).to_have_count(len(expected_groups()) - 1)
+    expect(card.locator(".face-count")).to_have_text(f"{group['size']} faces")
+    assert_thumbnail(card.locator("img"))
+    phone.assert_fits_the_width()
+    phone.screenshot("people")
+
+    card.locator("button").press("Enter")
+    detail = page.locator("#person-detail")
+    expect(detail.get_by_role("button", name="← All people")).to_be_focused()
+    expect(detail.locator(".person-face")).to_have_count(group["size"])
+    for i in range(group["size"]):
+        assert_thumbnail(detail.locator(".person-face img").nth(i))
+    phone.assert_fits_the_width()
+    phone.screenshot("people-person")
+
+    # Deleted elsewhere meanwhile: the API's own message, next to the face it was about.
+    api_json(server, "DELETE", "/people/someone")
+    status, body, _ = server.request("DELETE", f"/people/someone/faces/{group['faceIds'][0]}")
+    detail.get_by_role("button", name="Face 1 is not Someone").click()
+    expect(detail.locator(".person-face").first.locator(".error-message")).to_have_text(f"Face 1: {body['message']}")
+    phone.assert_fits_the_width()
+    (refused,) = phone.problems
+    assert refused.startswith(f"error: Failed to load resource: the server responded with a status of {status} ")
+
+
+@pytest.mark.slow
+def test_photos_and_face_thumbnails_follow_the_apis_redirect_to_s3(browser, people_archive, tmp_path):
+    """On AWS a stored photo is a 307 to a presigned S3 link: the page's CSP
+    lets fetch follow it, with the key (S3's CORS rule answers the preflight)."""
+    server = people_archive
+    (keanu,) = api_json(server, "GET", "/faces?image=Keanu-Reeves.jpg")["faces"]
+    api_json(server, "PUT", "/people/keanu", {"name": "Keanu Reeves"}, want=201)
+    api_json(server, "POST", "/people/keanu/faces", {"faceIds": [keanu["FaceId"]]})
+
+    def stored(key: str) -> bytes:
+        return server.request("GET", f"/images/{quote(key)}/file", headers={"Accept": "image/*"})[1]
+
+    def to_s3(route) -> None:
+        key = route.request.url.split("/images/")[1].removesuffix("/file")
+        location = f"{presigned_links.BUCKET_URL}/{key}?X-Amz-Expires=300&X-Amz-Signature=test"
+        route.fulfill(status=307, headers={"Location": location, "Cache-Control": "no-store"})
+
+    with presigned_links.serving(stored, tmp_path) as s3:
+        args = [*CHROMIUM_ARGS, *presigned_links.chromium_args(s3.port)]
+        aws_browser = browser.browser_type.launch(executable_path=CHROMIUM, headless=True, args=args)
+        console = Console(aws_browser, server, DESKTOP, "desktop")
+        try:
+            page = console.page
+            page.route(re.compile(r"/images/[^/?]+/file$"), to_s3)
+            page.get_by_label("API key").fill(API_KEY)  # this stage takes no key, but S3 must accept the header
+            console.tab("Browse")
+            cards = page.locator(".card")
+            expect(cards).to_have_count(len(ARCHIVE) + 1)
+            for i in range(len(ARCHIVE) + 1):
+                assert_image_shown(cards.nth(i).locator("img"))
+            console.tab("People")
+            assert_thumbnail(page.locator('.person-card[data-person="keanu"] img'))
+            assert sorted(key for key, _ in s3.served) == sorted([*ARCHIVE, DARK])
+            assert {api_key for _, api_key in s3.served} == {API_KEY}
+            assert console.problems == []
+        finally:
+            console.close()
+            aws_browser.close()

@@ -6,6 +6,10 @@ botocore's input shape for the operation, every reply against its output
 shape, and errors are botocore ClientErrors with Rekognition's codes.
 IndexFaces applies QualityFilter (default AUTO) and MaxFaces as the service
 documents them, with the embedded engine's quality measures (quality.py).
+Users (CreateUser, AssociateFaces, SearchUsersByImage, ...) follow the
+service's documented rules (UserMatchThreshold's defaults, a User's 100
+faces, DeleteFaces refusing a face that belongs to a User) and score a
+user on its faces as the embedded engine does (embedded/people.py).
 
 `aws_stage` wires the whole AWS stage (moto S3 + DynamoDB, this fake, and
 the bucket's events: tests/support/s3_events.py) under a Chalice stage, so
@@ -33,9 +37,10 @@ from app import app
 from chalicelib import wiring
 from chalicelib.aws import clients as aws
 from chalicelib.core.errors import ImageRejected
-from chalicelib.core.limits import MAX_FACES, MAX_IMAGE_BYTES
+from chalicelib.core.limits import MAX_FACES, MAX_FACES_PER_PERSON, MAX_IMAGE_BYTES
 from chalicelib.embedded.analysis import MODEL_VERSION, Analysis
 from chalicelib.embedded.engine import best_matches, bounding_box, face_detail, unindexed_face
+from chalicelib.embedded.people import compare, person_similarity
 from chalicelib.embedded.workers import FaceAnalyzer
 from tests.support.photos import REPO
 from tests.support.s3_events import S3Events
@@ -54,8 +59,23 @@ def _model():
 class _Collection:
     arn: str
     created: datetime
-    faces: dict[str, dict] = field(default_factory=dict)  # FaceId -> Face, in indexing order
+    faces: dict[str, dict] = field(default_factory=dict)  # FaceId -> Face (with UserId), in indexing order
     descriptors: dict[str, np.ndarray] = field(default_factory=dict)
+    users: dict[str, datetime] = field(default_factory=dict)  # UserId -> created
+
+    def faces_of(self, user_id: str) -> list[str]:
+        return [face_id for face_id, face in self.faces.items() if face.get("UserId") == user_id]
+
+    def user_matches(self, descriptor: np.ndarray, threshold: float, max_users: int) -> list[dict]:
+        scored = []
+        for user_id in self.users:
+            own = self.faces_of(user_id)
+            if own:
+                score = person_similarity(descriptor, np.stack([self.descriptors[i] for i in own]))
+                if score >= threshold:
+                    scored.append((score, user_id))
+        scored.sort(key=lambda pair: -pair[0])
+        return [{"Similarity": s, "User": {"UserId": u, "UserStatus": "ACTIVE"}} for s, u in scored[:max_users]]
 
 
 class RekognitionError(Exception):
@@ -108,6 +128,30 @@ class FakeRekognition:
     def list_faces(self, **params) -> dict:
         return self._call("ListFaces", params, self._list_faces)
 
+    def create_user(self, **params) -> dict:
+        return self._call("CreateUser", params, self._create_user)
+
+    def delete_user(self, **params) -> dict:
+        return self._call("DeleteUser", params, self._delete_user)
+
+    def associate_faces(self, **params) -> dict:
+        return self._call("AssociateFaces", params, self._associate_faces)
+
+    def disassociate_faces(self, **params) -> dict:
+        return self._call("DisassociateFaces", params, self._disassociate_faces)
+
+    def search_users_by_image(self, **params) -> dict:
+        return self._call("SearchUsersByImage", params, self._search_users_by_image)
+
+    def search_users(self, **params) -> dict:
+        return self._call("SearchUsers", params, self._search_users)
+
+    def search_faces(self, **params) -> dict:
+        return self._call("SearchFaces", params, self._search_faces)
+
+    def compare_faces(self, **params) -> dict:
+        return self._call("CompareFaces", params, self._compare_faces)
+
     # The machinery.
 
     def _call(self, operation: str, params: dict, handler: Callable[[dict], dict]) -> dict:
@@ -157,7 +201,7 @@ class FakeRekognition:
             "FaceModelVersion": MODEL_VERSION,
             "CollectionARN": collection.arn,
             "CreationTimestamp": collection.created,
-            "UserCount": 0,
+            "UserCount": len(collection.users),
         }
 
     def _index_faces(self, params: dict) -> dict:
@@ -219,15 +263,23 @@ class FakeRekognition:
     def _delete_faces(self, params: dict) -> dict:
         collection = self._collection(params["CollectionId"])
         with self._lock:
-            deleted = [i for i in params["FaceIds"] if collection.faces.pop(i, None) is not None]
+            # Like Rekognition: a face that belongs to a User is not deleted.
+            owned = {
+                i: collection.faces[i]["UserId"] for i in params["FaceIds"] if collection.faces.get(i, {}).get("UserId")
+            }
+            deleted = [i for i in params["FaceIds"] if i not in owned and collection.faces.pop(i, None) is not None]
             for face_id in deleted:
                 collection.descriptors.pop(face_id, None)
-        # Like Rekognition: ids it does not hold are listed as unsuccessful,
-        # and an empty DeletedFaces is left out (the model wants at least one).
-        missing = [i for i in params["FaceIds"] if i not in deleted]
+        # Ids it does not hold are listed as unsuccessful, and an empty
+        # DeletedFaces is left out (the model wants at least one).
+        missing = [i for i in params["FaceIds"] if i not in deleted and i not in owned]
         reply = {"DeletedFaces": deleted} if deleted else {}
-        if missing:
-            reply["UnsuccessfulFaceDeletions"] = [{"FaceId": i, "Reasons": ["FACE_NOT_FOUND"]} for i in missing]
+        failures = [{"FaceId": i, "Reasons": ["FACE_NOT_FOUND"]} for i in missing]
+        failures += [
+            {"FaceId": i, "UserId": u, "Reasons": ["ASSOCIATED_TO_AN_EXISTING_USER"]} for i, u in owned.items()
+        ]
+        if failures:
+            reply["UnsuccessfulFaceDeletions"] = failures
         return reply
 
     def _list_faces(self, params: dict) -> dict:
@@ -235,12 +287,151 @@ class FakeRekognition:
         start = int(params.get("NextToken", "0"))
         limit = params.get("MaxResults", 1000)
         with self._lock:
-            faces = [dict(face) for face in itertools.islice(collection.faces.values(), start, start + limit)]
-            more = start + limit < len(collection.faces)
+            listed = [
+                face
+                for face in collection.faces.values()
+                if ("UserId" not in params or face.get("UserId") == params["UserId"])
+                and ("FaceIds" not in params or face["FaceId"] in params["FaceIds"])
+            ]
+            faces = [dict(face) for face in itertools.islice(listed, start, start + limit)]
+            more = start + limit < len(listed)
         response = {"Faces": faces, "FaceModelVersion": MODEL_VERSION}
         if more:
             response["NextToken"] = str(start + limit)
         return response
+
+    def _create_user(self, params: dict) -> dict:
+        collection = self._collection(params["CollectionId"])
+        with self._lock:
+            if params["UserId"] in collection.users:
+                raise RekognitionError("ConflictException", f"User {params['UserId']} already exists.")
+            collection.users[params["UserId"]] = datetime.now(UTC)
+        return {}
+
+    def _user(self, collection: _Collection, user_id: str) -> None:
+        if user_id not in collection.users:
+            raise RekognitionError("ResourceNotFoundException", f"The user id: {user_id} does not exist")
+
+    def _delete_user(self, params: dict) -> dict:
+        collection = self._collection(params["CollectionId"])
+        with self._lock:
+            self._user(collection, params["UserId"])
+            for face_id in collection.faces_of(params["UserId"]):
+                del collection.faces[face_id]["UserId"]
+            del collection.users[params["UserId"]]
+        return {}
+
+    def _associate_faces(self, params: dict) -> dict:
+        """Each face in turn, as the embedded engine does; once the user has
+        faces, a face that looks like them less than UserMatchThreshold
+        (default 75) is refused."""
+        collection = self._collection(params["CollectionId"])
+        user_id, threshold = params["UserId"], params.get("UserMatchThreshold", 75.0)
+        done, refused = [], []
+        with self._lock:
+            self._user(collection, user_id)
+            for face_id in dict.fromkeys(params["FaceIds"]):
+                face, own = collection.faces.get(face_id), collection.faces_of(user_id)
+                if face is None:
+                    refused.append({"FaceId": face_id, "Reasons": ["FACE_NOT_FOUND"]})
+                elif face.get("UserId") not in (None, user_id):
+                    refused.append(
+                        {"FaceId": face_id, "UserId": face["UserId"], "Reasons": ["ASSOCIATED_TO_A_DIFFERENT_USER"]}
+                    )
+                elif face.get("UserId") == user_id:
+                    continue
+                elif (
+                    own
+                    and (
+                        score := person_similarity(
+                            collection.descriptors[face_id], np.stack([collection.descriptors[i] for i in own])
+                        )
+                    )
+                    < threshold
+                ):
+                    refused.append(
+                        {"FaceId": face_id, "UserId": user_id, "Confidence": score, "Reasons": ["LOW_MATCH_CONFIDENCE"]}
+                    )
+                elif len(own) >= MAX_FACES_PER_PERSON:
+                    raise RekognitionError("ServiceQuotaExceededException", "The user has 100 faces.")
+                else:
+                    face["UserId"] = user_id
+                    done.append({"FaceId": face_id})
+            status = "ACTIVE" if collection.faces_of(user_id) else "CREATED"
+        return {"AssociatedFaces": done, "UnsuccessfulFaceAssociations": refused, "UserStatus": status}
+
+    def _disassociate_faces(self, params: dict) -> dict:
+        collection = self._collection(params["CollectionId"])
+        user_id = params["UserId"]
+        done, refused = [], []
+        with self._lock:
+            self._user(collection, user_id)
+            for face_id in dict.fromkeys(params["FaceIds"]):
+                face = collection.faces.get(face_id)
+                if face is None:
+                    refused.append({"FaceId": face_id, "Reasons": ["FACE_NOT_FOUND"]})
+                elif face.get("UserId") not in (None, user_id):
+                    refused.append(
+                        {"FaceId": face_id, "UserId": face["UserId"], "Reasons": ["ASSOCIATED_TO_A_DIFFERENT_USER"]}
+                    )
+                elif face.get("UserId") == user_id:
+                    del face["UserId"]
+                    done.append({"FaceId": face_id})
+            status = "ACTIVE" if collection.faces_of(user_id) else "CREATED"
+        return {"DisassociatedFaces": done, "UnsuccessfulFaceDisassociations": refused, "UserStatus": status}
+
+    def _search_users_by_image(self, params: dict) -> dict:
+        collection = self._collection(params["CollectionId"])
+        analysis = self._analyze(self._image_bytes(params["Image"], MAX_BYTES))
+        if not analysis.faces:
+            return {"UserMatches": [], "FaceModelVersion": MODEL_VERSION, "UnsearchedFaces": []}
+        largest, *others = analysis.faces
+        with self._lock:
+            matches = collection.user_matches(
+                largest.descriptor, params.get("UserMatchThreshold", 80.0), params.get("MaxUsers", 500)
+            )
+        return {
+            "UserMatches": matches,
+            "FaceModelVersion": MODEL_VERSION,
+            "SearchedFace": {"FaceDetail": face_detail(largest, analysis)},
+            "UnsearchedFaces": [
+                {"FaceDetails": face_detail(face, analysis), "Reasons": ["FACE_NOT_LARGEST"]} for face in others
+            ],
+        }
+
+    def _search_users(self, params: dict) -> dict:
+        collection = self._collection(params["CollectionId"])
+        face_id = params["FaceId"]
+        with self._lock:
+            if face_id not in collection.descriptors:
+                raise RekognitionError("InvalidParameterException", f"Face {face_id} does not exist.")
+            matches = collection.user_matches(
+                collection.descriptors[face_id], params.get("UserMatchThreshold", 80.0), params.get("MaxUsers", 500)
+            )
+        return {"UserMatches": matches, "FaceModelVersion": MODEL_VERSION, "SearchedFace": {"FaceId": face_id}}
+
+    def _search_faces(self, params: dict) -> dict:
+        """The stored face's matches, never itself."""
+        collection = self._collection(params["CollectionId"])
+        face_id = params["FaceId"]
+        with self._lock:
+            if face_id not in collection.descriptors:
+                raise RekognitionError("InvalidParameterException", f"Face {face_id} does not exist.")
+            ids = [i for i in collection.descriptors if i != face_id]
+            matrix = np.stack([collection.descriptors[i] for i in ids]) if ids else np.zeros((0, 128))
+            stored = [dict(collection.faces[i]) for i in ids]
+            query = collection.descriptors[face_id]
+        matches = best_matches(
+            query, stored, matrix, params.get("FaceMatchThreshold", 80.0), params.get("MaxFaces", 80)
+        )
+        return {"SearchedFaceId": face_id, "FaceMatches": matches, "FaceModelVersion": MODEL_VERSION}
+
+    def _compare_faces(self, params: dict) -> dict:
+        source = self._analyze(self._image_bytes(params["SourceImage"], MAX_BYTES), largest_only=True)
+        target = self._analyze(self._image_bytes(params["TargetImage"], MAX_BYTES))
+        if not source.faces or not target.faces:
+            raise RekognitionError("InvalidParameterException", "Request has invalid parameters")
+        return compare(source, target, params.get("SimilarityThreshold", 80.0))
 
     def _image_bytes(self, image: dict, limit: int) -> bytes:
         if "S3Object" in image:

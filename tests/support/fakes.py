@@ -6,7 +6,9 @@ ignored) and nothing more.
 A fake photo is a tiny PNG whose text chunk names who is in it:
 `photo_of("alice", "bob")`. It passes the API's checks like any photo; the
 fake engine "detects" those people, largest first, and matches a searched
-photo's first person to the faces indexed for that person."""
+photo's first person to the faces indexed for that person. FakePeople
+keeps Rekognition's Users on those faces: two faces look alike (99) when
+they show the same person, else not at all (10)."""
 
 import hashlib
 import io
@@ -25,6 +27,7 @@ from chalicelib.core.ports import (
     ImageState,
     ListedPhoto,
     Page,
+    PeopleEngine,
     PhotoStore,
     PhotoVersion,
     RecordStore,
@@ -173,10 +176,111 @@ class FakeEngine(FaceEngine):
         }
 
 
+ALIKE, UNLIKE = 99.0, 10.0
+
+
+class FakePeople(PeopleEngine):
+    """Users over FakeEngine's faces."""
+
+    def __init__(self, engine: FakeEngine) -> None:
+        self._engine = engine
+        self.users: set[str] = set()
+        self.owners: dict[str, str] = {}  # FaceId -> UserId
+        self.calls: list[str] = []
+
+    def create_user(self, user_id: str) -> None:
+        self.users.add(user_id)
+
+    def delete_user(self, user_id: str) -> None:
+        self.users.discard(user_id)
+        self.owners = {face: user for face, user in self.owners.items() if user != user_id}
+
+    def associate_faces(self, user_id: str, face_ids: list[str], threshold: float) -> dict:
+        self._require(user_id)
+        done, refused = [], []
+        for face_id in face_ids:
+            owner = self.owners.get(face_id)
+            own = self._people_of(user_id)
+            if face_id not in self._engine.faces:
+                refused.append({"FaceId": face_id, "Reasons": ["FACE_NOT_FOUND"]})
+            elif owner not in (None, user_id):
+                refused.append({"FaceId": face_id, "UserId": owner, "Reasons": ["ASSOCIATED_TO_A_DIFFERENT_USER"]})
+            elif owner == user_id:
+                continue
+            elif own and self._person(face_id) not in own and threshold > UNLIKE:
+                refused.append({"FaceId": face_id, "Confidence": UNLIKE, "Reasons": ["LOW_MATCH_CONFIDENCE"]})
+            else:
+                self.owners[face_id] = user_id
+                done.append({"FaceId": face_id})
+        return {"AssociatedFaces": done, "UnsuccessfulFaceAssociations": refused, "UserStatus": "ACTIVE"}
+
+    def disassociate_faces(self, user_id: str, face_ids: list[str]) -> dict:
+        self._require(user_id)
+        done = [face_id for face_id in face_ids if self.owners.get(face_id) == user_id]
+        for face_id in done:
+            del self.owners[face_id]
+        return {"DisassociatedFaces": [{"FaceId": i} for i in done], "UnsuccessfulFaceDisassociations": []}
+
+    def search_users_by_image(self, data: bytes, threshold: float, max_users: int) -> dict:
+        found = people_in(data)
+        if not found:
+            return {"UserMatches": [], "FaceModelVersion": MODEL, "UnsearchedFaces": []}
+        return {
+            "UserMatches": self._users_like(found[0], max_users),
+            "FaceModelVersion": MODEL,
+            "SearchedFace": {"FaceDetail": {"BoundingBox": {"Width": 0.1, "Height": 0.1, "Left": 0.0, "Top": 0.1}}},
+            "UnsearchedFaces": [],
+        }
+
+    def search_users(self, face_id: str, threshold: float, max_users: int) -> dict:
+        return {"UserMatches": self._users_like(self._person(face_id), max_users), "FaceModelVersion": MODEL}
+
+    def search_faces(self, face_id: str, threshold: float, max_faces: int) -> dict:
+        person = self._person(face_id)
+        found = [f for i, f in self._engine.faces.items() if f["_person"] == person and i != face_id]
+        matches = [{"Similarity": ALIKE, "Face": _public(face)} for face in found[:max_faces]]
+        return {"SearchedFaceId": face_id, "FaceMatches": matches, "FaceModelVersion": MODEL}
+
+    def compare_faces(self, source: bytes, target: bytes, threshold: float) -> dict:
+        who, there = people_in(source), people_in(target)
+        if not who:
+            return {"FaceMatches": [], "UnmatchedFaces": []}
+        box = {"Width": 0.1, "Height": 0.1, "Left": 0.1, "Top": 0.1}
+        return {
+            "SourceImageFace": {"BoundingBox": box, "Confidence": 99.0},
+            "FaceMatches": [{"Similarity": ALIKE, "Face": {"BoundingBox": box}} for p in there if p == who[0]],
+            "UnmatchedFaces": [{"BoundingBox": box} for p in there if p != who[0]],
+        }
+
+    def similar_faces(self, face_ids: list[str], threshold: float) -> dict[str, dict[str, float]]:
+        present = [i for i in face_ids if i in self._engine.faces]
+        return {i: {j: ALIKE for j in present if j != i and self._person(j) == self._person(i)} for i in present}
+
+    def _require(self, user_id: str) -> None:
+        if user_id not in self.users:
+            raise NotFound(f"No user {user_id!r}.")
+
+    def _person(self, face_id: str) -> str:
+        if face_id not in self._engine.faces:
+            raise NotFound(f"No face {face_id!r}.")
+        return self._engine.faces[face_id]["_person"]
+
+    def _people_of(self, user_id: str) -> set[str]:
+        return {
+            self._engine.faces[i]["_person"] for i, u in self.owners.items() if u == user_id and i in self._engine.faces
+        }
+
+    def _users_like(self, person: str, max_users: int) -> list[dict]:
+        users = sorted({u for i, u in self.owners.items() if i in self._engine.faces and self._person(i) == person})
+        return [{"Similarity": ALIKE, "User": {"UserId": u, "UserStatus": "ACTIVE"}} for u in users][:max_users]
+
+
 class InMemoryRecordStore(RecordStore):
     def __init__(self) -> None:
         self.images: dict[str, dict] = {}
         self.faces: dict[str, dict] = {}
+        self.people: dict[str, dict] = {}
+        self.suggestions: dict | None = None
         self._lock = threading.RLock()
 
     def get_image(self, key: str) -> dict | None:
@@ -194,12 +298,14 @@ class InMemoryRecordStore(RecordStore):
         with self._lock:
             if self._revision(image["key"]) != expected_revision:
                 return None
-            old = [i for i, face in self.faces.items() if face["imageKey"] == image["key"]]
+            old = {i: face.get("UserId") for i, face in self.faces.items() if face["imageKey"] == image["key"]}
             for face_id in old:
                 del self.faces[face_id]
             replaced = [i for i in old if i not in {face["FaceId"] for face in faces}]
             for face in faces:
-                self.faces[face["FaceId"]] = dict(face)
+                record = {name: value for name, value in face.items() if name != "UserId"}
+                owner = old.get(face["FaceId"])  # a face keeps the person it has now
+                self.faces[face["FaceId"]] = {**record, "UserId": owner} if owner else record
             self._write(image, expected_revision)
             return replaced
 
@@ -269,6 +375,71 @@ class InMemoryRecordStore(RecordStore):
     def count_images(self) -> int:
         return len(self.images)
 
+    def get_person(self, person_id: str) -> dict | None:
+        return self.find_people([person_id]).get(person_id)
+
+    def create_person(self, person: dict) -> dict | None:
+        with self._lock:
+            if person["personId"] in self.people:
+                return None
+            self.people[person["personId"]] = {k: v for k, v in person.items() if k != "faceCount"}
+            return self.get_person(person["personId"])
+
+    def rename_person(self, person_id: str, name: str, updated_at: str) -> dict | None:
+        with self._lock:
+            if person_id not in self.people:
+                return None
+            self.people[person_id].update(name=name, updatedAt=updated_at)
+            return self.get_person(person_id)
+
+    def remove_person(self, person_id: str) -> list[str] | None:
+        with self._lock:
+            if self.people.pop(person_id, None) is None:
+                return None
+            theirs = [i for i, face in self.faces.items() if face.get("UserId") == person_id]
+            for face_id in theirs:
+                del self.faces[face_id]["UserId"]
+            return theirs
+
+    def list_people(self, limit: int, token: str | None = None) -> Page:
+        with self._lock:
+            ids = sorted(i for i in self.people if i > (token or ""))
+            return Page([self.get_person(i) for i in ids[:limit]], ids[limit - 1] if len(ids) > limit else None)
+
+    def find_people(self, person_ids: list[str]) -> dict[str, dict]:
+        with self._lock:
+            return {
+                i: {**self.people[i], "faceCount": sum(f.get("UserId") == i for f in self.faces.values())}
+                for i in person_ids
+                if i in self.people
+            }
+
+    def associate_faces(self, person_id: str, face_ids: list[str]) -> list[str] | None:
+        with self._lock:
+            if person_id not in self.people:
+                return None
+            existing = [i for i in dict.fromkeys(face_ids) if i in self.faces]
+            for face_id in existing:
+                self.faces[face_id]["UserId"] = person_id
+            return existing
+
+    def disassociate_faces(self, person_id: str, face_ids: list[str]) -> list[str]:
+        with self._lock:
+            theirs = [i for i in dict.fromkeys(face_ids) if self.faces.get(i, {}).get("UserId") == person_id]
+            for face_id in theirs:
+                del self.faces[face_id]["UserId"]
+            return theirs
+
+    def faces_of_person(self, person_id: str) -> list[dict]:
+        with self._lock:
+            return [dict(face) for face in self.faces.values() if face.get("UserId") == person_id]
+
+    def save_suggestions(self, suggestions: dict) -> None:
+        self.suggestions = suggestions
+
+    def get_suggestions(self) -> dict | None:
+        return self.suggestions
+
     def _revision(self, key: str) -> int | None:
         return self.images[key]["revision"] if key in self.images else None
 
@@ -281,7 +452,8 @@ class InMemoryRecordStore(RecordStore):
 def fake_services(index_on_upload: bool = True) -> Services:
     photos = InMemoryPhotoStore()
     settings = Settings.from_env({"FACEPRINT_STAGE": "unit", "FACEPRINT_DATA_DIR": "/nonexistent"})
-    return Services(settings, FakeEngine(photos), InMemoryRecordStore(), photos, index_on_upload)
+    engine = FakeEngine(photos)
+    return Services(settings, engine, InMemoryRecordStore(), photos, index_on_upload, FakePeople(engine))
 
 
 def _public(face: dict) -> dict:

@@ -2,7 +2,7 @@
 at the calls a test names until the test lets it go on.
 
     steps = Steps()
-    svc = steps.wrap(svc)                       # engine, records, photos
+    svc = steps.wrap(svc)                       # engine, records, people
     steps.pause("A", "index_faces")             # A stops right after IndexFaces
     a = steps.start("A", index_photo, svc, key, version)
     steps.reached("A", "index_faces")           # wait until it is there
@@ -22,7 +22,13 @@ class Steps:
         self._pauses: dict[tuple[str, str], tuple[threading.Event, threading.Event]] = {}
 
     def wrap(self, svc):
-        return replace(svc, engine=_Paused(self, svc.engine), records=_Paused(self, svc.records), photos=svc.photos)
+        return replace(
+            svc,
+            engine=_Paused(self, svc.engine),
+            records=_Paused(self, svc.records),
+            photos=svc.photos,
+            people=_Paused(self, svc.people) if svc.people is not None else None,
+        )
 
     def pause(self, run: str, method: str) -> None:
         """Run `run` stops right after its next call of `method` (once)."""

@@ -1,9 +1,11 @@
-// Faceprint console: index, search and browse faces through the public
-// HTTP API only. Plain JavaScript, no build step, nothing from elsewhere.
+// Faceprint console: index, search and browse faces, and name people,
+// through the public HTTP API only. Plain JavaScript, no build step,
+// nothing from elsewhere.
 "use strict";
 
 (() => {
   const KEY_STORAGE = "faceprint.apiKey";
+  const DISMISSED_STORAGE = "faceprint.dismissedSuggestions";
   const PAGE_SIZE = 24;
   const PENDING_POLL_MS = 1500;
   const PENDING_POLL_LIMIT = 40;
@@ -11,6 +13,26 @@
   const COLORS = ["#22c55e", "#f59e0b", "#38bdf8", "#f472b6", "#a78bfa", "#2dd4bf", "#f87171", "#facc15"];
   // Chalice and API Gateway send a photo as binary only when Accept names a binary type first.
   const PHOTO_ACCEPT = "image/jpeg, image/png, */*;q=0.8";
+  // Face thumbnails: a square crop of the stored photo, this many pixels a side.
+  const THUMB_PX = 160;
+  const DECLINED_COLOR = "#f87171";
+  // Why IndexFaces declined a face (the image record's unindexedFaces), in words.
+  const DECLINED_REASONS = {
+    EXCEEDS_MAX_FACES: "over the faces-per-photo limit",
+    EXTREME_POSE: "turned too far away",
+    LOW_BRIGHTNESS: "too dark",
+    LOW_SHARPNESS: "too blurry",
+    LOW_CONFIDENCE: "maybe not a face",
+    SMALL_BOUNDING_BOX: "too small",
+    LOW_FACE_QUALITY: "too poor a picture",
+  };
+  // Why AssociateFaces refused a face, in words.
+  const REFUSALS = {
+    FACE_NOT_FOUND: () => "this face is no longer indexed",
+    ASSOCIATED_TO_A_DIFFERENT_USER: () => "it already belongs to someone else: take it from them first (“Not this person” in People)",
+    LOW_MATCH_CONFIDENCE: (refusal, name) =>
+      `it does not look enough like ${name}’s other faces${refusal.Confidence === undefined ? "" : ` (${percent(refusal.Confidence)} alike)`}`,
+  };
 
   const $ = (id) => document.getElementById(id);
 
@@ -46,6 +68,10 @@
 
   function percent(value) {
     return `${Number(value).toFixed(1)}%`;
+  }
+
+  function inWords(reasons, words) {
+    return reasons.map((reason) => words[reason] || reason.toLowerCase().replace(/_/g, " ")).join(", ");
   }
 
   // ---------- The API ----------
@@ -103,6 +129,10 @@
 
   async function apiJson(method, path, options) {
     return (await api(method, path, options)).json();
+  }
+
+  function jsonBody(value) {
+    return { body: JSON.stringify(value), headers: { "Content-Type": "application/json" } };
   }
 
   // A key with "/" (a photo in a folder of the bucket) goes in its b64: form,
@@ -177,17 +207,18 @@
 
   // ---------- Photos with face boxes ----------
 
-  // boxes: [{box: {Left, Top, Width, Height} as ratios, color, label}]
+  // boxes: [{box: {Left, Top, Width, Height} as ratios, color, label, declined}];
+  // a face the engine declined is drawn dashed.
   function drawBoxes(figure, boxes) {
     figure.querySelectorAll(".box").forEach((node) => node.remove());
-    for (const { box, color, label } of boxes) {
+    for (const { box, color, label, declined } of boxes) {
       if (!box) continue;
       const left = Math.max(0, box.Left);
       const top = Math.max(0, box.Top);
       const right = Math.min(1, box.Left + box.Width);
       const bottom = Math.min(1, box.Top + box.Height);
       const node = el("div", {
-        className: top < 0.08 ? "box label-below" : "box",
+        className: ["box", top < 0.08 ? "label-below" : "", declined ? "declined" : ""].join(" ").trim(),
         style: {
           left: `${left * 100}%`,
           top: `${top * 100}%`,
@@ -232,6 +263,63 @@
 
   function facesAsBoxes(faces, color) {
     return faces.map((face, i) => ({ box: face.BoundingBox, color, label: String(i + 1) }));
+  }
+
+  // ---------- Face thumbnails ----------
+
+  // Face records by FaceId (GET /faces/{faceId}), and their thumbnails as
+  // blob: URLs cut from the stored photo: a FaceId never changes its box.
+  const faceRecords = new Map();
+  const faceCrops = new Map();
+
+  function faceRecord(faceId) {
+    if (!faceRecords.has(faceId)) {
+      const face = apiJson("GET", `faces/${encodeURIComponent(faceId)}`).then((reply) => reply.face);
+      face.catch(() => faceRecords.delete(faceId));
+      faceRecords.set(faceId, face);
+    }
+    return faceRecords.get(faceId);
+  }
+
+  function faceCropUrl(face) {
+    if (!faceCrops.has(face.FaceId)) {
+      const url = storedPhotoUrl(face.imageKey).then((photo) => cropFace(photo, face.BoundingBox));
+      url.catch(() => faceCrops.delete(face.FaceId));
+      faceCrops.set(face.FaceId, url);
+    }
+    return faceCrops.get(face.FaceId);
+  }
+
+  // A square around the face, with a margin, inside the photo.
+  async function cropFace(photoUrl, box) {
+    const img = new Image();
+    img.src = photoUrl;
+    await img.decode();
+    const width = img.naturalWidth;
+    const height = img.naturalHeight;
+    const side = Math.min(width, height, Math.max(box.Width * width, box.Height * height) * 1.5);
+    const left = Math.min(Math.max(0, (box.Left + box.Width / 2) * width - side / 2), width - side);
+    const top = Math.min(Math.max(0, (box.Top + box.Height / 2) * height - side / 2), height - side);
+    const canvas = el("canvas", { width: THUMB_PX, height: THUMB_PX });
+    canvas.getContext("2d").drawImage(img, left, top, side, side, 0, 0, THUMB_PX, THUMB_PX);
+    const blob = await new Promise((resolve, reject) =>
+      canvas.toBlob((b) => (b ? resolve(b) : reject(new Error("the face could not be cut out"))), "image/jpeg", 0.88),
+    );
+    return URL.createObjectURL(blob);
+  }
+
+  // face: a face record, or a FaceId whose record is fetched first.
+  function faceThumb(face, alt) {
+    const record = typeof face === "string" ? faceRecord(face) : Promise.resolve(face);
+    const figure = photoFigure(record.then(faceCropUrl), alt);
+    figure.classList.add("face-thumb");
+    if (typeof face === "string") {
+      record.then(
+        (found) => figure.querySelector("img")?.setAttribute("alt", `${alt} (${found.imageKey})`),
+        () => {},
+      );
+    }
+    return figure;
   }
 
   // ---------- Drop zones ----------
@@ -302,12 +390,14 @@
       e.preventDefault();
       refreshInfo();
       if (browse.loaded) loadBrowse(true);
+      if (people.loaded) loadPeople(true);
+      if (suggestions.loaded) loadSuggestions(false);
     });
   }
 
   // ---------- Tabs ----------
 
-  const VIEWS = ["index", "search", "browse"];
+  const VIEWS = ["index", "search", "browse", "people"];
 
   function showView(name, focusTab = false) {
     for (const view of VIEWS) {
@@ -322,6 +412,8 @@
     url.hash = name;
     history.replaceState(null, "", url);
     if (name === "browse" && !browse.loaded) loadBrowse(true);
+    if (name === "people" && !people.loaded) loadPeople(true);
+    if (name === "people" && !suggestions.loaded) loadSuggestions(false);
   }
 
   function setUpTabs() {
@@ -501,17 +593,58 @@
     return [{ box: faces.SearchedFaceBoundingBox, confidence: faces.SearchedFaceConfidence, matches: reply.matches || [] }];
   }
 
+  // A match whose face belongs to a person is labelled with their name by the API.
   function matchCard(match, color) {
     const name = match.label || match.imageKey;
     return el(
       "li",
-      { className: "match" },
+      { className: match.personId ? "match is-person" : "match", "data-person": match.personId },
       photoFigure(storedPhotoUrl(match.imageKey), `${name} (${match.imageKey})`, [
         { box: match.BoundingBox, color, label: percent(match.Similarity) },
       ]),
-      el("p", { className: "match-name", text: name }),
+      el("p", { className: "match-name" }, name, match.personId ? [" ", el("span", { className: "person-tag", text: "person" })] : null),
       el("p", { className: "match-similarity", text: `${percent(match.Similarity)} similar · ${match.imageKey}` }),
     );
+  }
+
+  // POST /search/people: who the largest face of the photo is, among people.
+  function peopleFoundSection(found, many) {
+    const title = many ? "Who is face 1" : "Who is it";
+    const body = el("p", { className: "hint", role: "status", text: "Looking among people…" });
+    const section = el(
+      "section",
+      { className: "people-found", style: { "--box-color": COLORS[0] }, "aria-label": title },
+      el("h3", {}, el("span", { className: "swatch", "aria-hidden": "true" }), title),
+      body,
+    );
+    found.then(
+      (reply) => {
+        if (reply.people.length) {
+          body.replaceWith(
+            el(
+              "ol",
+              { className: "people-found-list" },
+              reply.people.map((person) =>
+                el(
+                  "li",
+                  { "data-person": person.personId },
+                  el("span", { className: "person-name", text: person.name }),
+                  " ",
+                  el("span", { className: "hint", text: `${percent(person.similarity)} similar` }),
+                ),
+              ),
+            ),
+          );
+        } else {
+          body.textContent = reply.SearchedFace ? "No person looks like this face." : "No face to look for.";
+        }
+      },
+      (error) => {
+        body.className = "error-message";
+        body.textContent = `People: ${error.message}`;
+      },
+    );
+    return section;
   }
 
   function queryFaceSection(face, index, color, many) {
@@ -536,12 +669,12 @@
     const figure = photoFigure(search.preview, file.name);
     const status = el("p", { className: "file-status", role: "status", text: `Searching with ${file.name}…` });
     result.replaceChildren(el("div", { className: "search-query" }, figure, status));
+    const photo = { body: file, headers: { "Content-Type": file.type || "application/octet-stream" } };
+    const found = apiJson("POST", "search/people", photo);
+    found.catch(() => {}); // shown in its own section below
     let reply;
     try {
-      reply = await apiJson("POST", all ? "search?faces=all" : "search", {
-        body: file,
-        headers: { "Content-Type": file.type || "application/octet-stream" },
-      });
+      reply = await apiJson("POST", all ? "search?faces=all" : "search", photo);
     } catch (e) {
       if (run !== search.run) return;
       status.className = "file-status error";
@@ -569,6 +702,7 @@
       el(
         "div",
         { className: "search-matches" },
+        peopleFoundSection(found, many),
         faces.map((face, i) => queryFaceSection(face, i, COLORS[i % COLORS.length], many)),
       ),
     );
@@ -703,7 +837,7 @@
     showImage(reply, back);
   }
 
-  function showImage({ image, faces }, back) {
+  function showImage({ image, faces }, back, notice = "") {
     const detail = $("browse-detail");
     const title = imageTitle(image);
     const message = el("p", { className: "error-message", role: "alert" });
@@ -730,36 +864,36 @@
         refreshInfo();
       },
     });
-    const faceItems = faces.map((face, i) =>
+    const declined = image.unindexedFaces || [];
+    const faceItems = faces.map((face, i) => browseFaceItem(image, face, i, back, message));
+    const declinedItems = declined.map((face, i) =>
       el(
         "li",
-        { "data-face": face.FaceId },
-        el("span", { className: "face-text" }, `Face ${i + 1}`, " ", el("span", { className: "hint", text: `confidence ${percent(face.Confidence)}` })),
-        el("button", {
-          type: "button",
-          text: "Delete face",
-          "aria-label": `Delete face ${i + 1}`,
-          onclick: async () => {
-            if (!(await confirmDelete("Delete this face?", `Delete face ${i + 1} of “${image.key}”? Searches will no longer find it.`))) return;
-            try {
-              await api("DELETE", `faces/${encodeURIComponent(face.FaceId)}`);
-              const reply = await apiJson("GET", imagePath(image.key));
-              updateCard(reply.image);
-              showImage(reply, back);
-              refreshInfo();
-            } catch (e) {
-              message.textContent = `Face ${i + 1}: ${e.message}`;
-            }
-          },
-        }),
+        { className: "declined-face" },
+        el(
+          "span",
+          { className: "face-text" },
+          `Declined face ${i + 1}: `,
+          el("span", { className: "declined-reasons", text: inWords(face.Reasons, DECLINED_REASONS) }),
+        ),
       ),
     );
+    const boxes = [
+      ...facesAsBoxes(faces),
+      ...declined.map((face, i) => ({
+        box: face.FaceDetail.BoundingBox,
+        color: DECLINED_COLOR,
+        label: `declined ${i + 1}`,
+        declined: true,
+      })),
+    ];
+    const refocus = keepFocus(detail, back, heading);
     detail.replaceChildren(
       el("div", { className: "actions" }, back),
       el(
         "div",
         { className: "detail" },
-        el("div", {}, photoFigure(storedPhotoUrl(image.key), title, facesAsBoxes(faces))),
+        el("div", {}, photoFigure(storedPhotoUrl(image.key), title, boxes)),
         el(
           "div",
           { className: "detail-side" },
@@ -774,21 +908,699 @@
             image.error ? [el("dt", { text: "Error" }), el("dd", { text: image.error })] : null,
             el("dt", { text: "Faces" }),
             el("dd", { className: "face-count", text: String(faces.length) }),
+            declined.length ? [el("dt", { text: "Declined" }), el("dd", { className: "declined-count", text: String(declined.length) })] : null,
             image.size ? [el("dt", { text: "Size" }), el("dd", { text: formatBytes(image.size) })] : null,
             image.updatedAt ? [el("dt", { text: "Updated" }), el("dd", { text: new Date(image.updatedAt).toLocaleString() })] : null,
           ),
+          notice ? el("p", { className: "file-status ok", role: "status", text: notice }) : null,
           faces.length ? el("ol", { className: "face-list", "aria-label": "Faces" }, faceItems) : el("p", { className: "hint", text: "No face is indexed in this photo." }),
+          declined.length
+            ? el(
+                "div",
+                { className: "declined" },
+                el("h4", { text: `${plural(declined.length, "face")} not indexed` }),
+                el("p", { className: "hint", text: "Found in the photo but declined by the engine: searches never return them." }),
+                el("ol", { className: "face-list", "aria-label": "Declined faces" }, declinedItems),
+              )
+            : null,
           message,
           el("div", { className: "actions" }, deletePhoto),
         ),
       ),
     );
+    refocus();
     updateCard(image);
+  }
+
+  // A face of the opened photo: whose it is, "This is…" and delete.
+  function browseFaceItem(image, face, i, back, photoMessage) {
+    const label = `Face ${i + 1}`;
+    const message = el("p", { className: "error-message", role: "alert" });
+    const who = el("span", { className: "face-person" });
+    if (face.UserId) {
+      who.textContent = ` · ${face.UserId}`;
+      personName(face.UserId).then((name) => {
+        who.textContent = ` · ${name}`;
+      });
+    }
+    const form = thisIsForm(image, face, label, message, back);
+    const thisIs = el("button", {
+      type: "button",
+      text: "This is…",
+      "aria-label": `${label}: this is…`,
+      "aria-expanded": "false",
+      onclick: () => {
+        const open = form.hidden;
+        form.hidden = !open;
+        thisIs.setAttribute("aria-expanded", String(open));
+        if (open) form.choose();
+      },
+    });
+    const deleteFace = el("button", {
+      type: "button",
+      text: "Delete face",
+      "aria-label": `Delete face ${i + 1}`,
+      onclick: async () => {
+        if (!(await confirmDelete("Delete this face?", `Delete face ${i + 1} of “${image.key}”? Searches will no longer find it.`))) return;
+        try {
+          await api("DELETE", `faces/${encodeURIComponent(face.FaceId)}`);
+          const reply = await apiJson("GET", imagePath(image.key));
+          updateCard(reply.image);
+          peopleChanged();
+          showImage(reply, back);
+          refreshInfo();
+        } catch (e) {
+          photoMessage.textContent = `Face ${i + 1}: ${e.message}`;
+        }
+      },
+    });
+    return el(
+      "li",
+      { "data-face": face.FaceId },
+      el("span", { className: "face-text" }, label, who, " ", el("span", { className: "hint", text: `confidence ${percent(face.Confidence)}` })),
+      thisIs,
+      deleteFace,
+      form,
+      message,
+    );
+  }
+
+  // "This is…": an existing person, or a new one made from a name; the API
+  // may refuse the face (AssociateFaces' reasons), said in words.
+  function thisIsForm(image, face, label, message, back) {
+    const NEW = "";
+    const select = el("select", { disabled: true }, el("option", { value: NEW, text: "Loading people…" }));
+    const name = el("input", { type: "text", maxLength: 256, placeholder: "e.g. Jane Doe", autocomplete: "off" });
+    const nameField = el("label", { className: "field", hidden: true }, "Name of the new person", name);
+    const save = el("button", { type: "submit", className: "primary", text: "Save", disabled: true });
+    let known = [];
+    const form = el(
+      "form",
+      { className: "this-is", hidden: true, "aria-label": `Who is ${label.toLowerCase()}` },
+      el("label", { className: "field" }, `Who is ${label.toLowerCase()}?`, select),
+      nameField,
+      el("div", { className: "actions" }, save),
+    );
+    const showName = () => {
+      nameField.hidden = select.value !== NEW;
+    };
+    select.addEventListener("change", showName);
+    // The people to choose from, listed when the form is first opened.
+    let listed = false;
+    form.choose = async () => {
+      if (listed) {
+        select.focus();
+        return;
+      }
+      listed = true;
+      try {
+        known = [...(await allPeople())].sort((a, b) => a.name.localeCompare(b.name));
+      } catch (e) {
+        listed = false;
+        message.textContent = `People: ${e.message}`;
+        return;
+      }
+      const names = known.map((person) => person.name);
+      const unique = (person) => names.indexOf(person.name) === names.lastIndexOf(person.name);
+      select.replaceChildren(
+        ...known.map((person) =>
+          el("option", { value: person.personId, text: unique(person) ? person.name : `${person.name} (${person.personId})` }),
+        ),
+        el("option", { value: NEW, text: "A new person…" }),
+      );
+      select.value = known.length ? known[0].personId : NEW;
+      select.disabled = false;
+      save.disabled = false;
+      showName();
+      select.focus();
+    };
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      message.textContent = "";
+      const newName = name.value.trim();
+      if (select.value === NEW && !newName) {
+        message.textContent = "Give the new person a name.";
+        name.focus();
+        return;
+      }
+      save.disabled = true;
+      try {
+        const created = select.value === NEW;
+        const person = created ? await createPerson(newName) : known.find((p) => p.personId === select.value);
+        const reply = await associate(person.personId, [face.FaceId]);
+        const refusal = reply.unsuccessfulFaceAssociations[0];
+        if (refusal) {
+          let text = `${label} was not added to ${person.name}: ${refusalInWords(refusal, person.name)}.`;
+          if (created) {
+            await api("DELETE", `people/${encodeURIComponent(person.personId)}`);
+            peopleChanged();
+            text += " The new person was not kept.";
+          }
+          message.textContent = text;
+          return;
+        }
+        const fresh = await apiJson("GET", imagePath(image.key));
+        if (browse.opened !== image.key) return;
+        const done = reply.associatedFaces.length ? "is now" : "already was";
+        showImage(fresh, back, `${label} ${done} ${person.name}.`);
+      } catch (error) {
+        message.textContent = `${label}: ${error.message}`;
+      } finally {
+        save.disabled = false;
+      }
+    });
+    return form;
+  }
+
+  // A detail view drawn again: focus stays on its back button, or else goes
+  // to its heading when it was on a control now gone.
+  function keepFocus(detail, back, heading) {
+    const active = document.activeElement;
+    const inside = detail.contains(active);
+    return () => {
+      if (active === back) back.focus();
+      else if (inside && !detail.contains(active)) heading.focus();
+    };
   }
 
   function setUpBrowse() {
     $("browse-refresh").addEventListener("click", () => loadBrowse(true));
     $("browse-more").addEventListener("click", () => loadBrowse(false));
+  }
+
+  // ---------- People ----------
+
+  const people = { loaded: false, next: null, loading: false, again: false, cards: new Map(), opened: null, all: null };
+  const RESERVED_IDS = new Set(["suggestions"]); // GET /people/suggestions
+
+  // Every person (for pickers, names and new ids): the listing followed to its end.
+  function allPeople() {
+    if (!people.all) {
+      const all = (async () => {
+        const found = [];
+        let next = null;
+        do {
+          const query = new URLSearchParams({ limit: "1000" });
+          if (next) query.set("next", next);
+          const page = await apiJson("GET", `people?${query}`);
+          found.push(...page.people);
+          next = page.next;
+        } while (next);
+        return found;
+      })();
+      all.catch(() => {
+        if (people.all === all) people.all = null;
+      });
+      people.all = all;
+    }
+    return people.all;
+  }
+
+  function peopleChanged() {
+    people.all = null;
+    people.loaded = false;
+  }
+
+  function personName(personId) {
+    return allPeople().then(
+      (list) => list.find((person) => person.personId === personId)?.name || personId,
+      () => personId,
+    );
+  }
+
+  function personPath(personId) {
+    return `people/${encodeURIComponent(personId)}`;
+  }
+
+  // A personId from a name, valid by Rekognition's UserId rule
+  // ([a-zA-Z0-9_.\-:]{1,128}): its slug, with a short random suffix if taken.
+  function slug(name) {
+    const base = name
+      .normalize("NFKD")
+      .replace(/[\u0300-\u036f]/g, "")
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, "-")
+      .slice(0, 64)
+      .replace(/^-+|-+$/g, "");
+    return base || "person";
+  }
+
+  function randomSuffix() {
+    const bytes = crypto.getRandomValues(new Uint8Array(3));
+    return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+  }
+
+  async function newPersonId(name) {
+    people.all = null;
+    const taken = new Set((await allPeople()).map((person) => person.personId));
+    const base = slug(name);
+    let personId = base;
+    while (taken.has(personId) || RESERVED_IDS.has(personId)) personId = `${base}-${randomSuffix()}`;
+    return personId;
+  }
+
+  // PUT /people/{personId} under a new id made from the name.
+  async function createPerson(name) {
+    const reply = await apiJson("PUT", personPath(await newPersonId(name)), jsonBody({ name }));
+    peopleChanged();
+    return reply.person;
+  }
+
+  // POST /people/{personId}/faces: {person, associatedFaces, unsuccessfulFaceAssociations}.
+  async function associate(personId, faceIds) {
+    const reply = await apiJson("POST", `${personPath(personId)}/faces`, jsonBody({ faceIds }));
+    peopleChanged();
+    return reply;
+  }
+
+  function refusalInWords(refusal, name) {
+    return refusal.Reasons.map((reason) => (REFUSALS[reason] ? REFUSALS[reason](refusal, name) : reason)).join("; ");
+  }
+
+  // "3 faces added" and why the others were not, in words.
+  function associationOutcome(reply, name) {
+    const added = reply.associatedFaces.length;
+    const refused = reply.unsuccessfulFaceAssociations;
+    let text = `${name} now has ${plural(reply.person.faceCount, "face")} (${added} added).`;
+    if (refused.length) {
+      const why = [...new Set(refused.map((refusal) => refusalInWords(refusal, name)))].join("; ");
+      text += ` ${plural(refused.length, "face was", "faces were")} not added: ${why}.`;
+    }
+    return text;
+  }
+
+  function personCard(person) {
+    const thumb = el("div", { className: "thumb" }, el("span", { className: "no-face", text: "no face yet" }));
+    const card = el(
+      "li",
+      { className: "card person-card", "data-person": person.personId },
+      el(
+        "button",
+        { type: "button", className: "open", onclick: () => openPerson(person.personId) },
+        thumb,
+        el(
+          "span",
+          { className: "meta" },
+          el("span", { className: "title person-name", text: person.name }),
+          el("span", { className: "face-count", text: plural(person.faceCount, "face") }),
+        ),
+      ),
+    );
+    if (person.faceCount) {
+      apiJson("GET", `faces?person=${encodeURIComponent(person.personId)}`).then(
+        ({ faces }) => {
+          if (faces.length) thumb.replaceChildren(faceThumb(faces[0], `A face of ${person.name}`));
+        },
+        (e) => thumb.replaceChildren(el("span", { className: "error-message", text: e.message })),
+      );
+    }
+    return card;
+  }
+
+  async function loadPeople(reset) {
+    if (people.loading) {
+      // A change while a page loads: list again from the start once it is in.
+      if (reset) people.again = true;
+      return;
+    }
+    people.loading = true;
+    const grid = $("people-grid");
+    const status = $("people-status");
+    const more = $("people-more");
+    if (reset) {
+      people.next = null;
+      people.all = null;
+      people.cards.clear();
+      grid.replaceChildren();
+      closePerson(false);
+    }
+    status.classList.remove("error-message");
+    status.textContent = "Loading…";
+    more.disabled = true;
+    try {
+      const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
+      if (people.next) query.set("next", people.next);
+      const page = await apiJson("GET", `people?${query}`);
+      for (const person of page.people) {
+        if (people.cards.has(person.personId)) continue;
+        const card = personCard(person);
+        people.cards.set(person.personId, card);
+        grid.append(card);
+      }
+      people.next = page.next || null;
+      people.loaded = true;
+      status.textContent = people.cards.size
+        ? `${plural(people.cards.size, "person", "people")}${people.next ? " so far" : ""}.`
+        : "Nobody is named yet: accept a suggestion below, or say who a face is in Browse.";
+    } catch (e) {
+      status.classList.add("error-message");
+      status.textContent = e.message;
+    } finally {
+      more.hidden = !people.next;
+      more.disabled = false;
+      people.loading = false;
+    }
+    if (people.again) {
+      people.again = false;
+      loadPeople(true);
+    }
+  }
+
+  function updatePersonCard(person) {
+    const old = people.cards.get(person.personId);
+    if (!old) return;
+    const card = personCard(person);
+    old.replaceWith(card);
+    people.cards.set(person.personId, card);
+  }
+
+  function closePerson(focusCard = true) {
+    const personId = people.opened;
+    people.opened = null;
+    $("person-detail").hidden = true;
+    $("person-detail").replaceChildren();
+    $("people-list").hidden = false;
+    const card = personId && people.cards.get(personId);
+    if (focusCard && card) card.querySelector("button").focus();
+  }
+
+  async function openPerson(personId) {
+    people.opened = personId;
+    const detail = $("person-detail");
+    $("people-list").hidden = true;
+    detail.hidden = false;
+    const back = el("button", { type: "button", text: "← All people", onclick: () => closePerson() });
+    detail.replaceChildren(el("div", { className: "actions" }, back), el("p", { role: "status", text: "Loading…" }));
+    back.focus();
+    let reply;
+    try {
+      reply = await apiJson("GET", personPath(personId));
+    } catch (e) {
+      detail.replaceChildren(el("div", { className: "actions" }, back), el("p", { className: "error-message", text: e.message }));
+      return;
+    }
+    if (people.opened !== personId) return;
+    showPerson(reply, back);
+  }
+
+  function showPerson({ person, faces }, back, notice = "") {
+    const detail = $("person-detail");
+    const message = el("p", { className: "error-message", role: "alert" });
+    const heading = el("h3", { tabindex: "-1", text: person.name });
+    const path = personPath(person.personId);
+
+    const name = el("input", { type: "text", value: person.name, maxLength: 256, required: true, autocomplete: "off" });
+    const renameMessage = el("p", { className: "error-message", role: "alert" });
+    const rename = el(
+      "form",
+      { className: "rename", "aria-label": "Rename" },
+      el("label", { className: "field" }, "Name", name),
+      el("div", { className: "actions" }, el("button", { type: "submit", text: "Rename" })),
+      renameMessage,
+    );
+    rename.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      renameMessage.textContent = "";
+      try {
+        const reply = await apiJson("PUT", path, jsonBody({ name: name.value }));
+        peopleChanged();
+        updatePersonCard(reply.person);
+        if (people.opened !== person.personId) return;
+        showPerson({ person: reply.person, faces }, back, `Renamed to ${reply.person.name}.`);
+        $("person-detail").querySelector(".rename input").focus();
+      } catch (error) {
+        renameMessage.textContent = error.message;
+      }
+    });
+
+    const faceItems = faces.map((face, i) => {
+      const faceMessage = el("p", { className: "error-message", role: "alert" });
+      const label = `Face ${i + 1}`;
+      return el(
+        "li",
+        { className: "person-face", "data-face": face.FaceId },
+        faceThumb(face, `${label} of ${person.name} (${face.imageKey})`),
+        el("span", { className: "face-text" }, label, " ", el("span", { className: "hint", text: face.imageKey, title: face.imageKey })),
+        el("button", {
+          type: "button",
+          text: "Not this person",
+          "aria-label": `${label} is not ${person.name}`,
+          onclick: async () => {
+            faceMessage.textContent = "";
+            try {
+              await api("DELETE", `${path}/faces/${encodeURIComponent(face.FaceId)}`);
+              peopleChanged();
+              const reply = await apiJson("GET", path);
+              if (people.opened !== person.personId) return;
+              updatePersonCard(reply.person);
+              showPerson(reply, back, `${label} (${face.imageKey}) is no longer ${person.name}’s.`);
+            } catch (error) {
+              faceMessage.textContent = `${label}: ${error.message}`;
+            }
+          },
+        }),
+        faceMessage,
+      );
+    });
+
+    const deletePerson = el("button", {
+      type: "button",
+      className: "danger",
+      text: "Delete person",
+      onclick: async () => {
+        const sure = await confirmDelete(
+          "Delete this person?",
+          `Delete ${person.name}? Their ${plural(faces.length, "face")} stay indexed, no longer named.`,
+        );
+        if (!sure) return;
+        try {
+          await api("DELETE", path);
+        } catch (error) {
+          message.textContent = `${person.name}: ${error.message}`;
+          return;
+        }
+        peopleChanged();
+        people.loaded = true;
+        people.cards.get(person.personId)?.remove();
+        people.cards.delete(person.personId);
+        closePerson(false);
+        $("people-status").textContent = `Deleted ${person.name}; their faces stay indexed. ${plural(people.cards.size, "person", "people")} left.`;
+        $("people-refresh").focus();
+      },
+    });
+
+    const refocus = keepFocus(detail, back, heading);
+    detail.replaceChildren(
+      el("div", { className: "actions" }, back),
+      el(
+        "div",
+        { className: "person-detail" },
+        el(
+          "div",
+          { className: "detail-side" },
+          heading,
+          el(
+            "dl",
+            { className: "facts" },
+            el("dt", { text: "Id" }),
+            el("dd", { text: person.personId }),
+            el("dt", { text: "Faces" }),
+            el("dd", { className: "face-count", text: String(person.faceCount) }),
+            person.createdAt ? [el("dt", { text: "Named" }), el("dd", { text: new Date(person.createdAt).toLocaleString() })] : null,
+          ),
+          rename,
+        ),
+        el(
+          "div",
+          {},
+          notice ? el("p", { className: "file-status ok", role: "status", text: notice }) : null,
+          faces.length
+            ? el("ol", { className: "person-faces", "aria-label": `Faces of ${person.name}` }, faceItems)
+            : el("p", { className: "hint", text: "No face is theirs: say who a face is in Browse (“This is…”)." }),
+          message,
+          el("div", { className: "actions" }, deletePerson),
+        ),
+      ),
+    );
+    refocus();
+  }
+
+  // ---------- Suggested people ----------
+
+  const MAX_SHOWN_FACES = 6;
+  const suggestions = { loaded: false, dismissed: new Set(JSON.parse(sessionStorage.getItem(DISMISSED_STORAGE) || "[]")), last: null };
+
+  function saveDismissed() {
+    sessionStorage.setItem(DISMISSED_STORAGE, JSON.stringify([...suggestions.dismissed]));
+  }
+
+  async function loadSuggestions(compute) {
+    const status = $("suggestions-status");
+    const button = $("suggestions-compute");
+    status.classList.remove("error-message");
+    status.textContent = compute ? "Grouping the faces nobody is named in…" : "Loading…";
+    button.disabled = true;
+    try {
+      const reply = await apiJson(compute ? "POST" : "GET", "people/suggestions");
+      suggestions.loaded = true;
+      showSuggestions(reply);
+    } catch (e) {
+      status.classList.add("error-message");
+      status.textContent = e.message;
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // The groups not dismissed, a page at a time (each face shown costs a GET /faces/{faceId}).
+  function showSuggestions(reply, more = false) {
+    suggestions.last = reply;
+    const list = $("suggestions-list");
+    const shown = new Set(more ? [...list.children].map((card) => card.dataset.suggestion) : []);
+    const page = waiting()
+      .filter((suggestion) => !shown.has(suggestion.suggestionId))
+      .slice(0, PAGE_SIZE)
+      .map(suggestionCard);
+    if (more) list.append(...page);
+    else list.replaceChildren(...page);
+    summarizeSuggestions();
+  }
+
+  function waiting() {
+    return suggestions.last.suggestions.filter((suggestion) => !suggestions.dismissed.has(suggestion.suggestionId));
+  }
+
+  function summarizeSuggestions() {
+    const reply = suggestions.last;
+    const status = $("suggestions-status");
+    const shown = waiting().length;
+    const hidden = reply.suggestions.length - shown;
+    $("suggestions-more").hidden = $("suggestions-list").children.length >= shown;
+    if (!reply.computedAt) {
+      status.textContent = "Not looked for yet.";
+    } else {
+      const when = new Date(reply.computedAt).toLocaleString();
+      status.replaceChildren(
+        `${plural(shown, "group")} among ${plural(reply.facesConsidered, "unnamed face")} (${when}).`,
+        ...(hidden
+          ? [
+              " ",
+              el("button", {
+                type: "button",
+                className: "link",
+                text: `Show ${hidden} dismissed`,
+                onclick: () => {
+                  suggestions.dismissed.clear();
+                  saveDismissed();
+                  showSuggestions(suggestions.last);
+                },
+              }),
+            ]
+          : []),
+      );
+    }
+  }
+
+  function suggestionCard(suggestion) {
+    const title = `A group of ${plural(suggestion.size, "face")}`;
+    const titleId = `suggestion-${suggestion.suggestionId}`;
+    const message = el("p", { className: "error-message", role: "alert" });
+    const name = el("input", { type: "text", maxLength: 256, required: true, placeholder: "e.g. Jane Doe", autocomplete: "off" });
+    const accept = el("button", { type: "submit", className: "primary", text: "Add person" });
+    const dismiss = el("button", { type: "button", text: "Dismiss", "aria-label": `Dismiss ${title.toLowerCase()}` });
+    const faceIds = suggestion.faceIds.slice(0, MAX_SHOWN_FACES);
+    const card = el(
+      "li",
+      { className: "suggestion", "data-suggestion": suggestion.suggestionId, "aria-labelledby": titleId },
+      el("h4", { id: titleId, text: title }),
+      el(
+        "ul",
+        { className: "face-strip", "aria-label": "Faces in this group" },
+        faceIds.map((faceId, i) => el("li", {}, faceThumb(faceId, `Face ${i + 1} of the group`))),
+        suggestion.size > faceIds.length ? el("li", { className: "more hint", text: `+${suggestion.size - faceIds.length} more` }) : null,
+      ),
+    );
+    const form = el(
+      "form",
+      { className: "accept", "aria-label": `Name ${title.toLowerCase()}` },
+      el("label", { className: "field" }, "Who is this?", name),
+      el("div", { className: "actions" }, accept, dismiss),
+    );
+    const busy = (on) => {
+      for (const control of card.querySelectorAll("button, input")) control.disabled = on;
+    };
+    // Up to 100 faces a request (a person holds at most 100): the rest stay unnamed.
+    // A person made here who got none of the faces is not kept.
+    const done = async (person, created) => {
+      const reply = await associate(person.personId, suggestion.faceIds.slice(0, 100));
+      let outcome = associationOutcome(reply, person.name);
+      if (created && !reply.associatedFaces.length) {
+        await api("DELETE", personPath(person.personId));
+        peopleChanged();
+        outcome += " The new person was not kept.";
+      }
+      card.remove();
+      suggestions.last.suggestions = suggestions.last.suggestions.filter((s) => s !== suggestion);
+      summarizeSuggestions();
+      $("suggestions-status").textContent = outcome;
+      loadPeople(true);
+    };
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const wanted = name.value.trim();
+      message.textContent = "";
+      if (!wanted) {
+        message.textContent = "Give this person a name.";
+        name.focus();
+        return;
+      }
+      busy(true);
+      try {
+        await done(await createPerson(wanted), true);
+      } catch (error) {
+        message.textContent = error.message;
+        busy(false);
+      }
+    });
+    dismiss.addEventListener("click", () => {
+      suggestions.dismissed.add(suggestion.suggestionId);
+      saveDismissed();
+      card.remove();
+      summarizeSuggestions();
+      $("suggestions-compute").focus();
+    });
+    const nearest = suggestion.nearestPerson;
+    if (nearest) {
+      const hint = el("p", { className: "nearest hint" }, `Looks like ${nearest.personId} (${percent(nearest.similarity)})`);
+      const add = el("button", { type: "button", text: `Add to ${nearest.personId}` });
+      personName(nearest.personId).then((known) => {
+        hint.textContent = `Looks like ${known} (${percent(nearest.similarity)}).`;
+        add.textContent = `Add to ${known}`;
+      });
+      add.addEventListener("click", async () => {
+        message.textContent = "";
+        busy(true);
+        try {
+          await done({ personId: nearest.personId, name: await personName(nearest.personId) }, false);
+        } catch (error) {
+          message.textContent = error.message;
+          busy(false);
+        }
+      });
+      card.append(hint, el("div", { className: "actions" }, add));
+    }
+    card.append(form, message);
+    return card;
+  }
+
+  function setUpPeople() {
+    $("people-refresh").addEventListener("click", () => {
+      loadPeople(true);
+      loadSuggestions(false);
+    });
+    $("people-more").addEventListener("click", () => loadPeople(false));
+    $("suggestions-compute").addEventListener("click", () => loadSuggestions(true));
+    $("suggestions-more").addEventListener("click", () => showSuggestions(suggestions.last, true));
   }
 
   // ---------- Start ----------
@@ -797,6 +1609,7 @@
   setUpIndex();
   setUpSearch();
   setUpBrowse();
+  setUpPeople();
   setUpTabs();
   refreshInfo();
 })();

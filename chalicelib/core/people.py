@@ -1,0 +1,352 @@
+"""People: name someone once, find them everywhere.
+
+A person is a Rekognition User in the engine's collection (UserId =
+personId) and a person record beside the image and face records. The
+engine holds the truth about which faces belong to whom (it refuses a face
+that belongs to someone else or does not look like the person); the
+records follow it, written after the engine, so a request that fails
+halfway is finished by the same request again.
+"""
+
+import logging
+
+from chalicelib.core import clustering, limits
+from chalicelib.core.errors import BadRequest, ImageRejected, NotFound, ServiceUnavailable
+from chalicelib.core.images import prepare_search
+from chalicelib.core.records import now
+from chalicelib.core.searching import search_and_join
+from chalicelib.core.services import Services
+
+log = logging.getLogger("faceprint")
+
+WRITE_ROUNDS = 8
+# Enrol by upload: the metadata that names the person, and their name.
+PERSON_METADATA, NAME_METADATA = "person", "name"
+
+
+# GET /people/suggestions names the suggestions: no person may be called that.
+RESERVED_IDS = frozenset({"suggestions"})
+
+
+def validate_person_id(person_id: str) -> str:
+    if person_id in RESERVED_IDS:
+        raise BadRequest(f"{person_id!r} is reserved (GET /people/{person_id}): choose another personId.")
+    if not isinstance(person_id, str) or not limits.PERSON_ID.fullmatch(person_id):
+        raise BadRequest(
+            f"A personId is 1 to 128 characters of a-z, A-Z, 0-9, '_', '.', '-' and ':' "
+            f"(Rekognition's UserId rule); got {str(person_id)[:140]!r}."
+        )
+    return person_id
+
+
+def validate_name(name) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise BadRequest('Send the person\'s name as JSON: {"name": "Keanu Reeves"}.')
+    name = name.strip()
+    if len(name) > limits.MAX_PERSON_NAME_CHARS or any(ord(ch) < 32 for ch in name):
+        raise BadRequest(f"A name is at most {limits.MAX_PERSON_NAME_CHARS} characters, without control characters.")
+    return name
+
+
+def put_person(svc: Services, person_id: str, name: str) -> tuple[dict, bool]:
+    """Create the person (and their User), or rename them. Returns the
+    person record and whether it was created."""
+    person_id, name = validate_person_id(person_id), validate_name(name)
+    for _ in range(WRITE_ROUNDS):
+        if svc.records.get_person(person_id) is not None:
+            renamed = svc.records.rename_person(person_id, name, now())
+            if renamed is not None:
+                return renamed, False
+            continue  # deleted meanwhile: create it
+        svc.people.create_user(person_id)
+        moment = now()
+        person = {"personId": person_id, "name": name, "faceCount": 0, "createdAt": moment, "updatedAt": moment}
+        created = svc.records.create_person(person)
+        if created is not None:
+            return created, True
+    raise ServiceUnavailable(f"Person {person_id!r} kept changing while being written; retry.")
+
+
+def list_people(svc: Services, limit: int, token: str | None) -> dict:
+    page = svc.records.list_people(limit, token)
+    return {"people": page.items, "next": page.next}
+
+
+def get_person(svc: Services, person_id: str) -> dict:
+    return {"person": _person(svc, person_id), "faces": svc.records.faces_of_person(person_id)}
+
+
+def faces_of_person(svc: Services, person_id: str) -> dict:
+    _person(svc, person_id)
+    return {"faces": svc.records.faces_of_person(person_id), "next": None}
+
+
+def delete_person(svc: Services, person_id: str) -> dict:
+    """The User first, then the record: if a step fails, the same request
+    again finishes the job. The faces stay indexed."""
+    _person(svc, person_id)
+    svc.people.delete_user(person_id)
+    faces = svc.records.remove_person(person_id)
+    if faces is None:
+        raise NotFound(f"No person {person_id!r}: already deleted?")
+    return {"deleted": {"personId": person_id, "faces": len(faces)}}
+
+
+def associate_faces(svc: Services, person_id: str, face_ids, threshold: float) -> dict:
+    """AssociateFaces: each face joins the person unless it is unknown,
+    someone else's, or does not look like the person's other faces."""
+    if (
+        not isinstance(face_ids, list)
+        or not 1 <= len(face_ids) <= limits.MAX_FACES_PER_ASSOCIATION
+        or not all(isinstance(i, str) and 0 < len(i) <= 128 for i in face_ids)
+    ):
+        raise BadRequest(
+            f'Send {{"faceIds": [...]}} with 1 to {limits.MAX_FACES_PER_ASSOCIATION} FaceIds (strings), '
+            'and optionally "threshold" (0-100).'
+        )
+    person = _person(svc, person_id)
+    face_ids = list(dict.fromkeys(face_ids))
+    records = svc.records.find_faces(face_ids)
+    unknown = [{"FaceId": i, "Reasons": ["FACE_NOT_FOUND"]} for i in face_ids if i not in records]
+    asked = [i for i in face_ids if i in records]
+    new = [i for i in asked if records[i][0].get("UserId") != person_id]
+    if person["faceCount"] + len(new) > limits.MAX_FACES_PER_PERSON:
+        raise BadRequest(
+            f"Person {person_id!r} has {person['faceCount']} faces; a person has at most "
+            f"{limits.MAX_FACES_PER_PERSON} (Rekognition's limit): disassociate some first."
+        )
+    result = _associate_in_engine(svc, person_id, asked, threshold) if asked else {}
+    associated = [face["FaceId"] for face in result.get("AssociatedFaces", [])]
+    written = svc.records.associate_faces(person_id, associated) if associated else []
+    if written is None:
+        raise NotFound(f"Person {person_id!r} was deleted meanwhile.")
+    gone = [{"FaceId": i, "Reasons": ["FACE_NOT_FOUND"]} for i in associated if i not in set(written)]
+    return {
+        "person": _person(svc, person_id),
+        "associatedFaces": [{"FaceId": i} for i in written],
+        "unsuccessfulFaceAssociations": unknown + result.get("UnsuccessfulFaceAssociations", []) + gone,
+    }
+
+
+def disassociate_face(svc: Services, person_id: str, face_id: str) -> dict:
+    _person(svc, person_id)
+    face = svc.records.get_face(face_id)
+    if face is None or face.get("UserId") != person_id:
+        raise NotFound(f"Face {face_id!r} is not one of person {person_id!r}'s faces.")
+    svc.people.disassociate_faces(person_id, [face_id])
+    done = svc.records.disassociate_faces(person_id, [face_id])
+    return {"person": _person(svc, person_id), "disassociatedFaces": [{"FaceId": i} for i in done]}
+
+
+def search_people(svc: Services, data: bytes, threshold: float, max_people: int) -> dict:
+    """SearchUsersByImage: who is the largest face of this photo? A
+    person deleted while the search ran is left out."""
+    result = svc.people.search_users_by_image(prepare_search(data), threshold, max_people)
+    found = svc.records.find_people([match["User"]["UserId"] for match in result["UserMatches"]])
+    matches = [match for match in result["UserMatches"] if match["User"]["UserId"] in found]
+    people = [
+        {
+            "personId": match["User"]["UserId"],
+            "name": found[match["User"]["UserId"]]["name"],
+            "similarity": match["Similarity"],
+        }
+        for match in matches
+    ]
+    return {**result, "UserMatches": matches, "people": people}
+
+
+def face_matches(svc: Services, face_id: str, threshold: float, max_matches: int) -> dict:
+    """SearchFaces: the faces like a stored one, never itself."""
+    if svc.records.get_face(face_id) is None:
+        raise NotFound(f"No face {face_id!r}.")
+
+    def search(limit: int) -> list[dict]:
+        result = svc.people.search_faces(face_id, threshold, limit)
+        return [{**result, "FaceMatches": [m for m in result["FaceMatches"] if m["Face"]["FaceId"] != face_id]}]
+
+    result, matches = search_and_join(svc, search, max_matches)[0]
+    return {**result, "matchedFaces": [match["label"] for match in matches], "matches": matches}
+
+
+def compare(svc: Services, source: bytes, target: bytes, threshold: float) -> dict:
+    """CompareFaces: is the largest face of the source in the target?"""
+    return svc.people.compare_faces(_photo(source, "source"), _photo(target, "target"), threshold)
+
+
+def suggest_people(svc: Services, min_faces: int) -> dict:
+    """Group the faces that belong to no person by how alike they are, and
+    save the groups; each with the person its most typical face looks like."""
+    unassigned = [face["FaceId"] for face in _all_faces(svc) if not face.get("UserId")]
+    graph = svc.people.similar_faces(unassigned, limits.DEFAULT_THRESHOLD)
+    suggestions = []
+    for group in clustering.suggest_groups(unassigned, graph, limits.DEFAULT_MIN_FACES):
+        sample = clustering.medoid(group, graph)
+        suggestions.append(
+            {
+                "suggestionId": clustering.suggestion_id(group),
+                "faceIds": group,
+                "size": len(group),
+                "sampleFaceId": sample,
+                "nearestPerson": _nearest_person(svc, sample),
+            }
+        )
+    saved = {
+        "suggestions": suggestions,
+        "computedAt": now(),
+        "facesConsidered": len(unassigned),
+        "threshold": limits.DEFAULT_THRESHOLD,
+    }
+    svc.records.save_suggestions(saved)
+    return _current(svc, saved, min_faces)
+
+
+def list_suggestions(svc: Services, min_faces: int) -> dict:
+    saved = svc.records.get_suggestions() or {
+        "suggestions": [],
+        "computedAt": None,
+        "facesConsidered": 0,
+        "threshold": limits.DEFAULT_THRESHOLD,
+    }
+    return _current(svc, saved, min_faces)
+
+
+def enrol_from_upload(svc: Services, image: dict) -> dict:
+    """Enrol by upload (`x-amz-meta-person`): once the photo is indexed,
+    its one face joins that person (created, named from `x-amz-meta-name`
+    or else their id, if new). The image record says how it went in
+    `enrolment`: {"personId", "status": "associated" | "refused", "message"}.
+    Returns the image record as it leaves it."""
+    person_id = image.get("metadata", {}).get(PERSON_METADATA)
+    if not person_id or image["status"] not in ("indexed", "no_faces"):
+        return image
+    done = image.get("enrolment", {})
+    if done.get("personId") == person_id:
+        return image  # this run's work was done by an earlier one
+    outcome = _enrol(svc, image, person_id)
+    return _record_enrolment(svc, image, {"personId": person_id, **outcome})
+
+
+def _enrol(svc: Services, image: dict, person_id: str) -> dict:
+    if not limits.PERSON_ID.fullmatch(person_id):
+        return _refused(f"x-amz-meta-person {person_id[:140]!r} is not a valid personId (Rekognition's UserId rule).")
+    faces = svc.records.faces_of(image["key"])
+    if len(faces) != 1:
+        return _refused(f"The photo has {len(faces)} faces; enrolling by upload needs exactly one.")
+    name = image["metadata"].get(NAME_METADATA) or person_id
+    try:
+        if svc.records.get_person(person_id) is None:
+            put_person(svc, person_id, name[: limits.MAX_PERSON_NAME_CHARS])
+        result = associate_faces(svc, person_id, [faces[0]["FaceId"]], limits.DEFAULT_ASSOCIATE_THRESHOLD)
+    except (BadRequest, NotFound) as e:
+        return _refused(e.message)
+    refused = result["unsuccessfulFaceAssociations"]
+    if refused:
+        reasons = ", ".join(refused[0]["Reasons"])
+        return _refused(f"Rekognition's AssociateFaces refused the face: {reasons}.")
+    return {"status": "associated", "message": f"The photo's face is one of {person_id!r}'s faces."}
+
+
+def carry_over(svc: Services, owned: list[dict], faces: list[dict]) -> None:
+    """A photo indexed again (a reindex, a new face model) gets new FaceIds:
+    each new face joins the person of the old face it stands on (boxes
+    overlapping by more than half), whatever it looks like now."""
+    for old in owned:
+        box = old["BoundingBox"]
+        best = max(faces, key=lambda face: _overlap(box, face["BoundingBox"]), default=None)
+        if best is None or _overlap(box, best["BoundingBox"]) <= 0.5 or svc.records.get_person(old["UserId"]) is None:
+            continue
+        try:
+            associate_faces(svc, old["UserId"], [best["FaceId"]], 0.0)
+        except (BadRequest, NotFound) as e:
+            log.warning("face %s could not rejoin person %r: %s", best["FaceId"], old["UserId"], e.message)
+
+
+def _overlap(a: dict, b: dict) -> float:
+    """Intersection over union of two boxes."""
+    width = min(a["Left"] + a["Width"], b["Left"] + b["Width"]) - max(a["Left"], b["Left"])
+    height = min(a["Top"] + a["Height"], b["Top"] + b["Height"]) - max(a["Top"], b["Top"])
+    shared = max(0.0, width) * max(0.0, height)
+    union = a["Width"] * a["Height"] + b["Width"] * b["Height"] - shared
+    return shared / union if union > 0 else 0.0
+
+
+def _refused(message: str) -> dict:
+    return {"status": "refused", "message": message}
+
+
+def _record_enrolment(svc: Services, image: dict, enrolment: dict) -> dict:
+    """Compare-and-set the outcome onto the image record, unless another
+    version of the photo took over meanwhile."""
+    current = image
+    for _ in range(WRITE_ROUNDS):
+        if current is None or current["etag"] != image["etag"]:
+            return current
+        written = svc.records.put_image({**current, "enrolment": enrolment}, current["revision"])
+        if written is not None:
+            return written
+        current = svc.records.get_image(image["key"])
+    log.warning("could not record the enrolment of %r: %s", image["key"], enrolment)
+    return current
+
+
+def _associate_in_engine(svc: Services, person_id: str, face_ids: list[str], threshold: float) -> dict:
+    """AssociateFaces; a person whose User is missing from the collection
+    (made again, or copied from another stage) gets it back first."""
+    try:
+        return svc.people.associate_faces(person_id, face_ids, threshold)
+    except NotFound:
+        svc.people.create_user(person_id)
+        return svc.people.associate_faces(person_id, face_ids, threshold)
+
+
+def _person(svc: Services, person_id: str) -> dict:
+    person = svc.records.get_person(validate_person_id(person_id))
+    if person is None:
+        raise NotFound(f"No person {person_id!r}: PUT /people/{{personId}} creates one.")
+    return person
+
+
+def _photo(data: bytes, which: str) -> bytes:
+    try:
+        return prepare_search(data)
+    except ImageRejected as e:
+        raise type(e)(f"The {which} image: {e.message}") from e
+
+
+def _nearest_person(svc: Services, face_id: str) -> dict | None:
+    try:
+        found = svc.people.search_users(face_id, limits.DEFAULT_THRESHOLD, 5)["UserMatches"]
+    except NotFound:
+        return None
+    people = svc.records.find_people([match["User"]["UserId"] for match in found])
+    for match in found:
+        if match["User"]["UserId"] in people:
+            return {"personId": match["User"]["UserId"], "similarity": match["Similarity"]}
+    return None
+
+
+def _current(svc: Services, saved: dict, min_faces: int) -> dict:
+    """The saved groups as they stand: faces since given to a person, or
+    deleted, are left out, and groups left smaller than `min_faces` too."""
+    ids = [face_id for suggestion in saved["suggestions"] for face_id in suggestion["faceIds"]]
+    found = svc.records.find_faces(ids)
+    free = {face_id for face_id, (face, _) in found.items() if not face.get("UserId")}
+    current = []
+    for suggestion in saved["suggestions"]:
+        faces = [face_id for face_id in suggestion["faceIds"] if face_id in free]
+        if len(faces) < min_faces:
+            continue
+        sample = suggestion["sampleFaceId"] if suggestion["sampleFaceId"] in free else faces[0]
+        current.append({**suggestion, "faceIds": faces, "size": len(faces), "sampleFaceId": sample})
+    current.sort(key=lambda suggestion: (-suggestion["size"], suggestion["faceIds"][0]))
+    return {**saved, "suggestions": current, "minFaces": min_faces}
+
+
+def _all_faces(svc: Services):
+    token = None
+    while True:
+        page = svc.records.list_faces(limits.MAX_PAGE_SIZE, token)
+        yield from page.items
+        if page.next is None:
+            return
+        token = page.next
