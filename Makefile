@@ -23,7 +23,7 @@ FACEPRINT_DATA_DIR ?= $(CURDIR)/data
 FACEPRINT_FACES_DIR ?= $(abspath $(CURDIR)/../shared/faces)
 export FACEPRINT_DATA_DIR FACEPRINT_FACES_DIR
 
-.PHONY: run test bench lint check-faces check-browser clean reindex check-consistency import
+.PHONY: run test bench bench-scale lint check-faces check-browser clean reindex check-consistency import seed unseed
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(if $(PYTHON),$(PYTHON) $(PYTHON_IS_IT) 2>/dev/null,false) || { \
@@ -86,8 +86,23 @@ import: $(STAMP)
 	@test -n "$(DIR)" || { echo "make import needs DIR=<a folder of photos>"; exit 2; }
 	$(BIN)/python -m chalicelib.ops.cli import "$(DIR)" --stage $(ARCHIVE_STAGE) $(if $(NAMES),--names-from-folders)
 
+# make seed FACES=1000000: synthetic faces in the archive, to try it at scale
+# (README: "A million faces"); a running server sees them at its next search.
+# make unseed removes every one of them.
+seed: $(STAMP)
+	@test -n "$(FACES)" || { echo "make seed needs FACES=<how many>, e.g. make seed FACES=1000000"; exit 2; }
+	$(BIN)/python -m chalicelib.ops.cli seed "$(FACES)" --stage $(ARCHIVE_STAGE)
+
+unseed: $(STAMP)
+	$(BIN)/python -m chalicelib.ops.cli unseed --stage $(ARCHIVE_STAGE)
+
 bench: $(STAMP) check-faces
 	$(BIN)/python scripts/bench.py
+
+# The figures of README "A million faces": an empty archive, then FACES seeded
+# ones, over HTTP to `make run` on a fresh data folder (yours is not touched).
+bench-scale: $(STAMP) check-faces
+	$(BIN)/python scripts/bench_scale.py --faces $(or $(FACES),1000000)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

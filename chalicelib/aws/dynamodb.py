@@ -42,7 +42,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.aws import clients as aws
 from chalicelib.core.errors import BadRequest, ServiceUnavailable
-from chalicelib.core.ports import Page, RecordStore
+from chalicelib.core.ports import FaceKey, ImageState, Page, RecordStore
 from chalicelib.core.records import PENDING
 
 MAX_BATCH_GET = 100  # BatchGetItem's keys per request
@@ -174,6 +174,18 @@ class DynamoRecordStore(RecordStore):
     def list_images(self, limit: int, token: str | None = None) -> Page:
         items, next_token = self._scan(self._images, limit, token, "key")
         return Page([_image(item) for item in items], next_token)
+
+    def list_image_states(self, limit: int, token: str | None = None) -> Page:
+        projection = {"#key": "key", "#record": "record", "#status": "status", "#etag": "etag", "#count": "faceCount"}
+        items, next_token = self._scan(
+            self._images, limit, token, "key", ("#key, #record.#etag, #record.#status, #record.#count", projection)
+        )
+        return Page([_image_state(item) for item in items], next_token)
+
+    def list_face_keys(self, limit: int, token: str | None = None) -> Page:
+        projection = {"#id": "FaceId", "#key": "imageKey"}
+        items, next_token = self._scan(self._faces, limit, token, "FaceId", ("#id, #key", projection))
+        return Page([FaceKey(item["FaceId"], item["imageKey"]) for item in items], next_token)
 
     def list_pending(self, older_than: str, limit: int) -> list[str]:
         """Scans the sparse `pending` index, which holds only pending images.
@@ -531,8 +543,13 @@ class DynamoRecordStore(RecordStore):
             else:
                 raise ServiceUnavailable(f"DynamoDB table {table!r} kept deferring writes; retry.")
 
-    def _scan(self, table: str, limit: int, token: str | None, key_name: str) -> tuple[list[dict], str | None]:
+    def _scan(
+        self, table: str, limit: int, token: str | None, key_name: str, projection: tuple[str, dict] | None = None
+    ) -> tuple[list[dict], str | None]:
+        """One page of a Scan; `projection`: (ProjectionExpression, its names)."""
         request = {"TableName": table, "Limit": max(1, min(limit, MAX_SCAN_LIMIT))}
+        if projection:
+            request["ProjectionExpression"], request["ExpressionAttributeNames"] = projection
         if token:
             request["ExclusiveStartKey"] = _decode_token(token, key_name)
         with self._translated(table):
@@ -618,6 +635,11 @@ def _record(image: dict) -> dict:
 
 def _image(item: dict) -> dict:
     return {**item["record"], "revision": item.get("revision", 0)}
+
+
+def _image_state(item: dict) -> ImageState:
+    record = item["record"]
+    return ImageState(item["key"], record["etag"], record["status"], record["faceCount"])
 
 
 def _face_record(item: dict) -> dict:

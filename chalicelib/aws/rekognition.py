@@ -145,6 +145,10 @@ class RekognitionEngine(FaceEngine):
             response = self._client.list_faces(**request)
         return Page(response.get("Faces", []), response.get("NextToken"))
 
+    def list_face_ids(self, limit: int, token: str | None = None) -> Page:
+        page = self.list_faces(limit, token)
+        return Page([face["FaceId"] for face in page.items], page.next)
+
     def describe(self) -> dict:
         with aws.translated(self._resource, self._stage):
             response = self._client.describe_collection(CollectionId=self._collection)

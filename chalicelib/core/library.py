@@ -2,7 +2,7 @@
 images and faces, and describing the stage."""
 
 from chalicelib import __version__
-from chalicelib.core import limits
+from chalicelib.core import limits, synthetic
 from chalicelib.core.errors import NotFound
 from chalicelib.core.services import Services
 
@@ -38,6 +38,9 @@ def get_photo(svc: Services, key: str) -> tuple[bytes | None, str | None, str]:
     (None, a short-lived URL to fetch it from, content type)."""
     photo = svc.photos.head(key)
     if photo is None:
+        image = svc.records.get_image(key)
+        if image is not None and synthetic.is_synthetic(key, image["etag"]):
+            raise NotFound(synthetic.no_photo_message(key))
         raise NotFound(f"No photo named {key!r}.")
     url = svc.photos.download_url(key)
     if url is not None:

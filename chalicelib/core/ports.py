@@ -55,6 +55,26 @@ class Page:
     next: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ImageState:
+    """What `check` needs of an image record, without the record itself
+    (RecordStore.list_image_states): at a million images the records do not
+    fit in memory at once, these do."""
+
+    key: str
+    etag: str
+    status: str
+    face_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class FaceKey:
+    """A face record's id and its image's key (RecordStore.list_face_keys)."""
+
+    face_id: str
+    image_key: str
+
+
 class FaceEngine(ABC):
     """A face collection: IndexFaces, SearchFacesByImage, DeleteFaces."""
 
@@ -81,6 +101,12 @@ class FaceEngine(ABC):
     @abstractmethod
     def list_faces(self, limit: int, token: str | None = None) -> Page:
         """The collection's faces (ListFaces' Face shape), a page at a time."""
+
+    @abstractmethod
+    def list_face_ids(self, limit: int, token: str | None = None) -> Page:
+        """The ids of the collection's faces (str items), a page at a time
+        (up to `limit`: an adapter may give fewer), in no promised order:
+        what `check` and `reindex` compare, a million at a time."""
 
     @abstractmethod
     def describe(self) -> dict:
@@ -172,6 +198,19 @@ class RecordStore(ABC):
 
     @abstractmethod
     def list_faces(self, limit: int, token: str | None = None) -> Page: ...
+
+    # The id-only listings below are what `check` and `reindex` read: every
+    # record of a large archive would not fit in memory, these few fields
+    # do. Pages hold up to `limit` items (an adapter may give fewer), in no
+    # promised order (DynamoDB scans have none).
+
+    @abstractmethod
+    def list_image_states(self, limit: int, token: str | None = None) -> Page:
+        """ImageState items: each image record's key, etag, status and faceCount."""
+
+    @abstractmethod
+    def list_face_keys(self, limit: int, token: str | None = None) -> Page:
+        """FaceKey items: each face record's id and its image's key."""
 
     @abstractmethod
     def delete_face(self, face_id: str) -> None:

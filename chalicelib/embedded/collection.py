@@ -32,6 +32,8 @@ process deleted it, a crash) is never returned: only rows read back are.
 import json
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +112,7 @@ class Collection:
         self._seq = 0  # the last change the index reflects
         self._saved_seq = -1  # the change the snapshot on disk reflects, if ours
         self._retraining: threading.Thread | None = None
+        self._bulk_loading = False
         with db.transaction():
             _migrate_from_unkeyed_table(db)
             for statement in _SCHEMA:
@@ -185,6 +188,14 @@ class Collection:
         faces = [json.loads(row["face"]) for row in rows[:limit]]
         return Page(faces, encode_token(rows[limit - 1]["face_id"]) if len(rows) > limit else None)
 
+    def list_face_ids(self, limit: int, token: str | None) -> Page:
+        rows = self._db.read(
+            "SELECT face_id FROM collection WHERE face_id > ? ORDER BY face_id LIMIT ?",
+            (decode_token(token) or "", limit + 1),
+        )
+        ids = [row[0] for row in rows[:limit]]
+        return Page(ids, encode_token(ids[-1]) if len(rows) > limit else None)
+
     def count(self) -> int:
         return self._db.read("SELECT faces FROM collection_state")[0]["faces"]
 
@@ -196,6 +207,37 @@ class Collection:
         )
         return {row["face_id"]: np.frombuffer(row["descriptor"], dtype=np.float32).copy() for row in rows}
 
+    @contextmanager
+    def bulk_load(self, faces: int, sample: np.ndarray) -> Iterator[None]:
+        """For adding many faces at once (make seed): while the caller adds
+        them, a thread retrains the index (retrain()) for the `faces` the
+        collection will then hold, on `sample`, descriptors like the coming
+        ones; no snapshot is saved meanwhile but the new index's first. At
+        the end it waits for the thread and saves the index with every face.
+        If the caller fails, what it committed stands (the thread, if this
+        process lives on, still takes its new index into use)."""
+        failed: list[BaseException] = []
+
+        def train() -> None:
+            try:
+                self.retrain(faces, sample)
+            except BaseException as e:  # raised in the caller's thread, below
+                failed.append(e)
+
+        thread = threading.Thread(target=train, name="collection-bulk-load", daemon=True)
+        self._bulk_loading = True
+        thread.start()
+        try:
+            yield
+        finally:
+            self._bulk_loading = False
+        thread.join()
+        if failed:
+            raise failed[0]
+        with self._lock:
+            self._catch_up()  # what the writer left in the log
+        self.close()
+
     def close(self) -> None:
         """Save the index (if it was loaded and changed since)."""
         with self._lock:
@@ -206,17 +248,27 @@ class Collection:
 
     def _follow(self) -> None:
         """After a commit here: apply it, unless the index is not loaded yet
-        (the first search will load it and catch up)."""
-        with self._lock:
+        (the first search will load it and catch up). During a bulk load the
+        writer does not wait for the index: if it is busy (taking the new
+        index into use), the changes wait in the log for the next catch-up."""
+        if not self._lock.acquire(blocking=not self._bulk_loading):
+            return
+        try:
             if self._index is not None:
                 self._catch_up()
+        finally:
+            self._lock.release()
 
     def _catch_up(self) -> None:
         if self._index is None:
             self._load_or_rebuild()
         rows = self._db.read_committed(_CHANGES, (self._seq,))
         if rows[0]["compacted_through"] > self._seq:
-            self._rebuild()  # the log no longer holds every change since ours
+            # The log no longer holds every change since ours: another process
+            # saved a newer snapshot and compacted it (make seed, a rebuild).
+            # Take that snapshot, or rebuild when it cannot be used.
+            self._load_or_rebuild()
+            self._catch_up()
             return
         changed = [row for row in rows if row["id"] is not None]
         if changed:
@@ -225,7 +277,7 @@ class Collection:
             present = [row for row in changed if row["descriptor"] is not None]
             self._index.add(*_vectors(present))
             self._seq = max(row["seq"] for row in changed)
-            if self._seq - max(self._saved_seq, 0) >= SAVE_EVERY:
+            if self._seq - max(self._saved_seq, 0) >= SAVE_EVERY and not self._bulk_loading:
                 self._save()
         if len(self._index) >= max(RETRAIN_GROWTH * self._index.trained_for, MIN_RETRAIN_FACES):
             self._start_retraining()
@@ -250,40 +302,64 @@ class Collection:
         """Retrain for the grown collection in the background: searches go
         on with the current index until the new one has caught up."""
         if self._retraining is None:
-            self._retraining = threading.Thread(target=self._retrain, name="collection-retraining", daemon=True)
+            self._retraining = threading.Thread(
+                target=self._retrain_in_background, name="collection-retraining", daemon=True
+            )
             self._retraining.start()
 
-    def _retrain(self) -> None:
+    def _retrain_in_background(self) -> None:
         try:
-            index, seq = self._built_from_table()
-            with self._lock:
-                self._index, self._seq, self._saved_seq = index, seq, -1
-                self._catch_up()
-                self._save(replace=True)
+            self._take_new_index()
         finally:
             self._retraining = None
 
-    def _built_from_table(self) -> tuple[VectorIndex, int]:
-        """A new index of every row, trained on a sample of them, and the
-        change it reflects. Rows are read in pages, not in one snapshot:
-        changes meanwhile are after that change, and the catch-up that
-        follows applies them (again, harmlessly)."""
+    def retrain(self, faces: int | None = None, sample: np.ndarray | None = None) -> None:
+        """Build a new index from the table and take it into use, saved (the
+        log compacted: other processes take this snapshot at their next
+        search). For a bulk load (make seed), run it in a thread while the
+        faces are added, with `faces` the size the collection will reach
+        and `sample` descriptors like the coming ones: training overlaps the
+        load, the faces committed by then fill the index, and the later ones
+        are applied as they commit. The index in use is dropped first (not
+        followed meanwhile): searches in this process load the last snapshot."""
+        with self._lock:
+            self._index = None
+        self._take_new_index(faces, sample)
+
+    def _take_new_index(self, faces: int | None = None, sample: np.ndarray | None = None) -> None:
+        index, seq = self._built_from_table(faces, sample)
+        with self._lock:
+            self._index, self._seq, self._saved_seq = index, seq, -1
+            self._catch_up()
+            self._save(replace=True)
+
+    def _built_from_table(self, faces: int | None = None, sample: np.ndarray | None = None) -> tuple[VectorIndex, int]:
+        """A new index of every row, trained on a sample of them (and of
+        `sample`) for a collection of `faces` (default: as many as there
+        are), and the change it reflects. Once trained, it is filled with
+        the rows there are at that change, read in pages: a row added later
+        has a higher id and is left to the catch-up that follows, as is any
+        delete meanwhile (applied again, harmlessly, if the page saw it)."""
         state = self._db.read_committed(_STATE)[0]
-        seq = max(state["last"], state["compacted_through"])
         # A sample by random ids (some gone: deleted), without scanning the table.
         picked = np.random.default_rng().choice(state["top"], min(state["top"], 2 * TRAINING_SAMPLE), replace=False)
-        sample = self._db.read_committed(
+        rows = self._db.read_committed(
             "SELECT id, descriptor FROM collection WHERE id IN (SELECT value FROM json_each(?))",
             (json.dumps((picked + 1).tolist()),),
         )
-        index = VectorIndex.trained(_vectors(sample[:TRAINING_SAMPLE])[1], state["faces"])
+        training = _vectors(rows[:TRAINING_SAMPLE])[1]
+        if sample is not None:
+            training = np.concatenate([training, np.asarray(sample, dtype=np.float32).reshape(-1, DIMENSIONS)])
+        index = VectorIndex.trained(training, max(state["faces"], faces or 0))
+        state = self._db.read_committed(_STATE)[0]  # training takes a while: what is there now
         after = 0
         while rows := self._db.read_committed(
-            "SELECT id, descriptor FROM collection WHERE id > ? ORDER BY id LIMIT ?", (after, REBUILD_BATCH)
+            "SELECT id, descriptor FROM collection WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
+            (after, state["top"], REBUILD_BATCH),
         ):
             index.add(*_vectors(rows))
             after = rows[-1]["id"]
-        return index, seq
+        return index, max(state["last"], state["compacted_through"])
 
     def _save(self, replace: bool = False) -> None:
         """Save the index, unless (`replace` says it is damaged) the snapshot on disk is as new."""

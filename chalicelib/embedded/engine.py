@@ -107,6 +107,9 @@ class LocalEngine(FaceEngine):
     def list_faces(self, limit: int, token: str | None = None) -> Page:
         return self._collection.list_faces(limit, token)
 
+    def list_face_ids(self, limit: int, token: str | None = None) -> Page:
+        return self._collection.list_face_ids(limit, token)
+
     def delete_faces(self, face_ids: list[str]) -> None:
         self._collection.delete(face_ids)
 
@@ -126,6 +129,11 @@ class LocalEngine(FaceEngine):
     def close(self) -> None:
         """Save the collection's index, so the next start loads it."""
         self._collection.close()
+
+    @property
+    def collection(self) -> Collection:
+        """The collection itself, for batch writes (`make seed`)."""
+        return self._collection
 
 
 def _face_record(face: Face, analysis: Analysis, image_id: str, external_image_id: str) -> dict:

@@ -5,8 +5,9 @@ its `user_id` column (indexed: GET /faces?person=) and its record's
 removed with their image leave their person at once."""
 
 import json
+from contextlib import AbstractContextManager
 
-from chalicelib.core.ports import Page, RecordStore
+from chalicelib.core.ports import FaceKey, ImageState, Page, RecordStore
 from chalicelib.core.records import PENDING
 from chalicelib.embedded.database import Database
 from chalicelib.embedded.paging import decode_token, encode_token
@@ -147,6 +148,60 @@ class SqliteRecordStore(RecordStore):
             (older_than, limit),
         )
         return [row["key"] for row in rows]
+
+    def list_image_states(self, limit: int, token: str | None = None) -> Page:
+        rows = self._db.read(
+            "SELECT key, etag, json_extract(record, '$.status'), json_extract(record, '$.faceCount') "
+            "FROM images WHERE key > ? ORDER BY key LIMIT ?",
+            (decode_token(token) or "", limit + 1),
+        )
+        states = [ImageState(*row) for row in rows[:limit]]
+        return Page(states, encode_token(rows[limit - 1][0]) if len(rows) > limit else None)
+
+    def list_face_keys(self, limit: int, token: str | None = None) -> Page:
+        rows = self._db.read(
+            "SELECT face_id, image_key FROM faces WHERE face_id > ? ORDER BY face_id LIMIT ?",
+            (decode_token(token) or "", limit + 1),
+        )
+        keys = [FaceKey(*row) for row in rows[:limit]]
+        return Page(keys, encode_token(rows[limit - 1][0]) if len(rows) > limit else None)
+
+    # Batch writes for `make seed` / `make unseed` (chalicelib/ops/seeding.py),
+    # beside the port: a million records one compare-and-set at a time would
+    # take an hour.
+
+    def transaction(self) -> AbstractContextManager:
+        """A write transaction on the store's database, which the embedded
+        collection (the same database) joins."""
+        return self._db.transaction(immediate=True)
+
+    def add_indexed(self, images: list[dict], faces: list[dict]) -> None:
+        """Record new images (revision 1) and their faces, all at once; joins
+        the caller's transaction. A key or face id already recorded fails the
+        whole batch (sqlite3.IntegrityError): nothing is overwritten."""
+        with self._db.transaction(immediate=True):
+            self._db.write_many(
+                "INSERT INTO images (key, etag, record, revision) VALUES (?, ?, ?, 1)",
+                [(image["key"], image["etag"], json.dumps(image)) for image in images],
+            )
+            self._db.write_many(
+                "INSERT INTO faces (face_id, image_key, record) VALUES (?, ?, ?)",
+                [(face["FaceId"], face["imageKey"], json.dumps(face)) for face in faces],
+            )
+
+    def remove_images(self, keys: list[str]) -> list[str]:
+        """Remove these image records and their face records, whatever their
+        revision; joins the caller's transaction. Returns the removed face ids."""
+        with self._db.transaction(immediate=True):
+            removed = [
+                row[0]
+                for row in self._db.read(
+                    "SELECT face_id FROM faces WHERE image_key IN (SELECT value FROM json_each(?))", (json.dumps(keys),)
+                )
+            ]
+            self._db.write("DELETE FROM faces WHERE image_key IN (SELECT value FROM json_each(?))", (json.dumps(keys),))
+            self._db.write("DELETE FROM images WHERE key IN (SELECT value FROM json_each(?))", (json.dumps(keys),))
+        return removed
 
     def list_faces(self, limit: int, token: str | None = None) -> Page:
         rows = self._db.read(

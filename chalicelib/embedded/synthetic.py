@@ -25,6 +25,8 @@ A larger group share reaches the measured std 0.080 but puts 1% of strangers
 under 0.6, more than dlib's 99.38% on LFW allows.
 """
 
+from collections.abc import Iterator
+
 import numpy as np
 
 DIMENSIONS = 128
@@ -85,3 +87,30 @@ def synthetic_descriptors(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     descriptors += centres[person]
     order = rng.permutation(n)
     return descriptors[order], person[order]
+
+
+def synthetic_batches(n: int, seed: int, batch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """`n` descriptors distributed as synthetic_descriptors' are, `batch` at a
+    time (a million without holding them all), with each one's person: the
+    same groups throughout, person numbers running on from batch to batch,
+    each person's photos within one batch, in random order there."""
+    rng = np.random.default_rng(seed)
+    group_parts = rng.standard_normal((GROUPS, DIMENSIONS), dtype=np.float32) * np.float32(np.sqrt(GROUP_SHARE))
+    first_person = 0
+    for start in range(0, n, batch):
+        size = min(batch, n - start)
+        sizes = rng.geometric(1 / MEAN_PHOTOS_PER_PERSON, size=int(size / MEAN_PHOTOS_PER_PERSON * 1.5) + 16)
+        person = np.repeat(np.arange(len(sizes)), sizes)[:size]
+        people = int(person[-1]) + 1
+        centres = rng.standard_normal((people, DIMENSIONS), dtype=np.float32)
+        centres *= np.float32(np.sqrt(1 - GROUP_SHARE))
+        centres += group_parts[rng.integers(0, GROUPS, size=people)]
+        centres *= SPREAD_BETWEEN
+        centres += MEAN
+        quality = np.exp(rng.normal(0.0, PHOTO_SPREAD, size=size)).astype(np.float32) * np.float32(WITHIN)
+        descriptors = rng.standard_normal((size, DIMENSIONS), dtype=np.float32)
+        descriptors *= quality[:, None]
+        descriptors += centres[person]
+        order = rng.permutation(size)
+        yield descriptors[order], person[order] + first_person
+        first_person += people

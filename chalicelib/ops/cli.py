@@ -3,8 +3,10 @@
     python -m chalicelib.ops.cli check [--stage local] [--repair]
     python -m chalicelib.ops.cli reindex [--stage local] [--from-stage STAGE]
     python -m chalicelib.ops.cli import DIR [--stage local] [--names-from-folders]
+    python -m chalicelib.ops.cli seed FACES [--stage local]
+    python -m chalicelib.ops.cli unseed [--stage local]
 
-(`make check-consistency`, `make reindex`, `make import`). A stage's settings come from
+(`make check-consistency`, `make reindex`, `make import`, `make seed`, `make unseed`). A stage's settings come from
 .chalice/config.json; variables already set in the environment win.
 """
 
@@ -12,10 +14,12 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from chalicelib.core.config import Settings
-from chalicelib.ops import importer, maintenance
+from chalicelib.core.errors import ConfigurationError
+from chalicelib.ops import importer, maintenance, seeding
 from chalicelib.wiring import services
 
 CONFIG = Path(__file__).resolve().parents[2] / ".chalice" / "config.json"
@@ -34,11 +38,22 @@ def main(argv: list[str] | None = None) -> int:
     load.add_argument("folder", type=Path)
     load.add_argument("--stage", default="local")
     load.add_argument("--names-from-folders", action="store_true", help="name each photo after its folder")
+    seed = commands.add_parser("seed", help="add synthetic faces to the embedded archive, to try it at scale")
+    seed.add_argument("faces", type=_whole_number, help="how many (one per synthetic image)")
+    seed.add_argument("--stage", default="local")
+    unseed = commands.add_parser("unseed", help="remove every synthetic face `seed` added")
+    unseed.add_argument("--stage", default="local")
     args = parser.parse_args(argv)
 
     svc = services(stage_settings(args.stage))
     if args.command == "import":
         return _import(svc, args)
+    if args.command in ("seed", "unseed"):
+        try:
+            return _seed(svc, args) if args.command == "seed" else _unseed(svc, args)
+        except ConfigurationError as e:
+            print(e, file=sys.stderr)
+            return 2
     if args.command == "check":
         found = maintenance.check(svc)
         for disagreement in found:
@@ -85,6 +100,51 @@ def _import_bar(progress: importer.Progress) -> None:
         f"{progress.rate:.1f}/s, {progress.faces} faces, {progress.failed} failed, ETA {eta}   "
     )
     sys.stderr.flush()
+
+
+def _seed(svc, args) -> int:
+    started = time.monotonic()
+    run = seeding.seed(svc, args.faces, on_progress=_seed_bar)
+    seconds = time.monotonic() - started
+    sys.stderr.write("\n")
+    print(
+        f"added {args.faces:,} synthetic faces (keys synthetic/{run}-...) to stage {args.stage!r} in {seconds:.1f} s "
+        f"({args.faces / seconds:,.0f} faces/s); its collection holds {svc.engine.describe()['faces']:,} faces. "
+        "A running server searches them from its next search; `make unseed` removes them."
+    )
+    return 0
+
+
+def _unseed(svc, args) -> int:
+    started = time.monotonic()
+    removed = seeding.unseed(svc, on_progress=lambda p: sys.stderr.write(f"\r{p.done:,} synthetic faces removed"))
+    sys.stderr.write("\n")
+    print(
+        f"removed {removed:,} synthetic faces from stage {args.stage!r} in {time.monotonic() - started:.1f} s; "
+        f"its collection holds {svc.engine.describe()['faces']:,} faces"
+    )
+    return 0
+
+
+def _seed_bar(progress: seeding.Progress) -> None:
+    width = 30
+    filled = width * progress.done // max(progress.total, 1)
+    eta = "--" if progress.eta_seconds == float("inf") else f"{progress.eta_seconds:.0f} s"
+    sys.stderr.write(
+        f"\r[{'#' * filled}{'.' * (width - filled)}] {progress.done:,}/{progress.total:,} faces, "
+        f"{progress.rate:,.0f}/s, ETA {eta}   "
+    )
+    sys.stderr.flush()
+
+
+def _whole_number(text: str) -> int:
+    try:
+        value = int(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of faces, at least 1 (FACES=1000000)")
+    return value
 
 
 def stage_settings(stage: str) -> Settings:

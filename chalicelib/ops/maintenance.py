@@ -2,7 +2,14 @@
 records and the engine's collection. `check` lists every disagreement,
 `repair` fixes them, `reindex` rebuilds collection and records from the
 photos (after a model upgrade, a lost collection, or a move between
-engines), resumably."""
+engines), resumably.
+
+At a million faces the records do not fit in memory: `check` and
+`reindex` read the id-only listings (RecordStore.list_image_states and
+list_face_keys, FaceEngine.list_face_ids), a page at a time, and hold sets
+of ids and counts, never records. The listings promise no order (DynamoDB
+scans and Rekognition's ListFaces have none), so each side is matched by
+id, not merged in order."""
 
 import json
 import os
@@ -10,12 +17,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from chalicelib.core import synthetic
 from chalicelib.core.indexing import index_photo
 from chalicelib.core.ports import ListedPhoto, Page
 from chalicelib.core.records import PENDING
 from chalicelib.core.services import Services
 
 PAGE = 500
+ID_PAGE = 10_000  # ids and keys per page of the id-only listings (adapters may give fewer)
+DELETE_BATCH = 4096
 
 RECORD_WITHOUT_FACE = "record_without_face"  # a face record the collection lacks
 FACE_WITHOUT_RECORD = "face_without_record"  # a collection face no record names
@@ -23,6 +33,7 @@ FACE_WITHOUT_IMAGE = "face_record_without_image"  # a face record whose image re
 PHOTO_NOT_INDEXED = "photo_not_indexed"  # no image record, an older version's, or faces missing
 PHOTO_PENDING = "photo_pending"  # recorded pending: its indexing has not finished (or was lost)
 RECORD_WITHOUT_PHOTO = "record_without_photo"  # an image record whose photo is gone
+SYNTHETIC_INCOMPLETE = "synthetic_image_incomplete"  # a seeded image whose face records are not all there
 
 
 @dataclass(frozen=True)
@@ -36,45 +47,72 @@ class Disagreement:
 
 
 def check(svc: Services) -> list[Disagreement]:
-    photos = {photo.key: photo for photo in _all(svc.photos.list)}
-    images = {image["key"]: image for image in _all(svc.records.list_images)}
-    faces = {face["FaceId"]: face for face in _all(svc.records.list_faces)}
-    collection = {face["FaceId"]: face for face in _all(svc.engine.list_faces)}
-    found = [Disagreement(RECORD_WITHOUT_FACE, f["imageKey"], i) for i, f in faces.items() if i not in collection]
-    found += [Disagreement(FACE_WITHOUT_RECORD, None, i) for i in collection if i not in faces]
-    found += [
-        Disagreement(FACE_WITHOUT_IMAGE, f["imageKey"], i) for i, f in faces.items() if f["imageKey"] not in images
-    ]
-    counted: dict[str, int] = {}
-    for face in faces.values():
-        counted[face["imageKey"]] = counted.get(face["imageKey"], 0) + 1
-    for key, photo in photos.items():
-        image = images.get(key)
-        if image is not None and image["status"] == PENDING:
-            found.append(Disagreement(PHOTO_PENDING, key))
-        elif image is None or image["etag"] != photo.etag or image["faceCount"] != counted.get(key, 0):
-            found.append(Disagreement(PHOTO_NOT_INDEXED, key))
-    found += [Disagreement(RECORD_WITHOUT_PHOTO, key) for key in images if key not in photos]
+    """Every disagreement between the three stores. Holds the collection's
+    face ids, a face count per image key and the photos' etags (about 250
+    bytes per face in all), one page of each listing at a time."""
+    found: list[Disagreement] = []
+    # The collection's faces; each one a face record names is struck off.
+    unclaimed = set(_all(svc.engine.list_face_ids, ID_PAGE))
+    counted: dict[str, int] = {}  # image key -> face records naming it
+    for face in _all(svc.records.list_face_keys, ID_PAGE):
+        if face.face_id in unclaimed:
+            unclaimed.discard(face.face_id)
+        else:
+            found.append(Disagreement(RECORD_WITHOUT_FACE, face.image_key, face.face_id))
+        counted[face.image_key] = counted.get(face.image_key, 0) + 1
+    found += [Disagreement(FACE_WITHOUT_RECORD, None, face_id) for face_id in sorted(unclaimed)]
+    del unclaimed
+    photos = {photo.key: photo.etag for photo in _all(svc.photos.list, ID_PAGE)}
+    for image in _all(svc.records.list_image_states, ID_PAGE):
+        faces = counted.pop(image.key, 0)
+        etag = photos.pop(image.key, None)
+        if etag is None:
+            if not synthetic.is_synthetic(image.key, image.etag):
+                found.append(Disagreement(RECORD_WITHOUT_PHOTO, image.key))
+            elif image.face_count != faces:
+                found.append(Disagreement(SYNTHETIC_INCOMPLETE, image.key))
+        elif image.status == PENDING:
+            found.append(Disagreement(PHOTO_PENDING, image.key))
+        elif image.etag != etag or image.face_count != faces:
+            found.append(Disagreement(PHOTO_NOT_INDEXED, image.key))
+    found += [Disagreement(PHOTO_NOT_INDEXED, key) for key in sorted(photos)]  # never recorded
+    if counted:  # face records of images no longer recorded: find their ids again
+        found += [
+            Disagreement(FACE_WITHOUT_IMAGE, face.image_key, face.face_id)
+            for face in _all(svc.records.list_face_keys, ID_PAGE)
+            if face.image_key in counted
+        ]
     return found
 
 
 def repair(svc: Services, disagreements: list[Disagreement]) -> None:
     """Fix each disagreement without losing anything the user did not
     delete: photos are indexed again; only records and collection faces
-    whose photo is gone are removed."""
+    whose photo is gone are removed. A synthetic image has no photo to
+    index again: one that lost a face is removed (`make seed` adds more)."""
     stray = [d.face_id for d in disagreements if d.kind == FACE_WITHOUT_RECORD]
-    svc.engine.delete_faces(stray)
+    for start in range(0, len(stray), DELETE_BATCH):
+        svc.engine.delete_faces(stray[start : start + DELETE_BATCH])
     for d in disagreements:
         if d.kind == FACE_WITHOUT_IMAGE:
             svc.engine.delete_faces([d.face_id])
             svc.records.delete_face(d.face_id)
-    gone = {d.key for d in disagreements if d.kind == RECORD_WITHOUT_PHOTO}
+    gone = {d.key for d in disagreements if d.kind in (RECORD_WITHOUT_PHOTO, SYNTHETIC_INCOMPLETE)}
     for key in gone:
-        svc.engine.delete_faces([face["FaceId"] for face in svc.records.faces_of(key)])
-        svc.engine.delete_faces(svc.records.remove_image(key) or [])
+        _forget(svc, key)
     again = {d.key for d in disagreements if d.kind in (RECORD_WITHOUT_FACE, PHOTO_NOT_INDEXED, PHOTO_PENDING)} - gone
     for key in sorted(again):
-        index_photo(svc, key, force=True)
+        image = svc.records.get_image(key)
+        if image is not None and synthetic.is_synthetic(key, image["etag"]) and svc.photos.head(key) is None:
+            _forget(svc, key)
+        else:
+            index_photo(svc, key, force=True)
+
+
+def _forget(svc: Services, key: str) -> None:
+    """Remove an image's records and its faces from the collection."""
+    svc.engine.delete_faces([face["FaceId"] for face in svc.records.faces_of(key)])
+    svc.engine.delete_faces(svc.records.remove_image(key) or [])
 
 
 def reindex(
@@ -89,7 +127,7 @@ def reindex(
     interruption and it carries on. Returns the number of photos indexed."""
     origin = source or svc
     state = json.loads(progress_file.read_text()) if progress_file.exists() else {"token": None, "done": []}
-    total = sum(1 for _ in _all(origin.photos.list))
+    total = sum(1 for _ in _all(origin.photos.list, ID_PAGE))
     done = len(state["done"]) + state.get("earlier", 0)
     while True:
         page = origin.photos.list(PAGE, state["token"])
@@ -108,8 +146,11 @@ def reindex(
             break
         state = {"token": page.next, "done": [], "earlier": done}
         _save(progress_file, state)
-    known = {face["FaceId"] for face in _all(svc.records.list_faces)}
-    svc.engine.delete_faces([face["FaceId"] for face in _all(svc.engine.list_faces) if face["FaceId"] not in known])
+    known = {face.face_id for face in _all(svc.records.list_face_keys, ID_PAGE)}
+    stray = [face_id for face_id in _all(svc.engine.list_face_ids, ID_PAGE) if face_id not in known]
+    del known
+    for start in range(0, len(stray), DELETE_BATCH):
+        svc.engine.delete_faces(stray[start : start + DELETE_BATCH])
     progress_file.unlink(missing_ok=True)
     return done
 
@@ -127,10 +168,10 @@ def _copy(source: Services, target: Services, listed: ListedPhoto) -> None:
     index_photo(target, photo.key, existing.version)  # on AWS its S3 event will find it done
 
 
-def _all(list_page: Callable[[int, str | None], Page]) -> Iterator:
+def _all(list_page: Callable[[int, str | None], Page], page_size: int = PAGE) -> Iterator:
     token = None
     while True:
-        page = list_page(PAGE, token)
+        page = list_page(page_size, token)
         yield from page.items
         if page.next is None:
             return

@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -151,6 +152,14 @@ def test_faces_come_a_page_at_a_time_in_face_id_order(tmp_path, descriptors):
     assert collection.list_faces(3, None).items[0] == face(1)
     with pytest.raises(BadRequest):
         collection.list_faces(3, "not-a-token")
+    ids, token = [], None
+    while True:
+        page = collection.list_face_ids(3, token)
+        ids.append(page.items)
+        if page.next is None:
+            break
+        token = page.next
+    assert ids == pages  # the same, without the records
 
 
 def test_count_and_descriptors_follow_adds_and_deletes(tmp_path, descriptors):
@@ -334,6 +343,51 @@ def test_a_running_index_left_behind_by_compaction_rebuilds(tmp_path, descriptor
     assert sqlite3.connect(tmp_path / "faceprint.db").execute("SELECT count(*) FROM collection_log").fetchone()[0] == 0
     assert ids(server.search(descriptors[40], 0.01, 10)) == [face(40)["FaceId"]]
     assert ids(server.search(descriptors[4], 0.01, 10)) == []
+
+
+def test_a_running_index_left_behind_by_compaction_takes_the_newer_snapshot(tmp_path, descriptors, monkeypatch):
+    """make seed saves an index of a million faces and compacts the log: a
+    running server loads that snapshot at its next search, not a rebuild."""
+    server = open_collection(tmp_path)
+    fill(server, descriptors, range(10))
+    server.search(descriptors[0], 0.6, 10)
+    monkeypatch.setattr(collection_module, "LOG_KEEP", 0)
+    seeder = open_collection(tmp_path)
+    with seeder.bulk_load(300, descriptors[1000:1300]):
+        fill(seeder, descriptors, range(10, 300))
+    seeder.delete([face(4)["FaceId"]])
+    seeder.retrain()  # saves, and drops the whole log
+    rebuilt = []
+    monkeypatch.setattr(Collection, "_built_from_table", lambda self, *a: rebuilt.append(a))
+    assert ids(server.search(descriptors[250], 0.01, 10)) == [face(250)["FaceId"]]
+    assert ids(server.search(descriptors[4], 0.01, 10)) == []
+    assert rebuilt == []
+
+
+def test_a_bulk_load_retrains_for_its_size_while_the_faces_go_in(tmp_path, descriptors, monkeypatch):
+    monkeypatch.setattr(collection_module, "SAVE_EVERY", 10)  # no snapshot meanwhile all the same
+    collection = open_collection(tmp_path)
+    fill(collection, descriptors, range(5))
+    collection.search(descriptors[0], 0.6, 10)
+    collection.close()
+    saves = []
+    save = Collection._save
+    monkeypatch.setattr(Collection, "_save", lambda self, **kw: saves.append(kw) or save(self, **kw))
+    with collection.bulk_load(N, descriptors[N : N + 200]):
+        fill(collection, descriptors, range(5, 250))
+        deadline = time.monotonic() + 60
+        while collection._index is None and time.monotonic() < deadline:  # the new index is taken into use
+            time.sleep(0.01)
+        for start in range(250, N, 250):
+            fill(collection, descriptors, range(start, min(N, start + 250)))
+    assert len(saves) == 2  # the new index once taken into use, and at the end
+    manifest = json.loads((tmp_path / "faceprint.index").read_text())
+    assert manifest["trained_for"] == N and manifest["about"]["faces"] == N
+    again = open_collection(tmp_path)
+    query = descriptors[N + 7]
+    assert ids(again.search(query, 3.0, 10)) == exact_nearest(descriptors, list(range(N)), query, 10)
+    assert snapshot_file(tmp_path) == manifest["file"]  # loaded, not rebuilt
+    assert ids(again.search(descriptors[N - 1], 0.01, 10)) == [face(N - 1)["FaceId"]]
 
 
 def test_an_index_of_another_database_is_not_used(tmp_path, descriptors):

@@ -11,6 +11,7 @@ import pytest
 from moto import mock_aws
 
 from chalicelib.aws.dynamodb import DynamoRecordStore
+from chalicelib.core.ports import FaceKey, ImageState
 from chalicelib.embedded.database import Database
 from chalicelib.embedded.records import SqliteRecordStore
 from tests.support.fake_rekognition import AWS_ENV, REGION, load_setup_script
@@ -155,6 +156,39 @@ def test_images_and_faces_are_listed_with_opaque_tokens(records):
     assert sorted(keys) == ["0.jpg", "1.jpg", "2.jpg"]
     assert sorted(f["FaceId"] for f in records.list_faces(10).items) == ["f0", "f1", "f2"]
     assert records.count_images() == 3
+
+
+def every_item(list_page, limit: int) -> list:
+    items, token = [], None
+    for _ in range(20):
+        page = list_page(limit, token)
+        items += page.items
+        token = page.next
+        if token is None:
+            return items
+    raise AssertionError("the listing never ended")
+
+
+def test_the_id_only_listings_give_each_image_and_face_once(records):
+    """What check reads at a million faces: key, etag, status and face count
+    of each image; id and image key of each face; pages in any order."""
+    stored(records, "a.jpg", [face("f1", "a.jpg"), face("f2", "a.jpg", left=0.0)])
+    stored(records, "b.jpg", [face("f3", "b.jpg")], etag="e2")
+    records.put_image(image("c.jpg", etag="e3", status="pending"), None)
+    states = every_item(records.list_image_states, 2)
+    assert sorted(states, key=lambda s: s.key) == [
+        ImageState("a.jpg", "e1", "indexed", 2),
+        ImageState("b.jpg", "e2", "indexed", 1),
+        ImageState("c.jpg", "e3", "pending", 0),
+    ]
+    assert sorted(every_item(records.list_face_keys, 2), key=lambda f: f.face_id) == [
+        FaceKey("f1", "a.jpg"),
+        FaceKey("f2", "a.jpg"),
+        FaceKey("f3", "b.jpg"),
+    ]
+    records.delete_face("f2")
+    assert ImageState("a.jpg", "e1", "indexed", 1) in every_item(records.list_image_states, 10)
+    assert [f.face_id for f in every_item(records.list_face_keys, 10) if f.image_key == "a.jpg"] == ["f1"]
 
 
 def person(person_id: str, name: str = "Keanu Reeves") -> dict:

@@ -23,6 +23,8 @@ from chalicelib.core.config import Settings
 from chalicelib.core.errors import InvalidImage, NotFound
 from chalicelib.core.ports import (
     FaceEngine,
+    FaceKey,
+    ImageState,
     ListedPhoto,
     Page,
     PeopleEngine,
@@ -154,6 +156,11 @@ class FakeEngine(FaceEngine):
             ids = sorted(i for i in self.faces if i > (token or ""))
             items = [_public(self.faces[i]) for i in ids[:limit]]
         return Page(items, ids[limit - 1] if len(ids) > limit else None)
+
+    def list_face_ids(self, limit: int, token: str | None = None) -> Page:
+        with self._lock:
+            ids = sorted(i for i in self.faces if i > (token or ""))
+        return Page(ids[:limit], ids[limit - 1] if len(ids) > limit else None)
 
     def describe(self) -> dict:
         return {"engine": "fake", "model": MODEL, "faces": len(self.faces)}
@@ -342,6 +349,21 @@ class InMemoryRecordStore(RecordStore):
         with self._lock:
             ids = sorted(i for i in self.faces if i > (token or ""))
             return Page([dict(self.faces[i]) for i in ids[:limit]], ids[limit - 1] if len(ids) > limit else None)
+
+    def list_image_states(self, limit: int, token: str | None = None) -> Page:
+        with self._lock:
+            keys = sorted(k for k in self.images if k > (token or ""))
+            states = [
+                ImageState(k, self.images[k]["etag"], self.images[k]["status"], self.images[k]["faceCount"])
+                for k in keys[:limit]
+            ]
+        return Page(states, keys[limit - 1] if len(keys) > limit else None)
+
+    def list_face_keys(self, limit: int, token: str | None = None) -> Page:
+        with self._lock:
+            ids = sorted(i for i in self.faces if i > (token or ""))
+            keys = [FaceKey(i, self.faces[i]["imageKey"]) for i in ids[:limit]]
+        return Page(keys, ids[limit - 1] if len(ids) > limit else None)
 
     def delete_face(self, face_id: str) -> None:
         with self._lock:

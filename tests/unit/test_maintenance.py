@@ -1,0 +1,155 @@
+"""check, repair and reindex over the in-memory fakes: at a million faces they
+must read the id-only listings, never every record; synthetic images
+(make seed) have no photo and are still consistent; one that lost a face is
+removed, not indexed again. Milliseconds each; the real stacks are in
+tests/ops/test_maintenance.py and tests/ops/test_seeding.py."""
+
+from dataclasses import replace
+
+import pytest
+
+from chalicelib.core import indexing, synthetic
+from chalicelib.core.records import now
+from chalicelib.ops import maintenance
+from tests.support.fakes import fake_services, photo_of
+
+
+class IdsOnly:
+    """Wraps a store or engine: the listings of whole records fail, as they
+    would run out of memory at a million faces."""
+
+    def __init__(self, target) -> None:
+        self._target = target
+
+    def __getattr__(self, name):
+        if name in ("list_images", "list_faces"):
+            raise AssertionError(f"{name} read every record")
+        return getattr(self._target, name)
+
+
+@pytest.fixture
+def svc():
+    services = fake_services()
+    for number, people in enumerate([("alice",), ("bob", "carol"), ()]):
+        indexing.upload_image(services, f"photo-{number}.png", photo_of(*people), {})
+    return services
+
+
+def ids_only(svc):
+    return replace(svc, records=IdsOnly(svc.records), engine=IdsOnly(svc.engine))
+
+
+def add_synthetic(svc, number: int) -> dict:
+    """A synthetic image as make seed records it: no photo, one face."""
+    key = synthetic.key("0badcafe", number)
+    face = {
+        "FaceId": f"0badcafe-5eed-4000-8000-{number:012x}",
+        "BoundingBox": {"Width": 0.3, "Height": 0.4, "Left": 0.3, "Top": 0.2},
+        "ImageId": f"0badcafe-5eed-4000-9000-{number:012x}",
+        "ExternalImageId": synthetic.external_image_id(key),
+        "Confidence": 99.9,
+    }
+    image = {
+        "key": key,
+        "status": "indexed",
+        "metadata": {**synthetic.METADATA, "name": f"Synthetic person {number}"},
+        "size": 0,
+        "etag": synthetic.ETAG,
+        "faceCount": 1,
+        "updatedAt": now(),
+    }
+    assert svc.records.commit_faces(image, [{**face, "imageKey": key}], None) == []
+    svc.engine.faces[face["FaceId"]] = {**face, "_person": f"synthetic-{number}"}
+    return {**face, "imageKey": key}
+
+
+def kinds(found) -> list[str]:
+    return sorted({d.kind for d in found})
+
+
+def repair(svc) -> list[str]:
+    found = maintenance.check(svc)
+    maintenance.repair(svc, found)
+    return kinds(found)
+
+
+def test_check_reads_ids_and_keys_never_whole_records(svc, monkeypatch):
+    monkeypatch.setattr(maintenance, "ID_PAGE", 2)  # several pages of everything
+    monkeypatch.setattr(maintenance, "PAGE", 2)
+    for number in range(1, 6):
+        add_synthetic(svc, number)
+    assert maintenance.check(ids_only(svc)) == []
+    del svc.engine.faces[svc.records.faces_of("photo-1.png")[0]["FaceId"]]
+    svc.photos.delete("photo-0.png")
+    assert kinds(maintenance.check(ids_only(svc))) == [
+        maintenance.RECORD_WITHOUT_FACE,
+        maintenance.RECORD_WITHOUT_PHOTO,
+    ]
+
+
+def test_every_kind_of_drift_is_found_through_the_id_listings(svc):
+    lost_record = svc.records.faces_of("photo-1.png")[0]["FaceId"]
+    svc.records.faces.pop(lost_record)  # a collection face no record names, and a count off
+    orphan = {"FaceId": "orphan", "imageKey": "gone.png", "ImageId": "i", "ExternalImageId": "gone.png"}
+    svc.records.faces["orphan"] = orphan  # a face record whose image record is gone
+    svc.engine.faces["orphan"] = {**orphan, "_person": "dave"}
+    svc.photos.put("never-indexed.png", photo_of("erin"), "image/png", {})
+    found = maintenance.check(ids_only(svc))
+    assert {(d.kind, d.key, d.face_id) for d in found} == {
+        (maintenance.FACE_WITHOUT_RECORD, None, lost_record),
+        (maintenance.PHOTO_NOT_INDEXED, "photo-1.png", None),
+        (maintenance.FACE_WITHOUT_IMAGE, "gone.png", "orphan"),
+        (maintenance.PHOTO_NOT_INDEXED, "never-indexed.png", None),
+    }
+    maintenance.repair(svc, found)
+    assert maintenance.check(svc) == []
+    assert len(svc.records.faces_of("photo-1.png")) == 2
+
+
+def test_synthetic_images_have_no_photo_and_are_consistent(svc):
+    add_synthetic(svc, 1)
+    assert maintenance.check(svc) == []
+
+
+@pytest.mark.parametrize("key, etag", [("synthetic/not-seeded.png", "0" * 32), ("album/x.png", synthetic.ETAG)])
+def test_a_record_that_only_looks_synthetic_still_needs_its_photo(svc, key, etag):
+    image = {"key": key, "status": "indexed", "metadata": {}, "etag": etag, "faceCount": 0, "updatedAt": now()}
+    svc.records.put_image(image, None)
+    assert kinds(maintenance.check(svc)) == [maintenance.RECORD_WITHOUT_PHOTO]
+
+
+def test_a_synthetic_image_that_lost_its_collection_face_is_removed_not_indexed(svc):
+    face = add_synthetic(svc, 1)
+    del svc.engine.faces[face["FaceId"]]
+    calls = len(svc.engine.calls)
+    assert repair(svc) == [maintenance.RECORD_WITHOUT_FACE]
+    assert svc.records.get_image(face["imageKey"]) is None
+    assert len(svc.engine.calls) == calls  # nothing was indexed
+    assert maintenance.check(svc) == []
+
+
+def test_a_synthetic_image_that_lost_its_face_record_is_removed(svc):
+    face = add_synthetic(svc, 1)
+    del svc.records.faces[face["FaceId"]]
+    assert repair(svc) == [maintenance.FACE_WITHOUT_RECORD, maintenance.SYNTHETIC_INCOMPLETE]
+    assert svc.records.get_image(face["imageKey"]) is None
+    assert face["FaceId"] not in svc.engine.faces
+    assert maintenance.check(svc) == []
+
+
+def test_a_photo_uploaded_at_a_synthetic_key_is_a_photo_like_any_other(svc):
+    face = add_synthetic(svc, 1)
+    reply = indexing.upload_image(svc, face["imageKey"], photo_of("frank"), {})
+    assert reply["image"]["status"] == "indexed" and reply["image"]["etag"] != synthetic.ETAG
+    assert face["FaceId"] not in svc.engine.faces  # the synthetic face went with the version it replaced
+    assert maintenance.check(svc) == []
+
+
+def test_reindex_drops_stray_faces_through_the_id_listings_and_keeps_synthetic_ones(svc, tmp_path, monkeypatch):
+    monkeypatch.setattr(maintenance, "ID_PAGE", 2)
+    face = add_synthetic(svc, 1)
+    svc.engine.faces["stray"] = {"FaceId": "stray", "_person": "gina"}
+    assert maintenance.reindex(ids_only(svc), tmp_path / "progress.json") == 3
+    assert "stray" not in svc.engine.faces
+    assert face["FaceId"] in svc.engine.faces
+    assert maintenance.check(svc) == []
