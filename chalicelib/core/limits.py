@@ -39,6 +39,9 @@ MAX_FACES_PER_ASSOCIATION = 100  # AssociateFaces' FaceIds, 1 to 100
 DEFAULT_ASSOCIATE_THRESHOLD = 75.0  # AssociateFaces' UserMatchThreshold default
 MAX_PEOPLE_MATCHES = 500  # SearchUsersByImage's MaxUsers ceiling
 DEFAULT_MIN_FACES = 2  # a suggested person has at least this many faces
+# Faces that belong to no person one POST /people/suggestions groups, at most
+# (offline every pair of them is compared; on AWS each costs a SearchFaces).
+MAX_SUGGESTION_FACES = 5000
 
 
 def as_dict() -> dict:
@@ -57,4 +60,5 @@ def as_dict() -> dict:
         "maxFacesPerPerson": MAX_FACES_PER_PERSON,
         "defaultAssociateThreshold": DEFAULT_ASSOCIATE_THRESHOLD,
         "maxPeopleMatches": MAX_PEOPLE_MATCHES,
+        "maxSuggestionFaces": MAX_SUGGESTION_FACES,
     }

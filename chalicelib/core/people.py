@@ -9,6 +9,7 @@ halfway is finished by the same request again.
 """
 
 import logging
+from itertools import islice
 
 from chalicelib.core import clustering, limits
 from chalicelib.core.errors import BadRequest, ImageRejected, NotFound, ServiceUnavailable
@@ -176,7 +177,11 @@ def compare(svc: Services, source: bytes, target: bytes, threshold: float) -> di
 def suggest_people(svc: Services, min_faces: int) -> dict:
     """Group the faces that belong to no person by how alike they are, and
     save the groups; each with the person its most typical face looks like."""
-    unassigned = [face["FaceId"] for face in _all_faces(svc) if not face.get("UserId")]
+    unassigned = list(
+        islice((face["FaceId"] for face in _all_faces(svc) if not face.get("UserId")), limits.MAX_SUGGESTION_FACES + 1)
+    )
+    more = len(unassigned) > limits.MAX_SUGGESTION_FACES
+    unassigned = unassigned[: limits.MAX_SUGGESTION_FACES]
     graph = svc.people.similar_faces(unassigned, limits.DEFAULT_THRESHOLD)
     suggestions = []
     for group in clustering.suggest_groups(unassigned, graph, limits.DEFAULT_MIN_FACES):
@@ -194,6 +199,7 @@ def suggest_people(svc: Services, min_faces: int) -> dict:
         "suggestions": suggestions,
         "computedAt": now(),
         "facesConsidered": len(unassigned),
+        "moreFaces": more,
         "threshold": limits.DEFAULT_THRESHOLD,
     }
     svc.records.save_suggestions(saved)
@@ -205,6 +211,7 @@ def list_suggestions(svc: Services, min_faces: int) -> dict:
         "suggestions": [],
         "computedAt": None,
         "facesConsidered": 0,
+        "moreFaces": False,
         "threshold": limits.DEFAULT_THRESHOLD,
     }
     return _current(svc, saved, min_faces)
@@ -339,7 +346,7 @@ def _current(svc: Services, saved: dict, min_faces: int) -> dict:
         sample = suggestion["sampleFaceId"] if suggestion["sampleFaceId"] in free else faces[0]
         current.append({**suggestion, "faceIds": faces, "size": len(faces), "sampleFaceId": sample})
     current.sort(key=lambda suggestion: (-suggestion["size"], suggestion["faceIds"][0]))
-    return {**saved, "suggestions": current, "minFaces": min_faces}
+    return {"moreFaces": False, **saved, "suggestions": current, "minFaces": min_faces}
 
 
 def _all_faces(svc: Services):

@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-from chalicelib.core import clustering, indexing, people
+from chalicelib.core import clustering, indexing, limits, people
 from chalicelib.core.errors import BadRequest, NotFound
 from tests.support.fakes import fake_services, photo_of
 
@@ -113,3 +113,14 @@ def test_suggestions_group_the_faces_of_no_one_and_name_the_person_they_look_lik
     assert [s["nearestPerson"] for s in found] == [None, {"personId": "bob", "similarity": 99.0}]
     people.associate_faces(svc, "bob", found[1]["faceIds"], 75.0)
     assert [s["size"] for s in people.list_suggestions(svc, 2)["suggestions"]] == [3]
+
+
+def test_one_run_of_suggestions_groups_at_most_so_many_faces_and_says_there_are_more(svc, monkeypatch):
+    for i in range(5):
+        indexing.upload_image(svc, f"{i}.png", photo_of("ada", shade=i), {})
+    monkeypatch.setattr(limits, "MAX_SUGGESTION_FACES", 3)
+    reply = people.suggest_people(svc, 2)
+    assert (reply["facesConsidered"], reply["moreFaces"]) == (3, True)
+    assert [s["size"] for s in reply["suggestions"]] == [3]
+    monkeypatch.setattr(limits, "MAX_SUGGESTION_FACES", 5)
+    assert people.suggest_people(svc, 2)["moreFaces"] is False
