@@ -20,6 +20,8 @@ from pathlib import Path
 from chalicelib.core.config import Settings
 from chalicelib.core.errors import ConfigurationError
 from chalicelib.ops import importer, maintenance, seeding
+from chalicelib.ops.progress import Progress
+from chalicelib.ops.progress import show as show_progress
 from chalicelib.wiring import services
 
 CONFIG = Path(__file__).resolve().parents[2] / ".chalice" / "config.json"
@@ -67,7 +69,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if found else 0
     source = services(stage_settings(args.from_stage)) if args.from_stage else None
     progress = svc.settings.data_dir / f"reindex-{args.stage}.progress.json"
-    count = maintenance.reindex(svc, progress, source, on_photo=_progress_bar)
+    started = time.monotonic()
+    count = maintenance.reindex(
+        svc,
+        progress,
+        source,
+        on_photo=lambda done, total, key: show_progress(Progress(done, total, started), "photos", key[:40]),
+    )
     print(f"\nreindexed {count} photo(s) in stage {args.stage!r}")
     return 0
 
@@ -77,7 +85,13 @@ def _import(svc, args) -> int:
         print(f"No folder {args.folder}: give DIR=<a folder of photos>.", file=sys.stderr)
         return 2
     journal = importer.journal_for(svc.settings.data_dir, args.stage, args.folder)
-    summary = importer.import_folder(svc, args.folder, journal, args.names_from_folders, on_progress=_import_bar)
+    summary = importer.import_folder(
+        svc,
+        args.folder,
+        journal,
+        args.names_from_folders,
+        on_progress=lambda p: show_progress(p, "photos", f"{p.faces} faces, {p.failed} failed"),
+    )
     sys.stderr.write("\n")
     print(
         f"{summary.photos} photo(s) under {args.folder}: {summary.uploaded} imported, "
@@ -91,20 +105,9 @@ def _import(svc, args) -> int:
     return 1 if summary.failures else 0
 
 
-def _import_bar(progress: importer.Progress) -> None:
-    width = 30
-    filled = width * progress.done // max(progress.total, 1)
-    eta = "--" if progress.eta_seconds == float("inf") else f"{progress.eta_seconds:.0f} s"
-    sys.stderr.write(
-        f"\r[{'#' * filled}{'.' * (width - filled)}] {progress.done}/{progress.total} photos, "
-        f"{progress.rate:.1f}/s, {progress.faces} faces, {progress.failed} failed, ETA {eta}   "
-    )
-    sys.stderr.flush()
-
-
 def _seed(svc, args) -> int:
     started = time.monotonic()
-    run = seeding.seed(svc, args.faces, on_progress=_seed_bar)
+    run = seeding.seed(svc, args.faces, on_progress=lambda p: show_progress(p, "faces"))
     seconds = time.monotonic() - started
     sys.stderr.write("\n")
     print(
@@ -126,17 +129,6 @@ def _unseed(svc, args) -> int:
     return 0
 
 
-def _seed_bar(progress: seeding.Progress) -> None:
-    width = 30
-    filled = width * progress.done // max(progress.total, 1)
-    eta = "--" if progress.eta_seconds == float("inf") else f"{progress.eta_seconds:.0f} s"
-    sys.stderr.write(
-        f"\r[{'#' * filled}{'.' * (width - filled)}] {progress.done:,}/{progress.total:,} faces, "
-        f"{progress.rate:,.0f}/s, ETA {eta}   "
-    )
-    sys.stderr.flush()
-
-
 def _whole_number(text: str) -> int:
     try:
         value = int(text.replace("_", "").replace(",", ""))
@@ -153,13 +145,6 @@ def stage_settings(stage: str) -> Settings:
         raise SystemExit(f"No stage {stage!r} in {CONFIG}: one of {', '.join(config['stages'])}.")
     env = {**config.get("environment_variables", {}), **config["stages"][stage].get("environment_variables", {})}
     return Settings.from_env({**env, **os.environ, "FACEPRINT_STAGE": stage})
-
-
-def _progress_bar(done: int, total: int, key: str) -> None:
-    width = 30
-    filled = width * done // max(total, 1)
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {key[:40]:40s}")
-    sys.stderr.flush()
 
 
 if __name__ == "__main__":

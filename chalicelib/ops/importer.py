@@ -26,6 +26,7 @@ from chalicelib.core.errors import FaceprintError
 from chalicelib.core.indexing import upload_image
 from chalicelib.core.limits import MAX_KEY_BYTES, MAX_METADATA_BYTES
 from chalicelib.core.services import Services
+from chalicelib.ops.progress import Progress
 
 EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".heic", ".heif", ".webp", ".avif"})
 SAVE_EVERY_SECONDS = 2.0
@@ -39,23 +40,6 @@ class Summary:
     faces: int = 0  # indexed in the photos uploaded (offline; on AWS the events index them later)
     pending: int = 0  # uploaded, left to the S3 events
     failures: list[tuple[str, str]] = field(default_factory=list)  # (relative path, reason)
-
-
-@dataclass(frozen=True)
-class Progress:
-    done: int
-    total: int
-    faces: int
-    failed: int
-    started: float
-
-    @property
-    def rate(self) -> float:
-        return self.done / max(time.monotonic() - self.started, 1e-9)
-
-    @property
-    def eta_seconds(self) -> float:
-        return (self.total - self.done) / self.rate if self.done else float("inf")
 
 
 def key_for(relative: Path) -> str:
@@ -147,7 +131,7 @@ def import_folder(
 
     def report(done: int) -> None:
         with lock:
-            progress = Progress(done, len(files), summary.faces, len(summary.failures), started)
+            progress = Progress(done, len(files), started, summary.faces, len(summary.failures))
         on_progress(progress)
         journal.save_now_and_then()
 

@@ -20,7 +20,6 @@ import itertools
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -30,26 +29,12 @@ from chalicelib.core.records import INDEXED, now
 from chalicelib.core.services import Services
 from chalicelib.embedded.collection import TRAINING_SAMPLE
 from chalicelib.embedded.synthetic import synthetic_batches
+from chalicelib.ops.progress import Progress
 
 BATCH = 20_000
 # Where a synthetic face sits in its (missing) photo: a plausible portrait box.
 _BOX = {"Width": 0.32, "Height": 0.41, "Left": 0.34, "Top": 0.22}
 _CONFIDENCE = 99.9
-
-
-@dataclass(frozen=True)
-class Progress:
-    done: int
-    total: int
-    started: float
-
-    @property
-    def rate(self) -> float:
-        return self.done / max(time.monotonic() - self.started, 1e-9)
-
-    @property
-    def eta_seconds(self) -> float:
-        return (self.total - self.done) / self.rate if self.done else float("inf")
 
 
 def seed(svc: Services, count: int, on_progress: Callable[[Progress], None] = lambda progress: None) -> str:
