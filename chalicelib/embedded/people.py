@@ -146,12 +146,9 @@ class LocalPeople(PeopleEngine):
             owners = self._owners(list(present))
             own = list(self._engine.descriptors(self._faces_of(user_id)).values())
             for face_id in dict.fromkeys(face_ids):
-                owner = owners.get(face_id)
-                if face_id not in present:
-                    refused.append({"FaceId": face_id, "Reasons": ["FACE_NOT_FOUND"]})
-                elif owner is not None and owner != user_id:
-                    refused.append({"FaceId": face_id, "UserId": owner, "Reasons": ["ASSOCIATED_TO_A_DIFFERENT_USER"]})
-                elif owner == user_id:
+                if refusal := _not_free(face_id, present, owners, user_id):
+                    refused.append(refusal)
+                elif owners.get(face_id) == user_id:
                     continue  # already the user's: ignored, as Rekognition does
                 elif own and (score := person_similarity(present[face_id], np.stack(own))) < threshold:
                     refused.append(
@@ -179,12 +176,9 @@ class LocalPeople(PeopleEngine):
             present = self._engine.descriptors(face_ids)
             owners = self._owners(list(present))
             for face_id in dict.fromkeys(face_ids):
-                owner = owners.get(face_id)
-                if face_id not in present:
-                    refused.append({"FaceId": face_id, "Reasons": ["FACE_NOT_FOUND"]})
-                elif owner is not None and owner != user_id:
-                    refused.append({"FaceId": face_id, "UserId": owner, "Reasons": ["ASSOCIATED_TO_A_DIFFERENT_USER"]})
-                elif owner == user_id:
+                if refusal := _not_free(face_id, present, owners, user_id):
+                    refused.append(refusal)
+                elif owners.get(face_id) == user_id:
                     self._db.write("DELETE FROM collection_user_faces WHERE face_id = ?", (face_id,))
                     done.append({"FaceId": face_id})
             status = "ACTIVE" if self._engine.descriptors(self._faces_of(user_id)) else "CREATED"
@@ -285,3 +279,14 @@ class LocalPeople(PeopleEngine):
             )
             owners.update({row["face_id"]: row["user_id"] for row in rows})
         return owners
+
+
+def _not_free(face_id: str, present: dict, owners: dict, user_id: str) -> dict | None:
+    """Why the user cannot have (or give up) this face, in Rekognition's
+    shape: it is not in the collection, or it is another user's."""
+    if face_id not in present:
+        return {"FaceId": face_id, "Reasons": ["FACE_NOT_FOUND"]}
+    owner = owners.get(face_id)
+    if owner is not None and owner != user_id:
+        return {"FaceId": face_id, "UserId": owner, "Reasons": ["ASSOCIATED_TO_A_DIFFERENT_USER"]}
+    return None

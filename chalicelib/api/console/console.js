@@ -760,44 +760,61 @@
     return card;
   }
 
-  async function loadBrowse(reset) {
-    if (browse.loading) return;
-    browse.loading = true;
-    const grid = $("browse-grid");
-    const status = $("browse-status");
-    const more = $("browse-more");
+  // One page more of a listing (the photos, the people) into its grid of
+  // cards, or its first page again when `reset`.
+  async function loadCards(list, { name, path, items, idOf, card, counted, empty, close }, reset) {
+    list.loading = true;
+    const grid = $(`${name}-grid`);
+    const status = $(`${name}-status`);
+    const more = $(`${name}-more`);
     if (reset) {
-      browse.next = null;
-      browse.cards.clear();
+      list.next = null;
+      list.cards.clear();
       grid.replaceChildren();
-      closeImage(false);
+      close(false);
     }
     status.classList.remove("error-message");
     status.textContent = "Loading…";
     more.disabled = true;
     try {
       const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
-      if (browse.next) query.set("next", browse.next);
-      const page = await apiJson("GET", `images?${query}`);
-      for (const image of page.images) {
-        if (browse.cards.has(image.key)) continue;
-        const card = imageCard(image);
-        browse.cards.set(image.key, card);
-        grid.append(card);
+      if (list.next) query.set("next", list.next);
+      const page = await apiJson("GET", `${path}?${query}`);
+      for (const item of page[items]) {
+        if (list.cards.has(idOf(item))) continue;
+        const made = card(item);
+        list.cards.set(idOf(item), made);
+        grid.append(made);
       }
-      browse.next = page.next || null;
-      browse.loaded = true;
-      status.textContent = browse.cards.size
-        ? `${plural(browse.cards.size, "photo")}${browse.next ? " so far" : ""}.`
-        : "No photo is indexed yet: add some in the Index tab.";
+      list.next = page.next || null;
+      list.loaded = true;
+      status.textContent = list.cards.size ? `${counted(list.cards.size)}${list.next ? " so far" : ""}.` : empty;
     } catch (e) {
       status.classList.add("error-message");
       status.textContent = e.message;
     } finally {
-      more.hidden = !browse.next;
+      more.hidden = !list.next;
       more.disabled = false;
-      browse.loading = false;
+      list.loading = false;
     }
+  }
+
+  async function loadBrowse(reset) {
+    if (browse.loading) return;
+    await loadCards(
+      browse,
+      {
+        name: "browse",
+        path: "images",
+        items: "images",
+        idOf: (image) => image.key,
+        card: imageCard,
+        counted: (n) => plural(n, "photo"),
+        empty: "No photo is indexed yet: add some in the Index tab.",
+        close: closeImage,
+      },
+      reset,
+    );
   }
 
   function closeImage(focusCard = true) {
@@ -1223,43 +1240,21 @@
       if (reset) people.again = true;
       return;
     }
-    people.loading = true;
-    const grid = $("people-grid");
-    const status = $("people-status");
-    const more = $("people-more");
-    if (reset) {
-      people.next = null;
-      people.all = null;
-      people.cards.clear();
-      grid.replaceChildren();
-      closePerson(false);
-    }
-    status.classList.remove("error-message");
-    status.textContent = "Loading…";
-    more.disabled = true;
-    try {
-      const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
-      if (people.next) query.set("next", people.next);
-      const page = await apiJson("GET", `people?${query}`);
-      for (const person of page.people) {
-        if (people.cards.has(person.personId)) continue;
-        const card = personCard(person);
-        people.cards.set(person.personId, card);
-        grid.append(card);
-      }
-      people.next = page.next || null;
-      people.loaded = true;
-      status.textContent = people.cards.size
-        ? `${plural(people.cards.size, "person", "people")}${people.next ? " so far" : ""}.`
-        : "Nobody is named yet: accept a suggestion below, or say who a face is in Browse.";
-    } catch (e) {
-      status.classList.add("error-message");
-      status.textContent = e.message;
-    } finally {
-      more.hidden = !people.next;
-      more.disabled = false;
-      people.loading = false;
-    }
+    if (reset) people.all = null;
+    await loadCards(
+      people,
+      {
+        name: "people",
+        path: "people",
+        items: "people",
+        idOf: (person) => person.personId,
+        card: personCard,
+        counted: (n) => plural(n, "person", "people"),
+        empty: "Nobody is named yet: accept a suggestion below, or say who a face is in Browse.",
+        close: closePerson,
+      },
+      reset,
+    );
     if (people.again) {
       people.again = false;
       loadPeople(true);
