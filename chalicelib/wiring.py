@@ -55,6 +55,7 @@ def _build_aws(settings: Settings) -> Services:
             quality_filter=settings.quality_filter,
             max_faces=settings.max_faces,
             stage=settings.stage,
+            s3=aws.client("s3", settings.region),
         ),
         DynamoRecordStore(
             aws.client("dynamodb", settings.region),

@@ -91,7 +91,7 @@ def translate(error: ClientError, resource: str, stage: str) -> Exception:
     code = error_code(error)
     detail = error.response.get("Error", {}).get("Message", "")
     if code in THROTTLED:
-        return errors.ServiceUnavailable(f"The service is busy ({code}); retry after a pause.")
+        return errors.Throttled(f"The service is busy ({code}); retry after a pause.")
     if code in MISSING_OR_FORBIDDEN:
         return errors.ConfigurationError(
             f"{code} on {resource} in stage {stage!r}: create it with `make aws-setup STAGE={stage}` "

@@ -42,8 +42,8 @@ from botocore.exceptions import ClientError
 
 from chalicelib.aws import clients as aws
 from chalicelib.core.errors import BadRequest, ServiceUnavailable
-from chalicelib.core.ports import FaceKey, ImageState, Page, RecordStore
-from chalicelib.core.records import PENDING
+from chalicelib.core.ports import Committed, FaceKey, ImageState, Page, RecordStore
+from chalicelib.core.records import next_revision, redrive_due
 
 MAX_BATCH_GET = 100  # BatchGetItem's keys per request
 MAX_BATCH_WRITE = 25  # BatchWriteItem's requests per call
@@ -92,48 +92,53 @@ class DynamoRecordStore(RecordStore):
 
     def put_image(self, image: dict, expected_revision: int | None) -> dict | None:
         record = _record(image)
-        revision = (expected_revision or 0) + 1
-        pending = record.get("pendingSince") if record["status"] == PENDING else None
-        update = "SET #record = :record, #etag = :etag, #revision = :revision"
-        values = {":record": record, ":etag": record["etag"], ":revision": revision}
-        if pending:
-            update += ", #pending = :pending"
-            values[":pending"] = pending
-        else:
-            update += " REMOVE #pending"
+        revision = next_revision(expected_revision)
+        update, values = _with_due("SET #record = :record, #etag = :etag, #revision = :revision", record)
+        values.update({":record": record, ":etag": record["etag"], ":revision": revision})
         if self._update_if(record["key"], update, values, expected_revision) is None:
             return None
         return {**record, "revision": revision}
 
-    def commit_faces(self, image: dict, faces: list[dict], expected_revision: int | None) -> list[str] | None:
+    def commit_faces(self, image: dict, faces: list[dict], expected_revision: int | None) -> Committed | None:
         """Face items first, then the image item (the commit point, with its
-        condition), then the faces it replaced. On a lost race the face
-        items just written are removed again; a crash in between leaves
-        face items no image lists, which `check` reports and repairs."""
+        condition), then the faces it replaced. When the image's write does
+        not happen (a lost race, or an error) the face items just written
+        are removed again; a crash in between leaves face items no image
+        lists: no read gives them, and `check` reports and repairs them."""
         record = _record(image)
         key = record["key"]
         new_ids = [face["FaceId"] for face in faces]
+        owners = self._batch_get(new_ids)  # the same faces again (a refresh) keep their person
         self._write_batch(
             self._faces,
-            [{"PutRequest": {"Item": _item({**face, "imageKey": key})}} for face in faces],
+            [
+                {"PutRequest": {"Item": _item(_with_owner({**face, "imageKey": key}, owners.get(face["FaceId"])))}}
+                for face in faces
+            ],
         )
-        update = "SET #record = :record, #etag = :etag, #revision = :revision, faceIds = :ids REMOVE #pending"
-        values = {
-            ":record": record,
-            ":etag": record["etag"],
-            ":revision": (expected_revision or 0) + 1,
-            ":ids": new_ids,
-        }
-        old = self._update_if(key, update, values, expected_revision, return_old=True)
+        revision = next_revision(expected_revision)
+        update, values = _with_due(
+            "SET #record = :record, #etag = :etag, #revision = :revision, faceIds = :ids", record
+        )
+        values.update({":record": record, ":etag": record["etag"], ":revision": revision, ":ids": new_ids})
+        try:
+            old = self._update_if(key, update, values, expected_revision, return_old=True)
+        except Exception:
+            self._take_back(key, new_ids)
+            raise
         if old is None:
-            # Take back the items this call wrote, but not the faces the
-            # winner lists (the same faces again: a refresh of the same bytes).
-            listed = set(self._face_ids(key))
-            self._delete_faces([face_id for face_id in new_ids if face_id not in listed])
+            self._take_back(key, new_ids)
             return None
         replaced = [face_id for face_id in dict.fromkeys(old.get("faceIds", [])) if face_id not in set(new_ids)]
-        self._delete_faces(replaced)
-        return replaced
+        return Committed(
+            {**record, "revision": revision}, [_face_record(item) for item in self._delete_faces(replaced)]
+        )
+
+    def _take_back(self, key: str, new_ids: list[str]) -> None:
+        """Remove the face items a commit wrote, but not the faces the image
+        lists (the same faces again: a refresh of the same bytes)."""
+        listed = set(self._face_ids(key))
+        self._delete_faces([face_id for face_id in new_ids if face_id not in listed])
 
     def remove_image(self, key: str, expected_revision: int | None = None) -> list[str] | None:
         request = {"TableName": self._images, "Key": _item({"key": key}), "ReturnValues": "ALL_OLD"}
@@ -156,41 +161,55 @@ class DynamoRecordStore(RecordStore):
         return [_face_record(found[face_id]) for face_id in ids if face_id in found]
 
     def find_faces(self, face_ids: list[str]) -> dict[str, tuple[dict, dict]]:
-        """Faces whose image record is gone (deleted meanwhile) are left out."""
+        """Faces whose image record is gone (deleted meanwhile), or does not
+        list them (a commit that did not happen), are left out."""
         faces = self._batch_get(face_ids)
         images = self._batch_get(
-            {item["imageKey"] for item in faces.values()}, self._images, "key", projection="#key, #record.metadata"
+            {item["imageKey"] for item in faces.values()},
+            self._images,
+            "key",
+            projection="#key, #record.metadata, faceIds",
         )
         return {
             face_id: (_face_record(item), images[item["imageKey"]].get("record", {}).get("metadata", {}))
             for face_id, item in faces.items()
-            if item["imageKey"] in images
+            if face_id in images.get(item["imageKey"], {}).get("faceIds", [])
         }
 
     def get_face(self, face_id: str) -> dict | None:
         item = self._get(self._faces, {"FaceId": face_id})
-        return _face_record(item) if item else None
+        if item is None or face_id not in self._face_ids(item["imageKey"]):
+            return None
+        return _face_record(item)
 
     def list_images(self, limit: int, token: str | None = None) -> Page:
         items, next_token = self._scan(self._images, limit, token, "key")
         return Page([_image(item) for item in items], next_token)
 
     def list_image_states(self, limit: int, token: str | None = None) -> Page:
-        projection = {"#key": "key", "#record": "record", "#status": "status", "#etag": "etag", "#count": "faceCount"}
-        items, next_token = self._scan(
-            self._images, limit, token, "key", ("#key, #record.#etag, #record.#status, #record.#count", projection)
-        )
+        projection = {
+            "#key": "key",
+            "#record": "record",
+            "#status": "status",
+            "#etag": "etag",
+            "#count": "faceCount",
+            "#uploaded": "uploadedAt",
+        }
+        attributes = "#key, #record.#etag, #record.#status, #record.#count, #record.#uploaded"
+        items, next_token = self._scan(self._images, limit, token, "key", (attributes, projection))
         return Page([_image_state(item) for item in items], next_token)
 
     def list_face_keys(self, limit: int, token: str | None = None) -> Page:
-        projection = {"#id": "FaceId", "#key": "imageKey"}
-        items, next_token = self._scan(self._faces, limit, token, "FaceId", ("#id, #key", projection))
-        return Page([FaceKey(item["FaceId"], item["imageKey"]) for item in items], next_token)
+        projection = {"#id": "FaceId", "#key": "imageKey", "#user": "UserId"}
+        items, next_token = self._scan(self._faces, limit, token, "FaceId", ("#id, #key, #user", projection))
+        return Page([FaceKey(item["FaceId"], item["imageKey"], item.get("UserId")) for item in items], next_token)
 
     def list_pending(self, older_than: str, limit: int) -> list[str]:
-        """Scans the sparse `pending` index, which holds only pending images.
-        A table made before that index existed (`make aws-setup` adds it) is
-        scanned whole instead, with a warning."""
+        """Reads the whole sparse `pending` index, which holds only the
+        records the re-drive owes a visit, and gives the longest due first
+        (a Scan has no order: taking its first page would starve the rest).
+        A table made before that index existed (`make aws-setup` adds it)
+        is scanned whole instead, with a warning."""
         request = {
             "TableName": self._images,
             "IndexName": PENDING_INDEX,
@@ -199,24 +218,26 @@ class DynamoRecordStore(RecordStore):
             "ExpressionAttributeValues": _item({":cutoff": older_than}),
         }
         try:
-            return self._scan_keys(request, limit)
+            due = self._scan_due(request)
         except ClientError as e:
             if aws.error_code(e) != "ValidationException" or PENDING_INDEX not in str(e):
                 raise
-        log.warning("table %r has no %r index: scanning it whole; run `make aws-setup`", self._images, PENDING_INDEX)
-        del request["IndexName"]
-        return self._scan_keys(request, limit)
+            log.warning(
+                "table %r has no %r index: scanning it whole; run `make aws-setup`", self._images, PENDING_INDEX
+            )
+            del request["IndexName"]
+            due = self._scan_due(request)
+        return [key for _, key in sorted(due)[:limit]]
 
-    def _scan_keys(self, request: dict, limit: int) -> list[str]:
-        keys: list[str] = []
+    def _scan_due(self, request: dict) -> list[tuple[str, str]]:
+        due: list[tuple[str, str]] = []
         with self._translated(self._images):
-            while len(keys) < limit:
+            while True:
                 response = self._client.scan(**request)
-                keys += [_plain(item)["key"] for item in response.get("Items", [])]
+                due += [(item[PENDING_SINCE], item["key"]) for item in map(_plain, response.get("Items", []))]
                 if "LastEvaluatedKey" not in response:
-                    break
+                    return due
                 request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        return keys[:limit]
 
     def list_faces(self, limit: int, token: str | None = None) -> Page:
         items, next_token = self._scan(self._faces, limit, token, "FaceId")
@@ -226,9 +247,7 @@ class DynamoRecordStore(RecordStore):
         face = self._get(self._faces, {"FaceId": face_id})
         if face is None:
             return
-        self._unlink_from_people([face])
-        with self._translated(self._faces):
-            self._client.delete_item(TableName=self._faces, Key=_item({"FaceId": face_id}))
+        self._delete_faces([face_id])
         self._unlist_face(face["imageKey"], face_id)
 
     def count_images(self) -> int:
@@ -251,16 +270,24 @@ class DynamoRecordStore(RecordStore):
 
     def get_person(self, person_id: str) -> dict | None:
         item = self._get(self._people, {"personId": person_id})
-        return _person(item) if item and person_id != SUGGESTIONS_KEY else None
+        return _person(item) if _live(item) else None
 
-    def create_person(self, person: dict) -> dict | None:
+    def create_person(self, person: dict, not_deleted_since: str | None = None) -> dict | None:
+        """Over nothing, or over a tombstone (deleted before `not_deleted_since`
+        when one is given)."""
         item = {name: person[name] for name in ("personId", "name", "createdAt", "updatedAt")}
+        condition = "attribute_not_exists(personId) OR attribute_exists(deletedAt)"
+        values = {}
+        if not_deleted_since is not None:
+            condition = "attribute_not_exists(personId) OR deletedAt < :since"
+            values = {":since": not_deleted_since}
         with self._translated(self._people):
             try:
                 self._client.put_item(
                     TableName=self._people,
                     Item=_item(item),
-                    ConditionExpression="attribute_not_exists(personId)",
+                    ConditionExpression=condition,
+                    **({"ExpressionAttributeValues": _item(values)} if values else {}),
                 )
             except ClientError as e:
                 if aws.error_code(e) != "ConditionalCheckFailedException":
@@ -274,30 +301,29 @@ class DynamoRecordStore(RecordStore):
         )
         return _person(item) if item is not None else None
 
-    def remove_person(self, person_id: str) -> list[str] | None:
-        with self._translated(self._people):
-            try:
-                response = self._client.delete_item(
-                    TableName=self._people,
-                    Key=_item({"personId": person_id}),
-                    ConditionExpression="attribute_exists(personId)",
-                    ReturnValues="ALL_OLD",
-                )
-            except ClientError as e:
-                if aws.error_code(e) != "ConditionalCheckFailedException":
-                    raise
-                return None
-        face_ids = sorted(_plain(response.get("Attributes", {})).get("faceIds", set()))
-        cleared = self._transact([(_clear_owner(self._faces, face_id, person_id), face_id) for face_id in face_ids])
-        return [face_id for face_id in face_ids if face_id in cleared]
+    def remove_person(self, person_id: str, deleted_at: str) -> list[str] | None:
+        """The item becomes a tombstone (its face set stays until each face
+        has left it), then each face leaves in a transaction with the set.
+        A crash in between leaves faces naming a tombstone: `check` finds
+        them (face_owner_disagrees) and `repair` clears them."""
+        item = self._update_person(person_id, "SET deletedAt = :at", {":at": deleted_at})
+        if item is None:
+            return None
+        face_ids = sorted(item.get("faceIds", set()))
+        return self.disassociate_faces(person_id, face_ids)
+
+    def person_deleted_at(self, person_id: str) -> str | None:
+        item = self._get(self._people, {"personId": person_id}, projection="deletedAt")
+        return (item or {}).get("deletedAt")
 
     def list_people(self, limit: int, token: str | None = None) -> Page:
         items, next_token = self._scan(self._people, limit, token, "personId")
-        return Page([_person(item) for item in items if item["personId"] != SUGGESTIONS_KEY], next_token)
+        return Page([_person(item) for item in items if _live(item)], next_token)
 
     def find_people(self, person_ids: list[str]) -> dict[str, dict]:
         ids = [person_id for person_id in person_ids if person_id != SUGGESTIONS_KEY]
-        return {person_id: _person(item) for person_id, item in self._batch_get(ids, self._people, "personId").items()}
+        found = self._batch_get(ids, self._people, "personId")
+        return {person_id: _person(item) for person_id, item in found.items() if _live(item)}
 
     def associate_faces(self, person_id: str, face_ids: list[str]) -> list[str] | None:
         """Per chunk of faces, one TransactWriteItems: each face item gets
@@ -306,6 +332,8 @@ class DynamoRecordStore(RecordStore):
         faces = self._batch_get(face_ids)
         done: list[str] = []
         ids = [face_id for face_id in dict.fromkeys(face_ids) if face_id in faces]
+        if not ids:
+            return [] if self.get_person(person_id) is not None else None
         for start in range(0, len(ids), MAX_TRANSACT_ITEMS // 2 - 1):
             chunk = ids[start : start + MAX_TRANSACT_ITEMS // 2 - 1]
             while chunk:
@@ -315,10 +343,7 @@ class DynamoRecordStore(RecordStore):
                     owner = faces[face_id].get("UserId")
                     if owner and owner != person_id:
                         previous.setdefault(owner, []).append(face_id)
-                actions += [
-                    (_person_update(self._people, owner, "DELETE faceIds :ids", {":ids": set(lost)}), None)
-                    for owner, lost in previous.items()
-                ]
+                actions += [(_leave_set(self._people, owner, lost), None) for owner, lost in previous.items()]
                 person = _person_update(self._people, person_id, "ADD faceIds :ids", {":ids": set(chunk)})
                 failed = self._transact_once([*actions, (person, "person")])
                 if failed is None:
@@ -330,12 +355,16 @@ class DynamoRecordStore(RecordStore):
         return done
 
     def disassociate_faces(self, person_id: str, face_ids: list[str]) -> list[str]:
-        cleared = self._transact(
-            [(_clear_owner(self._faces, face_id, person_id), face_id) for face_id in dict.fromkeys(face_ids)]
-        )
-        if cleared:
-            self._update_person(person_id, "DELETE faceIds :ids", {":ids": set(cleared)})
-        return [face_id for face_id in dict.fromkeys(face_ids) if face_id in cleared]
+        """Per face, one transaction: the face item loses UserId (if still
+        this person's) and the person's set loses the face, so the set never
+        names a face that is not theirs."""
+        done = []
+        for face_id in dict.fromkeys(face_ids):
+            clear = (_clear_owner(self._faces, face_id, person_id), face_id)
+            if self._transact_once([clear, (_leave_set(self._people, person_id, [face_id]), None)]):
+                continue  # not (or no longer) this person's face
+            done.append(face_id)
+        return done
 
     def faces_of_person(self, person_id: str) -> list[dict]:
         item = self._get(self._people, {"personId": person_id}, projection="faceIds")
@@ -379,21 +408,6 @@ class DynamoRecordStore(RecordStore):
                     raise
                 return None
         return _plain(response.get("Attributes", {}))
-
-    def _transact(self, actions: list[tuple[dict, str]]) -> set[str]:
-        """Run the (action, name) pairs, up to 100 per TransactWriteItems;
-        those whose condition fails are left out and the rest run again.
-        Returns the names of those done."""
-        done: set[str] = set()
-        for start in range(0, len(actions), MAX_TRANSACT_ITEMS):
-            chunk = actions[start : start + MAX_TRANSACT_ITEMS]
-            while chunk:
-                failed = self._transact_once(chunk)
-                if failed is None:
-                    done |= {name for _, name in chunk}
-                    break
-                chunk = [(action, name) for action, name in chunk if name not in failed]
-        return done
 
     def _transact_once(self, actions: list[tuple[dict, str | None]]) -> set[str] | None:
         """One TransactWriteItems: None when it committed, else the names
@@ -443,21 +457,56 @@ class DynamoRecordStore(RecordStore):
                 return None
         return _plain(response.get("Attributes", {}))
 
-    def _delete_faces(self, face_ids: list[str]) -> None:
-        """Delete face items, first taking them out of their people's sets
-        (one BatchGetItem per 100 faces to learn whose they are)."""
-        if not face_ids:
-            return
-        self._unlink_from_people(list(self._batch_get(face_ids).values()))
-        self._write_batch(self._faces, [{"DeleteRequest": {"Key": _item({"FaceId": i})}} for i in face_ids])
+    def _delete_faces(self, face_ids: list[str]) -> list[dict]:
+        """Delete face items, each with its person's set if it has one, in
+        transactions whose conditions hold the owner as read: an association
+        landing in between cancels it, the items are read again and the
+        delete is tried again, so no person keeps a face that is gone.
+        Returns the items as they were deleted."""
+        deleted: list[dict] = []
+        left = list(dict.fromkeys(face_ids))
+        for _ in range(BATCH_ATTEMPTS):
+            if not left:
+                return deleted
+            items = self._batch_get(left)
+            owned = [items[i] for i in left if i in items and items[i].get("UserId")]
+            free = [i for i in left if i in items and not items[i].get("UserId")]
+            taken = self._delete_if_free(free)
+            deleted += [items[i] for i in free if i not in taken]
+            retry = list(taken)
+            for start in range(0, len(owned), MAX_TRANSACT_ITEMS // 2):
+                chunk = owned[start : start + MAX_TRANSACT_ITEMS // 2]
+                actions = [(_delete_owned(self._faces, item), item["FaceId"]) for item in chunk]
+                theirs: dict[str, list[str]] = {}
+                for item in chunk:
+                    theirs.setdefault(item["UserId"], []).append(item["FaceId"])
+                actions += [(_leave_set(self._people, person, ids), None) for person, ids in theirs.items()]
+                failed = self._transact_once(actions)
+                if failed:
+                    retry += [item["FaceId"] for item in chunk]
+                else:
+                    deleted += chunk
+            left = retry
+        raise ServiceUnavailable(f"DynamoDB table {self._faces!r} kept changing while faces were being deleted; retry.")
 
-    def _unlink_from_people(self, faces: list[dict]) -> None:
-        owners: dict[str, list[str]] = {}
-        for face in faces:
-            if face.get("UserId"):
-                owners.setdefault(face["UserId"], []).append(face["FaceId"])
-        for person_id, ids in owners.items():
-            self._update_person(person_id, "DELETE faceIds :ids", {":ids": set(ids)})
+    def _delete_if_free(self, face_ids: list[str]) -> list[str]:
+        """Faces of no one: one conditional DeleteItem each (a batch cannot
+        hold a condition), so a face associated meanwhile is not lost from
+        its person's set. Returns those that were taken meanwhile."""
+        taken = []
+        with self._translated(self._faces):
+            for face_id in face_ids:
+                try:
+                    self._client.delete_item(
+                        TableName=self._faces,
+                        Key=_item({"FaceId": face_id}),
+                        ConditionExpression="attribute_not_exists(UserId)",
+                    )
+                except ClientError as e:
+                    if aws.error_code(e) != "ConditionalCheckFailedException":
+                        raise
+                    taken.append(face_id)
+        return taken
 
     def _face_ids(self, key: str) -> list[str]:
         item = self._get(self._images, {"key": key}, projection="faceIds")
@@ -581,6 +630,50 @@ def _revision_condition(expected: int | None) -> dict:
     }
 
 
+def _live(item: dict | None) -> bool:
+    """A person item that is a person: not a tombstone, not the suggestions."""
+    return item is not None and item["personId"] != SUGGESTIONS_KEY and "deletedAt" not in item
+
+
+def _with_due(update: str, record: dict) -> tuple[str, dict]:
+    """The update expression and values that keep the sparse `pending`
+    index (PENDING_SINCE) on the record's redrive_due."""
+    due = redrive_due(record)
+    if due is None:
+        return update + " REMOVE #pending", {}
+    return update + ", #pending = :pending", {":pending": due}
+
+
+def _with_owner(face: dict, item: dict | None) -> dict:
+    record = {name: value for name, value in face.items() if name != "UserId"}
+    return {**record, "UserId": item["UserId"]} if item and item.get("UserId") else record
+
+
+def _leave_set(table: str, person_id: str, face_ids: list[str]) -> dict:
+    """A transaction's Update taking faces out of a person's set (a person
+    or a tombstone: never an Update that would make a new item)."""
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": _item({"personId": person_id}),
+            "UpdateExpression": "DELETE faceIds :ids",
+            "ConditionExpression": "attribute_exists(personId)",
+            "ExpressionAttributeValues": _item({":ids": set(face_ids)}),
+        }
+    }
+
+
+def _delete_owned(table: str, item: dict) -> dict:
+    return {
+        "Delete": {
+            "TableName": table,
+            "Key": _item({"FaceId": item["FaceId"]}),
+            "ConditionExpression": "UserId = :owner",
+            "ExpressionAttributeValues": _item({":owner": item["UserId"]}),
+        }
+    }
+
+
 def _person(item: dict) -> dict:
     return {
         "personId": item["personId"],
@@ -592,12 +685,12 @@ def _person(item: dict) -> dict:
 
 
 def _person_update(table: str, person_id: str, update: str, values: dict, names: dict | None = None) -> dict:
-    """A transaction's Update of an existing person item."""
+    """A transaction's Update of a person item that is a person (not a tombstone)."""
     request = {
         "TableName": table,
         "Key": _item({"personId": person_id}),
         "UpdateExpression": update,
-        "ConditionExpression": "attribute_exists(personId)",
+        "ConditionExpression": "attribute_exists(personId) AND attribute_not_exists(deletedAt)",
         "ExpressionAttributeValues": _item(values),
     }
     if names:
@@ -639,7 +732,7 @@ def _image(item: dict) -> dict:
 
 def _image_state(item: dict) -> ImageState:
     record = item["record"]
-    return ImageState(item["key"], record["etag"], record["status"], record["faceCount"])
+    return ImageState(item["key"], record["etag"], record["status"], record["faceCount"], record.get("uploadedAt"))
 
 
 def _face_record(item: dict) -> dict:

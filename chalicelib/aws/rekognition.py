@@ -28,6 +28,7 @@ from chalicelib.core.ports import FaceEngine, Page, PeopleEngine, PhotoVersion
 MAX_SEARCH_BYTES = 5 * 1024 * 1024  # Rekognition's limit for Image.Bytes
 MAX_DELETE_IDS = 4096  # DeleteFaces' FaceIds limit
 MAX_LIST_RESULTS = 4096  # ListFaces' MaxResults limit
+MAX_LIST_USERS = 500  # ListUsers' MaxResults limit
 # A suggestion's SearchFaces asks for at most this many similar faces.
 SUGGESTION_NEIGHBOURS = min(1000, MAX_MATCHES)
 # Decoding and re-encoding: the longest side we ever send, the JPEG quality,
@@ -50,8 +51,10 @@ class RekognitionEngine(FaceEngine):
         quality_filter: str = "AUTO",
         max_faces: int = 100,
         stage: str = "",
+        s3=None,
     ) -> None:
         self._client = client
+        self._s3 = s3
         self._collection = collection_id
         self._bucket = bucket
         self._quality_filter = quality_filter
@@ -62,19 +65,27 @@ class RekognitionEngine(FaceEngine):
 
     def index_faces(self, photo: PhotoVersion, external_image_id: str) -> dict:
         """IndexFaces on that very version of the S3 object (with bucket
-        versioning: a late event never indexes newer bytes)."""
+        versioning: a late event never indexes newer bytes). Rekognition
+        says InvalidS3ObjectException alike for a version that is gone and
+        for an object it cannot read: S3 tells which (NotFound for the first,
+        as the port promises)."""
         location = {"Bucket": self._bucket, "Name": photo.key}
         if photo.version_id:
             location["Version"] = photo.version_id
         with aws.translated(self._resource, self._stage):
-            response = self._client.index_faces(
-                CollectionId=self._collection,
-                Image={"S3Object": location},
-                ExternalImageId=external_image_id,
-                MaxFaces=self._max_faces,
-                QualityFilter=self._quality_filter,
-                DetectionAttributes=["DEFAULT"],
-            )
+            try:
+                response = self._client.index_faces(
+                    CollectionId=self._collection,
+                    Image={"S3Object": location},
+                    ExternalImageId=external_image_id,
+                    MaxFaces=self._max_faces,
+                    QualityFilter=self._quality_filter,
+                    DetectionAttributes=["DEFAULT"],
+                )
+            except ClientError as e:
+                if aws.error_code(e) == "InvalidS3ObjectException" and self._version_gone(photo):
+                    raise NotFound(f"Version {photo.version_id} of {photo.key!r} is no longer stored.") from e
+                raise
         return {
             "FaceRecords": response.get("FaceRecords", []),
             "FaceModelVersion": response.get("FaceModelVersion", ""),
@@ -136,6 +147,33 @@ class RekognitionEngine(FaceEngine):
             for start in range(0, len(ids), MAX_FACES_PER_ASSOCIATION):
                 chunk = ids[start : start + MAX_FACES_PER_ASSOCIATION]
                 self._client.disassociate_faces(CollectionId=self._collection, UserId=user_id, FaceIds=chunk)
+
+    def _version_gone(self, photo: PhotoVersion) -> bool:
+        if self._s3 is None:
+            return False
+        version = {"VersionId": photo.version_id} if photo.version_id else {}
+        try:
+            self._s3.head_object(Bucket=self._bucket, Key=photo.key, **version)
+        except ClientError as e:
+            if aws.error_code(e) in ("404", "NoSuchKey", "NoSuchVersion", "NotFound", "400"):
+                return True
+            raise
+        return False
+
+    def get_faces(self, face_ids: list[str]) -> dict[str, dict]:
+        """ListFaces filtered by FaceIds, 4,096 at a time."""
+        found: dict[str, dict] = {}
+        with aws.translated(self._resource, self._stage):
+            for start in range(0, len(face_ids), MAX_LIST_RESULTS):
+                chunk = face_ids[start : start + MAX_LIST_RESULTS]
+                request = {"CollectionId": self._collection, "FaceIds": chunk, "MaxResults": MAX_LIST_RESULTS}
+                while True:
+                    response = self._client.list_faces(**request)
+                    found.update({face["FaceId"]: face for face in response.get("Faces", [])})
+                    if not response.get("NextToken"):
+                        break
+                    request["NextToken"] = response["NextToken"]
+        return found
 
     def list_faces(self, limit: int, token: str | None = None) -> Page:
         request = {"CollectionId": self._collection, "MaxResults": max(1, min(limit, MAX_LIST_RESULTS))}
@@ -333,6 +371,38 @@ class RekognitionPeople(PeopleEngine):
             "FaceMatches": response.get("FaceMatches", []),
             "UnmatchedFaces": response.get("UnmatchedFaces", []),
         }
+
+    def owners(self, face_ids: list[str]) -> dict[str, str | None]:
+        """ListFaces filtered by FaceIds: each Face says its UserId."""
+        engine = RekognitionEngine(self._client, self._collection, "", stage=self._stage)
+        return {face_id: face.get("UserId") for face_id, face in engine.get_faces(face_ids).items()}
+
+    def faces_of_user(self, user_id: str) -> list[str]:
+        request = {"CollectionId": self._collection, "UserId": user_id, "MaxResults": MAX_LIST_RESULTS}
+        ids: list[str] = []
+        with aws.translated(self._resource, self._stage):
+            while True:
+                try:
+                    response = self._client.list_faces(**request)
+                except ClientError as e:
+                    if self._gone(e):
+                        return []
+                    raise
+                ids += [face["FaceId"] for face in response.get("Faces", [])]
+                if not response.get("NextToken"):
+                    return sorted(ids)
+                request["NextToken"] = response["NextToken"]
+
+    def list_users(self) -> list[str]:
+        request = {"CollectionId": self._collection, "MaxResults": MAX_LIST_USERS}
+        users: list[str] = []
+        with aws.translated(self._resource, self._stage):
+            while True:
+                response = self._client.list_users(**request)
+                users += [user["UserId"] for user in response.get("Users", [])]
+                if not response.get("NextToken"):
+                    return sorted(users)
+                request["NextToken"] = response["NextToken"]
 
     def similar_faces(self, face_ids: list[str], threshold: float) -> dict[str, dict[str, float]]:
         """One SearchFaces per face (its most similar SUGGESTION_NEIGHBOURS)."""

@@ -6,6 +6,8 @@ ObjectCreated notification (set up by `chalice deploy` from app.py's
 any other means. The bucket is versioned (`make aws-setup`), so an
 indexing run reads exactly the version its event names."""
 
+from datetime import UTC, datetime
+
 from botocore.exceptions import ClientError
 
 from chalicelib.aws import clients as aws
@@ -63,6 +65,7 @@ class S3PhotoStore(PhotoStore):
             metadata,
             response.get("VersionId"),
             original_content_type=original,
+            stored_at=_iso(response.get("LastModified")),
         )
 
     def read(self, key: str) -> bytes:
@@ -109,9 +112,17 @@ class S3PhotoStore(PhotoStore):
             request["ContinuationToken"] = token
         with aws.translated(self._resource, self._stage):
             response = self._client.list_objects_v2(**request)
-        items = [ListedPhoto(obj["Key"], _etag(obj["ETag"]), obj["Size"]) for obj in response.get("Contents", [])]
+        items = [
+            ListedPhoto(obj["Key"], _etag(obj["ETag"]), obj["Size"], _iso(obj.get("LastModified")))
+            for obj in response.get("Contents", [])
+        ]
         return Page(items, response.get("NextContinuationToken") if response.get("IsTruncated") else None)
 
 
 def _etag(value: str) -> str:
     return value.strip('"')
+
+
+def _iso(moment: datetime | None) -> str | None:
+    """S3's LastModified (to the second) as the records write times."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds") if moment else None

@@ -55,6 +55,11 @@ class ServiceUnavailable(FaceprintError):
     retry_after_seconds = 1
 
 
+class Throttled(ServiceUnavailable):
+    """A backend refused the call for its rate (past botocore's own retries):
+    back-pressure, never a sign that the request itself is wrong."""
+
+
 class ConfigurationError(Exception):
     """The deployment is misconfigured: an operator must fix a setting.
     Never shown to clients in detail (it becomes a 500)."""

@@ -5,35 +5,41 @@ that version to the indexer: offline the indexer runs right after the store
 returns; on AWS the bucket's ObjectCreated event is the trigger.
 
 An indexing run works on one version of a photo (the event's etag, version
-id and sequencer), and stays right under S3's delivery rules: events come
-at least once, in any order, possibly at the same time.
+id and sequencer) and stays right under S3's delivery rules (events come at
+least once, in any order, possibly at the same time) and under crashes at
+any step. Every decision is taken on a fresh read of the image record and
+of the bucket, and every write is a compare-and-set on the record's
+revision: when one fails, the run reads both again and decides again.
 
-- A run for a version the bucket no longer holds, or older than the one
-  recorded (sequencers), does nothing: the newer version's own event comes.
-- A run for content already indexed (a repeated event, the same bytes put
-  again) changes nothing but the metadata.
-- Otherwise it indexes the version (IndexFaces reads that very version) and
-  commits the faces with a compare-and-set on the image record's revision.
-  If another writer came first, it reads again: when its own version is
-  still the newest it commits again over it; when it lost (a duplicate
-  finished first, a newer version is recorded, the photo is gone) it
-  deletes the faces it added. After committing it checks the photo is
-  still there, so a delete racing it is never undone.
+- The photo is gone from the bucket: its records and faces go too (a
+  delete that raced an upload, a photo deleted from the bucket by hand).
+- The bucket holds another version, or the record a newer one: nothing to
+  do, that version's own event comes.
+- These bytes are indexed already (a repeated event, the same bytes put
+  again): the faces stay; the record takes the newest upload's metadata.
+- Otherwise the run claims an attempt on the record (counted before it
+  starts, so a crash counts too), indexes the version (IndexFaces reads
+  that very version) and commits the faces. A run that loses (a duplicate
+  finished first, a newer version is recorded, the photo went) deletes the
+  faces it added. A throttle is back-pressure: the attempt is handed back.
+  After INDEX_ATTEMPTS attempts the version ends `failed` with the reason.
+
+What a commit leaves to do (the replaced faces leave the collection, their
+people carried over to the faces that stand on them; enrolment by upload)
+is written on the record with the commit (`owed`), done right after, and
+struck off once done: a crash in between leaves it owed, and the next run or
+the re-drive finishes it.
 
 Whatever the interleaving, each stored photo's faces end up exactly once in
 the collection and in the records, labelled from its current version.
-
-Enrol by upload (`x-amz-meta-person`) runs once a run has committed (or
-found) the current version's faces: only then are they real. Its outcome
-is written on the image record, so a repeated event does not redo it.
 """
 
 import logging
 import time
 from dataclasses import replace
 
-from chalicelib.core import logs, people
-from chalicelib.core.errors import FaceprintError, ImageRejected, NotFound, ServiceUnavailable
+from chalicelib.core import logs, people, synthetic
+from chalicelib.core.errors import FaceprintError, ImageRejected, NotFound, ServiceUnavailable, Throttled
 from chalicelib.core.images import prepare_upload
 from chalicelib.core.keys import external_image_id
 from chalicelib.core.ports import PhotoVersion, StoredPhoto
@@ -42,11 +48,12 @@ from chalicelib.core.records import (
     INDEXED,
     NO_FACES,
     PENDING,
+    RUN_GRACE_SECONDS,
     image_record,
     is_final_for,
     is_older,
-    iso_before,
-    now,
+    iso_after,
+    same_version,
 )
 from chalicelib.core.services import Services
 
@@ -59,9 +66,14 @@ INDEX_ATTEMPTS = 5
 UPLOAD_ATTEMPTS = 2
 # Compare-and-set rounds before giving up (only under heavy contention).
 WRITE_ROUNDS = 8
-# The scheduled re-drive picks up photos pending for longer than this.
+# The scheduled re-drive takes a photo left pending this long after its
+# upload or its last failed attempt (an attempt under way: RUN_GRACE_SECONDS).
 REDRIVE_AFTER_SECONDS = 300
 REDRIVE_BATCH = 50
+# A face of the new version stands on a face of the old one when their boxes
+# overlap by more than this (intersection over union): it takes its person.
+CARRY_OVER_OVERLAP = 0.5
+_AGAIN = object()  # a compare-and-set lost: read again and decide again
 
 
 def upload_image(svc: Services, key: str, data: bytes, metadata: dict[str, str]) -> dict:
@@ -90,59 +102,82 @@ def index_photo(
     """Index `version` of the stored photo `key` (by default whatever it
     holds now; `force` indexes it again even if already indexed, as a
     reindex does). Returns the image record as this run leaves it, or None
-    when the photo is gone. A failure that may pass (throttling, a crashed
-    worker) is recorded and raised, for the caller to retry, until the
-    version has had `attempts` runs; then it ends `failed` with the reason."""
+    when the photo is gone. A failure that may pass is recorded and raised,
+    for the caller to retry, until the version has had `attempts` runs;
+    then it ends `failed` with the reason. Throttled is raised with the
+    attempt handed back."""
     started = time.perf_counter()
-    photo = svc.photos.head(key)
-    if photo is None:
-        logs.log_indexed(key, None, started, outcome="gone")
-        return None
-    if version is not None:
-        if _superseded(photo, version):
-            logs.log_indexed(key, None, started, outcome="stale")
-            return svc.records.get_image(key)
-        photo = replace(photo, sequencer=version.sequencer or photo.sequencer)
-    current = svc.records.get_image(key)
-    if current is not None and is_older(photo.sequencer, current.get("sequencer")):
-        logs.log_indexed(key, current, started, outcome="stale")
-        return current
-    if is_final_for(current, photo) and not force:
-        return _enrol(svc, _refresh(svc, current, photo))
-    # The same bytes indexed again (a reindex): their faces' people carry over.
-    owned = [f for f in svc.records.faces_of(key) if f.get("UserId")] if is_final_for(current, photo) else []
-    image, faces = _analyse(svc, photo, current, attempts, started)
-    if image is None:
-        return svc.records.get_image(key)
-    record, outcome = _commit(svc, photo, image, faces, current)
-    logs.log_indexed(key, record, started, outcome=outcome)
-    if outcome != "indexed":
-        return record
-    if owned and svc.people is not None:
-        people.carry_over(svc, owned, faces)
-    return _enrol(svc, record)
+    for _ in range(WRITE_ROUNDS):
+        current = svc.records.get_image(key)
+        photo = svc.photos.head(key)
+        if photo is None:
+            outcome = _forget(svc, key, current, started)
+        elif version is not None and _superseded(photo, version):
+            outcome = _stale(key, current, started)
+        else:
+            if version is not None:
+                photo = replace(photo, sequencer=version.sequencer or photo.sequencer)
+            outcome = _index_version(svc, photo, current, force, attempts, started)
+        if outcome is not _AGAIN:
+            return outcome
+    raise ServiceUnavailable(f"Image {key!r} kept changing while it was being indexed; retry.")
 
 
-def _enrol(svc: Services, image: dict | None) -> dict | None:
-    """Enrol by upload, when the photo names a person (people.enrol_from_upload)."""
-    if image is None or svc.people is None or image.get("etag") is None:
-        return image
-    return people.enrol_from_upload(svc, image)
+def remove_photo(svc: Services, key: str) -> dict | None:
+    """A photo left the bucket (ObjectRemoved: a delete through the API or
+    by any other means): if the bucket holds no version of it now, its
+    records and faces go. With bucket versioning a plain delete leaves a
+    delete marker, which is no version: the photo is gone as well."""
+    for _ in range(WRITE_ROUNDS):
+        current = svc.records.get_image(key)
+        if svc.photos.head(key) is not None:
+            return current  # stored again since: its own event indexes it
+        outcome = _forget(svc, key, current, time.perf_counter())
+        if outcome is not _AGAIN:
+            return outcome
+    raise ServiceUnavailable(f"Image {key!r} kept changing while it was being removed; retry.")
 
 
 def redrive_pending(svc: Services, moment: str | None = None) -> dict:
-    """Index again the photos left pending for more than a few minutes (an
-    S3 event lost after Lambda's retries). Runs on a schedule on AWS; each
-    photo's failure is recorded on it and does not stop the others."""
-    keys = svc.records.list_pending(iso_before(moment or now(), REDRIVE_AFTER_SECONDS), REDRIVE_BATCH)
-    done = 0
+    """Visit the records the re-drive owes a visit (records.redrive_due),
+    the longest due first: photos left pending (an S3 event lost after
+    Lambda's retries, a failed attempt, a crashed one once it is surely
+    over), work a crash left after a commit, and records whose photo is
+    gone. Each visit moves the record out of the way (done, failed, gone,
+    or due again later), so a batch always makes progress on the oldest."""
+    keys = svc.records.list_pending(moment or svc.clock(), REDRIVE_BATCH)
+    done = failed = gone = 0
     for key in keys:
         try:
-            index_photo(svc, key)
+            image = index_photo(svc, key)
         except Exception:  # recorded on the photo and logged by index_photo: go on with the others
+            failed += 1
             continue
-        done += 1
-    return {"pending": len(keys), "indexed": done}
+        if image is None:
+            gone += 1
+        else:
+            done += 1
+    return {"pending": len(keys), "indexed": done, "failed": failed, "removed": gone}
+
+
+def _index_version(
+    svc: Services, photo: StoredPhoto, current: dict | None, force: bool, attempts: int, started: float
+) -> object:
+    key = photo.key
+    if current is not None and is_older(photo.sequencer, current.get("sequencer")):
+        return _stale(key, current, started)
+    if is_final_for(current, photo) and not force:
+        refreshed = _refresh(svc, current, photo)
+        return _AGAIN if refreshed is None else _finish(svc, refreshed)
+    before = current.get("attempts", 0) if same_version(current, photo) and current["status"] == PENDING else 0
+    if before >= attempts:  # counted as they began: the last one crashed or failed
+        reason = current.get("error") or "the run stopped before it finished (a crash or a timeout)"
+        return _give_up(svc, photo, current, f"Indexing failed {before} times; the last time: {reason}", started)
+    claim = _pending_record(svc, photo, current, attempts=before + 1, attemptAt=svc.clock(), retry_in=RUN_GRACE_SECONDS)
+    claimed = svc.records.put_image(claim, _revision(current))
+    if claimed is None:
+        return _AGAIN
+    return _attempt(svc, photo, claimed, attempts, started)
 
 
 def _index_now(svc: Services, version: PhotoVersion) -> dict | None:
@@ -161,136 +196,317 @@ def _superseded(photo: StoredPhoto, version: PhotoVersion) -> bool:
     """The bucket holds another version than the one this run was given."""
     if photo.version_id and version.version_id:
         return photo.version_id != version.version_id
+    if photo.sequencer and version.sequencer:
+        return photo.sequencer != version.sequencer
     return photo.etag != version.etag
+
+
+def _stale(key: str, current: dict | None, started: float) -> dict | None:
+    logs.log_indexed(key, current, started, outcome="stale")
+    return current
+
+
+def _forget(svc: Services, key: str, current: dict | None, started: float) -> object:
+    """The photo is gone: remove its record and faces, unless the record
+    changed since it was read (then decide again). A synthetic image has no
+    photo by design and stays."""
+    if current is None or synthetic.is_synthetic(key, current["etag"]):
+        logs.log_indexed(key, current, started, outcome="gone")
+        return current
+    removed = svc.records.remove_image(key, current["revision"])
+    if removed is None:
+        return _AGAIN
+    svc.engine.delete_faces(list(dict.fromkeys(removed + (current.get("owed") or {}).get("retire", []))))
+    log.info("removed the records of %r: its photo is no longer in the store", key)
+    logs.log_indexed(key, None, started, outcome="removed")
+    return None
 
 
 def _record_pending(svc: Services, photo: StoredPhoto) -> dict:
     """Record an upload pending, unless this very content is already
-    indexed (the same bytes again, or an S3 event that beat the reply)."""
+    indexed (the same bytes again, or an S3 event that beat the reply) or a
+    newer version is recorded. A delete that came meanwhile stands: the
+    record goes again."""
     for _ in range(WRITE_ROUNDS):
         current = svc.records.get_image(photo.key)
-        if is_final_for(current, photo):
+        if current and is_older(photo.sequencer, current.get("sequencer")):
             return current
-        written = svc.records.put_image(_pending_record(photo, current), _revision(current))
+        if is_final_for(current, photo):
+            written = _refresh(svc, current, photo)
+        else:
+            written = svc.records.put_image(_pending_record(svc, photo, current), _revision(current))
         if written is not None:
+            if svc.photos.head(photo.key) is None:
+                svc.records.remove_image(photo.key, written["revision"])
             return written
     raise ServiceUnavailable(f"Image {photo.key!r} kept changing while it was being recorded; retry.")
 
 
-def _pending_record(photo: StoredPhoto, current: dict | None, **extra) -> dict:
-    same = current is not None and current["etag"] == photo.etag
-    return image_record(
-        photo,
-        PENDING,
-        face_count=current["faceCount"] if current else 0,
-        # The faces on record stay until the new version replaces them, and
-        # so does the newest sequencer seen: the order of versions.
-        sequencer=max(filter(None, [photo.sequencer, current and current.get("sequencer")]), default=None),
-        pendingSince=current["pendingSince"] if same and current.get("pendingSince") else now(),
+def _pending_record(
+    svc: Services, photo: StoredPhoto, current: dict | None, retry_in: float = REDRIVE_AFTER_SECONDS, **extra
+) -> dict:
+    """The record of this version waiting to be indexed, for the re-drive
+    `retry_in` seconds from now. The faces on record stay until the new
+    version replaces them, and so do what is owed for them and the newest
+    sequencer seen (the order of versions); a record of the same version
+    keeps its attempts, error, enrolment and times."""
+    moment = svc.clock()
+    kept = {}
+    if same_version(current, photo):
+        kept = {name: current[name] for name in _KEPT_FOR_THE_SAME_VERSION if current.get(name) is not None}
+        if current["status"] != PENDING:
+            kept.pop("attempts", None)
+            kept.pop("pendingSince", None)
+    fields = {
+        "pendingSince": moment,
+        "uploadedAt": photo.stored_at or moment,
+        **kept,
+        "sequencer": max(filter(None, [photo.sequencer, current and current.get("sequencer")]), default=None),
+        "facesEtag": _faces_etag(current),
+        "owed": (current or {}).get("owed"),
+        "retryAt": iso_after(moment, retry_in),
         **extra,
-    )
+    }
+    return image_record(photo, PENDING, face_count=current["faceCount"] if current else 0, moment=moment, **fields)
 
 
-def _refresh(svc: Services, current: dict, photo: StoredPhoto) -> dict:
+# What a record of one version keeps when it is written again for that version.
+_KEPT_FOR_THE_SAME_VERSION = ("attempts", "error", "enrolment", "uploadedAt", "pendingSince")
+
+
+def _refresh(svc: Services, current: dict, photo: StoredPhoto) -> dict | None:
     """These bytes are indexed already: keep their faces, follow the
-    metadata, version and sequencer of the newest upload."""
-    for _ in range(WRITE_ROUNDS):
-        newer = {
-            "metadata": photo.metadata,
-            "versionId": photo.version_id or current.get("versionId"),
-            "sequencer": max(filter(None, [photo.sequencer, current.get("sequencer")]), default=None),
-        }
-        if all(current.get(name) == value for name, value in newer.items()):
-            return current
-        image = {**current, **{k: v for k, v in newer.items() if v is not None}}
-        written = svc.records.put_image(image, current["revision"])
-        if written is not None:
-            return written
-        current = svc.records.get_image(photo.key)
-        if not is_final_for(current, photo):
-            return current  # another version took over meanwhile
-    raise ServiceUnavailable(f"Image {photo.key!r} kept changing while it was being updated; retry.")
+    metadata, version and sequencer of the newest upload (a new version
+    is a new upload: its enrolment is its own). None when another writer
+    came first."""
+    newer = {
+        "metadata": photo.metadata,
+        "versionId": photo.version_id or current.get("versionId"),
+        "sequencer": max(filter(None, [photo.sequencer, current.get("sequencer")]), default=None),
+    }
+    if all(current.get(name) == value for name, value in newer.items()):
+        return current
+    image = {**current, **{k: v for k, v in newer.items() if v is not None}, "updatedAt": svc.clock()}
+    if not same_version(current, photo):
+        image["uploadedAt"] = photo.stored_at or image["updatedAt"]
+        image.pop("enrolment", None)
+    if not _enrolled(image):  # owed until done: a lost event leaves it to the re-drive
+        owed = image.get("owed") or {}
+        image["owed"] = {**owed, "enrol": True, "since": owed.get("since") or image["updatedAt"]}
+    return svc.records.put_image(image, current["revision"])
 
 
-def _analyse(
-    svc: Services, photo: StoredPhoto, current: dict | None, attempts: int, started: float
-) -> tuple[dict | None, list[dict]]:
-    """IndexFaces on this version: the image record and face records to
-    commit, or (None, []) when the version is gone. Failures that may pass
-    are recorded and raised until the attempts run out."""
-    attempt = (current.get("attempts", 0) if current and current["etag"] == photo.etag else 0) + 1
+def _attempt(svc: Services, photo: StoredPhoto, claimed: dict, attempts: int, started: float) -> object:
+    """IndexFaces on this version, then the commit."""
     try:
         result = svc.engine.index_faces(photo.version, external_image_id(photo.key))
-    except NotFound:
-        logs.log_indexed(photo.key, None, started, outcome="stale")  # replaced or deleted meanwhile
-        return None, []
-    except ImageRejected as e:
-        return image_record(photo, FAILED, error=e.message), []
-    except Exception as e:
-        reason = e.message if isinstance(e, FaceprintError) else f"unexpected {type(e).__name__} (see the log)"
-        log.warning("indexing %r failed (attempt %d of %d): %s", photo.key, attempt, attempts, reason, exc_info=True)
-        if attempt >= attempts:
-            error = f"Indexing failed {attempt} times; the last time: {reason}"
-            return image_record(photo, FAILED, error=error, attempts=attempt), []
-        pending = _pending_record(photo, current, attempts=attempt, error=reason)
-        svc.records.put_image(pending, _revision(current))  # lost to another writer: it carries on
-        logs.log_indexed(photo.key, pending, started, outcome="retry")
+    except NotFound:  # the version is gone (replaced or deleted meanwhile): decide again
+        _hand_back(svc, claimed, uncount=True)
+        return _AGAIN
+    except Throttled:
+        _hand_back(svc, claimed, uncount=True)
+        logs.log_indexed(photo.key, claimed, started, outcome="throttled")
         raise
+    except ImageRejected as e:
+        failed = image_record(photo, FAILED, error=e.message, attempts=claimed["attempts"], moment=svc.clock())
+        return _conclude(svc, photo, failed, [], claimed, started)
+    except Exception as e:
+        return _failed(svc, photo, claimed, attempts, e, started)
     faces = [{**record["Face"], "imageKey": photo.key} for record in result["FaceRecords"]]
     image = image_record(
         photo,
         INDEXED if faces else NO_FACES,
         face_count=len(faces),
+        moment=svc.clock(),
         imageId=faces[0]["ImageId"] if faces else None,
         unindexedFaces=result.get("UnindexedFaces", []),
+        facesEtag=photo.etag,
     )
-    return image, faces
+    try:
+        return _conclude(svc, photo, image, faces, claimed, started)
+    except Exception as e:
+        if _committed(svc, photo.key, faces):
+            raise  # the commit took: what follows it is owed on the record, for the next run
+        svc.engine.delete_faces([face["FaceId"] for face in faces])
+        return _failed(svc, photo, svc.records.get_image(photo.key) or claimed, attempts, e, started)
 
 
-def _commit(
-    svc: Services, photo: StoredPhoto, image: dict, faces: list[dict], current: dict | None
-) -> tuple[dict | None, str]:
-    """Compare-and-set the image and its faces. Returns the record as this
-    run leaves it and what happened: "indexed" (this version is on
-    record), "lost" (another writer's record stands; this run's faces are
-    deleted) or "gone" (the photo was deleted meanwhile)."""
-    new_ids = [face["FaceId"] for face in faces]
-    latest = current
+def _failed(svc: Services, photo: StoredPhoto, claimed: dict, attempts: int, error: Exception, started: float):
+    """A failure that may pass: recorded (the attempt is counted already) and
+    raised, for the caller to retry; the last attempt ends the version
+    `failed` with the reason."""
+    reason = error.message if isinstance(error, FaceprintError) else f"unexpected {type(error).__name__} (see the log)"
+    mine = same_version(claimed, photo) and claimed["status"] == PENDING
+    attempt = claimed.get("attempts", 1) if mine else 0
+    log.warning("indexing %r failed (attempt %d of %d): %s", photo.key, attempt, attempts, reason, exc_info=True)
+    if mine and attempt >= attempts:
+        return _give_up(svc, photo, claimed, f"Indexing failed {attempt} times; the last time: {reason}", started)
+    if mine:
+        moment = svc.clock()
+        retry = {**claimed, "error": reason, "updatedAt": moment, "retryAt": iso_after(moment, REDRIVE_AFTER_SECONDS)}
+        retry.pop("attemptAt", None)
+        svc.records.put_image(retry, claimed["revision"])  # lost to another writer: it carries on
+        logs.log_indexed(photo.key, retry, started, outcome="retry")
+    raise error
+
+
+def _give_up(svc: Services, photo: StoredPhoto, base: dict, error: str, started: float) -> object:
+    """The attempts ran out. The version ends `failed` with the reason and
+    without faces, unless the faces on record come from these very bytes (a
+    reindex that failed): then they stay, and the record says so."""
+    if _faces_etag(base) == photo.etag:
+        kept = {**base, "status": INDEXED if base["faceCount"] else NO_FACES, "error": error, "updatedAt": svc.clock()}
+        for name in ("attempts", "attemptAt", "retryAt", "pendingSince"):
+            kept.pop(name, None)
+        written = svc.records.put_image(kept, base["revision"])
+        return _AGAIN if written is None else _finish(svc, written)
+    failed = image_record(photo, FAILED, error=error, attempts=base.get("attempts"), moment=svc.clock())
+    return _conclude(svc, photo, failed, [], base, started)
+
+
+def _hand_back(svc: Services, claimed: dict, uncount: bool) -> None:
+    """End the attempt without an outcome (throttled, or the version went):
+    the re-drive may take the photo again a while later."""
+    moment = svc.clock()
+    back = {**claimed, "updatedAt": moment, "retryAt": iso_after(moment, REDRIVE_AFTER_SECONDS)}
+    back.pop("attemptAt", None)
+    if uncount:
+        back["attempts"] = max(0, claimed.get("attempts", 1) - 1)
+    svc.records.put_image(back, claimed["revision"])  # lost to another writer: it carries on
+
+
+def _conclude(
+    svc: Services, photo: StoredPhoto, image: dict, faces: list[dict], base: dict | None, started: float
+) -> object:
+    """Commit this version's outcome (its faces, or none) by compare-and-set
+    on `base`, the record as read, with what the commit leaves to do
+    (`owed`); then do it. When another writer came first, read again: if
+    this version is still the bucket's and not indexed by another run,
+    commit over it; else this run lost and takes its faces back."""
+    key = photo.key
+    new_ids = {face["FaceId"] for face in faces}
     for _ in range(WRITE_ROUNDS):
-        # Keep the newest sequencer known: the order of versions outlives a forced run.
-        image["sequencer"] = photo.sequencer or (latest or {}).get("sequencer")
-        replaced = svc.records.commit_faces(_without_none(image), faces, _revision(latest))
-        if replaced is not None:
-            svc.engine.delete_faces([face_id for face_id in replaced if face_id not in set(new_ids)])
-            committed = {**_without_none(image), "revision": (_revision(latest) or 0) + 1}
-            return _unless_deleted(svc, photo.key, committed, new_ids)
-        latest = svc.records.get_image(photo.key)
-        if _lost(latest, svc.photos.head(photo.key), photo):
-            svc.engine.delete_faces(new_ids)
-            return latest, "lost"
-    svc.engine.delete_faces(new_ids)
-    raise ServiceUnavailable(f"Image {photo.key!r} kept changing while it was being indexed; retry.")
+        listed = [face for face in svc.records.faces_of(key) if face["FaceId"] not in new_ids]
+        record = {**image, **_carried(base, photo)}
+        enrol = record["status"] in (INDEXED, NO_FACES) and not _enrolled(record)
+        record = _without_none({**record, "owed": _owed(svc, base, listed, faces, photo, enrol)})
+        committed = svc.records.commit_faces(record, faces, _revision(base))
+        if committed is not None:
+            if svc.photos.head(key) is None:  # a delete raced this run: it stands
+                return _forget(svc, key, committed.record, started)
+            logs.log_indexed(key, committed.record, started, outcome="indexed")
+            return _finish(svc, committed.record)
+        base = svc.records.get_image(key)
+        if _lost(base, svc.photos.head(key), photo):
+            svc.engine.delete_faces(sorted(new_ids))
+            logs.log_indexed(key, base, started, outcome="lost")
+            return base
+    svc.engine.delete_faces(sorted(new_ids))
+    raise ServiceUnavailable(f"Image {key!r} kept changing while it was being indexed; retry.")
+
+
+def _owed(
+    svc: Services, base: dict | None, listed: list[dict], faces: list[dict], photo: StoredPhoto, enrol: bool
+) -> dict | None:
+    """What a commit leaves to do: the faces it replaces leave the collection
+    (with those owed already), and when they came from the same bytes (a
+    reindex) each new face that stands on one takes its person; the
+    enrolment by upload the photo asks for, when not done."""
+    owed = dict((base or {}).get("owed") or {})
+    retire = list(dict.fromkeys([*owed.get("retire", []), *(face["FaceId"] for face in listed)]))
+    carry = dict(owed.get("carry", {}))
+    if _faces_etag(base) == photo.etag:
+        for old in listed:
+            new = max(faces, key=lambda face: people.overlap(old["BoundingBox"], face["BoundingBox"]), default=None)
+            if new is not None and people.overlap(old["BoundingBox"], new["BoundingBox"]) > CARRY_OVER_OVERLAP:
+                carry[old["FaceId"]] = _without_none({"FaceId": new["FaceId"], "UserId": old.get("UserId")})
+    if not retire and not enrol:
+        return None
+    return _without_none(
+        {"retire": retire, "carry": carry, "enrol": enrol or None, "since": owed.get("since") or svc.clock()}
+    )
+
+
+def _finish(svc: Services, image: dict) -> object:
+    """Do what the commit left owed (retire the replaced faces, carrying
+    their people over; enrol by upload), then strike it off."""
+    owed = image.get("owed")
+    if owed and owed.get("retire"):
+        people.retire_faces(svc, owed["retire"], owed.get("carry", {}))
+    image = _enrol(svc, image)
+    if image is None or not image.get("owed"):
+        return image
+    return _strike_off(svc, image, owed)
+
+
+def _strike_off(svc: Services, image: dict, done: dict) -> object:
+    """Remove the work done from the record's `owed`, keeping whatever was
+    added meanwhile."""
+    for _ in range(WRITE_ROUNDS):
+        owed = image.get("owed") or {}
+        retire = [face_id for face_id in owed.get("retire", []) if face_id not in set(done.get("retire", []))]
+        carry = {old: new for old, new in owed.get("carry", {}).items() if old in set(retire)}
+        enrol = owed.get("enrol") and not _enrolled(image) or None
+        left = _without_none({**owed, "retire": retire, "carry": carry, "enrol": enrol})
+        written = svc.records.put_image(
+            _without_none({**image, "owed": left if retire or enrol else None}), image["revision"]
+        )
+        if written is not None:
+            return written
+        image = svc.records.get_image(image["key"])
+        if image is None or not image.get("owed"):
+            return image
+    return _AGAIN
+
+
+def _enrol(svc: Services, image: dict | None) -> dict | None:
+    """Enrol by upload, when the photo names a person (people.enrol_from_upload)."""
+    if image is None or svc.people is None or image.get("etag") is None:
+        return image
+    return people.enrol_from_upload(svc, image)
+
+
+def _enrolled(image: dict) -> bool:
+    """Whether the enrolment by upload the record's metadata asks for (if
+    any) is done: recorded on it, associated or refused."""
+    person_id = image.get("metadata", {}).get(people.PERSON_METADATA)
+    return person_id is None or image.get("enrolment", {}).get("personId") == person_id
+
+
+def _committed(svc: Services, key: str, faces: list[dict]) -> bool:
+    """Whether a commit whose reply was lost took effect after all."""
+    if not faces:
+        return False
+    return faces[0]["FaceId"] in {face["FaceId"] for face in svc.records.faces_of(key)}
 
 
 def _lost(latest: dict | None, head: StoredPhoto | None, photo: StoredPhoto) -> bool:
     """Whether another writer's record must stand: the photo is gone or
-    holds other bytes now, a newer version is recorded, or a duplicate run
-    already indexed these bytes."""
-    if head is None or head.etag != photo.etag:
+    holds another version now, a newer version is recorded, or a duplicate
+    run already indexed these bytes."""
+    if head is None or _superseded(head, photo.version):
         return True
     if latest is None:
         return False
     return is_older(photo.sequencer, latest.get("sequencer")) or is_final_for(latest, photo)
 
 
-def _unless_deleted(svc: Services, key: str, image: dict, new_ids: list[str]) -> tuple[dict | None, str]:
-    """A delete may have removed the photo while this run indexed it: then
-    take back what the run wrote, so the delete stands."""
-    if svc.photos.head(key) is not None:
-        return image, "indexed"
-    removed = svc.records.remove_image(key, image["revision"])
-    svc.engine.delete_faces(removed if removed is not None else new_ids)
-    return None, "gone"
+def _carried(base: dict | None, photo: StoredPhoto) -> dict:
+    """What an outcome keeps of the record of the same version it replaces:
+    its first upload time and its enrolment."""
+    if not same_version(base, photo):
+        return {}
+    return {name: base[name] for name in ("uploadedAt", "enrolment") if base.get(name) is not None}
+
+
+def _faces_etag(record: dict | None) -> str | None:
+    """The etag of the bytes the record's faces were indexed from (records
+    written before `facesEtag` existed: their own, once final)."""
+    if record is None:
+        return None
+    if record.get("facesEtag"):
+        return record["facesEtag"]
+    return record["etag"] if record["status"] in (INDEXED, NO_FACES) else None
 
 
 def _revision(record: dict | None) -> int | None:

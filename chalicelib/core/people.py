@@ -14,7 +14,7 @@ from itertools import islice
 from chalicelib.core import clustering, limits
 from chalicelib.core.errors import BadRequest, ImageRejected, NotFound, ServiceUnavailable
 from chalicelib.core.images import prepare_search
-from chalicelib.core.records import now
+from chalicelib.core.records import same_record_version
 from chalicelib.core.searching import search_and_join
 from chalicelib.core.services import Services
 
@@ -49,22 +49,26 @@ def validate_name(name) -> str:
     return name
 
 
-def put_person(svc: Services, person_id: str, name: str) -> tuple[dict, bool]:
+def put_person(svc: Services, person_id: str, name: str, not_deleted_since: str | None = None) -> tuple[dict, bool]:
     """Create the person (and their User), or rename them. Returns the
-    person record and whether it was created."""
+    person record and whether it was created. `not_deleted_since`: create
+    them only if they were not deleted since then (enrolment by upload
+    never brings back a person deleted after the photo was uploaded)."""
     person_id, name = validate_person_id(person_id), validate_name(name)
     for _ in range(WRITE_ROUNDS):
         if svc.records.get_person(person_id) is not None:
-            renamed = svc.records.rename_person(person_id, name, now())
+            renamed = svc.records.rename_person(person_id, name, svc.clock())
             if renamed is not None:
                 return renamed, False
             continue  # deleted meanwhile: create it
         svc.people.create_user(person_id)
-        moment = now()
+        moment = svc.clock()
         person = {"personId": person_id, "name": name, "faceCount": 0, "createdAt": moment, "updatedAt": moment}
-        created = svc.records.create_person(person)
+        created = svc.records.create_person(person, not_deleted_since)
         if created is not None:
             return created, True
+        if not_deleted_since is not None and svc.records.get_person(person_id) is None:
+            raise NotFound(f"Person {person_id!r} was deleted after {not_deleted_since}.")
     raise ServiceUnavailable(f"Person {person_id!r} kept changing while being written; retry.")
 
 
@@ -83,13 +87,17 @@ def faces_of_person(svc: Services, person_id: str) -> dict:
 
 
 def delete_person(svc: Services, person_id: str) -> dict:
-    """The User first, then the record: if a step fails, the same request
-    again finishes the job. The faces stay indexed."""
-    _person(svc, person_id)
-    svc.people.delete_user(person_id)
-    faces = svc.records.remove_person(person_id)
+    """The record first (it becomes a tombstone: the person is gone from
+    every read, their faces stay indexed without them), then the User: if
+    the second step fails, the same request again finishes the job (and
+    the scheduled check would too)."""
+    validate_person_id(person_id)
+    faces = svc.records.remove_person(person_id, svc.clock())
     if faces is None:
+        if svc.records.person_deleted_at(person_id) is not None:
+            svc.people.delete_user(person_id)  # a delete that stopped halfway
         raise NotFound(f"No person {person_id!r}: already deleted?")
+    svc.people.delete_user(person_id)
     return {"deleted": {"personId": person_id, "faces": len(faces)}}
 
 
@@ -197,7 +205,7 @@ def suggest_people(svc: Services, min_faces: int) -> dict:
         )
     saved = {
         "suggestions": suggestions,
-        "computedAt": now(),
+        "computedAt": svc.clock(),
         "facesConsidered": len(unassigned),
         "moreFaces": more,
         "threshold": limits.DEFAULT_THRESHOLD,
@@ -221,14 +229,16 @@ def enrol_from_upload(svc: Services, image: dict) -> dict:
     """Enrol by upload (`x-amz-meta-person`): once the photo is indexed,
     its one face joins that person (created, named from `x-amz-meta-name`
     or else their id, if new). The image record says how it went in
-    `enrolment`: {"personId", "status": "associated" | "refused", "message"}.
+    `enrolment`: {"personId", "status": "associated" | "refused", "message"},
+    once per upload (a reindex of the same version does not enrol again).
+    A person deleted after the photo was uploaded is not brought back.
     Returns the image record as it leaves it."""
     person_id = image.get("metadata", {}).get(PERSON_METADATA)
     if not person_id or image["status"] not in ("indexed", "no_faces"):
         return image
     done = image.get("enrolment", {})
     if done.get("personId") == person_id:
-        return image  # this run's work was done by an earlier one
+        return image  # this upload's enrolment was done by an earlier run
     outcome = _enrol(svc, image, person_id)
     return _record_enrolment(svc, image, {"personId": person_id, **outcome})
 
@@ -240,11 +250,14 @@ def _enrol(svc: Services, image: dict, person_id: str) -> dict:
     if len(faces) != 1:
         return _refused(f"The photo has {len(faces)} faces; enrolling by upload needs exactly one.")
     name = image["metadata"].get(NAME_METADATA) or person_id
+    uploaded = image.get("uploadedAt") or image["updatedAt"]
     try:
         if svc.records.get_person(person_id) is None:
-            put_person(svc, person_id, name[: limits.MAX_PERSON_NAME_CHARS])
+            put_person(svc, person_id, name[: limits.MAX_PERSON_NAME_CHARS], not_deleted_since=uploaded)
         result = associate_faces(svc, person_id, [faces[0]["FaceId"]], limits.DEFAULT_ASSOCIATE_THRESHOLD)
-    except (BadRequest, NotFound) as e:
+    except NotFound:
+        return _refused(f"Person {person_id!r} was deleted after this photo was uploaded.")
+    except BadRequest as e:
         return _refused(e.message)
     refused = result["unsuccessfulFaceAssociations"]
     if refused:
@@ -253,22 +266,38 @@ def _enrol(svc: Services, image: dict, person_id: str) -> dict:
     return {"status": "associated", "message": f"The photo's face is one of {person_id!r}'s faces."}
 
 
-def carry_over(svc: Services, owned: list[dict], faces: list[dict]) -> None:
-    """A photo indexed again (a reindex, a new face model) gets new FaceIds:
-    each new face joins the person of the old face it stands on (boxes
-    overlapping by more than half), whatever it looks like now."""
-    for old in owned:
-        box = old["BoundingBox"]
-        best = max(faces, key=lambda face: _overlap(box, face["BoundingBox"]), default=None)
-        if best is None or _overlap(box, best["BoundingBox"]) <= 0.5 or svc.records.get_person(old["UserId"]) is None:
-            continue
+def retire_faces(svc: Services, retire: list[str], carry: dict[str, dict]) -> None:
+    """Take faces out of the collection. `carry` maps some of them to the
+    face of a new indexing of the same photo that stands on them
+    ({"FaceId", "UserId": the person the records gave the old face}): each
+    new face first joins the person the old one belongs to, as the
+    collection says (it holds the truth about whose face is whose), or as
+    the records said when the collection no longer has the old face (a
+    collection rebuilt after a restore). Done again after a crash, it
+    finishes the job."""
+    engine = svc.people.owners(list(carry)) if carry and svc.people is not None else {}
+    for old, new in carry.items():
+        person_id = engine[old] if old in engine else new.get("UserId")
+        if person_id and svc.records.get_person(person_id) is not None:
+            _carry(svc, person_id, old, new["FaceId"])
+    svc.engine.delete_faces(retire)
+
+
+def _carry(svc: Services, person_id: str, old: str, new: str) -> None:
+    try:
         try:
-            associate_faces(svc, old["UserId"], [best["FaceId"]], 0.0)
-        except (BadRequest, NotFound) as e:
-            log.warning("face %s could not rejoin person %r: %s", best["FaceId"], old["UserId"], e.message)
+            result = _associate_in_engine(svc, person_id, [new], 0.0)
+        except BadRequest:  # the person has their 100 faces, the old one among them: make room first
+            svc.people.disassociate_faces(person_id, [old])
+            result = _associate_in_engine(svc, person_id, [new], 0.0)
+    except (BadRequest, NotFound) as e:
+        log.warning("face %s could not rejoin person %r: %s", new, person_id, e.message)
+        return
+    if new not in {failure["FaceId"] for failure in result.get("UnsuccessfulFaceAssociations", [])}:
+        svc.records.associate_faces(person_id, [new])
 
 
-def _overlap(a: dict, b: dict) -> float:
+def overlap(a: dict, b: dict) -> float:
     """Intersection over union of two boxes."""
     width = min(a["Left"] + a["Width"], b["Left"] + b["Width"]) - max(a["Left"], b["Left"])
     height = min(a["Top"] + a["Height"], b["Top"] + b["Height"]) - max(a["Top"], b["Top"])
@@ -286,7 +315,7 @@ def _record_enrolment(svc: Services, image: dict, enrolment: dict) -> dict:
     version of the photo took over meanwhile."""
     current = image
     for _ in range(WRITE_ROUNDS):
-        if current is None or current["etag"] != image["etag"]:
+        if current is None or not same_record_version(current, image):
             return current
         written = svc.records.put_image({**current, "enrolment": enrolment}, current["revision"])
         if written is not None:

@@ -31,6 +31,10 @@ class StoredPhoto:
     version_id: str | None = None
     sequencer: str | None = None
     original_content_type: str = ""  # what was uploaded, when it was converted to content_type
+    # When this version was stored (ISO 8601; S3's LastModified, to the
+    # second): when the upload happened, for a photo put in the bucket by
+    # other means than the API. Not part of a version's identity.
+    stored_at: str | None = field(default=None, compare=False)
 
     @property
     def version(self) -> PhotoVersion:
@@ -45,6 +49,7 @@ class ListedPhoto:
     key: str
     etag: str
     size: int
+    stored_at: str | None = field(default=None, compare=False)  # as StoredPhoto's
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,16 @@ class Page:
 
     items: list
     next: str | None = None
+
+
+@dataclass(frozen=True)
+class Committed:
+    """What RecordStore.commit_faces wrote: the image record (with its new
+    revision) and the face records it replaced, as they were when they went
+    (with their UserId), for the caller to retire from the collection."""
+
+    record: dict
+    replaced: list[dict]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,14 +80,16 @@ class ImageState:
     etag: str
     status: str
     face_count: int
+    uploaded_at: str | None = None  # the recorded version's upload (StoredPhoto.stored_at or the API's own time)
 
 
 @dataclass(frozen=True, slots=True)
 class FaceKey:
-    """A face record's id and its image's key (RecordStore.list_face_keys)."""
+    """A face record's id, its image's key and its person (RecordStore.list_face_keys)."""
 
     face_id: str
     image_key: str
+    user_id: str | None = None
 
 
 class FaceEngine(ABC):
@@ -101,6 +118,11 @@ class FaceEngine(ABC):
     @abstractmethod
     def list_faces(self, limit: int, token: str | None = None) -> Page:
         """The collection's faces (ListFaces' Face shape), a page at a time."""
+
+    @abstractmethod
+    def get_faces(self, face_ids: list[str]) -> dict[str, dict]:
+        """Those of `face_ids` the collection holds, in ListFaces' Face shape
+        (ExternalImageId says whose photo), by id."""
 
     @abstractmethod
     def list_face_ids(self, limit: int, token: str | None = None) -> Page:
@@ -149,10 +171,21 @@ class RecordStore(ABC):
     """Image and face records (DynamoDB, or SQLite).
 
     Image records carry a `revision`, which every write of the record
-    increments. The writes that race each other (indexing runs, deletes)
-    are compare-and-set on it: they happen only if the record is still at
-    the revision the caller read (None: the record must not exist), so the
-    decisions stay in the use cases and the stores only promise atomicity."""
+    changes (records.next_revision: a new record starts at a random one,
+    so a record removed and made again never repeats one). The writes that
+    race each other (indexing runs, deletes) are compare-and-set on it: they
+    happen only if the record is still at the revision the caller read
+    (None: the record must not exist), so the decisions stay in the use
+    cases and the stores only promise atomicity.
+
+    A face record belongs to its image once the image record lists it:
+    reads (faces_of, find_faces, get_face) give only such faces. A store
+    whose commit is not one atomic write (DynamoDB) may be left by a crash
+    with face records no image lists; list_face_keys still lists them, so
+    that `check` finds them.
+
+    The sparse index behind list_pending holds the records whose
+    records.redrive_due is set, by that time."""
 
     @abstractmethod
     def get_image(self, key: str) -> dict | None:
@@ -165,11 +198,12 @@ class RecordStore(ABC):
         None when another writer came first."""
 
     @abstractmethod
-    def commit_faces(self, image: dict, faces: list[dict], expected_revision: int) -> list[str] | None:
+    def commit_faces(self, image: dict, faces: list[dict], expected_revision: int | None) -> Committed | None:
         """Replace the image record and all of its face records if the
-        stored one is still at `expected_revision`. Returns the ids of the
-        faces it replaced (for the caller to remove from the collection), or
-        None when another writer came first (nothing is written then)."""
+        stored one is still at `expected_revision`: a face the image had
+        already keeps its UserId, the others go. Returns what was written
+        and replaced, or None when another writer came first (nothing is
+        written then)."""
 
     @abstractmethod
     def remove_image(self, key: str, expected_revision: int | None = None) -> list[str] | None:
@@ -193,8 +227,9 @@ class RecordStore(ABC):
 
     @abstractmethod
     def list_pending(self, older_than: str, limit: int) -> list[str]:
-        """Keys of images pending since before `older_than` (an ISO time),
-        at most `limit` of them."""
+        """Keys of the images the re-drive owes a visit (records.redrive_due)
+        due before `older_than` (an ISO time), the longest due first, at
+        most `limit` of them."""
 
     @abstractmethod
     def list_faces(self, limit: int, token: str | None = None) -> Page: ...
@@ -224,23 +259,30 @@ class RecordStore(ABC):
     # updatedAt}; a face record associated with a person carries its id as
     # `UserId` (as Rekognition's Face does). Removing face records (a
     # commit that replaces them, remove_image, delete_face) also takes
-    # them out of their person.
+    # them out of their person. A deleted person leaves a tombstone (when)
+    # that no read but person_deleted_at sees.
 
     @abstractmethod
     def get_person(self, person_id: str) -> dict | None: ...
 
     @abstractmethod
-    def create_person(self, person: dict) -> dict | None:
-        """Write a new person record (no faces); None if one exists already."""
+    def create_person(self, person: dict, not_deleted_since: str | None = None) -> dict | None:
+        """Write a new person record (no faces); None if one exists already,
+        or (given `not_deleted_since`) if one was deleted at or after then."""
 
     @abstractmethod
     def rename_person(self, person_id: str, name: str, updated_at: str) -> dict | None:
         """The renamed record, or None when there is no such person."""
 
     @abstractmethod
-    def remove_person(self, person_id: str) -> list[str] | None:
-        """Remove the person; their face records stay, without UserId.
-        Returns those faces' ids, or None when there was no such person."""
+    def remove_person(self, person_id: str, deleted_at: str) -> list[str] | None:
+        """Replace the person by a tombstone; their face records stay,
+        without UserId. Returns those faces' ids, or None when there was no
+        such person."""
+
+    @abstractmethod
+    def person_deleted_at(self, person_id: str) -> str | None:
+        """When the person was deleted, if their tombstone is all there is."""
 
     @abstractmethod
     def list_people(self, limit: int, token: str | None = None) -> Page: ...
@@ -319,6 +361,21 @@ class PeopleEngine(ABC):
         """CompareFaces: the largest face of `source` against every face of
         `target`. A photo without a face gives empty lists (and no
         SourceImageFace when it is the source)."""
+
+    @abstractmethod
+    def owners(self, face_ids: list[str]) -> dict[str, str | None]:
+        """Whose each of `face_ids` is in the collection (which holds the
+        truth about whose face is whose): the UserId, or None for a face of
+        no one; faces not in the collection are left out."""
+
+    @abstractmethod
+    def faces_of_user(self, user_id: str) -> list[str]:
+        """The ids of the user's faces (ListFaces by UserId); none for a user
+        that does not exist."""
+
+    @abstractmethod
+    def list_users(self) -> list[str]:
+        """Every UserId of the collection (ListUsers), for `check`."""
 
     @abstractmethod
     def similar_faces(self, face_ids: list[str], threshold: float) -> dict[str, dict[str, float]]:

@@ -1,6 +1,8 @@
-"""The image record: its statuses, how it is built from a stored photo, and
-how the versions of one key are ordered."""
+"""The image record: its statuses, how it is built from a stored photo, how
+the versions of one key are told apart and ordered, its revisions, and when
+the re-drive owes it a visit."""
 
+import secrets
 from datetime import UTC, datetime, timedelta
 
 from chalicelib.core.ports import StoredPhoto
@@ -8,6 +10,14 @@ from chalicelib.core.ports import StoredPhoto
 PENDING, INDEXED, NO_FACES, FAILED = "pending", "indexed", "no_faces", "failed"
 FINAL = frozenset({INDEXED, NO_FACES, FAILED})
 SEQUENCER_WIDTH = 32  # S3 sequencers are hex strings of varying length
+# A run in flight (an indexing attempt, its clean-up) is over within this
+# long: Lambda's longest timeout is 15 minutes, an embedded run is bounded by
+# the analysis time limit. Until then what it may leave behind is not touched.
+RUN_GRACE_SECONDS = 15 * 60
+# Revisions: a new record starts at a random one, and every write adds one,
+# so a record made again after a removal never repeats the old one's numbers
+# (a run holding the old record's revision can never write over the new).
+_REVISION_BITS = 52  # exact in a JSON number and a DynamoDB N
 
 
 def now() -> str:
@@ -18,9 +28,22 @@ def iso_before(moment: str, seconds: float) -> str:
     return (datetime.fromisoformat(moment) - timedelta(seconds=seconds)).isoformat(timespec="milliseconds")
 
 
-def image_record(photo: StoredPhoto, status: str, face_count: int = 0, **extra) -> dict:
+def iso_after(moment: str, seconds: float) -> str:
+    return iso_before(moment, -seconds)
+
+
+def first_revision() -> int:
+    return secrets.randbits(_REVISION_BITS) + 1
+
+
+def next_revision(expected: int | None) -> int:
+    """The revision a write at `expected` (None: a new record) gives the record."""
+    return first_revision() if expected is None else expected + 1
+
+
+def image_record(photo: StoredPhoto, status: str, face_count: int = 0, moment: str | None = None, **extra) -> dict:
     """The record of one version of a photo. `extra` adds the optional
-    fields (imageId, error, unindexedFaces, attempts, pendingSince)."""
+    fields (imageId, error, unindexedFaces, attempts, pendingSince, ...)."""
     record = {
         "key": photo.key,
         "status": status,
@@ -29,7 +52,7 @@ def image_record(photo: StoredPhoto, status: str, face_count: int = 0, **extra) 
         "size": photo.size,
         "etag": photo.etag,
         "faceCount": face_count,
-        "updatedAt": now(),
+        "updatedAt": moment or now(),
     }
     if photo.version_id:
         record["versionId"] = photo.version_id
@@ -55,7 +78,52 @@ def is_older(sequencer: str | None, than: str | None) -> bool:
     return bool(sequencer and than and sequencer < than)
 
 
+def same_version(record: dict | None, photo: StoredPhoto) -> bool:
+    """Whether `record` was written for this very version of the photo (not
+    only the same bytes)."""
+    if record is None:
+        return False
+    return _same((record["etag"], record.get("versionId"), record.get("sequencer")), photo)
+
+
+def same_record_version(a: dict, b: dict) -> bool:
+    """Whether two image records were written for the same version."""
+    return _same(
+        (a["etag"], a.get("versionId"), a.get("sequencer")),
+        StoredPhoto(b["key"], b["etag"], 0, "", version_id=b.get("versionId"), sequencer=b.get("sequencer")),
+    )
+
+
+def _same(recorded: tuple[str, str | None, str | None], photo: StoredPhoto) -> bool:
+    """S3's version ids when both are known, else the sequencers (the
+    embedded store gives each put one; a record's sequencer is the newest
+    seen, so it names its version only where there are no version ids),
+    else the etags."""
+    etag, version_id, sequencer = recorded
+    if version_id and photo.version_id:
+        return version_id == photo.version_id
+    if sequencer and photo.sequencer and not version_id and not photo.version_id:
+        return sequencer == photo.sequencer
+    return etag == photo.etag
+
+
 def is_final_for(record: dict | None, photo: StoredPhoto) -> bool:
-    """Whether `record` already holds the indexing of these very bytes
-    (same etag: the same content, whichever version carried it)."""
-    return record is not None and record["etag"] == photo.etag and record["status"] in FINAL
+    """Whether `record` already holds the outcome of indexing these bytes:
+    `indexed` and `no_faces` are facts about the content (same etag,
+    whichever version carried it); `failed` only about the version that
+    failed, so the same bytes uploaded again are tried again."""
+    if record is None or record["etag"] != photo.etag or record["status"] not in FINAL:
+        return False
+    return record["status"] != FAILED or same_version(record, photo)
+
+
+def redrive_due(record: dict) -> str | None:
+    """When the scheduled re-drive should next look at this record, or None
+    when nothing is owed: a pending photo (from its `retryAt`: a while after
+    the upload, after its last attempt began or failed), or work a crash
+    left after a commit (`owed`). The stores index this (a sparse index)."""
+    if record["status"] == PENDING:
+        return record.get("retryAt") or record.get("pendingSince") or record["updatedAt"]
+    if record.get("owed"):
+        return record["owed"].get("since") or record["updatedAt"]
+    return None

@@ -1,9 +1,11 @@
 """What every use case is given: the stage's settings and its adapters."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from chalicelib.core.config import Settings
 from chalicelib.core.ports import FaceEngine, PeopleEngine, PhotoStore, RecordStore
+from chalicelib.core.records import now
 
 
 @dataclass(frozen=True)
@@ -17,3 +19,7 @@ class Services:
     index_on_upload: bool = False
     # People in the engine's collection (Rekognition's Users API).
     people: PeopleEngine | None = None
+    # The time as the records see it (ISO 8601): when a photo became pending,
+    # when an attempt began, when the re-drive owes a visit. A simulation
+    # gives its own clock.
+    clock: Callable[[], str] = now

@@ -196,6 +196,14 @@ class Collection:
         ids = [row[0] for row in rows[:limit]]
         return Page(ids, encode_token(ids[-1]) if len(rows) > limit else None)
 
+    def get_faces(self, face_ids) -> dict[str, dict]:
+        """The Face records of those of `face_ids` that exist."""
+        rows = self._db.read(
+            "SELECT face_id, face FROM collection WHERE face_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(face_ids)),),
+        )
+        return {row["face_id"]: json.loads(row["face"]) for row in rows}
+
     def count(self) -> int:
         return self._db.read("SELECT faces FROM collection_state")[0]["faces"]
 

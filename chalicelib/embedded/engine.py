@@ -110,6 +110,9 @@ class LocalEngine(FaceEngine):
     def list_face_ids(self, limit: int, token: str | None = None) -> Page:
         return self._collection.list_face_ids(limit, token)
 
+    def get_faces(self, face_ids: list[str]) -> dict[str, dict]:
+        return self._collection.get_faces(face_ids)
+
     def delete_faces(self, face_ids: list[str]) -> None:
         self._collection.delete(face_ids)
 

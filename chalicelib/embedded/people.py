@@ -231,6 +231,17 @@ class LocalPeople(PeopleEngine):
             return compare(source_analysis, source_analysis, threshold)
         return compare(source_analysis, self._analyzer.analyze(target), threshold)
 
+    def owners(self, face_ids: list[str]) -> dict[str, str | None]:
+        present = self._engine.descriptors(face_ids)
+        owners = self._owners(list(present))
+        return {face_id: owners.get(face_id) for face_id in present}
+
+    def faces_of_user(self, user_id: str) -> list[str]:
+        return sorted(self._engine.descriptors(self._faces_of(user_id)))
+
+    def list_users(self) -> list[str]:
+        return [row["user_id"] for row in self._db.read("SELECT user_id FROM collection_users ORDER BY user_id")]
+
     def similar_faces(self, face_ids: list[str], threshold: float) -> dict[str, dict[str, float]]:
         found = self._engine.descriptors(face_ids)
         ids = [face_id for face_id in dict.fromkeys(face_ids) if face_id in found]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from chalicelib.core.errors import NotFound
 from chalicelib.core.ports import ListedPhoto, Page, PhotoStore, StoredPhoto
-from chalicelib.core.records import normalize_sequencer
+from chalicelib.core.records import normalize_sequencer, now
 from chalicelib.embedded.paging import decode_token, encode_token
 
 _LOCK_STRIPES = 64
@@ -42,6 +42,7 @@ class FilePhotoStore(PhotoStore):
                 dict(metadata),
                 sequencer=self._sequencer(),
                 original_content_type=original_content_type,
+                stored_at=now(),
             )
             _write_atomically(path, data)
             _write_atomically(path.with_suffix(".json"), json.dumps(_describe(stored)).encode())
@@ -70,7 +71,7 @@ class FilePhotoStore(PhotoStore):
         after = decode_token(token) or ""
         names = sorted(p.stem for p in self._root.glob("*.json") if p.stem > after)
         photos = [self._head_by_name(name) for name in names[:limit]]
-        listed = [ListedPhoto(photo.key, photo.etag, photo.size) for photo in photos if photo is not None]
+        listed = [ListedPhoto(photo.key, photo.etag, photo.size, photo.stored_at) for photo in photos if photo]
         return Page(listed, encode_token(names[limit - 1]) if len(names) > limit else None)
 
     def _head_by_name(self, name: str) -> StoredPhoto | None:
@@ -88,6 +89,7 @@ class FilePhotoStore(PhotoStore):
             info["metadata"],
             sequencer=info.get("sequencer"),
             original_content_type=info.get("originalContentType", ""),
+            stored_at=info.get("storedAt"),
         )
 
     def _sequencer(self) -> str:
@@ -109,6 +111,7 @@ def _describe(photo: StoredPhoto) -> dict:
         "contentType": photo.content_type,
         "metadata": photo.metadata,
         "sequencer": photo.sequencer,
+        "storedAt": photo.stored_at,
     }
     if photo.original_content_type and photo.original_content_type != photo.content_type:
         described["originalContentType"] = photo.original_content_type

@@ -7,8 +7,8 @@ removed with their image leave their person at once."""
 import json
 from contextlib import AbstractContextManager
 
-from chalicelib.core.ports import FaceKey, ImageState, Page, RecordStore
-from chalicelib.core.records import PENDING
+from chalicelib.core.ports import Committed, FaceKey, ImageState, Page, RecordStore
+from chalicelib.core.records import PENDING, next_revision, redrive_due
 from chalicelib.embedded.database import Database
 from chalicelib.embedded.paging import decode_token, encode_token
 
@@ -41,6 +41,8 @@ _ADDED_COLUMNS = {
     "pending_since": "ALTER TABLE images ADD COLUMN pending_since TEXT",
 }
 _ADDED_FACE_COLUMNS = {"user_id": "ALTER TABLE faces ADD COLUMN user_id TEXT"}
+# A deleted person's row stays as a tombstone: deleted_at says when.
+_ADDED_PEOPLE_COLUMNS = {"deleted_at": "ALTER TABLE people ADD COLUMN deleted_at TEXT"}
 _USER_INDEX = "CREATE INDEX IF NOT EXISTS faces_by_user ON faces (user_id) WHERE user_id IS NOT NULL"
 _PENDING_INDEX = "CREATE INDEX IF NOT EXISTS images_pending ON images (pending_since) WHERE pending_since IS NOT NULL"
 
@@ -67,6 +69,10 @@ class SqliteRecordStore(RecordStore):
                 if column not in face_columns:
                     db.write(statement)
             db.write(_USER_INDEX)
+            people_columns = {row["name"] for row in db.read("PRAGMA table_info(people)")}
+            for column, statement in _ADDED_PEOPLE_COLUMNS.items():
+                if column not in people_columns:
+                    db.write(statement)
 
     def get_image(self, key: str) -> dict | None:
         rows = self._db.read("SELECT record, revision FROM images WHERE key = ?", (key,))
@@ -78,14 +84,14 @@ class SqliteRecordStore(RecordStore):
                 return None
             return self._write_image(image, expected_revision)
 
-    def commit_faces(self, image: dict, faces: list[dict], expected_revision: int | None) -> list[str] | None:
+    def commit_faces(self, image: dict, faces: list[dict], expected_revision: int | None) -> Committed | None:
         key = image["key"]
         with self._db.transaction(immediate=True):
             if not self._at_revision(key, expected_revision):
                 return None
             kept = {face["FaceId"] for face in faces}
-            rows = self._db.read("SELECT face_id, user_id FROM faces WHERE image_key = ?", (key,))
-            replaced = [row["face_id"] for row in rows if row["face_id"] not in kept]
+            rows = self._db.read("SELECT face_id, user_id, record FROM faces WHERE image_key = ?", (key,))
+            replaced = [json.loads(row["record"]) for row in rows if row["face_id"] not in kept]
             # A face keeps the person it has now (an association may have
             # come after the caller read the faces it passes back).
             owners = {row["face_id"]: row["user_id"] for row in rows}
@@ -102,8 +108,8 @@ class SqliteRecordStore(RecordStore):
                     for face in faces
                 ],
             )
-            self._write_image(image, expected_revision)
-        return replaced
+            written = self._write_image(image, expected_revision)
+        return Committed(written, replaced)
 
     def remove_image(self, key: str, expected_revision: int | None = None) -> list[str] | None:
         with self._db.transaction(immediate=True):
@@ -151,7 +157,8 @@ class SqliteRecordStore(RecordStore):
 
     def list_image_states(self, limit: int, token: str | None = None) -> Page:
         rows = self._db.read(
-            "SELECT key, etag, json_extract(record, '$.status'), json_extract(record, '$.faceCount') "
+            "SELECT key, etag, json_extract(record, '$.status'), json_extract(record, '$.faceCount'), "
+            "json_extract(record, '$.uploadedAt') "
             "FROM images WHERE key > ? ORDER BY key LIMIT ?",
             (decode_token(token) or "", limit + 1),
         )
@@ -160,7 +167,7 @@ class SqliteRecordStore(RecordStore):
 
     def list_face_keys(self, limit: int, token: str | None = None) -> Page:
         rows = self._db.read(
-            "SELECT face_id, image_key FROM faces WHERE face_id > ? ORDER BY face_id LIMIT ?",
+            "SELECT face_id, image_key, user_id FROM faces WHERE face_id > ? ORDER BY face_id LIMIT ?",
             (decode_token(token) or "", limit + 1),
         )
         keys = [FaceKey(*row) for row in rows[:limit]]
@@ -228,36 +235,45 @@ class SqliteRecordStore(RecordStore):
     def get_person(self, person_id: str) -> dict | None:
         return self.find_people([person_id]).get(person_id)
 
-    def create_person(self, person: dict) -> dict | None:
+    def create_person(self, person: dict, not_deleted_since: str | None = None) -> dict | None:
         record = {name: value for name, value in person.items() if name != "faceCount"}
         with self._db.transaction(immediate=True):
             written = self._db.write(
-                "INSERT OR IGNORE INTO people (person_id, record) VALUES (?, ?)",
-                (person["personId"], json.dumps(record)),
+                "INSERT INTO people (person_id, record) VALUES (?, ?) ON CONFLICT (person_id) DO UPDATE "
+                "SET record = excluded.record, deleted_at = NULL "
+                "WHERE people.deleted_at IS NOT NULL AND (? IS NULL OR people.deleted_at < ?)",
+                (person["personId"], json.dumps(record), not_deleted_since, not_deleted_since),
             )
             return self.get_person(person["personId"]) if written else None
 
     def rename_person(self, person_id: str, name: str, updated_at: str) -> dict | None:
         with self._db.transaction(immediate=True):
             written = self._db.write(
-                "UPDATE people SET record = json_set(record, '$.name', ?, '$.updatedAt', ?) WHERE person_id = ?",
+                "UPDATE people SET record = json_set(record, '$.name', ?, '$.updatedAt', ?) "
+                "WHERE person_id = ? AND deleted_at IS NULL",
                 (name, updated_at, person_id),
             )
             return self.get_person(person_id) if written else None
 
-    def remove_person(self, person_id: str) -> list[str] | None:
+    def remove_person(self, person_id: str, deleted_at: str) -> list[str] | None:
         with self._db.transaction(immediate=True):
+            if not self._db.write(
+                "UPDATE people SET deleted_at = ? WHERE person_id = ? AND deleted_at IS NULL", (deleted_at, person_id)
+            ):
+                return None
             faces = [
                 row["face_id"] for row in self._db.read("SELECT face_id FROM faces WHERE user_id = ?", (person_id,))
             ]
             self._set_owner(faces, None)
-            if not self._db.write("DELETE FROM people WHERE person_id = ?", (person_id,)):
-                return None
         return faces
+
+    def person_deleted_at(self, person_id: str) -> str | None:
+        rows = self._db.read("SELECT deleted_at FROM people WHERE person_id = ?", (person_id,))
+        return rows[0]["deleted_at"] if rows else None
 
     def list_people(self, limit: int, token: str | None = None) -> Page:
         rows = self._db.read(
-            f"{_PERSON_SELECT} WHERE p.person_id > ? ORDER BY p.person_id LIMIT ?",
+            f"{_PERSON_SELECT} WHERE p.person_id > ? AND p.deleted_at IS NULL ORDER BY p.person_id LIMIT ?",
             (decode_token(token) or "", limit + 1),
         )
         more = len(rows) > limit
@@ -270,13 +286,14 @@ class SqliteRecordStore(RecordStore):
         ids = list(dict.fromkeys(person_ids))
         for start in range(0, len(ids), _SQL_BATCH):
             chunk = ids[start : start + _SQL_BATCH]
-            rows = self._db.read(f"{_PERSON_SELECT} WHERE p.person_id IN ({','.join('?' * len(chunk))})", chunk)
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.read(f"{_PERSON_SELECT} WHERE p.person_id IN ({marks}) AND p.deleted_at IS NULL", chunk)
             found.update({row["person_id"]: _person(row) for row in rows})
         return found
 
     def associate_faces(self, person_id: str, face_ids: list[str]) -> list[str] | None:
         with self._db.transaction(immediate=True):
-            if not self._db.read("SELECT 1 FROM people WHERE person_id = ?", (person_id,)):
+            if not self._db.read("SELECT 1 FROM people WHERE person_id = ? AND deleted_at IS NULL", (person_id,)):
                 return None
             existing = [face_id for face_id in dict.fromkeys(face_ids) if self.get_face(face_id) is not None]
             self._set_owner(existing, person_id)
@@ -322,8 +339,8 @@ class SqliteRecordStore(RecordStore):
 
     def _write_image(self, image: dict, expected_revision: int | None) -> dict:
         record = {name: value for name, value in image.items() if name != "revision"}
-        revision = (expected_revision or 0) + 1
-        pending_since = record.get("pendingSince") if record["status"] == PENDING else None
+        revision = next_revision(expected_revision)
+        pending_since = redrive_due(record)  # the re-drive's index (the column kept its first name)
         self._db.write(
             "INSERT INTO images (key, etag, record, revision, pending_since) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (key) DO UPDATE SET etag = excluded.etag, record = excluded.record, "

@@ -18,22 +18,29 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from chalicelib.core import synthetic
-from chalicelib.core.indexing import index_photo
+from chalicelib.core.indexing import index_photo, remove_photo
+from chalicelib.core.keys import key_from_external_image_id
 from chalicelib.core.ports import ListedPhoto, Page
-from chalicelib.core.records import PENDING
+from chalicelib.core.records import PENDING, RUN_GRACE_SECONDS, iso_before
 from chalicelib.core.services import Services
 
 PAGE = 500
 ID_PAGE = 10_000  # ids and keys per page of the id-only listings (adapters may give fewer)
 DELETE_BATCH = 4096
+FAR_FUTURE = "9999-12-31T00:00:00.000+00:00"  # every record the re-drive owes a visit
 
 RECORD_WITHOUT_FACE = "record_without_face"  # a face record the collection lacks
 FACE_WITHOUT_RECORD = "face_without_record"  # a collection face no record names
 FACE_WITHOUT_IMAGE = "face_record_without_image"  # a face record whose image record is gone
+FACE_NOT_LISTED = "face_record_not_listed"  # a face record its image does not list (a commit that stopped halfway)
 PHOTO_NOT_INDEXED = "photo_not_indexed"  # no image record, an older version's, or faces missing
 PHOTO_PENDING = "photo_pending"  # recorded pending: its indexing has not finished (or was lost)
+WORK_OWED = "work_owed"  # what a commit left to do (faces to retire, an enrolment) is not done yet
 RECORD_WITHOUT_PHOTO = "record_without_photo"  # an image record whose photo is gone
 SYNTHETIC_INCOMPLETE = "synthetic_image_incomplete"  # a seeded image whose face records are not all there
+PERSON_WITHOUT_USER = "person_without_user"  # a person the collection has no User for
+USER_WITHOUT_PERSON = "user_without_person"  # a User of the collection that is no person (a create or delete cut short)
+FACE_OWNER = "face_owner_disagrees"  # the records and the collection disagree on whose face it is
 
 
 @dataclass(frozen=True)
@@ -41,20 +48,25 @@ class Disagreement:
     kind: str
     key: str | None = None
     face_id: str | None = None
+    person_id: str | None = None
 
     def __str__(self) -> str:
         return f"{self.kind}: " + ", ".join(f"{k}={v!r}" for k, v in asdict(self).items() if v and k != "kind")
 
 
 def check(svc: Services) -> list[Disagreement]:
-    """Every disagreement between the three stores. Holds the collection's
-    face ids, a face count per image key and the photos' etags (about 250
-    bytes per face in all), one page of each listing at a time."""
+    """Every disagreement between the three stores, and between the people
+    records and the collection's Users. Holds the collection's face ids, a
+    face count per image key and the photos' etags (about 250 bytes per
+    face in all), one page of each listing at a time."""
     found: list[Disagreement] = []
     # The collection's faces; each one a face record names is struck off.
     unclaimed = set(_all(svc.engine.list_face_ids, ID_PAGE))
     counted: dict[str, int] = {}  # image key -> face records naming it
+    owned: dict[str, str] = {}  # face id -> the person its record names
     for face in _all(svc.records.list_face_keys, ID_PAGE):
+        if face.user_id:
+            owned[face.face_id] = face.user_id
         if face.face_id in unclaimed:
             unclaimed.discard(face.face_id)
         else:
@@ -62,10 +74,14 @@ def check(svc: Services) -> list[Disagreement]:
         counted[face.image_key] = counted.get(face.image_key, 0) + 1
     found += [Disagreement(FACE_WITHOUT_RECORD, None, face_id) for face_id in sorted(unclaimed)]
     del unclaimed
-    photos = {photo.key: photo.etag for photo in _all(svc.photos.list, ID_PAGE)}
+    photos = {photo.key: (photo.etag, photo.stored_at) for photo in _all(svc.photos.list, ID_PAGE)}
     for image in _all(svc.records.list_image_states, ID_PAGE):
         faces = counted.pop(image.key, 0)
-        etag = photos.pop(image.key, None)
+        etag, stored_at = photos.pop(image.key, (None, None))
+        if faces != image.face_count:
+            unlisted = _unlisted(svc, image.key)
+            found += [Disagreement(FACE_NOT_LISTED, image.key, face_id) for face_id in unlisted]
+            faces -= len(unlisted)
         if etag is None:
             if not synthetic.is_synthetic(image.key, image.etag):
                 found.append(Disagreement(RECORD_WITHOUT_PHOTO, image.key))
@@ -73,7 +89,7 @@ def check(svc: Services) -> list[Disagreement]:
                 found.append(Disagreement(SYNTHETIC_INCOMPLETE, image.key))
         elif image.status == PENDING:
             found.append(Disagreement(PHOTO_PENDING, image.key))
-        elif image.etag != etag or image.face_count != faces:
+        elif image.etag != etag or image.face_count != faces or _newer(stored_at, image.uploaded_at):
             found.append(Disagreement(PHOTO_NOT_INDEXED, image.key))
     found += [Disagreement(PHOTO_NOT_INDEXED, key) for key in sorted(photos)]  # never recorded
     if counted:  # face records of images no longer recorded: find their ids again
@@ -82,31 +98,160 @@ def check(svc: Services) -> list[Disagreement]:
             for face in _all(svc.records.list_face_keys, ID_PAGE)
             if face.image_key in counted
         ]
+    reported = {d.key for d in found if d.key}
+    found += [Disagreement(WORK_OWED, key) for key in _owing(svc) if key not in reported]
+    return found + _check_people(svc, owned)
+
+
+def _newer(stored_at: str | None, uploaded_at: str | None) -> bool:
+    """Whether the bucket holds a version stored after the recorded one was
+    uploaded (the same bytes put again, whose metadata is not on record:
+    its event was lost)."""
+    return bool(stored_at and uploaded_at and stored_at > uploaded_at)
+
+
+def _unlisted(svc: Services, key: str) -> list[str]:
+    """The face records naming `key` that its image record does not list."""
+    listed = {face["FaceId"] for face in svc.records.faces_of(key)}
+    return sorted(
+        face.face_id
+        for face in _all(svc.records.list_face_keys, ID_PAGE)
+        if face.image_key == key and face.face_id not in listed
+    )
+
+
+def _owing(svc: Services) -> list[str]:
+    """Keys of the final records that still owe work (pending ones are reported as such)."""
+    owing = []
+    for key in svc.records.list_pending(FAR_FUTURE, ID_PAGE):  # few: each is visited by the re-drive
+        image = svc.records.get_image(key)
+        if image is not None and image["status"] != PENDING and image.get("owed"):
+            owing.append(key)
+    return sorted(owing)
+
+
+def _check_people(svc: Services, owned: dict[str, str]) -> list[Disagreement]:
+    """Every person is a User of the collection and every User a person, both
+    sides give each person the same faces, and no face record names someone
+    who is no person (`owned`: face id -> the person its record names)."""
+    if svc.people is None:
+        return []
+    found: list[Disagreement] = []
+    users = set(svc.people.list_users())
+    people = {person["personId"] for person in _all(svc.records.list_people, ID_PAGE)}
+    found += [
+        Disagreement(FACE_OWNER, face_id=face_id, person_id=person_id)
+        for face_id, person_id in sorted(owned.items())
+        if person_id not in people
+    ]
+    for person_id in sorted(people):
+        recorded = {face["FaceId"] for face in svc.records.faces_of_person(person_id)}
+        if person_id not in users:
+            found.append(Disagreement(PERSON_WITHOUT_USER, person_id=person_id))
+            continue
+        users.discard(person_id)
+        in_collection = set(svc.people.faces_of_user(person_id))
+        found += [
+            Disagreement(FACE_OWNER, face_id=face_id, person_id=person_id)
+            for face_id in sorted(recorded ^ in_collection)
+        ]
+    found += [Disagreement(USER_WITHOUT_PERSON, person_id=user_id) for user_id in sorted(users)]
     return found
 
 
 def repair(svc: Services, disagreements: list[Disagreement]) -> None:
     """Fix each disagreement without losing anything the user did not
     delete: photos are indexed again; only records and collection faces
-    whose photo is gone are removed. A synthetic image has no photo to
-    index again: one that lost a face is removed (`make seed` adds more)."""
+    whose photo is gone are removed; people follow the records (a person is
+    a person record) and faces' owners the collection. Each is looked at
+    afresh first: what an indexing run under way may still finish (its
+    attempt began less than RUN_GRACE_SECONDS ago) is left to it. A
+    synthetic image has no photo to index again: one that lost a face is
+    removed (`make seed` adds more)."""
+    moment = svc.clock()
+    busy = _Busy(svc, moment)
     stray = [d.face_id for d in disagreements if d.kind == FACE_WITHOUT_RECORD]
+    found = svc.engine.get_faces(stray) if stray else {}
+    stray = [
+        face_id
+        for face_id in stray
+        if face_id in found and svc.records.get_face(face_id) is None and not busy(_key_of(found[face_id]), face_id)
+    ]
     for start in range(0, len(stray), DELETE_BATCH):
         svc.engine.delete_faces(stray[start : start + DELETE_BATCH])
     for d in disagreements:
-        if d.kind == FACE_WITHOUT_IMAGE:
+        if d.kind == FACE_WITHOUT_IMAGE and svc.records.get_image(d.key) is None:
             svc.engine.delete_faces([d.face_id])
             svc.records.delete_face(d.face_id)
+        elif d.kind == FACE_NOT_LISTED and not busy(d.key, d.face_id) and not _listed(svc, d.key, d.face_id):
+            svc.records.delete_face(d.face_id)
+            svc.engine.delete_faces([d.face_id])
     gone = {d.key for d in disagreements if d.kind in (RECORD_WITHOUT_PHOTO, SYNTHETIC_INCOMPLETE)}
-    for key in gone:
-        _forget(svc, key)
-    again = {d.key for d in disagreements if d.kind in (RECORD_WITHOUT_FACE, PHOTO_NOT_INDEXED, PHOTO_PENDING)} - gone
+    for key in sorted(gone):
+        image = svc.records.get_image(key)
+        if image is not None and synthetic.is_synthetic(key, image["etag"]):
+            _forget(svc, key)
+        else:
+            remove_photo(svc, key)
+    kinds = (RECORD_WITHOUT_FACE, PHOTO_NOT_INDEXED, PHOTO_PENDING, WORK_OWED)
+    again = {d.key for d in disagreements if d.kind in kinds} - gone
     for key in sorted(again):
         image = svc.records.get_image(key)
         if image is not None and synthetic.is_synthetic(key, image["etag"]) and svc.photos.head(key) is None:
             _forget(svc, key)
-        else:
-            index_photo(svc, key, force=True)
+        elif not busy(key):
+            pending_or_owed = image is not None and (image["status"] == PENDING or image.get("owed"))
+            index_photo(svc, key, force=not pending_or_owed)
+    _repair_people(svc, disagreements)
+
+
+def _repair_people(svc: Services, disagreements: list[Disagreement]) -> None:
+    for d in disagreements:
+        if d.kind == USER_WITHOUT_PERSON and svc.records.get_person(d.person_id) is None:
+            svc.people.delete_user(d.person_id)
+        elif d.kind == PERSON_WITHOUT_USER and svc.records.get_person(d.person_id) is not None:
+            svc.people.create_user(d.person_id)
+            faces = [face["FaceId"] for face in svc.records.faces_of_person(d.person_id)]
+            if faces:
+                svc.people.associate_faces(d.person_id, faces, 0.0)
+        elif d.kind == FACE_OWNER:
+            owner = svc.people.owners([d.face_id])
+            if d.face_id not in owner:
+                continue  # not in the collection: record_without_face, indexed again above
+            face = svc.records.get_face(d.face_id)
+            if face is None:
+                continue
+            if owner[d.face_id] is not None and svc.records.get_person(owner[d.face_id]) is not None:
+                svc.records.associate_faces(owner[d.face_id], [d.face_id])
+            elif face.get("UserId"):
+                svc.records.disassociate_faces(face["UserId"], [d.face_id])
+
+
+class _Busy:
+    """Whether an indexing run of an image may be under way (an attempt
+    begun less than RUN_GRACE_SECONDS ago), or a face is owed to it."""
+
+    def __init__(self, svc: Services, moment: str) -> None:
+        self._svc, self._since = svc, iso_before(moment, RUN_GRACE_SECONDS)
+
+    def __call__(self, key: str | None, face_id: str | None = None) -> bool:
+        if key is None:
+            return False
+        image = self._svc.records.get_image(key)
+        if image is None:
+            return False
+        if image.get("attemptAt", "") > self._since:
+            return True
+        return face_id is not None and face_id in (image.get("owed") or {}).get("retire", [])
+
+
+def _listed(svc: Services, key: str, face_id: str) -> bool:
+    return face_id in {face["FaceId"] for face in svc.records.faces_of(key)}
+
+
+def _key_of(face: dict) -> str | None:
+    external = face.get("ExternalImageId")
+    return key_from_external_image_id(external) if external else None
 
 
 def _forget(svc: Services, key: str) -> None:
@@ -183,3 +328,10 @@ def _save(path: Path, state: dict) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(state))
     os.replace(tmp, path)
+
+
+def sweep(svc: Services) -> list[Disagreement]:
+    """The scheduled check: every disagreement, repaired."""
+    found = check(svc)
+    repair(svc, found)
+    return found

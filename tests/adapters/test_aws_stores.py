@@ -166,7 +166,11 @@ def test_unprocessed_keys_are_retried_with_backoff():
     sleeps = []
     store = DynamoRecordStore(client, IMAGES, FACES, BUCKET, PEOPLE, sleep=sleeps.append)
     item = {"FaceId": {"S": "f1"}, "imageKey": {"S": "k.jpg"}}
-    image_item = {"key": {"S": "k.jpg"}, "record": {"M": {"metadata": {"M": {"name": {"S": "Keanu"}}}}}}
+    image_item = {
+        "key": {"S": "k.jpg"},
+        "record": {"M": {"metadata": {"M": {"name": {"S": "Keanu"}}}}},
+        "faceIds": {"L": [{"S": "f1"}]},
+    }
     with Stubber(client) as stub:
         stub.add_response(
             "batch_get_item",

@@ -128,6 +128,9 @@ class FakeRekognition:
     def list_faces(self, **params) -> dict:
         return self._call("ListFaces", params, self._list_faces)
 
+    def list_users(self, **params) -> dict:
+        return self._call("ListUsers", params, self._list_users)
+
     def create_user(self, **params) -> dict:
         return self._call("CreateUser", params, self._create_user)
 
@@ -297,6 +300,16 @@ class FakeRekognition:
             more = start + limit < len(listed)
         response = {"Faces": faces, "FaceModelVersion": MODEL_VERSION}
         if more:
+            response["NextToken"] = str(start + limit)
+        return response
+
+    def _list_users(self, params: dict) -> dict:
+        collection = self._collection(params["CollectionId"])
+        start, limit = int(params.get("NextToken", "0")), params.get("MaxResults", 500)
+        with self._lock:
+            users = sorted(collection.users)
+        response = {"Users": [{"UserId": u, "UserStatus": "ACTIVE"} for u in users[start : start + limit]]}
+        if start + limit < len(users):
             response["NextToken"] = str(start + limit)
         return response
 

@@ -10,6 +10,7 @@ photo's first person to the faces indexed for that person. FakePeople
 keeps Rekognition's Users on those faces: two faces look alike (99) when
 they show the same person, else not at all (10)."""
 
+import copy
 import hashlib
 import io
 import itertools
@@ -22,6 +23,7 @@ from PIL.PngImagePlugin import PngInfo
 from chalicelib.core.config import Settings
 from chalicelib.core.errors import InvalidImage, NotFound
 from chalicelib.core.ports import (
+    Committed,
     FaceEngine,
     FaceKey,
     ImageState,
@@ -33,7 +35,7 @@ from chalicelib.core.ports import (
     RecordStore,
     StoredPhoto,
 )
-from chalicelib.core.records import PENDING, normalize_sequencer
+from chalicelib.core.records import next_revision, normalize_sequencer, now, redrive_due
 from chalicelib.core.services import Services
 
 MODEL = "fake-1"
@@ -63,6 +65,7 @@ class InMemoryPhotoStore(PhotoStore):
         self._versions: dict[tuple[str, str], bytes] = {}
         self._sequence = itertools.count(1)
         self._lock = threading.Lock()
+        self.clock = now  # what stored_at says: a simulation gives its own
 
     def put(
         self, key: str, data: bytes, content_type: str, metadata: dict[str, str], original_content_type: str = ""
@@ -72,7 +75,15 @@ class InMemoryPhotoStore(PhotoStore):
             sequencer = normalize_sequencer(f"{next(self._sequence):X}")
             digest = hashlib.md5(data).hexdigest()
             stored = StoredPhoto(
-                key, digest, len(data), content_type, dict(metadata), version_id, sequencer, original_content_type
+                key,
+                digest,
+                len(data),
+                content_type,
+                dict(metadata),
+                version_id,
+                sequencer,
+                original_content_type,
+                stored_at=self.clock(),
             )
             self._versions[(key, version_id)] = data
             self._current[key] = stored
@@ -106,7 +117,10 @@ class InMemoryPhotoStore(PhotoStore):
     def list(self, limit: int, token: str | None = None) -> Page:
         with self._lock:
             keys = sorted(k for k in self._current if k > (token or ""))
-            items = [ListedPhoto(k, self._current[k].etag, self._current[k].size) for k in keys[:limit]]
+            items = [
+                ListedPhoto(k, self._current[k].etag, self._current[k].size, self._current[k].stored_at)
+                for k in keys[:limit]
+            ]
         return Page(items, keys[limit - 1] if len(keys) > limit else None)
 
 
@@ -157,6 +171,10 @@ class FakeEngine(FaceEngine):
             items = [_public(self.faces[i]) for i in ids[:limit]]
         return Page(items, ids[limit - 1] if len(ids) > limit else None)
 
+    def get_faces(self, face_ids: list[str]) -> dict[str, dict]:
+        with self._lock:
+            return {i: _public(self.faces[i]) for i in face_ids if i in self.faces}
+
     def list_face_ids(self, limit: int, token: str | None = None) -> Page:
         with self._lock:
             ids = sorted(i for i in self.faces if i > (token or ""))
@@ -185,7 +203,7 @@ class FakePeople(PeopleEngine):
     def __init__(self, engine: FakeEngine) -> None:
         self._engine = engine
         self.users: set[str] = set()
-        self.owners: dict[str, str] = {}  # FaceId -> UserId
+        self.owners_of: dict[str, str] = {}  # FaceId -> UserId
         self.calls: list[str] = []
 
     def create_user(self, user_id: str) -> None:
@@ -193,13 +211,13 @@ class FakePeople(PeopleEngine):
 
     def delete_user(self, user_id: str) -> None:
         self.users.discard(user_id)
-        self.owners = {face: user for face, user in self.owners.items() if user != user_id}
+        self.owners_of = {face: user for face, user in self.owners_of.items() if user != user_id}
 
     def associate_faces(self, user_id: str, face_ids: list[str], threshold: float) -> dict:
         self._require(user_id)
         done, refused = [], []
         for face_id in face_ids:
-            owner = self.owners.get(face_id)
+            owner = self.owners_of.get(face_id)
             own = self._people_of(user_id)
             if face_id not in self._engine.faces:
                 refused.append({"FaceId": face_id, "Reasons": ["FACE_NOT_FOUND"]})
@@ -210,15 +228,15 @@ class FakePeople(PeopleEngine):
             elif own and self._person(face_id) not in own and threshold > UNLIKE:
                 refused.append({"FaceId": face_id, "Confidence": UNLIKE, "Reasons": ["LOW_MATCH_CONFIDENCE"]})
             else:
-                self.owners[face_id] = user_id
+                self.owners_of[face_id] = user_id
                 done.append({"FaceId": face_id})
         return {"AssociatedFaces": done, "UnsuccessfulFaceAssociations": refused, "UserStatus": "ACTIVE"}
 
     def disassociate_faces(self, user_id: str, face_ids: list[str]) -> dict:
         self._require(user_id)
-        done = [face_id for face_id in face_ids if self.owners.get(face_id) == user_id]
+        done = [face_id for face_id in face_ids if self.owners_of.get(face_id) == user_id]
         for face_id in done:
-            del self.owners[face_id]
+            del self.owners_of[face_id]
         return {"DisassociatedFaces": [{"FaceId": i} for i in done], "UnsuccessfulFaceDisassociations": []}
 
     def search_users_by_image(self, data: bytes, threshold: float, max_users: int) -> dict:
@@ -252,6 +270,15 @@ class FakePeople(PeopleEngine):
             "UnmatchedFaces": [{"BoundingBox": box} for p in there if p != who[0]],
         }
 
+    def owners(self, face_ids: list[str]) -> dict[str, str | None]:
+        return {i: self.owners_of.get(i) for i in face_ids if i in self._engine.faces}
+
+    def faces_of_user(self, user_id: str) -> list[str]:
+        return sorted(i for i, u in self.owners_of.items() if u == user_id and i in self._engine.faces)
+
+    def list_users(self) -> list[str]:
+        return sorted(self.users)
+
     def similar_faces(self, face_ids: list[str], threshold: float) -> dict[str, dict[str, float]]:
         present = [i for i in face_ids if i in self._engine.faces]
         return {i: {j: ALIKE for j in present if j != i and self._person(j) == self._person(i)} for i in present}
@@ -267,26 +294,35 @@ class FakePeople(PeopleEngine):
 
     def _people_of(self, user_id: str) -> set[str]:
         return {
-            self._engine.faces[i]["_person"] for i, u in self.owners.items() if u == user_id and i in self._engine.faces
+            self._engine.faces[i]["_person"]
+            for i, u in self.owners_of.items()
+            if u == user_id and i in self._engine.faces
         }
 
     def _users_like(self, person: str, max_users: int) -> list[dict]:
-        users = sorted({u for i, u in self.owners.items() if i in self._engine.faces and self._person(i) == person})
+        users = sorted({u for i, u in self.owners_of.items() if i in self._engine.faces and self._person(i) == person})
         return [{"Similarity": ALIKE, "User": {"UserId": u, "UserStatus": "ACTIVE"}} for u in users][:max_users]
 
 
 class InMemoryRecordStore(RecordStore):
+    """Records as DynamoDB keeps them: face items apart from the image item,
+    which lists them (`faceIds`), and a commit in two steps, the face items
+    then the image (the commit point): `between_commit_steps` runs in
+    between, where a simulation crashes it. Reads give listed faces only."""
+
     def __init__(self) -> None:
         self.images: dict[str, dict] = {}
-        self.faces: dict[str, dict] = {}
-        self.people: dict[str, dict] = {}
+        self.listed: dict[str, list[str]] = {}  # image key -> the face ids its item lists
+        self.faces: dict[str, dict] = {}  # face items, listed or not
+        self.people: dict[str, dict] = {}  # tombstones too (deletedAt)
         self.suggestions: dict | None = None
+        self.between_commit_steps = lambda: None
         self._lock = threading.RLock()
 
     def get_image(self, key: str) -> dict | None:
         with self._lock:
             image = self.images.get(key)
-            return dict(image) if image else None
+            return copy.deepcopy(image) if image else None
 
     def put_image(self, image: dict, expected_revision: int | None) -> dict | None:
         with self._lock:
@@ -294,67 +330,79 @@ class InMemoryRecordStore(RecordStore):
                 return None
             return self._write(image, expected_revision)
 
-    def commit_faces(self, image: dict, faces: list[dict], expected_revision: int | None) -> list[str] | None:
+    def commit_faces(self, image: dict, faces: list[dict], expected_revision: int | None) -> Committed | None:
+        key = image["key"]
         with self._lock:
-            if self._revision(image["key"]) != expected_revision:
-                return None
-            old = {i: face.get("UserId") for i, face in self.faces.items() if face["imageKey"] == image["key"]}
-            for face_id in old:
-                del self.faces[face_id]
-            replaced = [i for i in old if i not in {face["FaceId"] for face in faces}]
             for face in faces:
+                owner = self.faces.get(face["FaceId"], {}).get("UserId")
                 record = {name: value for name, value in face.items() if name != "UserId"}
-                owner = old.get(face["FaceId"])  # a face keeps the person it has now
                 self.faces[face["FaceId"]] = {**record, "UserId": owner} if owner else record
-            self._write(image, expected_revision)
-            return replaced
+        self.between_commit_steps()
+        with self._lock:
+            new = [face["FaceId"] for face in faces]
+            if self._revision(key) != expected_revision:
+                listed = set(self.listed.get(key, []))
+                for face_id in new:
+                    if face_id not in listed:
+                        self.faces.pop(face_id, None)
+                return None
+            replaced = [self.faces.pop(i) for i in self.listed.get(key, []) if i not in set(new) and i in self.faces]
+            self.listed[key] = new
+            return Committed(self._write(image, expected_revision), replaced)
 
     def remove_image(self, key: str, expected_revision: int | None = None) -> list[str] | None:
         with self._lock:
             if expected_revision is not None and self._revision(key) != expected_revision:
                 return None
-            removed = [i for i, face in self.faces.items() if face["imageKey"] == key]
+            removed = self.listed.pop(key, [])
             for face_id in removed:
-                del self.faces[face_id]
+                self.faces.pop(face_id, None)
             self.images.pop(key, None)
             return removed
 
     def faces_of(self, key: str) -> list[dict]:
         with self._lock:
-            return [dict(face) for face in self.faces.values() if face["imageKey"] == key]
+            return [dict(self.faces[i]) for i in self.listed.get(key, []) if i in self.faces]
 
     def find_faces(self, face_ids: list[str]) -> dict[str, tuple[dict, dict]]:
         with self._lock:
             return {
-                i: (dict(self.faces[i]), self.images[self.faces[i]["imageKey"]]["metadata"])
+                i: (dict(self.faces[i]), copy.deepcopy(self.images[self.faces[i]["imageKey"]]["metadata"]))
                 for i in face_ids
-                if i in self.faces and self.faces[i]["imageKey"] in self.images
+                if self._is_listed(i)
             }
 
     def get_face(self, face_id: str) -> dict | None:
         with self._lock:
-            return dict(self.faces[face_id]) if face_id in self.faces else None
+            return dict(self.faces[face_id]) if self._is_listed(face_id) else None
 
     def list_images(self, limit: int, token: str | None = None) -> Page:
         with self._lock:
             keys = sorted(k for k in self.images if k > (token or ""))
-            return Page([dict(self.images[k]) for k in keys[:limit]], keys[limit - 1] if len(keys) > limit else None)
+            items = [copy.deepcopy(self.images[k]) for k in keys[:limit]]
+            return Page(items, keys[limit - 1] if len(keys) > limit else None)
 
     def list_pending(self, older_than: str, limit: int) -> list[str]:
         with self._lock:
-            pending = [i for i in self.images.values() if i["status"] == PENDING and i["pendingSince"] < older_than]
-            return [image["key"] for image in sorted(pending, key=lambda i: i["pendingSince"])][:limit]
+            due = [(redrive_due(image), key) for key, image in self.images.items()]
+            return [key for when, key in sorted(d for d in due if d[0] is not None and d[0] < older_than)][:limit]
 
     def list_faces(self, limit: int, token: str | None = None) -> Page:
         with self._lock:
-            ids = sorted(i for i in self.faces if i > (token or ""))
+            ids = sorted(i for i in self.faces if i > (token or "") and self._is_listed(i))
             return Page([dict(self.faces[i]) for i in ids[:limit]], ids[limit - 1] if len(ids) > limit else None)
 
     def list_image_states(self, limit: int, token: str | None = None) -> Page:
         with self._lock:
             keys = sorted(k for k in self.images if k > (token or ""))
             states = [
-                ImageState(k, self.images[k]["etag"], self.images[k]["status"], self.images[k]["faceCount"])
+                ImageState(
+                    k,
+                    self.images[k]["etag"],
+                    self.images[k]["status"],
+                    self.images[k]["faceCount"],
+                    self.images[k].get("uploadedAt"),
+                )
                 for k in keys[:limit]
             ]
         return Page(states, keys[limit - 1] if len(keys) > limit else None)
@@ -362,14 +410,15 @@ class InMemoryRecordStore(RecordStore):
     def list_face_keys(self, limit: int, token: str | None = None) -> Page:
         with self._lock:
             ids = sorted(i for i in self.faces if i > (token or ""))
-            keys = [FaceKey(i, self.faces[i]["imageKey"]) for i in ids[:limit]]
+            keys = [FaceKey(i, self.faces[i]["imageKey"], self.faces[i].get("UserId")) for i in ids[:limit]]
         return Page(keys, ids[limit - 1] if len(ids) > limit else None)
 
     def delete_face(self, face_id: str) -> None:
         with self._lock:
             face = self.faces.pop(face_id, None)
             image = self.images.get(face["imageKey"]) if face else None
-            if image is not None:
+            if image is not None and face_id in self.listed.get(image["key"], []):
+                self.listed[image["key"]].remove(face_id)
                 self._write({**image, "faceCount": max(0, image["faceCount"] - 1)}, image["revision"])
 
     def count_images(self) -> int:
@@ -378,47 +427,58 @@ class InMemoryRecordStore(RecordStore):
     def get_person(self, person_id: str) -> dict | None:
         return self.find_people([person_id]).get(person_id)
 
-    def create_person(self, person: dict) -> dict | None:
+    def create_person(self, person: dict, not_deleted_since: str | None = None) -> dict | None:
         with self._lock:
-            if person["personId"] in self.people:
+            existing = self.people.get(person["personId"])
+            if existing is not None and (
+                "deletedAt" not in existing or (not_deleted_since and existing["deletedAt"] >= not_deleted_since)
+            ):
                 return None
             self.people[person["personId"]] = {k: v for k, v in person.items() if k != "faceCount"}
             return self.get_person(person["personId"])
 
     def rename_person(self, person_id: str, name: str, updated_at: str) -> dict | None:
         with self._lock:
-            if person_id not in self.people:
+            if self.get_person(person_id) is None:
                 return None
             self.people[person_id].update(name=name, updatedAt=updated_at)
             return self.get_person(person_id)
 
-    def remove_person(self, person_id: str) -> list[str] | None:
+    def remove_person(self, person_id: str, deleted_at: str) -> list[str] | None:
         with self._lock:
-            if self.people.pop(person_id, None) is None:
+            if self.get_person(person_id) is None:
                 return None
+            self.people[person_id] = {"personId": person_id, "deletedAt": deleted_at}
             theirs = [i for i, face in self.faces.items() if face.get("UserId") == person_id]
             for face_id in theirs:
                 del self.faces[face_id]["UserId"]
-            return theirs
+            return [i for i in theirs if self._is_listed(i)]
+
+    def person_deleted_at(self, person_id: str) -> str | None:
+        with self._lock:
+            return self.people.get(person_id, {}).get("deletedAt")
 
     def list_people(self, limit: int, token: str | None = None) -> Page:
         with self._lock:
-            ids = sorted(i for i in self.people if i > (token or ""))
+            ids = sorted(i for i, p in self.people.items() if i > (token or "") and "deletedAt" not in p)
             return Page([self.get_person(i) for i in ids[:limit]], ids[limit - 1] if len(ids) > limit else None)
 
     def find_people(self, person_ids: list[str]) -> dict[str, dict]:
         with self._lock:
             return {
-                i: {**self.people[i], "faceCount": sum(f.get("UserId") == i for f in self.faces.values())}
+                i: {
+                    **self.people[i],
+                    "faceCount": sum(f.get("UserId") == i for k, f in self.faces.items() if self._is_listed(k)),
+                }
                 for i in person_ids
-                if i in self.people
+                if i in self.people and "deletedAt" not in self.people[i]
             }
 
     def associate_faces(self, person_id: str, face_ids: list[str]) -> list[str] | None:
         with self._lock:
-            if person_id not in self.people:
+            if self.get_person(person_id) is None:
                 return None
-            existing = [i for i in dict.fromkeys(face_ids) if i in self.faces]
+            existing = [i for i in dict.fromkeys(face_ids) if self._is_listed(i)]
             for face_id in existing:
                 self.faces[face_id]["UserId"] = person_id
             return existing
@@ -432,7 +492,7 @@ class InMemoryRecordStore(RecordStore):
 
     def faces_of_person(self, person_id: str) -> list[dict]:
         with self._lock:
-            return [dict(face) for face in self.faces.values() if face.get("UserId") == person_id]
+            return [dict(f) for k, f in self.faces.items() if f.get("UserId") == person_id and self._is_listed(k)]
 
     def save_suggestions(self, suggestions: dict) -> None:
         self.suggestions = suggestions
@@ -440,13 +500,18 @@ class InMemoryRecordStore(RecordStore):
     def get_suggestions(self) -> dict | None:
         return self.suggestions
 
+    def _is_listed(self, face_id: str) -> bool:
+        face = self.faces.get(face_id)
+        return face is not None and face["imageKey"] in self.images and face_id in self.listed.get(face["imageKey"], [])
+
     def _revision(self, key: str) -> int | None:
         return self.images[key]["revision"] if key in self.images else None
 
     def _write(self, image: dict, expected_revision: int | None) -> dict:
-        written = {**image, "revision": (expected_revision or 0) + 1}
+        written = copy.deepcopy({**image, "revision": next_revision(expected_revision)})
         self.images[image["key"]] = written
-        return dict(written)
+        self.listed.setdefault(image["key"], [])
+        return copy.deepcopy(written)
 
 
 def fake_services(index_on_upload: bool = True) -> Services:

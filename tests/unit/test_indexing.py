@@ -131,8 +131,8 @@ def test_the_redrive_indexes_photos_pending_for_minutes_and_leaves_fresh_ones(on
     indexing.upload_image(on_aws, "lost.png", photo_of("ada"), {})  # its event never came
     later = iso_before(now(), -indexing.REDRIVE_AFTER_SECONDS - 1)
     indexing.upload_image(on_aws, "fresh.png", photo_of("bob"), {})
-    assert indexing.redrive_pending(on_aws, moment=now()) == {"pending": 0, "indexed": 0}
-    assert indexing.redrive_pending(on_aws, moment=later) == {"pending": 2, "indexed": 2}
+    assert indexing.redrive_pending(on_aws, moment=now())["pending"] == 0
+    assert indexing.redrive_pending(on_aws, moment=later) == {"pending": 2, "indexed": 2, "failed": 0, "removed": 0}
     assert {i["status"] for i in library.list_images(on_aws, 10, None)["images"]} == {"indexed"}
 
 
@@ -141,7 +141,7 @@ def test_one_photo_failing_in_the_redrive_does_not_stop_the_others(on_aws):
     indexing.upload_image(on_aws, "b.png", photo_of("bob"), {})
     failing = replace(on_aws, engine=Failing(on_aws.engine, RuntimeError("x"), 1))
     later = iso_before(now(), -indexing.REDRIVE_AFTER_SECONDS - 1)
-    assert indexing.redrive_pending(failing, moment=later) == {"pending": 2, "indexed": 1}
+    assert indexing.redrive_pending(failing, moment=later) == {"pending": 2, "indexed": 1, "failed": 1, "removed": 0}
     statuses = sorted(i["status"] for i in library.list_images(on_aws, 10, None)["images"])
     assert statuses == ["indexed", "pending"]
 

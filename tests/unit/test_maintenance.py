@@ -58,7 +58,7 @@ def add_synthetic(svc, number: int) -> dict:
         "faceCount": 1,
         "updatedAt": now(),
     }
-    assert svc.records.commit_faces(image, [{**face, "imageKey": key}], None) == []
+    assert svc.records.commit_faces(image, [{**face, "imageKey": key}], None).replaced == []
     svc.engine.faces[face["FaceId"]] = {**face, "_person": f"synthetic-{number}"}
     return {**face, "imageKey": key}
 
