@@ -36,6 +36,7 @@ the collection and in the records, labelled from its current version.
 
 import logging
 import time
+import uuid
 from dataclasses import replace
 
 from chalicelib.core import logs, people, synthetic
@@ -53,6 +54,7 @@ from chalicelib.core.records import (
     is_final_for,
     is_older,
     iso_after,
+    iso_before,
     same_version,
 )
 from chalicelib.core.services import Services
@@ -172,12 +174,15 @@ def _index_version(
     before = current.get("attempts", 0) if same_version(current, photo) and current["status"] == PENDING else 0
     if before >= attempts:  # counted as they began: the last one crashed or failed
         reason = current.get("error") or "the run stopped before it finished (a crash or a timeout)"
-        return _give_up(svc, photo, current, f"Indexing failed {before} times; the last time: {reason}", started)
-    claim = _pending_record(svc, photo, current, attempts=before + 1, attemptAt=svc.clock(), retry_in=RUN_GRACE_SECONDS)
+        return _give_up(svc, photo, current, None, f"Indexing failed {before} times; the last time: {reason}", started)
+    moment = svc.clock()
+    token = f"{moment}#{uuid.uuid4().hex[:8]}"
+    running = _running(current, moment, add=token)
+    claim = _pending_record(svc, photo, current, attempts=before + 1, running=running, retry_in=RUN_GRACE_SECONDS)
     claimed = svc.records.put_image(claim, _revision(current))
     if claimed is None:
         return _AGAIN
-    return _attempt(svc, photo, claimed, attempts, started)
+    return _attempt(svc, photo, claimed, token, attempts, started)
 
 
 def _index_now(svc: Services, version: PhotoVersion) -> dict | None:
@@ -237,7 +242,7 @@ def _record_pending(svc: Services, photo: StoredPhoto) -> dict:
             written = svc.records.put_image(_pending_record(svc, photo, current), _revision(current))
         if written is not None:
             if svc.photos.head(photo.key) is None:
-                svc.records.remove_image(photo.key, written["revision"])
+                _forget(svc, photo.key, written, time.perf_counter())
             return written
     raise ServiceUnavailable(f"Image {photo.key!r} kept changing while it was being recorded; retry.")
 
@@ -264,6 +269,7 @@ def _pending_record(
         "sequencer": max(filter(None, [photo.sequencer, current and current.get("sequencer")]), default=None),
         "facesEtag": _faces_etag(current),
         "owed": (current or {}).get("owed"),
+        "running": _running(current, moment),
         "retryAt": iso_after(moment, retry_in),
         **extra,
     }
@@ -296,22 +302,23 @@ def _refresh(svc: Services, current: dict, photo: StoredPhoto) -> dict | None:
     return svc.records.put_image(image, current["revision"])
 
 
-def _attempt(svc: Services, photo: StoredPhoto, claimed: dict, attempts: int, started: float) -> object:
-    """IndexFaces on this version, then the commit."""
+def _attempt(svc: Services, photo: StoredPhoto, claimed: dict, token: str, attempts: int, started: float) -> object:
+    """IndexFaces on this version, then the commit. `token` marks this
+    attempt in the record's `running` until it ends."""
     try:
         result = svc.engine.index_faces(photo.version, external_image_id(photo.key))
     except NotFound:  # the version is gone (replaced or deleted meanwhile): decide again
-        _hand_back(svc, claimed, uncount=True)
+        _hand_back(svc, claimed, token)
         return _AGAIN
     except Throttled:
-        _hand_back(svc, claimed, uncount=True)
+        _hand_back(svc, claimed, token)
         logs.log_indexed(photo.key, claimed, started, outcome="throttled")
         raise
     except ImageRejected as e:
         failed = image_record(photo, FAILED, error=e.message, attempts=claimed["attempts"], moment=svc.clock())
-        return _conclude(svc, photo, failed, [], claimed, started)
+        return _conclude(svc, photo, failed, [], claimed, token, started)
     except Exception as e:
-        return _failed(svc, photo, claimed, attempts, e, started)
+        return _failed(svc, photo, claimed, token, attempts, e, started)
     faces = [{**record["Face"], "imageKey": photo.key} for record in result["FaceRecords"]]
     image = image_record(
         photo,
@@ -323,15 +330,17 @@ def _attempt(svc: Services, photo: StoredPhoto, claimed: dict, attempts: int, st
         facesEtag=photo.etag,
     )
     try:
-        return _conclude(svc, photo, image, faces, claimed, started)
+        return _conclude(svc, photo, image, faces, claimed, token, started)
     except Exception as e:
         if _committed(svc, photo.key, faces):
             raise  # the commit took: what follows it is owed on the record, for the next run
         svc.engine.delete_faces([face["FaceId"] for face in faces])
-        return _failed(svc, photo, svc.records.get_image(photo.key) or claimed, attempts, e, started)
+        return _failed(svc, photo, svc.records.get_image(photo.key) or claimed, token, attempts, e, started)
 
 
-def _failed(svc: Services, photo: StoredPhoto, claimed: dict, attempts: int, error: Exception, started: float):
+def _failed(
+    svc: Services, photo: StoredPhoto, claimed: dict, token: str, attempts: int, error: Exception, started: float
+):
     """A failure that may pass: recorded (the attempt is counted already) and
     raised, for the caller to retry; the last attempt ends the version
     `failed` with the reason."""
@@ -340,43 +349,50 @@ def _failed(svc: Services, photo: StoredPhoto, claimed: dict, attempts: int, err
     attempt = claimed.get("attempts", 1) if mine else 0
     log.warning("indexing %r failed (attempt %d of %d): %s", photo.key, attempt, attempts, reason, exc_info=True)
     if mine and attempt >= attempts:
-        return _give_up(svc, photo, claimed, f"Indexing failed {attempt} times; the last time: {reason}", started)
+        return _give_up(svc, photo, claimed, token, f"Indexing failed {attempt} times; the last time: {reason}", started)
     if mine:
         moment = svc.clock()
         retry = {**claimed, "error": reason, "updatedAt": moment, "retryAt": iso_after(moment, REDRIVE_AFTER_SECONDS)}
-        retry.pop("attemptAt", None)
-        svc.records.put_image(retry, claimed["revision"])  # lost to another writer: it carries on
+        retry["running"] = _running(claimed, moment, mine=token)
+        svc.records.put_image(_without_none(retry), claimed["revision"])  # lost to another writer: it carries on
         logs.log_indexed(photo.key, retry, started, outcome="retry")
     raise error
 
 
-def _give_up(svc: Services, photo: StoredPhoto, base: dict, error: str, started: float) -> object:
+def _give_up(svc: Services, photo: StoredPhoto, base: dict, token: str | None, error: str, started: float) -> object:
     """The attempts ran out. The version ends `failed` with the reason and
     without faces, unless the faces on record come from these very bytes (a
     reindex that failed): then they stay, and the record says so."""
     if _faces_etag(base) == photo.etag:
-        kept = {**base, "status": INDEXED if base["faceCount"] else NO_FACES, "error": error, "updatedAt": svc.clock()}
-        for name in ("attempts", "attemptAt", "retryAt", "pendingSince"):
+        moment = svc.clock()
+        kept = {**base, "status": INDEXED if base["faceCount"] else NO_FACES, "error": error, "updatedAt": moment}
+        kept["running"] = _running(base, moment, mine=token)
+        for name in ("attempts", "retryAt", "pendingSince"):
             kept.pop(name, None)
-        written = svc.records.put_image(kept, base["revision"])
+        written = svc.records.put_image(_without_none(kept), base["revision"])
         return _AGAIN if written is None else _finish(svc, written)
     failed = image_record(photo, FAILED, error=error, attempts=base.get("attempts"), moment=svc.clock())
-    return _conclude(svc, photo, failed, [], base, started)
+    return _conclude(svc, photo, failed, [], base, token, started)
 
 
-def _hand_back(svc: Services, claimed: dict, uncount: bool) -> None:
-    """End the attempt without an outcome (throttled, or the version went):
-    the re-drive may take the photo again a while later."""
+def _hand_back(svc: Services, claimed: dict, token: str) -> None:
+    """End the attempt without an outcome, uncounted (throttled, or the
+    version went): the re-drive may take the photo again a while later."""
     moment = svc.clock()
     back = {**claimed, "updatedAt": moment, "retryAt": iso_after(moment, REDRIVE_AFTER_SECONDS)}
-    back.pop("attemptAt", None)
-    if uncount:
-        back["attempts"] = max(0, claimed.get("attempts", 1) - 1)
-    svc.records.put_image(back, claimed["revision"])  # lost to another writer: it carries on
+    back["running"] = _running(claimed, moment, mine=token)
+    back["attempts"] = max(0, claimed.get("attempts", 1) - 1)
+    svc.records.put_image(_without_none(back), claimed["revision"])  # lost to another writer: it carries on
 
 
 def _conclude(
-    svc: Services, photo: StoredPhoto, image: dict, faces: list[dict], base: dict | None, started: float
+    svc: Services,
+    photo: StoredPhoto,
+    image: dict,
+    faces: list[dict],
+    base: dict | None,
+    token: str | None,
+    started: float,
 ) -> object:
     """Commit this version's outcome (its faces, or none) by compare-and-set
     on `base`, the record as read, with what the commit leaves to do
@@ -389,7 +405,8 @@ def _conclude(
         listed = [face for face in svc.records.faces_of(key) if face["FaceId"] not in new_ids]
         record = {**image, **_carried(base, photo)}
         enrol = record["status"] in (INDEXED, NO_FACES) and not _enrolled(record)
-        record = _without_none({**record, "owed": _owed(svc, base, listed, faces, photo, enrol)})
+        owed = _owed(svc, base, listed, faces, photo, enrol)
+        record = _without_none({**record, "owed": owed, "running": _running(base, image["updatedAt"], mine=token)})
         committed = svc.records.commit_faces(record, faces, _revision(base))
         if committed is not None:
             if svc.photos.head(key) is None:  # a delete raced this run: it stands
@@ -497,6 +514,15 @@ def _carried(base: dict | None, photo: StoredPhoto) -> dict:
     if not same_version(base, photo):
         return {}
     return {name: base[name] for name in ("uploadedAt", "enrolment") if base.get(name) is not None}
+
+
+def _running(record: dict | None, moment: str, mine: str | None = None, add: str | None = None) -> list[str] | None:
+    """The record's attempts under way (each its start time and a tag):
+    without `mine`, with `add`, and without those begun RUN_GRACE_SECONDS or
+    more ago, which are over by now (a crash ended them)."""
+    since = iso_before(moment, RUN_GRACE_SECONDS)
+    running = [entry for entry in (record or {}).get("running", []) if entry != mine and entry > since]
+    return [*running, add] if add else running or None
 
 
 def _faces_etag(record: dict | None) -> str | None:

@@ -171,14 +171,8 @@ def repair(svc: Services, disagreements: list[Disagreement]) -> None:
     moment = svc.clock()
     busy = _Busy(svc, moment)
     stray = [d.face_id for d in disagreements if d.kind == FACE_WITHOUT_RECORD]
-    found = svc.engine.get_faces(stray) if stray else {}
-    stray = [
-        face_id
-        for face_id in stray
-        if face_id in found and svc.records.get_face(face_id) is None and not busy(_key_of(found[face_id]), face_id)
-    ]
     for start in range(0, len(stray), DELETE_BATCH):
-        svc.engine.delete_faces(stray[start : start + DELETE_BATCH])
+        _remove_strays(svc, stray[start : start + DELETE_BATCH], busy)
     for d in disagreements:
         if d.kind == FACE_WITHOUT_IMAGE and svc.records.get_image(d.key) is None:
             svc.engine.delete_faces([d.face_id])
@@ -203,6 +197,15 @@ def repair(svc: Services, disagreements: list[Disagreement]) -> None:
             pending_or_owed = image is not None and (image["status"] == PENDING or image.get("owed"))
             index_photo(svc, key, force=not pending_or_owed)
     _repair_people(svc, disagreements)
+
+
+def _remove_strays(svc: Services, face_ids: list[str], busy: "_Busy") -> None:
+    """Collection faces no record names, unless a record names them by now
+    or a run of their photo may still commit them."""
+    found = svc.engine.get_faces(face_ids)
+    idle = [face_id for face_id, face in found.items() if not busy(_key_of(face), face_id)]
+    known = svc.records.find_faces(idle)  # read after: a run that committed meanwhile was busy above
+    svc.engine.delete_faces([face_id for face_id in idle if face_id not in known])
 
 
 def _repair_people(svc: Services, disagreements: list[Disagreement]) -> None:
@@ -240,7 +243,7 @@ class _Busy:
         image = self._svc.records.get_image(key)
         if image is None:
             return False
-        if image.get("attemptAt", "") > self._since:
+        if any(entry > self._since for entry in image.get("running", [])):
             return True
         return face_id is not None and face_id in (image.get("owed") or {}).get("retire", [])
 
@@ -294,8 +297,7 @@ def reindex(
     known = {face.face_id for face in _all(svc.records.list_face_keys, ID_PAGE)}
     stray = [face_id for face_id in _all(svc.engine.list_face_ids, ID_PAGE) if face_id not in known]
     del known
-    for start in range(0, len(stray), DELETE_BATCH):
-        svc.engine.delete_faces(stray[start : start + DELETE_BATCH])
+    repair(svc, [Disagreement(FACE_WITHOUT_RECORD, None, face_id) for face_id in stray])
     progress_file.unlink(missing_ok=True)
     return done
 

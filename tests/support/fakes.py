@@ -66,12 +66,13 @@ class InMemoryPhotoStore(PhotoStore):
         self._sequence = itertools.count(1)
         self._lock = threading.Lock()
         self.clock = now  # what stored_at says: a simulation gives its own
+        self.new_id = _new_id  # version ids: a simulation gives its own, seeded
 
     def put(
         self, key: str, data: bytes, content_type: str, metadata: dict[str, str], original_content_type: str = ""
     ) -> StoredPhoto:
         with self._lock:
-            version_id = uuid.uuid4().hex
+            version_id = self.new_id().replace("-", "")
             sequencer = normalize_sequencer(f"{next(self._sequence):X}")
             digest = hashlib.md5(data).hexdigest()
             stored = StoredPhoto(
@@ -132,15 +133,16 @@ class FakeEngine(FaceEngine):
         self.faces: dict[str, dict] = {}  # FaceId -> Face, with the person in "_person"
         self.calls: list[str] = []
         self._lock = threading.Lock()
+        self.new_id = _new_id  # FaceIds and ImageIds: a simulation gives its own, seeded
 
     def index_faces(self, photo: PhotoVersion, external_image_id: str) -> dict:
         self.calls.append("IndexFaces")
         people = people_in(self._photos.read_version(photo))
-        image_id = str(uuid.uuid4())
+        image_id = self.new_id()
         records = []
         for i, person in enumerate(people):
             face = {
-                "FaceId": str(uuid.uuid4()),
+                "FaceId": self.new_id(),
                 "BoundingBox": {"Width": 0.1, "Height": 0.1, "Left": 0.1 * i, "Top": 0.1},
                 "ImageId": image_id,
                 "ExternalImageId": external_image_id,
@@ -519,6 +521,10 @@ def fake_services(index_on_upload: bool = True) -> Services:
     settings = Settings.from_env({"FACEPRINT_STAGE": "unit", "FACEPRINT_DATA_DIR": "/nonexistent"})
     engine = FakeEngine(photos)
     return Services(settings, engine, InMemoryRecordStore(), photos, index_on_upload, FakePeople(engine))
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
 
 
 def _public(face: dict) -> dict:
