@@ -23,7 +23,7 @@ FACEPRINT_DATA_DIR ?= $(CURDIR)/data
 FACEPRINT_FACES_DIR ?= $(abspath $(CURDIR)/../shared/faces)
 export FACEPRINT_DATA_DIR FACEPRINT_FACES_DIR
 
-.PHONY: run test bench bench-scale lint check-faces check-browser clean reindex check-consistency import seed unseed
+.PHONY: run test bench bench-scale lint check-faces check-browser clean reindex check-consistency import seed unseed explore
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(if $(PYTHON),$(PYTHON) $(PYTHON_IS_IT) 2>/dev/null,false) || { \
@@ -95,6 +95,11 @@ seed: $(STAMP)
 
 unseed: $(STAMP)
 	$(BIN)/python -m chalicelib.ops.cli unseed --stage $(ARCHIVE_STAGE)
+
+# make explore [SCHEDULES=N] [SEED=S]: the deterministic simulation of indexing and
+# people (tests/simulation), N schedules from seed S (a fresh seed, printed, if none).
+explore: $(STAMP)
+	$(BIN)/python -m tests.simulation.explore --schedules $(or $(SCHEDULES),10000) $(if $(SEED),--seed $(SEED))
 
 bench: $(STAMP) check-faces
 	$(BIN)/python scripts/bench.py

@@ -402,12 +402,19 @@ class Simulation:
             )
         faces = self._some_faces(person if kind == "disassociate" else None)
         if kind == "associate":
+            faces = self._free_faces() or faces
+
+            def name_and_give() -> dict:  # the console's "This is...": the person first, if new
+                if self.svc.records.get_person(person) is None:
+                    people.put_person(self.svc, person, person.upper())
+                return people.associate_faces(self.svc, person, faces or ["none"], 75.0)
+
             return Op(
                 number,
                 f"POST /people/{person}/faces {faces}",
-                lambda: people.associate_faces(self.svc, person, faces or ["none"], 75.0),
+                name_and_give,
                 "people",
-                info={"associates": person, "faces": faces},
+                info={"associates": person, "creates": person, "faces": faces},
             )
         face = faces[0] if faces else "none"
         return Op(
@@ -417,6 +424,11 @@ class Simulation:
             "people",
             info={"disassociates": person, "faces": [face]},
         )
+
+    def _free_faces(self) -> list[str]:
+        """A face of no one, if any."""
+        free = sorted(i for i, face in self.raw.records.faces.items() if not face.get("UserId"))
+        return [self.rng.choice(free)] if free else []
 
     def _some_faces(self, owner: str | None = None) -> list[str]:
         """A face or two (of `owner`, most of the time, when they have any)."""
@@ -504,7 +516,7 @@ class Simulation:
         """What acknowledged requests promise and nothing later undid: a
         person deleted stays deleted unless made again; a face given to or
         taken from a person stays so (through a reindex too)."""
-        problems = []
+        problems = self._check_enrolments(live)
         for op in self.done:
             if op.outcome != "ok":
                 continue
@@ -522,6 +534,26 @@ class Simulation:
                     self._expect_owner(op, face["FaceId"], None, problems, not_owner=op.info["disassociates"])
         return problems
 
+    def _check_enrolments(self, live: set[str]) -> list[str]:
+        """A face enrolled by upload stays its person's (through a reindex
+        too) unless one of their faces was taken from them or given."""
+        problems = []
+        touched = {
+            op.info.get("disassociates") or op.info.get("associates")
+            for op in self.done + self.live
+            if op.kind == "people"
+        }
+        for key in KEYS:
+            image = self.raw.records.get_image(key)
+            enrolment = (image or {}).get("enrolment", {})
+            person = enrolment.get("personId")
+            if enrolment.get("status") != "associated" or person not in live or person in touched:
+                continue
+            owners = [face.get("UserId") for face in self.raw.records.faces_of(key)]
+            if owners != [person]:
+                problems.append(f"{key}: enrolled as {person!r}, its faces now belong to {owners}")
+        return problems
+
     def _expect_owner(
         self, op: Op, face_id: str, owner: str | None, problems: list[str], not_owner: str | None = None
     ) -> None:
@@ -532,21 +564,20 @@ class Simulation:
         person = owner or not_owner
 
         def undoes(other: Op) -> bool:
+            """What may rightly change whose this face is: a new photo (or
+            none) at the key, the person's deletion, another request about
+            the person's faces. Not a reindex, a repair or the re-drive."""
             info = other.info
             return (
-                info.get("key") == key
-                and other.kind in ("upload", "delete")
+                (info.get("key") == key and other.kind in ("upload", "delete"))
                 or info.get("deletes") == person
-                or info.get("creates") == person
-                or info.get("person") == person
-                or (info.get("associates") or info.get("disassociates")) in (person, owner, not_owner)
-                and other is not op
+                or person in (info.get("associates"), info.get("disassociates"))
             )
 
         if self._later(op, undoes):
             return
         image = self.raw.records.get_image(key)
-        if image is None or image["etag"] != etag:
+        if image is None or image.get("facesEtag", image["etag"]) != etag:
             return
         now = [f for f in self.raw.records.faces_of(key) if f["BoundingBox"] == box]
         holder = now[0].get("UserId") if now else None
@@ -647,7 +678,7 @@ def _observe(self: Simulation, call: str, args: tuple, result) -> None:
             face = self.raw.records.faces.get(face_id)
             image = self.raw.records.images.get(face["imageKey"]) if face else None
             if image is not None:
-                slots[face_id] = (image["key"], image["etag"], face["BoundingBox"])
+                slots[face_id] = (image["key"], image.get("facesEtag", image["etag"]), face["BoundingBox"])
 
 
 Simulation._observe = _observe
