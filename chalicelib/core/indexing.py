@@ -349,7 +349,9 @@ def _failed(
     attempt = claimed.get("attempts", 1) if mine else 0
     log.warning("indexing %r failed (attempt %d of %d): %s", photo.key, attempt, attempts, reason, exc_info=True)
     if mine and attempt >= attempts:
-        return _give_up(svc, photo, claimed, token, f"Indexing failed {attempt} times; the last time: {reason}", started)
+        return _give_up(
+            svc, photo, claimed, token, f"Indexing failed {attempt} times; the last time: {reason}", started
+        )
     if mine:
         moment = svc.clock()
         retry = {**claimed, "error": reason, "updatedAt": moment, "retryAt": iso_after(moment, REDRIVE_AFTER_SECONDS)}
