@@ -83,6 +83,8 @@ def test_a_busy_server_stops_without_analysing_the_photos_waiting_their_turn(tmp
             upload.join(STOPPED_WITHIN)
     [stopped] = _events(tmp_path, "workers stopped")
     assert stopped["abandoned"] > 0
+    replies = [line["status"] for line in _events(tmp_path, "request") if line["method"] == "PUT"]
+    assert None in replies and 500 not in replies  # abandoned, without a reply: no error
     svc = wiring.services(Settings.from_env({"FACEPRINT_DATA_DIR": str(data_dir)}))
     statuses = {key: (svc.records.get_image(key) or {}).get("status") for key in keys}
     assert "pending" in statuses.values(), statuses  # not analysed after the signal
