@@ -23,7 +23,7 @@ from chalicelib.core.ports import PhotoVersion
 from chalicelib.core.records import normalize_sequencer
 
 app = ThreadSafeChalice(app_name="faceprint")
-wiring.stop_on_sigterm()  # chalice local: SIGTERM ends the server and its workers like Ctrl-C
+wiring.stop_on_signals()  # chalice local: Ctrl-C and SIGTERM stop the server and its workers within seconds
 app.log.setLevel(logging.INFO)
 # Outermost first: settings are read once, then logged, checked, answered.
 app.register_middleware(context.read_settings, "http")

@@ -17,11 +17,14 @@ def log_requests(event, get_response):
     started = time.perf_counter()
     request_id = event.context.get("requestId") or str(uuid.uuid4())
     token = logs.request_id.set(request_id)
-    status = 500
+    status: int | None = 500
     try:
         response = get_response(event)
         status = response.status_code
         return response
+    except SystemExit:  # the server is stopping: the request is abandoned, no reply is sent
+        status = None
+        raise
     finally:
         logs.request_id.reset(token)
         line = {

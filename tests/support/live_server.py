@@ -23,13 +23,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# A shell starts a background job (`make run &` in a script) with SIGINT and
+# SIGQUIT ignored, and exec passes that on: the server starts that way.
+AS_BACKGROUND_JOB = ["sh", "-c", "trap '' INT QUIT; exec \"$@\"", "sh"]
+
+
 @contextmanager
-def live_server(data_dir: Path, env: dict[str, str] | None = None, timeout: float = 60) -> Iterator["Server"]:
+def live_server(
+    data_dir: Path, env: dict[str, str] | None = None, timeout: float = 60, background_job: bool = False
+) -> Iterator["Server"]:
+    """`background_job`: started as a script's `&` starts it, SIGINT ignored."""
     port = free_port()
     environ = {**os.environ, "FACEPRINT_DATA_DIR": str(data_dir), **(env or {})}
     log = open(data_dir.parent / f"server-{port}.log", "wb")  # noqa: SIM115 - closed below
+    command = [str(CHALICE), "local", "--stage", "local", "--host", "127.0.0.1", "--port", str(port), "--no-autoreload"]
     process = subprocess.Popen(
-        [str(CHALICE), "local", "--stage", "local", "--host", "127.0.0.1", "--port", str(port), "--no-autoreload"],
+        [*AS_BACKGROUND_JOB, *command] if background_job else command,
         cwd=REPO,
         env=environ,
         stdout=log,

@@ -1,0 +1,83 @@
+"""The analysis workers' stop (workers.FaceAnalyzer.close), on real worker
+processes with dlib: the photos being analysed may finish within the grace,
+the ones waiting are abandoned, a photo past the grace has its worker
+killed, and nothing starts afterwards. An abandoned analysis raises
+SystemExit, which no use case counts as the photo's failure."""
+
+import os
+import threading
+import time
+
+import pytest
+
+from chalicelib.embedded.workers import FaceAnalyzer
+from tests.support.photos import people, photo
+from tests.support.processes import wait_gone, workers_below
+
+pytestmark = pytest.mark.slow
+
+BIG = "Keanu-Avril-Lawrence.jpg"  # three faces: long enough to be caught mid-analysis
+GRACE = 120  # seconds: far more than the photos take, even on a loaded machine
+
+
+@pytest.fixture
+def analyzer():
+    """One worker, started and its models loaded; its process id."""
+    before = set(workers_below(os.getpid()))
+    pool = FaceAnalyzer(workers=1)
+    pool.analyze(photo("Lawrence2.jpg"))
+    [worker] = set(workers_below(os.getpid())) - before
+    yield pool, worker
+    pool.close(grace=0)
+
+
+def _analyse_in_threads(pool: FaceAnalyzer, count: int) -> tuple[list[threading.Thread], list]:
+    outcomes: list = []
+
+    def analyse() -> None:
+        try:
+            outcomes.append(len(pool.analyze(photo(BIG)).faces))
+        except SystemExit as e:
+            outcomes.append(e)
+
+    threads = [threading.Thread(target=analyse) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    return threads, outcomes
+
+
+def test_closing_lets_the_photo_being_analysed_finish_and_abandons_the_waiting_ones(analyzer):
+    pool, worker = analyzer
+    threads, outcomes = _analyse_in_threads(pool, 4)
+    time.sleep(0.3)  # one being analysed, the others waiting (4 take seconds on one worker)
+    started = time.monotonic()
+    closed = pool.close(grace=GRACE)
+    assert time.monotonic() - started < GRACE  # over once they finished, not at the grace
+    for thread in threads:
+        thread.join(30)
+    finished = [o for o in outcomes if not isinstance(o, SystemExit)]
+    abandoned = [o for o in outcomes if isinstance(o, SystemExit)]
+    assert finished and finished == [len(people()[BIG])] * len(finished)
+    assert abandoned and {str(e) for e in abandoned} == {"the analysis workers were stopped"}
+    assert closed == {"finished": len(finished), "abandoned": len(abandoned)}
+    assert wait_gone([worker], timeout=5) == []
+
+
+def test_closing_kills_a_photo_that_runs_past_the_grace(analyzer):
+    pool, worker = analyzer
+    threads, outcomes = _analyse_in_threads(pool, 1)
+    time.sleep(0.1)
+    assert pool.close(grace=0) == {"finished": 0, "abandoned": 1}
+    threads[0].join(30)
+    assert [str(o) for o in outcomes] == ["the analysis workers were stopped"]
+    assert wait_gone([worker], timeout=5) == []
+
+
+def test_no_analysis_starts_after_closing(analyzer):
+    pool, worker = analyzer
+    pool.close()
+    before = set(workers_below(os.getpid()))
+    with pytest.raises(SystemExit, match="the analysis workers were stopped"):
+        pool.analyze(photo(BIG))
+    assert set(workers_below(os.getpid())) <= before
+    assert wait_gone([worker], timeout=5) == []
