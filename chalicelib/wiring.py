@@ -55,6 +55,7 @@ def _build_aws(settings: Settings) -> Services:
             quality_filter=settings.quality_filter,
             max_faces=settings.max_faces,
             stage=settings.stage,
+            strangers=settings.stranger_model,
         ),
         DynamoRecordStore(
             aws.client("dynamodb", settings.region),
@@ -86,6 +87,7 @@ def _build_local(settings: Settings) -> Services:
         settings.data_dir / "faceprint.index",
         quality_filter=settings.quality_filter,
         max_faces=settings.max_faces,
+        strangers=settings.stranger_model,
     )
     # Saved at exit (SIGTERM included: stop_on_sigterm), the collection's index
     # loads at the next start instead of being rebuilt.
