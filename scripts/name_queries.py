@@ -10,7 +10,7 @@ largest in each, as a user might send a face cut from another photo:
 
 - `crop`: the crop as it is (JPEG quality 90);
 - `grey 150 px`: greyscale, scaled so the face is 150 px high, quality 75;
-- `small, q30`: scaled so the face is 90 px high, quality 30;
+- `small q30`: scaled so the face is 90 px high, quality 30;
 - `rotated 10°`: turned 10 degrees (the corners filled grey), quality 90.
 
 A variant in which the analyzer finds no face, or finds a larger one than
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-VARIANTS = ("crop", "grey 150 px", "small, q30", "rotated 10°")
+VARIANTS = ("crop", "grey 150 px", "small q30", "rotated 10°")
 MARGIN = 0.5
 
 
@@ -90,7 +90,7 @@ def make_variant(image: Image.Image, box: dict, variant: str) -> bytes:
         return _jpeg(crop, 90)
     if variant == "grey 150 px":
         return _jpeg(_scaled(crop, 150 / height).convert("L"), 75)
-    if variant == "small, q30":
+    if variant == "small q30":
         return _jpeg(_scaled(crop, 90 / height), 30)
     if variant == "rotated 10°":
         return _jpeg(crop.rotate(10, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(128, 128, 128)), 90)
