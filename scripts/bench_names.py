@@ -48,13 +48,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
-from bench import make_run  # noqa: E402
+from bench import finish, make_run  # noqa: E402
 from name_queries import VARIANTS, SharedFace, shared_faces  # noqa: E402
 
 from chalicelib.core import naming  # noqa: E402
 from chalicelib.embedded.engine import STRANGER_DISTANCE_MEAN, STRANGER_DISTANCE_SD, STRANGERS  # noqa: E402
 from chalicelib.embedded.synthetic import synthetic_descriptors  # noqa: E402
-from tests.support import processes  # noqa: E402
 from tests.support.photos import people, photo  # noqa: E402
 
 JPEG = {"Content-Type": "image/jpeg"}
@@ -155,12 +154,7 @@ def main() -> int:
     report(results, variants)
     failures = verdict(results)
     print(f"bench-names took {time.perf_counter() - started:.0f} s")
-    for failure in failures:
-        print(f"FAILED: {failure}", file=sys.stderr)
-    stray = processes.stray_workers()
-    if stray:
-        print(f"FAILED: analysis workers left running: {stray}", file=sys.stderr)
-    return 1 if failures or stray else 0
+    return finish(failures)
 
 
 def analysed_faces() -> list[SharedFace]:
