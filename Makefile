@@ -109,6 +109,12 @@ bench: $(STAMP) check-faces
 bench-scale: $(STAMP) check-faces
 	$(BIN)/python scripts/bench_scale.py --faces $(or $(FACES),1000000)
 
+# README "Names at a million faces": whose face is this, at 0 to 1,000,000
+# seeded strangers, with today's rule and the archive's default threshold.
+.PHONY: bench-names
+bench-names: $(STAMP) check-faces
+	nice $(BIN)/python scripts/bench_names.py $(if $(SIZES),--sizes $(SIZES))
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

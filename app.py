@@ -63,7 +63,7 @@ def get_image(key):
 def search():
     request = app.current_request
     params = request.query_params or {}
-    threshold = number(params, "threshold", float, limits.DEFAULT_THRESHOLD, 0, 100)
+    threshold = number(params, "threshold", float, None, 0, 100)  # None: naming.py decides
     max_matches = number(params, "max", int, limits.DEFAULT_MAX_MATCHES, 1, limits.MAX_MATCHES)
     which = params.get("faces", "largest")
     if which not in ("largest", "all"):
@@ -113,7 +113,7 @@ def list_faces():
 @json_errors
 def face_matches(face_id):
     params = app.current_request.query_params or {}
-    threshold = number(params, "threshold", float, limits.DEFAULT_THRESHOLD, 0, 100)
+    threshold = number(params, "threshold", float, None, 0, 100)  # None: naming.py decides
     max_matches = number(params, "max", int, limits.DEFAULT_MAX_MATCHES, 1, limits.MAX_MATCHES)
     return people.face_matches(context.services(), face_id, threshold, max_matches)
 
@@ -190,7 +190,7 @@ def list_suggestions():
 def search_people():
     request = app.current_request
     params = request.query_params or {}
-    threshold = number(params, "threshold", float, limits.DEFAULT_THRESHOLD, 0, 100)
+    threshold = number(params, "threshold", float, None, 0, 100)  # None: naming.py decides
     max_people = number(params, "max", int, limits.DEFAULT_MAX_MATCHES, 1, limits.MAX_PEOPLE_MATCHES)
     return people.search_people(context.services(), body_bytes(request.raw_body), threshold, max_people)
 

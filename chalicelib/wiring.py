@@ -67,6 +67,7 @@ def _build_aws(settings: Settings) -> Services:
             max_faces=settings.max_faces,
             stage=settings.stage,
             s3=aws.client("s3", settings.region),
+            strangers=settings.stranger_model,
         ),
         DynamoRecordStore(
             aws.client("dynamodb", settings.region),
@@ -98,6 +99,7 @@ def _build_local(settings: Settings) -> Services:
         settings.data_dir / "faceprint.index",
         quality_filter=settings.quality_filter,
         max_faces=settings.max_faces,
+        strangers=settings.stranger_model,
     )
     # Saved at exit (SIGINT and SIGTERM included: stop_on_signals), the collection's index
     # loads at the next start instead of being rebuilt.

@@ -185,6 +185,17 @@ def timed(fn, *args):
     return (time.perf_counter() - start) * 1000, result
 
 
+def finish(failures: list[str]) -> int:
+    """Print each failure, and any analysis worker left running (itself a
+    failure); the benchmark's exit status."""
+    for failure in failures:
+        print(f"FAILED: {failure}", file=sys.stderr)
+    stray = processes.stray_workers()
+    if stray:
+        print(f"FAILED: analysis workers left running: {stray}", file=sys.stderr)
+    return 1 if failures or stray else 0
+
+
 def percentile(values: list[float], p: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[p - 1] if len(values) > 1 else values[0]
 

@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
-from bench import make_run, percentile  # noqa: E402
+from bench import finish, make_run, percentile  # noqa: E402
 
 from chalicelib.core import synthetic  # noqa: E402
 from tests.support import processes  # noqa: E402
@@ -143,12 +143,7 @@ def main() -> int:
     print(f"make unseed: {unseed.seconds:.1f} s, peak {mb(unseed.max_rss)}; {last_line(unseed)}")
     print(f"  then make check-consistency: {after_unseed.seconds:.1f} s, {last_line(after_unseed)}")
     print(f"  synthetic images left: {left}")
-    for failure in failures:
-        print(f"FAILED: {failure}", file=sys.stderr)
-    stray = processes.stray_workers()
-    if stray:
-        print(f"FAILED: analysis workers left running: {stray}", file=sys.stderr)
-    return 1 if failures or stray else 0
+    return finish(failures)
 
 
 def measure(server, args, label: str) -> Phase:

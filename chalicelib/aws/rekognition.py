@@ -12,9 +12,24 @@ largest face of its image).
 
 RekognitionPeople is the Users API on the same collection (a person is a
 User, UserId = personId) plus SearchFaces and CompareFaces: one call per
-use (README, "People", lists them per route)."""
+use (README, "People", lists them per route).
+
+Naming (core/naming.py) needs the collection's face count: DescribeCollection's
+FaceCount, asked at most once a FACE_COUNT_SECONDS per process (a warm Lambda
+container), so a search costs no extra call but the first of each minute.
+Rekognition publishes no distribution of its similarities between strangers;
+STRANGERS is an assumption from AWS's guidance, which the stage can replace
+(FACEPRINT_STRANGER_SIMILARITY): that 80, its default threshold, suits "a
+personal photo collection application, where a few incorrect matches can be
+tolerated", taken as an archive of 1,000 faces, and 99, its recommendation
+"where highly accurate face similarity matches are important", an archive
+of 10 million. A normal distribution of mean 33 and sd 11 gives exactly
+those two default thresholds (and 85.3 at 10,000 faces, 90.2 at 100,000,
+94.8 at a million): docs/deploy.md "Names on a large collection"."""
 
 import io
+import threading
+import time
 
 from botocore.exceptions import ClientError
 from PIL import Image
@@ -22,6 +37,7 @@ from PIL import Image
 from chalicelib.aws import clients as aws
 from chalicelib.core.errors import BadRequest, NotFound
 from chalicelib.core.limits import AWS_MAX_UPLOAD_BYTES, MAX_FACES_PER_ASSOCIATION, MAX_FACES_PER_PERSON, MAX_MATCHES
+from chalicelib.core.naming import StrangerModel
 from chalicelib.core.pixels import decode_rgb
 from chalicelib.core.ports import FaceEngine, Page, PeopleEngine, PhotoVersion
 
@@ -40,6 +56,10 @@ _SHRINK = 0.75
 # and is at least Rekognition's minimum image side.
 _CROP_MARGIN = 0.4
 _MIN_CROP_SIDE = 240  # small faces are upscaled: Rekognition misses faces under ~40 px
+FACE_COUNT_SECONDS = 60.0
+STRANGERS = StrangerModel(
+    33.0, 11.0, "Rekognition, assumed from AWS's guidance (80 for 1,000 faces, 99 for 10 million)"
+)
 
 
 class RekognitionEngine(FaceEngine):
@@ -52,6 +72,8 @@ class RekognitionEngine(FaceEngine):
         max_faces: int = 100,
         stage: str = "",
         s3=None,
+        strangers: StrangerModel | None = None,
+        clock=time.monotonic,
     ) -> None:
         self._client = client
         self._s3 = s3
@@ -60,7 +82,11 @@ class RekognitionEngine(FaceEngine):
         self._quality_filter = quality_filter
         self._max_faces = max_faces
         self._stage = stage
+        self._strangers = strangers or STRANGERS
+        self._clock = clock
         self._model: str | None = None
+        self._face_count: tuple[float, int] | None = None  # (when asked, FaceCount)
+        self._count_lock = threading.Lock()
         self._resource = f"Rekognition collection {collection_id!r} (photos in S3 bucket {bucket!r})"
 
     def index_faces(self, photo: PhotoVersion, external_image_id: str) -> dict:
@@ -191,12 +217,26 @@ class RekognitionEngine(FaceEngine):
         with aws.translated(self._resource, self._stage):
             response = self._client.describe_collection(CollectionId=self._collection)
         self._model = response.get("FaceModelVersion", "")
+        with self._count_lock:
+            self._face_count = (self._clock(), response["FaceCount"])
         return {
             "engine": "rekognition",
             "model": self._model,
             "faces": response["FaceCount"],
             "limits": {"maxUploadBytesThroughApi": AWS_MAX_UPLOAD_BYTES},
         }
+
+    def face_count(self) -> int:
+        """DescribeCollection's FaceCount, asked again once it is
+        FACE_COUNT_SECONDS old."""
+        with self._count_lock:
+            known = self._face_count
+        if known is not None and self._clock() - known[0] < FACE_COUNT_SECONDS:
+            return known[1]
+        return self.describe()["faces"]
+
+    def stranger_model(self) -> StrangerModel:
+        return self._strangers
 
     def _search(self, data: bytes, threshold: float, max_faces: int) -> dict:
         with aws.translated(self._resource, self._stage):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from chalicelib.core.errors import ConfigurationError
 from chalicelib.core.limits import MAX_FACES
+from chalicelib.core.naming import StrangerModel, parse_stranger_model
 
 ENGINES = ("local", "rekognition")
 QUALITY_FILTERS = ("NONE", "AUTO", "LOW", "MEDIUM", "HIGH")
@@ -39,6 +40,9 @@ class Settings:
     quality_filter: str = "AUTO"
     max_faces: int = MAX_FACES
     region: str | None = None
+    # FACEPRINT_STRANGER_SIMILARITY: the naming rule's stranger model for
+    # this stage (core/naming.py); None: the engine's own.
+    stranger_model: StrangerModel | None = None
     # Offline only (API Gateway checks keys on AWS). Left out of equality, so
     # a key change never builds a second set of stores on one data folder,
     # and out of repr, so the key never reaches a log.
@@ -79,6 +83,7 @@ class Settings:
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
             api_key=env.get("FACEPRINT_API_KEY", "").strip(),
             cors_origins=_origins(env.get("FACEPRINT_CORS_ORIGINS", "")),
+            stranger_model=_stranger_model(env.get("FACEPRINT_STRANGER_SIMILARITY", "")),
             **aws,
         )
 
@@ -94,6 +99,20 @@ def _whole_number(env, name: str, default: int, low: int, high: int) -> int:
     if not low <= value <= high:
         raise ConfigurationError(f"{name}={raw!r}: set it to a whole number from {low} to {high}.")
     return value
+
+
+def _stranger_model(raw: str) -> StrangerModel | None:
+    """FACEPRINT_STRANGER_SIMILARITY=mean,sd: how a stranger's face scores
+    against a query on this stage's engine (README "Names at a million faces")."""
+    if not raw.strip():
+        return None
+    try:
+        return parse_stranger_model(raw, "FACEPRINT_STRANGER_SIMILARITY")
+    except ValueError as e:
+        raise ConfigurationError(
+            f"FACEPRINT_STRANGER_SIMILARITY={raw!r}: set it to the mean and standard deviation of the similarity "
+            f"a stranger's face scores, as mean,sd ({e}), e.g. 33,11."
+        ) from None
 
 
 def _origins(raw: str) -> tuple[str, ...]:

@@ -2,7 +2,7 @@
 images and faces, and describing the stage."""
 
 from chalicelib import __version__
-from chalicelib.core import limits, synthetic
+from chalicelib.core import limits, naming, synthetic
 from chalicelib.core.errors import NotFound
 from chalicelib.core.services import Services
 
@@ -87,5 +87,6 @@ def describe(svc: Services) -> dict:
         "faces": engine["faces"],
         "limits": {**limits.as_dict(), "maxFacesPerImage": svc.settings.max_faces, **engine.get("limits", {})},
         "qualityFilter": svc.settings.quality_filter,
+        "naming": naming.describe(engine["faces"], svc.engine.stranger_model()),
         "version": __version__,
     }

@@ -15,7 +15,7 @@ from chalicelib.core import clustering, limits
 from chalicelib.core.errors import BadRequest, ImageRejected, NotFound, ServiceUnavailable
 from chalicelib.core.images import prepare_search
 from chalicelib.core.records import same_record_version
-from chalicelib.core.searching import search_and_join
+from chalicelib.core.searching import naming_for, search_and_join
 from chalicelib.core.services import Services
 
 log = logging.getLogger("faceprint")
@@ -147,10 +147,14 @@ def disassociate_face(svc: Services, person_id: str, face_id: str) -> dict:
     return {"person": _person(svc, person_id), "disassociatedFaces": [{"FaceId": i} for i in done]}
 
 
-def search_people(svc: Services, data: bytes, threshold: float, max_people: int) -> dict:
+def search_people(svc: Services, data: bytes, threshold: float | None, max_people: int) -> dict:
     """SearchUsersByImage: who is the largest face of this photo? A
-    person deleted while the search ran is left out."""
-    result = svc.people.search_users_by_image(prepare_search(data), threshold, max_people)
+    person deleted while the search ran is left out. Without a threshold,
+    the default for the archive's size (core/naming.py), and each person
+    found says how much to trust it."""
+    data = prepare_search(data)
+    names = naming_for(svc, threshold)
+    result = svc.people.search_users_by_image(data, names.threshold, max_people)
     found = svc.records.find_people([match["User"]["UserId"] for match in result["UserMatches"]])
     matches = [match for match in result["UserMatches"] if match["User"]["UserId"] in found]
     people = [
@@ -158,23 +162,26 @@ def search_people(svc: Services, data: bytes, threshold: float, max_people: int)
             "personId": match["User"]["UserId"],
             "name": found[match["User"]["UserId"]]["name"],
             "similarity": match["Similarity"],
+            **names.judge(match["Similarity"]),
         }
         for match in matches
     ]
-    return {**result, "UserMatches": matches, "people": people}
+    return {**result, "UserMatches": matches, "people": people, **names.reply()}
 
 
-def face_matches(svc: Services, face_id: str, threshold: float, max_matches: int) -> dict:
-    """SearchFaces: the faces like a stored one, never itself."""
+def face_matches(svc: Services, face_id: str, threshold: float | None, max_matches: int) -> dict:
+    """SearchFaces: the faces like a stored one, never itself; without a
+    threshold, the default for the archive's size."""
     if svc.records.get_face(face_id) is None:
         raise NotFound(f"No face {face_id!r}.")
+    names = naming_for(svc, threshold)
 
     def search(limit: int) -> list[dict]:
-        result = svc.people.search_faces(face_id, threshold, limit)
+        result = svc.people.search_faces(face_id, names.threshold, limit)
         return [{**result, "FaceMatches": [m for m in result["FaceMatches"] if m["Face"]["FaceId"] != face_id]}]
 
-    result, matches = search_and_join(svc, search, max_matches)[0]
-    return {**result, "matchedFaces": [match["label"] for match in matches], "matches": matches}
+    result, matches = search_and_join(svc, search, max_matches, names)[0]
+    return {**result, "matchedFaces": [match["label"] for match in matches], "matches": matches, **names.reply()}
 
 
 def compare(svc: Services, source: bytes, target: bytes, threshold: float) -> dict:

@@ -5,6 +5,8 @@ implement them. Records are plain dicts shaped like Rekognition's."""
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
+from chalicelib.core.naming import StrangerModel
+
 
 @dataclass(frozen=True)
 class PhotoVersion:
@@ -133,6 +135,16 @@ class FaceEngine(ABC):
     @abstractmethod
     def describe(self) -> dict:
         """Engine name, model version, face count and the settings in force, for GET /info."""
+
+    @abstractmethod
+    def face_count(self) -> int:
+        """How many faces the collection holds, for the default threshold
+        (core/naming.py); it may be a minute old (an adapter may cache it)."""
+
+    @abstractmethod
+    def stranger_model(self) -> StrangerModel:
+        """How similar a stranger's face scores against a query, on this
+        engine's similarity scale (core/naming.py)."""
 
 
 class PhotoStore(ABC):

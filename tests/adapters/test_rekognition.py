@@ -9,8 +9,16 @@ import pytest
 from botocore.stub import ANY, Stubber
 from PIL import Image
 
-from chalicelib.aws.rekognition import MAX_DELETE_IDS, MAX_SEARCH_BYTES, RekognitionEngine, fit_for_rekognition
+from chalicelib.aws.rekognition import (
+    FACE_COUNT_SECONDS,
+    MAX_DELETE_IDS,
+    MAX_SEARCH_BYTES,
+    STRANGERS,
+    RekognitionEngine,
+    fit_for_rekognition,
+)
 from chalicelib.core import errors
+from chalicelib.core.naming import StrangerModel
 from chalicelib.core.ports import PhotoVersion
 from tests.support.photos import photo
 
@@ -230,3 +238,23 @@ def test_describe_reports_the_collection(client, engine):
         "faces": 42,
         "limits": {"maxUploadBytesThroughApi": 4_400_000},
     }
+
+
+def test_the_face_count_is_asked_once_a_minute_and_describe_refreshes_it(client):
+    now = [1000.0]
+    engine = RekognitionEngine(client, "faces-test", "photos-test", clock=lambda: now[0])
+    client.stub.add_response("describe_collection", {"FaceCount": 1_000_000, "FaceModelVersion": MODEL})
+    assert engine.face_count() == 1_000_000
+    now[0] += FACE_COUNT_SECONDS - 1
+    assert engine.face_count() == 1_000_000  # no second DescribeCollection: the stub holds no more replies
+    now[0] += 1
+    client.stub.add_response("describe_collection", {"FaceCount": 1_000_500, "FaceModelVersion": MODEL})
+    assert engine.face_count() == 1_000_500
+    client.stub.add_response("describe_collection", {"FaceCount": 7, "FaceModelVersion": MODEL})
+    assert engine.describe()["faces"] == 7 and engine.face_count() == 7
+
+
+def test_the_stranger_model_is_the_stages_or_else_the_assumed_one(client):
+    assert RekognitionEngine(client, "c", "b").stranger_model() == STRANGERS
+    mine = StrangerModel(50.0, 8.0, "FACEPRINT_STRANGER_SIMILARITY")
+    assert RekognitionEngine(client, "c", "b", strangers=mine).stranger_model() == mine

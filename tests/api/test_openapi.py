@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import (
 from app import app
 from chalicelib import __version__
 from chalicelib.api.openapi import DOCUMENT
-from chalicelib.core import limits
+from chalicelib.core import limits, naming
 from tests.support.live_server import live_server
 
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
@@ -57,6 +57,17 @@ def test_the_document_lists_the_limits_get_info_reports():
     info = _document()["components"]["schemas"]["Info"]
     assert info["properties"]["limits"]["required"] == sorted(limits.as_dict())
     assert _document()["info"]["version"] == __version__
+
+
+def test_the_document_describes_what_the_naming_rule_adds_to_every_search_reply():
+    schemas = _document()["components"]["schemas"]
+    for reply in ("SearchReply", "SearchAllReply", "SearchPeopleReply", "FaceMatchesReply"):
+        assert {"threshold", "thresholdReason"} <= set(schemas[reply]["required"]), reply
+    judged = set(naming.decide(10, naming.StrangerModel(70, 3, ""), None).judge(90.0))
+    assert judged <= set(schemas["Match"]["required"])
+    assert judged <= set(schemas["SearchPeopleReply"]["properties"]["people"]["items"]["required"])
+    described = naming.describe(10, naming.StrangerModel(70, 3, ""))
+    assert schemas["Info"]["properties"]["naming"]["required"] == list(described)
 
 
 def test_get_openapi_json_serves_the_document(tmp_path, monkeypatch):

@@ -229,6 +229,16 @@ def locked_desktop(browser, tmp_path) -> Iterator[Console]:
 
 
 @pytest.fixture
+def wary_desktop(browser, tmp_path) -> Iterator[Console]:
+    """The console against a stage whose strangers come as close as a large
+    archive's do (its stranger model set: FACEPRINT_STRANGER_SIMILARITY)."""
+    with live_server(tmp_path / "data", env={"FACEPRINT_STRANGER_SIMILARITY": "88,2"}) as server:
+        console = Console(browser, server, DESKTOP, "desktop")
+        yield console
+        console.close()
+
+
+@pytest.fixture
 def phone(browser, server) -> Iterator[Console]:
     console = Console(browser, server, PHONE, "phone")
     yield console
@@ -271,6 +281,7 @@ def test_indexes_named_photos_and_finds_them_by_another_photo(locked_desktop):
     wanted = [INDEXED[photo] for photo in INDEXED if person_in(photo) == person_in(QUERY)]
     matches = page.locator(".match")
     expect(matches.locator(".match-name")).to_have_text(wanted)
+    expect(matches.locator(".trust")).to_have_text(["confident"] * len(wanted))
     for i in range(len(wanted)):
         expect(matches.nth(i).locator(".box")).to_have_count(1)
         assert_image_shown(matches.nth(i).locator("img"))
@@ -286,6 +297,29 @@ def test_indexes_named_photos_and_finds_them_by_another_photo(locked_desktop):
     expect(page.locator("#api-status")).to_contain_text("2 photos")
     # Only the keyless /info on the first load was refused (and logged by the browser).
     assert desktop.problems == ["error: Failed to load resource: the server responded with a status of 403 (Forbidden)"]
+
+
+@pytest.mark.slow
+def test_a_possible_name_is_shown_apart_from_a_confident_one(wary_desktop):
+    desktop = wary_desktop
+    desktop.index(INDEXED)
+    desktop.search(QUERY)
+    page = desktop.page
+    (name,) = [INDEXED[photo] for photo in INDEXED if person_in(photo) == person_in(QUERY)]
+    match = page.locator(".match")
+    expect(match).to_have_count(1)
+    expect(match).to_have_class(re.compile(r"\bis-possible\b"))
+    expect(match.locator(".match-name")).to_have_text(name)
+    expect(match.locator(".trust")).to_have_text("possible")
+    hint = re.compile(r"^about 1 in \d+ searches would find a stranger")
+    expect(match.locator(".match-trust .hint")).to_have_text(hint)
+    expect(page.locator(".search-query .box-label")).to_have_text(f"{name}?")
+    expect(page.locator(".search-query .file-status")).to_contain_text("1 match (0 confident, 1 possible)")
+    desktop.screenshot("search-possible")
+    # The API's own default names no one there: the console asked for every match from 80.
+    default = api_json(desktop.server, "POST", "/search", photos.photo(QUERY), "image/jpeg")
+    assert default["matchedFaces"] == [] and default["threshold"] > 90
+    assert desktop.problems == []
 
 
 @pytest.mark.slow

@@ -92,6 +92,9 @@ class FakeRekognition:
         self._queued_errors: dict[str, list[tuple[str, str]]] = {}
         self._lock = threading.Lock()
         self.calls: list[tuple[str, dict]] = []
+        # DescribeCollection's FaceCount counts this many faces more than the
+        # collection holds: a test's stand-in for a large collection.
+        self.more_faces = 0
 
     # What the tests use to steer and observe the fake.
 
@@ -200,7 +203,7 @@ class FakeRekognition:
     def _describe_collection(self, params: dict) -> dict:
         collection = self._collection(params["CollectionId"])
         return {
-            "FaceCount": len(collection.faces),
+            "FaceCount": len(collection.faces) + self.more_faces,
             "FaceModelVersion": MODEL_VERSION,
             "CollectionARN": collection.arn,
             "CreationTimestamp": collection.created,

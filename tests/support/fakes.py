@@ -22,6 +22,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from chalicelib.core.config import Settings
 from chalicelib.core.errors import InvalidImage, NotFound
+from chalicelib.core.naming import StrangerModel
 from chalicelib.core.ports import (
     Committed,
     FaceEngine,
@@ -184,6 +185,12 @@ class FakeEngine(FaceEngine):
 
     def describe(self) -> dict:
         return {"engine": "fake", "model": MODEL, "faces": len(self.faces)}
+
+    def face_count(self) -> int:
+        return len(self.faces)
+
+    def stranger_model(self) -> StrangerModel:
+        return StrangerModel(70.0, 3.0, "the fake engine's")
 
     def _search(self, person: str, max_faces: int) -> dict:
         with self._lock:

@@ -10,6 +10,10 @@
   const PENDING_POLL_MS = 1500;
   const PENDING_POLL_LIMIT = 40;
   // Box colours for the faces of a query photo; each matched face gets its query face's colour.
+  // Searches ask for every match from here (GET /info's
+  // naming.lowestDefaultThreshold, 80), so possible names show too, apart
+  // from confident ones; the API's default would leave them out.
+  let possibleFrom = 80;
   const COLORS = ["#22c55e", "#f59e0b", "#38bdf8", "#f472b6", "#a78bfa", "#2dd4bf", "#f87171", "#facc15"];
   // Chalice and API Gateway send a photo as binary only when Accept names a binary type first.
   const PHOTO_ACCEPT = "image/jpeg, image/png, */*;q=0.8";
@@ -68,6 +72,23 @@
 
   function percent(value) {
     return `${Number(value).toFixed(1)}%`;
+  }
+
+  // How much to trust a match or a person found (the API's `confident` and
+  // `expectedStrangers`): a confident name, or a possible one.
+  function strangersInWords(expected) {
+    if (expected < 0.001) return "fewer than 1 in 1,000 searches would find a stranger as similar";
+    if (expected < 1) return `about 1 in ${Math.round(1 / expected).toLocaleString("en")} searches would find a stranger as similar`;
+    return `about ${Math.round(expected).toLocaleString("en")} strangers here are as similar`;
+  }
+
+  function trustTag(found) {
+    const confident = found.confident !== false;
+    return el("span", {
+      className: confident ? "trust confident" : "trust possible",
+      text: confident ? "confident" : "possible",
+      title: strangersInWords(found.expectedStrangers || 0),
+    });
   }
 
   function inWords(reasons, words) {
@@ -367,6 +388,7 @@
     const status = $("api-status");
     try {
       const info = await apiJson("GET", "info");
+      if (info.naming) possibleFrom = info.naming.lowestDefaultThreshold;
       status.classList.remove("error");
       status.textContent = `${info.stage} stage · ${info.engine} engine · ${plural(info.images, "photo")} · ${plural(info.faces, "face")}`;
     } catch (e) {
@@ -594,17 +616,32 @@
   }
 
   // A match whose face belongs to a person is labelled with their name by the API.
+  // A possible match (`confident: false`: in an archive this large, strangers
+  // may score as high) is shown apart from a confident one.
   function matchCard(match, color) {
     const name = match.label || match.imageKey;
+    const possible = match.confident === false;
     return el(
       "li",
-      { className: match.personId ? "match is-person" : "match", "data-person": match.personId },
+      {
+        className: ["match", match.personId ? "is-person" : "", possible ? "is-possible" : ""].filter(Boolean).join(" "),
+        "data-person": match.personId,
+      },
       photoFigure(storedPhotoUrl(match.imageKey), `${name} (${match.imageKey})`, [
         { box: match.BoundingBox, color, label: percent(match.Similarity) },
       ]),
       el("p", { className: "match-name" }, name, match.personId ? [" ", el("span", { className: "person-tag", text: "person" })] : null),
+      el("p", { className: "match-trust" }, trustTag(match), " ", el("span", { className: "hint", text: strangersInWords(match.expectedStrangers || 0) })),
       el("p", { className: "match-similarity", text: `${percent(match.Similarity)} similar · ${match.imageKey}` }),
     );
+  }
+
+  // The name a query face is shown under: its best match's, with a "?" when
+  // that is only a possible name.
+  function bestName(matches) {
+    const best = matches[0];
+    if (!best) return "no match";
+    return best.confident === false ? `${best.label}?` : best.label;
   }
 
   // POST /search/people: who the largest face of the photo is, among people.
@@ -627,8 +664,10 @@
               reply.people.map((person) =>
                 el(
                   "li",
-                  { "data-person": person.personId },
+                  { "data-person": person.personId, className: person.confident === false ? "is-possible" : "" },
                   el("span", { className: "person-name", text: person.name }),
+                  " ",
+                  trustTag(person),
                   " ",
                   el("span", { className: "hint", text: `${percent(person.similarity)} similar` }),
                 ),
@@ -670,11 +709,11 @@
     const status = el("p", { className: "file-status", role: "status", text: `Searching with ${file.name}…` });
     result.replaceChildren(el("div", { className: "search-query" }, figure, status));
     const photo = { body: file, headers: { "Content-Type": file.type || "application/octet-stream" } };
-    const found = apiJson("POST", "search/people", photo);
+    const found = apiJson("POST", `search/people?threshold=${possibleFrom}`, photo);
     found.catch(() => {}); // shown in its own section below
     let reply;
     try {
-      reply = await apiJson("POST", all ? "search?faces=all" : "search", photo);
+      reply = await apiJson("POST", `search?${all ? "faces=all&" : ""}threshold=${possibleFrom}`, photo);
     } catch (e) {
       if (run !== search.run) return;
       status.className = "file-status error";
@@ -689,7 +728,7 @@
       faces.map((face, i) => ({
         box: face.box,
         color: COLORS[i % COLORS.length],
-        label: many ? String(i + 1) : face.matches[0] ? face.matches[0].label : "no match",
+        label: many ? String(i + 1) : bestName(face.matches),
       })),
     );
     if (!faces.length) {
@@ -697,7 +736,11 @@
       return;
     }
     const matched = faces.reduce((sum, face) => sum + face.matches.length, 0);
-    status.textContent = `${file.name}: ${plural(faces.length, "face")} searched, ${plural(matched, "match", "matches")}.`;
+    const confident = faces.reduce((sum, face) => sum + face.matches.filter((m) => m.confident !== false).length, 0);
+    const possible = matched - confident;
+    status.textContent =
+      `${file.name}: ${plural(faces.length, "face")} searched, ${plural(matched, "match", "matches")}` +
+      (possible ? ` (${confident} confident, ${possible} possible).` : ".");
     result.append(
       el(
         "div",
