@@ -45,7 +45,7 @@ run: $(STAMP)
 	  *) echo "HOST=$(HOST) would open the API to the network without a key: set FACEPRINT_API_KEY too."; exit 2;; esac; \
 	  echo "FACEPRINT_API_KEY is not set: the API is open to anyone on this machine (listening on $(HOST) only)."; \
 	else echo "The API asks for the x-api-key header (FACEPRINT_API_KEY)."; fi
-	$(BIN)/chalice local --stage local --host $(HOST) --port $(PORT) --no-autoreload
+	$(BIN)/python -m chalicelib.ops.serve --stage local --host $(HOST) --port $(PORT) --no-autoreload
 
 test: $(STAMP) check-faces check-browser
 	$(BIN)/ruff check .
