@@ -2,6 +2,7 @@
 what it prints there (progress bars redrawn in place, colours) and how it
 ends when they press Ctrl-C."""
 
+import contextlib
 import os
 import pty
 import select
@@ -32,9 +33,8 @@ class Terminal:
         while time.monotonic() < deadline:
             if done(self.text):
                 return True
-            if not self._read(min(0.2, deadline - time.monotonic())):
-                if self.status is not None:
-                    return done(self.text)
+            if not self._read(min(0.2, deadline - time.monotonic())) and self.status is not None:
+                return done(self.text)
         return done(self.text)
 
     def ctrl_c(self) -> None:
@@ -53,10 +53,8 @@ class Terminal:
 
     def kill(self) -> None:
         if self.status is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             self.wait(10)
 
     def _read(self, timeout: float) -> bool:
