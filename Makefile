@@ -74,27 +74,30 @@ check-browser:
 
 # Maintenance of a stage's archive (README: "Keeping the archive consistent"):
 # the local stage unless STAGE is given (the AWS targets below default to dev).
+# `exec`: the command replaces the recipe's shell, so Ctrl-C reaches it alone
+# and it says in one sentence that it stopped (a shell would die of the
+# Ctrl-C too, and make would add an error line).
 ARCHIVE_STAGE = $(if $(filter command line environment,$(origin STAGE)),$(STAGE),local)
 reindex: $(STAMP)
-	$(BIN)/python -m chalicelib.ops.cli reindex --stage $(ARCHIVE_STAGE) $(if $(FROM_STAGE),--from-stage $(FROM_STAGE))
+	exec $(BIN)/python -m chalicelib.ops.cli reindex --stage $(ARCHIVE_STAGE) $(if $(FROM_STAGE),--from-stage $(FROM_STAGE))
 
 check-consistency: $(STAMP)
-	$(BIN)/python -m chalicelib.ops.cli check --stage $(ARCHIVE_STAGE) $(if $(REPAIR),--repair)
+	exec $(BIN)/python -m chalicelib.ops.cli check --stage $(ARCHIVE_STAGE) $(if $(REPAIR),--repair)
 
 # make import DIR=~/Pictures [NAMES=1] [STAGE=dev]: NAMES=1 names each photo after its folder.
 import: $(STAMP)
 	@test -n "$(DIR)" || { echo "make import needs DIR=<a folder of photos>"; exit 2; }
-	$(BIN)/python -m chalicelib.ops.cli import "$(DIR)" --stage $(ARCHIVE_STAGE) $(if $(NAMES),--names-from-folders)
+	exec $(BIN)/python -m chalicelib.ops.cli import "$(DIR)" --stage $(ARCHIVE_STAGE) $(if $(NAMES),--names-from-folders)
 
 # make seed FACES=1000000: synthetic faces in the archive, to try it at scale
 # (README: "A million faces"); a running server sees them at its next search.
 # make unseed removes every one of them.
 seed: $(STAMP)
 	@test -n "$(FACES)" || { echo "make seed needs FACES=<how many>, e.g. make seed FACES=1000000"; exit 2; }
-	$(BIN)/python -m chalicelib.ops.cli seed "$(FACES)" --stage $(ARCHIVE_STAGE)
+	exec $(BIN)/python -m chalicelib.ops.cli seed "$(FACES)" --stage $(ARCHIVE_STAGE)
 
 unseed: $(STAMP)
-	$(BIN)/python -m chalicelib.ops.cli unseed --stage $(ARCHIVE_STAGE)
+	exec $(BIN)/python -m chalicelib.ops.cli unseed --stage $(ARCHIVE_STAGE)
 
 bench: $(STAMP) check-faces
 	$(BIN)/python scripts/bench.py
