@@ -23,7 +23,7 @@ FACEPRINT_DATA_DIR ?= $(CURDIR)/data
 FACEPRINT_FACES_DIR ?= $(abspath $(CURDIR)/../shared/faces)
 export FACEPRINT_DATA_DIR FACEPRINT_FACES_DIR
 
-.PHONY: run test bench bench-scale lint check-faces check-browser clean reindex check-consistency import seed unseed
+.PHONY: run test bench bench-scale lint check-faces check-browser clean reindex check-consistency import seed unseed backup restore doctor
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(if $(PYTHON),$(PYTHON) $(PYTHON_IS_IT) 2>/dev/null,false) || { \
@@ -98,6 +98,17 @@ seed: $(STAMP)
 
 unseed: $(STAMP)
 	exec $(BIN)/python -m chalicelib.ops.cli unseed --stage $(ARCHIVE_STAGE)
+
+# make backup [TO=folder]: the embedded archive, consistent, while the server
+# runs; again into the same folder copies only new photos (README: "Backups").
+# make restore FROM=folder: into an empty $(FACEPRINT_DATA_DIR), then checked.
+BACKUP_DIR ?= $(CURDIR)/backup
+backup: $(STAMP)
+	exec $(BIN)/python -m chalicelib.ops.cli backup "$(or $(TO),$(BACKUP_DIR))" --stage $(ARCHIVE_STAGE)
+
+restore: $(STAMP)
+	@test -n "$(FROM)" || { echo "make restore needs FROM=<a backup folder>, e.g. make restore FROM=backup"; exit 2; }
+	exec $(BIN)/python -m chalicelib.ops.cli restore "$(FROM)" --stage $(ARCHIVE_STAGE)
 
 bench: $(STAMP) check-faces
 	$(BIN)/python scripts/bench.py

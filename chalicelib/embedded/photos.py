@@ -98,7 +98,13 @@ class FilePhotoStore(PhotoStore):
             return normalize_sequencer(format(self._last_sequence, "X"))
 
     def _path(self, key: str) -> Path:
-        return self._root / hashlib.sha256(key.encode("utf-8")).hexdigest()
+        return self._root / file_name(key)
+
+
+def file_name(key: str) -> str:
+    """The name of a photo's file (and, with `.json`, of its description):
+    the SHA-256 of its key, so any key is safe on disk."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 def _describe(photo: StoredPhoto) -> dict:

@@ -5,8 +5,11 @@
     python -m chalicelib.ops.cli import DIR [--stage local] [--names-from-folders]
     python -m chalicelib.ops.cli seed FACES [--stage local]
     python -m chalicelib.ops.cli unseed [--stage local]
+    python -m chalicelib.ops.cli backup FOLDER [--stage local]
+    python -m chalicelib.ops.cli restore FOLDER [--stage local]
 
-(`make check-consistency`, `make reindex`, `make import`, `make seed`, `make unseed`). A stage's settings come from
+(`make check-consistency`, `make reindex`, `make import`, `make seed`, `make unseed`, `make backup`,
+`make restore`). A stage's settings come from
 .chalice/config.json; variables already set in the environment win.
 """
 
@@ -24,7 +27,7 @@ from pathlib import Path
 from chalicelib.core import logs
 from chalicelib.core.config import Settings
 from chalicelib.core.errors import ConfigurationError
-from chalicelib.ops import importer, maintenance, seeding
+from chalicelib.ops import backup, importer, maintenance, seeding
 from chalicelib.ops.progress import Bar, Progress
 from chalicelib.ops.serve import interrupted_status
 from chalicelib.wiring import services
@@ -50,6 +53,8 @@ STOPPED = {
     "check": "Stopped. A repair stopped part way is finished by running it again.",
     "seed": "Stopped. The faces seeded so far stay (whole batches); `make unseed` removes every one.",
     "unseed": "Stopped. Run it again to remove the synthetic faces that are left.",
+    "backup": "Stopped. The backup folder still holds the previous backup, whole; run it again to take this one.",
+    "restore": "Stopped part way: empty the data folder, then run the restore again.",
 }
 
 
@@ -81,6 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     seed.add_argument("--stage", default="local")
     unseed = commands.add_parser("unseed", help="remove every synthetic face `seed` added")
     unseed.add_argument("--stage", default="local")
+    save = commands.add_parser("backup", help="back the embedded archive up into a folder (again: only new photos)")
+    save.add_argument("folder", type=Path)
+    save.add_argument("--stage", default="local")
+    restore = commands.add_parser("restore", help="restore a backup into the stage's empty data folder, and check it")
+    restore.add_argument("folder", type=Path)
+    restore.add_argument("--stage", default="local")
     args = parser.parse_args(argv)
     try:
         return _run(args)
@@ -96,6 +107,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
+    if args.command in ("backup", "restore"):
+        settings = stage_settings(args.stage)
+        if settings.engine != "local":
+            raise ConfigurationError(
+                f"make {args.command} is for the embedded stage; stage {args.stage!r} is on AWS, where DynamoDB's "
+                "point-in-time recovery and the bucket's versioning keep the archive (docs/deploy.md, 'Backups')."
+            )
+        return _backup(settings, args) if args.command == "backup" else _restore(settings, args)
     svc = services(stage_settings(args.stage))
     if args.command == "import":
         return _import(svc, args)
@@ -246,6 +265,65 @@ def _list(title: str, items: list[tuple[str, str]]) -> None:
     for reason, count in Counter(reason for _, reason in items).most_common():
         some = [path for path, why in items if why == reason][:3]
         print(f"  {count} x {reason}: {', '.join(some)}{', ...' if count > len(some) else ''}")
+
+
+def _backup(settings: Settings, args) -> int:
+    bar = Bar("photos")
+    started = time.monotonic()
+    try:
+        report = backup.backup(
+            settings.data_dir, args.folder, on_photo=lambda done, total: bar.show(Progress(done, total, started))
+        )
+    finally:
+        bar.end()
+    print(
+        f"Backed up stage {args.stage!r} ({settings.data_dir}) into {args.folder} in {report.seconds:.1f} s: "
+        f"{report.images:,} images, {report.faces:,} faces, {report.people:,} people; "
+        f"{report.photos:,} photos ({_size(report.photo_bytes)}), {report.copied:,} of them copied now "
+        f"({_size(report.copied_bytes)}), {report.removed:,} no longer recorded removed; "
+        f"the database ({_size(report.database_bytes)}) copied in {report.database_seconds:.1f} s."
+    )
+    if report.missed:
+        print(
+            f"{len(report.missed)} photo(s) were deleted or replaced at the moment the backup was taken: "
+            "`make restore` finishes their deletion (the next backup holds a replacement)."
+        )
+    return 0
+
+
+def _restore(settings: Settings, args) -> int:
+    started = time.monotonic()
+    bar = Bar("photos")
+    try:
+        photos = backup.restore_files(
+            args.folder, settings.data_dir, on_photo=lambda done, total: bar.show(Progress(done, total, started))
+        )
+    finally:
+        bar.end()
+    counts = backup.counts(settings.data_dir)
+    print(
+        f"Restored {counts['images']:,} images, {counts['faces']:,} faces, {counts['people']:,} people and "
+        f"{photos:,} photos from {args.folder} into {settings.data_dir}."
+    )
+    svc = services(settings)
+    found = maintenance.check(svc)
+    if found:
+        # Operations in flight when the backup was taken, as a crash leaves them: finish them.
+        print(f"{len(found)} operation(s) were in flight when the backup was taken; finishing them:")
+        for disagreement in found:
+            print(f"  {disagreement}")
+        maintenance.repair(svc, found)
+        found = maintenance.check(svc)
+    svc.engine.collection.retrain()  # the derived index, so the first search need not build it
+    print(
+        f"{len(found)} disagreement(s) in stage {args.stage!r} (make check-consistency); "
+        f"the collection's index built; {time.monotonic() - started:.1f} s in all."
+    )
+    return 1 if found else 0
+
+
+def _size(count: int) -> str:
+    return f"{count / 1e6:,.1f} MB" if count < 1e9 else f"{count / 1e9:,.2f} GB"
 
 
 def _seed(svc, args) -> int:
