@@ -210,8 +210,21 @@ def create_tables(dynamodb, settings: Settings, log: Log = print, sleep=time.sle
     _create_table(dynamodb, settings.people_table, "personId", log)
     for table in (settings.images_table, settings.faces_table, settings.people_table):
         dynamodb.get_waiter("table_exists").wait(TableName=table)
+        enable_point_in_time_recovery(dynamodb, table, log)
     _add_index(dynamodb, settings.images_table, PENDING_INDEX_DEFINITION, log)
     _wait_for_index(dynamodb, settings.images_table, PENDING_INDEX, log, sleep)
+
+
+def enable_point_in_time_recovery(dynamodb, table: str, log: Log = print) -> None:
+    """DynamoDB's continuous backups: any second of the last 35 days can be
+    restored into a new table (docs/deploy.md, "Backups and restores")."""
+    described = dynamodb.describe_continuous_backups(TableName=table)["ContinuousBackupsDescription"]
+    if described.get("PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus") == "ENABLED":
+        return
+    dynamodb.update_continuous_backups(
+        TableName=table, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+    )
+    log(f"enabled point-in-time recovery on DynamoDB table {table}")
 
 
 def teardown_stage(settings: Settings, s3, dynamodb, rekognition, log: Log = print) -> None:
