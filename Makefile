@@ -72,6 +72,12 @@ check-browser:
 	    echo "Chromium could not be installed. Install it as root: apt-get update && apt-get install -y chromium"; \
 	    exit 2; }; }
 
+# make doctor [STAGE=dev]: what is in order for the stage (Python, models, the
+# data folder, the test browser; on AWS credentials, region and every resource)
+# and what to do about the rest. Exits 1 when something needs fixing.
+doctor: $(STAMP)
+	exec $(BIN)/python scripts/doctor.py --stage $(ARCHIVE_STAGE) --chromium $(CHROMIUM)
+
 # Maintenance of a stage's archive (README: "Keeping the archive consistent"):
 # the local stage unless STAGE is given (the AWS targets below default to dev).
 # `exec`: the command replaces the recipe's shell, so Ctrl-C reaches it alone
