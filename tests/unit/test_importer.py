@@ -135,3 +135,31 @@ def test_watching_follows_the_uploads_until_none_is_pending_and_says_why_each_fa
 def _end(svc, key: str, **changes) -> None:
     image = svc.records.get_image(key)
     svc.records.put_image({**image, **changes}, image["revision"])
+
+
+def test_an_aws_import_uploads_over_several_connections_at_once(tmp_path):
+    """S3 takes many PUTs a second: the import keeps eight going."""
+    import threading
+    import time
+
+    svc = fake_services(index_on_upload=False)
+    for n in range(24):
+        (tmp_path / "many").mkdir(exist_ok=True)
+        (tmp_path / "many" / f"{n}.png").write_bytes(photo_of(f"person {n}"))
+    put, lock, running, peak = svc.photos.put, threading.Lock(), [0], [0]
+
+    def slow_put(*args, **kwargs):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.05)
+        try:
+            return put(*args, **kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    svc.photos.put = slow_put
+    summary = importer.import_folder(svc, tmp_path / "many", tmp_path / "journal.json")
+    assert summary.uploaded == summary.pending == 24
+    assert peak[0] == importer.AWS_UPLOADS == 8
