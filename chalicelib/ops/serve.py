@@ -10,11 +10,12 @@ its own. Here a stop is what it is: one line, and the status of a clean end.
 import os
 import sys
 
-import click
-from chalice.cli import cli
-
 
 def main(argv: list[str]) -> int:
+    # Imported here: the maintenance CLI takes interrupted_status() from this module without them.
+    import click
+    from chalice.cli import cli
+
     try:
         cli.main(["local", *argv], prog_name="chalice", obj={}, standalone_mode=False)
     except (click.exceptions.Abort, KeyboardInterrupt):
