@@ -104,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigurationError as e:
         print(e, file=sys.stderr)
         return 2
+    except OSError as e:  # a full disk, a folder it may not write: one line, not a traceback
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"Stopped: {e.strerror or e}{where}. {STOPPED[args.command]}", file=sys.stderr)
+        return 2
 
 
 def _run(args) -> int:

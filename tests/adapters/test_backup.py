@@ -121,3 +121,13 @@ def test_restore_goes_only_into_an_empty_data_folder(archive, tmp_path):
         backup.backup(tmp_path / "data", tmp_path / "data" / "backup")
     with pytest.raises(ConfigurationError, match="No archive"):
         backup.backup(tmp_path / "nowhere", tmp_path / "backup")
+
+
+def test_a_backup_into_a_folder_it_may_not_write_says_so_in_a_line(archive, tmp_path, monkeypatch, capsys):
+    from chalicelib.ops import cli
+
+    monkeypatch.setenv("FACEPRINT_DATA_DIR", str(tmp_path / "data"))
+    (tmp_path / "taken").write_text("a file, not a folder")
+    assert cli.main(["backup", str(tmp_path / "taken" / "backup")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Stopped: Not a directory") and "Traceback" not in err
