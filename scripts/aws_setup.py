@@ -19,6 +19,7 @@ which must match where you deploy."""
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -597,6 +598,9 @@ def main(
     except (BotoCoreError, ClientError) as e:
         print(f"error: {aws_problem(e, region)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\nStopped. Run it again: it creates what is missing and leaves what exists.", file=sys.stderr)
+        return 0 if os.environ.get("MAKELEVEL") else 130  # under make, make reports the Ctrl-C itself
 
 
 def _act(args, environment: dict[str, str], domain: CustomDomain | None, region: str, client, stdin) -> int:
