@@ -43,8 +43,8 @@ class FilePhotoStore(PhotoStore):
                 sequencer=self._sequencer(),
                 original_content_type=original_content_type,
             )
-            _write_atomically(path, data)
-            _write_atomically(path.with_suffix(".json"), json.dumps(_describe(stored)).encode())
+            write_atomically(path, data)
+            write_atomically(path.with_suffix(".json"), json.dumps(_describe(stored)).encode())
         return stored
 
     def head(self, key: str) -> StoredPhoto | None:
@@ -121,7 +121,8 @@ def _describe(photo: StoredPhoto) -> dict:
     return described
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write `path` whole or not at all: a temporary file beside it, synced, renamed over it."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
         with os.fdopen(fd, "wb") as f:

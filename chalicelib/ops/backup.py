@@ -37,7 +37,6 @@ import json
 import os
 import shutil
 import sqlite3
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -45,7 +44,7 @@ from pathlib import Path
 
 from chalicelib.core import synthetic
 from chalicelib.core.errors import ConfigurationError
-from chalicelib.embedded.photos import file_name
+from chalicelib.embedded.photos import file_name, write_atomically
 
 DATABASE = "faceprint.db"
 PHOTOS = "photos"
@@ -131,7 +130,7 @@ def backup(data_dir: Path, to: Path, on_photo: Callable[[int, int], None] = lamb
             seconds=round(time.monotonic() - started, 2),
             database_seconds=round(database_seconds, 2),
         )
-        _write_atomically(to / MANIFEST, json.dumps(asdict(report), indent=2).encode())
+        write_atomically(to / MANIFEST, json.dumps(asdict(report), indent=2).encode())
     return report
 
 
@@ -206,8 +205,8 @@ def _copy_photo(live: Path, photos: Path, name: str, etag: str | None, copied: _
             return False
         if hashlib.md5(data).hexdigest() != info["etag"]:
             continue  # replaced between the two reads: read both again
-        _write_atomically(photos / f"{name}.{info['etag']}.json", described)
-        _write_atomically(target, data)  # last: its presence says the version is whole
+        write_atomically(photos / f"{name}.{info['etag']}.json", described)
+        write_atomically(target, data)  # last: its presence says the version is whole
         copied.count += 1
         copied.bytes += len(data)
         return True
@@ -282,16 +281,3 @@ def _replace(partial: Path, final: Path) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise

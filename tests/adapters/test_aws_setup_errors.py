@@ -2,53 +2,25 @@
 a region, with credentials AWS refuses. Each ends in one line that says what
 to do, exit status 2, and never a traceback."""
 
-import shutil
 import subprocess
 import sys
 
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.support.aws_env import own_chalice_dir, without_aws
 from tests.support.fake_rekognition import load_setup_script
 from tests.support.photos import REPO
-
-NO_AWS = {
-    "AWS_CONFIG_FILE": "/nonexistent/aws-config",
-    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
-    "AWS_EC2_METADATA_DISABLED": "true",  # no instance metadata service to ask either
-}
-AWS_VARIABLES = (
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_SECURITY_TOKEN",
-    "AWS_DEFAULT_REGION",
-    "AWS_REGION",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-)
 
 
 @pytest.fixture
 def no_aws(monkeypatch):
-    for name in AWS_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    for name, value in NO_AWS.items():
-        monkeypatch.setenv(name, value)
+    without_aws(monkeypatch)
 
 
 @pytest.fixture
 def own_stage(tmp_path):
-    """A copy of .chalice whose dev bucket is named, as step 1 of the guide has the user do."""
-    chalice_dir = tmp_path / ".chalice"
-    shutil.copytree(REPO / ".chalice", chalice_dir, ignore=shutil.ignore_patterns("deployments"))
-    for name in ("config.json", "policy-dev.json"):
-        path = chalice_dir / name
-        path.write_text(path.read_text().replace("photos-change-me", "photos-mine"))
-    return chalice_dir
+    return own_chalice_dir(tmp_path)
 
 
 def test_setup_without_a_region_says_how_to_set_one(no_aws, own_stage, capsys):

@@ -2,14 +2,13 @@
 do; with and without AWS credentials; never a traceback."""
 
 import os
-import shutil
 import subprocess
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from tests.adapters.test_aws_setup_errors import AWS_VARIABLES, NO_AWS
+from tests.support.aws_env import AWS_VARIABLES, NO_AWS, own_chalice_dir, without_aws
 from tests.support.fake_rekognition import AWS_ENV, REGION, FakeRekognition, load_setup_script
 from tests.support.photos import REPO
 
@@ -34,12 +33,7 @@ def _lines(out: str) -> dict[str, str]:
 
 @pytest.fixture
 def own_stage(tmp_path):
-    chalice_dir = tmp_path / ".chalice"
-    shutil.copytree(REPO / ".chalice", chalice_dir, ignore=shutil.ignore_patterns("deployments"))
-    for name in ("config.json", "policy-dev.json"):
-        path = chalice_dir / name
-        path.write_text(path.read_text().replace("photos-change-me", "photos-mine"))
-    return chalice_dir
+    return own_chalice_dir(tmp_path)
 
 
 def test_the_local_stage_in_order_but_for_the_browser(tmp_path, monkeypatch, capsys):
@@ -59,10 +53,8 @@ def test_the_local_stage_in_order_but_for_the_browser(tmp_path, monkeypatch, cap
 
 
 def test_an_aws_stage_without_credentials_says_what_to_do(tmp_path, monkeypatch, capsys):
-    for name in AWS_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    for name, value in {**NO_AWS, "AWS_DEFAULT_REGION": "eu-west-1"}.items():
-        monkeypatch.setenv(name, value)
+    without_aws(monkeypatch)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     assert _doctor().main(["--stage", "dev"]) == 1
     out = capsys.readouterr().out
     assert _lines(out)["stage names"] == "FIX" and "Bucket names are global" in out  # the placeholder

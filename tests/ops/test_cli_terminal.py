@@ -31,6 +31,18 @@ def _env(tmp_path) -> dict[str, str]:
     return {**os.environ, "FACEPRINT_DATA_DIR": str(tmp_path / "data")}
 
 
+def _make_import(folder: Path, tmp_path) -> subprocess.CompletedProcess:
+    """`make import` piped, as a script runs it."""
+    return subprocess.run(
+        ["make", "--no-print-directory", "import", f"DIR={folder}"],
+        cwd=REPO,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
 def test_import_and_reindex_at_a_terminal_draw_a_bar_and_log_to_a_file(photos, tmp_path):
     term = Terminal(["make", "--no-print-directory", "import", f"DIR={photos / 'roll0'}"], _env(tmp_path), str(REPO))
     assert term.wait(300) == 0, term.text
@@ -51,14 +63,7 @@ def test_import_and_reindex_at_a_terminal_draw_a_bar_and_log_to_a_file(photos, t
 
 
 def test_import_piped_logs_each_photo_on_stderr_and_draws_no_bar(photos, tmp_path):
-    done = subprocess.run(
-        ["make", "--no-print-directory", "import", f"DIR={photos / 'roll0'}"],
-        cwd=REPO,
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = _make_import(photos / "roll0", tmp_path)
     assert done.returncode == 0, done.stderr
     assert "\r" not in done.stderr
     assert done.stderr.count('"event":"indexed"') == len(list(photos.glob("roll0/*")))
@@ -77,14 +82,7 @@ def test_ctrl_c_stops_an_import_in_a_sentence_and_the_next_run_carries_on(photos
     assert status == 130  # make ends with the Ctrl-C, as a shell expects of an interrupted command
     assert "Stopped. What was imported is kept; run the same command again to carry on where it stopped." in term.text
     assert "Traceback" not in term.text and "KeyboardInterrupt" not in term.text and "make: ***" not in term.text
-    again = subprocess.run(
-        ["make", "--no-print-directory", "import", f"DIR={photos}"],
-        cwd=REPO,
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    again = _make_import(photos, tmp_path)
     assert again.returncode == 0, again.stderr
     unchanged = int(re.search(r"(\d+) unchanged since the last import", again.stdout).group(1))
     imported = int(re.search(r"(\d+) imported", again.stdout).group(1))
