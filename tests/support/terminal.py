@@ -7,19 +7,24 @@ import os
 import pty
 import select
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 
 
 class Terminal:
     def __init__(self, argv: list[str], env: dict[str, str], cwd: str) -> None:
-        self.pid, self._fd = pty.fork()
-        if self.pid == 0:  # the child: its own session, the pty its terminal
-            try:
-                os.chdir(cwd)
-                os.execvpe(argv[0], argv, env)
-            finally:
-                os._exit(127)
+        # Not pty.fork(): forking a test process that runs threads may deadlock
+        # the child. subprocess starts it safely; `setsid --ctty` gives it a
+        # session of its own with the pty as its controlling terminal.
+        self._fd, child = pty.openpty()
+        try:
+            self._process = subprocess.Popen(
+                ["setsid", "--ctty", *argv], stdin=child, stdout=child, stderr=child, env=env, cwd=cwd
+            )
+        finally:
+            os.close(child)
+        self.pid = self._process.pid
         self.output = b""
         self.status: int | None = None
 
@@ -67,13 +72,10 @@ class Terminal:
             if chunk:
                 self.output += chunk
                 return True
-        if self.status is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                self.status = os.waitstatus_to_exitcode(status)
-                if self.status < 0:
-                    self.status = 128 - self.status
-                self._drain()
+        if self.status is None and self._process.poll() is not None:
+            code = self._process.returncode
+            self.status = 128 - code if code < 0 else code
+            self._drain()
         return False
 
     def _drain(self) -> None:
