@@ -23,7 +23,7 @@ FACEPRINT_DATA_DIR ?= $(CURDIR)/data
 FACEPRINT_FACES_DIR ?= $(abspath $(CURDIR)/../shared/faces)
 export FACEPRINT_DATA_DIR FACEPRINT_FACES_DIR
 
-.PHONY: run test bench bench-scale lint check-faces check-browser clean reindex check-consistency import seed unseed explore
+.PHONY: run test bench bench-scale lint check-faces check-browser clean reindex check-consistency import seed unseed explore backup restore doctor
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(if $(PYTHON),$(PYTHON) $(PYTHON_IS_IT) 2>/dev/null,false) || { \
@@ -45,7 +45,7 @@ run: $(STAMP)
 	  *) echo "HOST=$(HOST) would open the API to the network without a key: set FACEPRINT_API_KEY too."; exit 2;; esac; \
 	  echo "FACEPRINT_API_KEY is not set: the API is open to anyone on this machine (listening on $(HOST) only)."; \
 	else echo "The API asks for the x-api-key header (FACEPRINT_API_KEY)."; fi
-	$(BIN)/chalice local --stage local --host $(HOST) --port $(PORT) --no-autoreload
+	$(BIN)/python -m chalicelib.ops.serve --stage local --host $(HOST) --port $(PORT) --no-autoreload
 
 test: $(STAMP) check-faces check-browser
 	$(BIN)/ruff check .
@@ -72,29 +72,49 @@ check-browser:
 	    echo "Chromium could not be installed. Install it as root: apt-get update && apt-get install -y chromium"; \
 	    exit 2; }; }
 
+# make doctor [STAGE=dev]: what is in order for the stage (Python, models, the
+# data folder, the test browser; on AWS credentials, region and every resource)
+# and what to do about the rest. Exits 1 when something needs fixing.
+doctor: $(STAMP)
+	exec $(BIN)/python scripts/doctor.py --stage $(ARCHIVE_STAGE) --chromium $(CHROMIUM)
+
 # Maintenance of a stage's archive (README: "Keeping the archive consistent"):
 # the local stage unless STAGE is given (the AWS targets below default to dev).
+# `exec`: the command replaces the recipe's shell, so Ctrl-C reaches it alone
+# and it says in one sentence that it stopped (a shell would die of the
+# Ctrl-C too, and make would add an error line).
 ARCHIVE_STAGE = $(if $(filter command line environment,$(origin STAGE)),$(STAGE),local)
 reindex: $(STAMP)
-	$(BIN)/python -m chalicelib.ops.cli reindex --stage $(ARCHIVE_STAGE) $(if $(FROM_STAGE),--from-stage $(FROM_STAGE))
+	exec $(BIN)/python -m chalicelib.ops.cli reindex --stage $(ARCHIVE_STAGE) $(if $(FROM_STAGE),--from-stage $(FROM_STAGE))
 
 check-consistency: $(STAMP)
-	$(BIN)/python -m chalicelib.ops.cli check --stage $(ARCHIVE_STAGE) $(if $(REPAIR),--repair)
+	exec $(BIN)/python -m chalicelib.ops.cli check --stage $(ARCHIVE_STAGE) $(if $(REPAIR),--repair)
 
 # make import DIR=~/Pictures [NAMES=1] [STAGE=dev]: NAMES=1 names each photo after its folder.
 import: $(STAMP)
 	@test -n "$(DIR)" || { echo "make import needs DIR=<a folder of photos>"; exit 2; }
-	$(BIN)/python -m chalicelib.ops.cli import "$(DIR)" --stage $(ARCHIVE_STAGE) $(if $(NAMES),--names-from-folders)
+	exec $(BIN)/python -m chalicelib.ops.cli import "$(DIR)" --stage $(ARCHIVE_STAGE) $(if $(NAMES),--names-from-folders)
 
 # make seed FACES=1000000: synthetic faces in the archive, to try it at scale
 # (README: "A million faces"); a running server sees them at its next search.
 # make unseed removes every one of them.
 seed: $(STAMP)
 	@test -n "$(FACES)" || { echo "make seed needs FACES=<how many>, e.g. make seed FACES=1000000"; exit 2; }
-	$(BIN)/python -m chalicelib.ops.cli seed "$(FACES)" --stage $(ARCHIVE_STAGE)
+	exec $(BIN)/python -m chalicelib.ops.cli seed "$(FACES)" --stage $(ARCHIVE_STAGE)
 
 unseed: $(STAMP)
-	$(BIN)/python -m chalicelib.ops.cli unseed --stage $(ARCHIVE_STAGE)
+	exec $(BIN)/python -m chalicelib.ops.cli unseed --stage $(ARCHIVE_STAGE)
+
+# make backup [TO=folder]: the embedded archive, consistent, while the server
+# runs; again into the same folder copies only new photos (README: "Backups").
+# make restore FROM=folder: into an empty $(FACEPRINT_DATA_DIR), then checked.
+BACKUP_DIR ?= $(CURDIR)/backup
+backup: $(STAMP)
+	exec $(BIN)/python -m chalicelib.ops.cli backup "$(or $(TO),$(BACKUP_DIR))" --stage $(ARCHIVE_STAGE)
+
+restore: $(STAMP)
+	@test -n "$(FROM)" || { echo "make restore needs FROM=<a backup folder>, e.g. make restore FROM=backup"; exit 2; }
+	exec $(BIN)/python -m chalicelib.ops.cli restore "$(FROM)" --stage $(ARCHIVE_STAGE)
 
 # make explore [SCHEDULES=N] [SEED=S]: the deterministic simulation of indexing and
 # people (tests/simulation), N schedules from seed S (a fresh seed, printed, if none).

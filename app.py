@@ -30,7 +30,7 @@ app.register_middleware(context.read_settings, "http")
 app.register_middleware(request_log.log_requests, "http")
 app.register_middleware(cors.allow_origins, "http")
 app.register_middleware(api_key.require_api_key, "http")
-app.register_middleware(reshape_chalice_errors, "http")
+app.register_middleware(reshape_chalice_errors(app), "http")
 app.register_blueprint(console)
 app.register_blueprint(openapi)
 IMAGE_TYPES = [*limits.ACCEPTED_TYPES, "application/octet-stream", "text/plain"]
@@ -176,6 +176,14 @@ def disassociate_face(person_id, face_id):
 def suggest_people():
     min_faces = number(app.current_request.query_params, "minFaces", int, limits.DEFAULT_MIN_FACES, 2, 1000)
     return people.suggest_people(context.services(), min_faces)
+
+
+@app.route("/people/suggestions", methods=["PUT", "DELETE"], api_key_required=True)
+@json_errors
+def reserved_person():
+    """PUT or DELETE /people/{personId} with the id `suggestions`, which names
+    the suggested people: the 400 that any other invalid id gets, not a 405."""
+    people.validate_person_id("suggestions")
 
 
 @app.route("/people/suggestions", methods=["GET"], api_key_required=True)

@@ -19,6 +19,7 @@ which must match where you deploy."""
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -28,7 +29,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from botocore.exceptions import ClientError  # noqa: E402
+from botocore.exceptions import (  # noqa: E402
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+    ProfileNotFound,
+)
 
 from chalicelib.aws.dynamodb import PENDING_INDEX, PENDING_SINCE  # noqa: E402
 from chalicelib.core.config import Settings  # noqa: E402
@@ -202,8 +211,21 @@ def create_tables(dynamodb, settings: Settings, log: Log = print, sleep=time.sle
     _create_table(dynamodb, settings.people_table, "personId", log)
     for table in (settings.images_table, settings.faces_table, settings.people_table):
         dynamodb.get_waiter("table_exists").wait(TableName=table)
+        enable_point_in_time_recovery(dynamodb, table, log)
     _add_index(dynamodb, settings.images_table, PENDING_INDEX_DEFINITION, log)
     _wait_for_index(dynamodb, settings.images_table, PENDING_INDEX, log, sleep)
+
+
+def enable_point_in_time_recovery(dynamodb, table: str, log: Log = print) -> None:
+    """DynamoDB's continuous backups: any second of the last 35 days can be
+    restored into a new table (docs/deploy.md, "Backups and restores")."""
+    described = dynamodb.describe_continuous_backups(TableName=table)["ContinuousBackupsDescription"]
+    if described.get("PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus") == "ENABLED":
+        return
+    dynamodb.update_continuous_backups(
+        TableName=table, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+    )
+    log(f"enabled point-in-time recovery on DynamoDB table {table}")
 
 
 def teardown_stage(settings: Settings, s3, dynamodb, rekognition, log: Log = print) -> None:
@@ -464,12 +486,79 @@ def _boto3_clients():
     return session.region_name, session.client
 
 
+CREDENTIALS_HELP = (
+    "Give it credentials: `aws configure` (an access key; it asks for a region too), or "
+    "`aws sso login --profile NAME` and then AWS_PROFILE=NAME, or AWS_ACCESS_KEY_ID and "
+    "AWS_SECRET_ACCESS_KEY in the environment."
+)
+REGION_HELP = (
+    "Set one: AWS_DEFAULT_REGION=us-east-1 (or another region where Rekognition is offered, e.g. eu-west-1), "
+    "`aws configure`, or `region = ...` in your AWS_PROFILE's section of ~/.aws/config."
+)
+# Codes with which AWS refuses the caller itself, whatever the call.
+_REFUSED_CREDENTIALS = frozenset(
+    {
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "RequestExpired",
+    }
+)
+_DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
+
+EPILOG = """\
+what it needs:
+  AWS credentials and a region, from boto3's usual chain: `aws configure`, AWS_PROFILE
+  (after `aws sso login`), or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY with AWS_DEFAULT_REGION.
+  The stage's resource names in .chalice/config.json, the same in .chalice/policy-<stage>.json
+  (docs/deploy.md, step 1). `make doctor STAGE=dev` checks all of this and says what is missing.
+
+exit status: 0 done; 1 teardown not confirmed; 2 nothing done or stopped part way, and why is printed.
+"""
+
+
+def aws_problem(error: Exception, region: str | None) -> str:
+    """What went wrong talking to AWS, and what to do, in a sentence or two:
+    never a traceback (make aws-setup without credentials, a region, a network)."""
+    if isinstance(error, NoRegionError):
+        return f"No AWS region is set. {REGION_HELP}"
+    if isinstance(error, NoCredentialsError | PartialCredentialsError):
+        return f"No AWS credentials were found (or only part of them). {CREDENTIALS_HELP}"
+    if isinstance(error, ProfileNotFound):
+        return f"{error}: create it with `aws configure --profile NAME`, or unset AWS_PROFILE to use the default."
+    if isinstance(error, EndpointConnectionError):
+        return f"Could not reach AWS ({error}): check the network, and that {region!r} is a real region."
+    if isinstance(error, ClientError):
+        code = _code(error)
+        message = error.response.get("Error", {}).get("Message", "")
+        operation = getattr(error, "operation_name", "a call")
+        if code in _REFUSED_CREDENTIALS:
+            return f"AWS refused the credentials ({code}: {message}). {CREDENTIALS_HELP}"
+        if code in _DENIED:
+            return (
+                f"AWS denied {operation} ({code}: {message}): the credentials in use may not create what the stage "
+                "needs; see docs/deploy.md, Prerequisites, for the permissions (an administrator profile is simplest)."
+            )
+        return f"AWS answered {operation} with {code}: {message}"
+    return f"{type(error).__name__}: {error}"
+
+
 def main(
     argv: list[str] | None = None, clients=_boto3_clients, stdin=None, chalice_dir: Path = REPO / ".chalice"
 ) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=("create", "teardown"))
-    parser.add_argument("--stage", required=True)
+    parser = argparse.ArgumentParser(
+        prog="scripts/aws_setup.py",
+        description=__doc__.split("\n\n")[0],
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "action", choices=("create", "teardown"), help="create (or bring up to date), or delete everything"
+    )
+    parser.add_argument("--stage", required=True, help="a stage of .chalice/config.json (dev, prod)")
     parser.add_argument("--yes", action="store_true", help="teardown without asking (needed without a terminal)")
     parser.add_argument(
         "--hosted-zone", help="Route53 hosted zone id of the stage's custom domain: create (or delete) its A record"
@@ -497,36 +586,49 @@ def main(
     except ConfigurationError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    region, client = clients()
-    settings = Settings.from_env({**environment, "AWS_REGION": region or ""})
-    s3, dynamodb, rekognition = (client(name) for name in ("s3", "dynamodb", "rekognition"))
+    region = None
     try:
-        if args.action == "create":
-            if domain:
-                check_custom_domain(domain, args.stage, region)
-            create_stage(settings, s3, dynamodb, rekognition)
-            if domain and args.hosted_zone:
-                point_domain_at_api(domain, args.hosted_zone, client("apigateway"), client("route53"))
-            elif domain:
-                print(
-                    f"Stage {args.stage!r} serves {domain.name}: after `chalice deploy`, run this again with "
-                    "--hosted-zone <Route53 zone id> (make aws-setup HOSTED_ZONE=...) to create its DNS record, "
-                    "or point it at the domain's target yourself."
-                )
-            return 0
-        if not args.yes:
-            print(f"Delete every photo, record and face of stage {args.stage!r}? Type the stage name: ", end="")
-            sys.stdout.flush()
-            if stdin.readline().strip() != args.stage:
-                print("Nothing deleted.")
-                return 1
-        teardown_stage(settings, s3, dynamodb, rekognition)
-        if domain and args.hosted_zone:
-            remove_domain_record(domain, args.hosted_zone, client("route53"))
-        return 0
+        region, client = clients()
+        if not region:
+            raise NoRegionError()
+        return _act(args, environment, domain, region, client, stdin)
     except ConfigurationError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except (BotoCoreError, ClientError) as e:
+        print(f"error: {aws_problem(e, region)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nStopped. Run it again: it creates what is missing and leaves what exists.", file=sys.stderr)
+        return 0 if os.environ.get("MAKELEVEL") else 130  # under make, make reports the Ctrl-C itself
+
+
+def _act(args, environment: dict[str, str], domain: CustomDomain | None, region: str, client, stdin) -> int:
+    settings = Settings.from_env({**environment, "AWS_REGION": region})
+    s3, dynamodb, rekognition = (client(name) for name in ("s3", "dynamodb", "rekognition"))
+    if args.action == "create":
+        if domain:
+            check_custom_domain(domain, args.stage, region)
+        create_stage(settings, s3, dynamodb, rekognition)
+        if domain and args.hosted_zone:
+            point_domain_at_api(domain, args.hosted_zone, client("apigateway"), client("route53"))
+        elif domain:
+            print(
+                f"Stage {args.stage!r} serves {domain.name}: after `chalice deploy`, run this again with "
+                "--hosted-zone <Route53 zone id> (make aws-setup HOSTED_ZONE=...) to create its DNS record, "
+                "or point it at the domain's target yourself."
+            )
+        return 0
+    if not args.yes:
+        print(f"Delete every photo, record and face of stage {args.stage!r}? Type the stage name: ", end="")
+        sys.stdout.flush()
+        if stdin.readline().strip() != args.stage:
+            print("Nothing deleted.")
+            return 1
+    teardown_stage(settings, s3, dynamodb, rekognition)
+    if domain and args.hosted_zone:
+        remove_domain_record(domain, args.hosted_zone, client("route53"))
+    return 0
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from chalicelib.core.images import UNSUPPORTED_TYPE_MESSAGE
 log = logging.getLogger("faceprint")
 
 MISCONFIGURED = "The server is misconfigured; its log says what to set."
+JSON_BODY_MESSAGE = "This route takes a JSON body: send it with Content-Type: application/json."
 
 
 def error_reply(error: FaceprintError | ConfigurationError) -> Response:
@@ -37,16 +38,27 @@ def json_errors(view):
     return guarded
 
 
-def reshape_chalice_errors(event, get_response):
-    """Chalice http middleware: Chalice's own errors (415 content type, 405
-    method, 500) use {"Code", "Message"}; give them the API's shape."""
-    response = get_response(event)
-    if response.status_code >= 400 and isinstance(response.body, dict) and "Code" in response.body:
-        body = {"error": response.body["Code"], "message": response.body.get("Message", "")}
-        if response.status_code == 415:
-            body["message"] += ". " + UNSUPPORTED_TYPE_MESSAGE
-        response.body = body
-    return response
+def reshape_chalice_errors(app):
+    """Chalice http middleware for `app`: Chalice's own errors (415 content
+    type, 405 method, 500) use {"Code", "Message"}; give them the API's
+    shape. A 415 says what the route takes: JSON, or a photo."""
+
+    def reshape(event, get_response):
+        response = get_response(event)
+        if response.status_code >= 400 and isinstance(response.body, dict) and "Code" in response.body:
+            body = {"error": response.body["Code"], "message": response.body.get("Message", "")}
+            if response.status_code == 415:
+                body["message"] += ". " + (JSON_BODY_MESSAGE if _takes_json(app, event) else UNSUPPORTED_TYPE_MESSAGE)
+            response.body = body
+        return response
+
+    return reshape
+
+
+def _takes_json(app, event) -> bool:
+    routes = app.routes.get((getattr(event, "context", None) or {}).get("resourcePath", ""), {})
+    route = routes.get(event.method)
+    return route is not None and list(route.content_types) == ["application/json"]
 
 
 def _json_error(status: int, code: str, message: str, headers: dict | None = None) -> Response:

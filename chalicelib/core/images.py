@@ -17,9 +17,9 @@ from chalicelib.core.limits import ACCEPTED_TYPES, MAX_IMAGE_BYTES, MAX_IMAGE_PI
 from chalicelib.core.pixels import to_rgb
 
 # The one message for a photo, or a Content-Type, that the API does not take.
+PHOTO_TYPES = "a JPEG, PNG, HEIC/HEIF, WebP or AVIF photo"
 UNSUPPORTED_TYPE_MESSAGE = (
-    "Send a JPEG, PNG, HEIC/HEIF, WebP or AVIF photo "
-    f"({', '.join(ACCEPTED_TYPES)} or application/octet-stream), or its base64 text as text/plain."
+    f"Send {PHOTO_TYPES} ({', '.join(ACCEPTED_TYPES)} or application/octet-stream), or its base64 text as text/plain."
 )
 
 _ORIENTATION = 0x0112  # the EXIF tag

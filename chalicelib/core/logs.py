@@ -6,6 +6,7 @@ import logging
 import sys
 import time
 from contextvars import ContextVar
+from typing import TextIO
 
 # The request (or Lambda invocation) being served, so an indexing run's line
 # names the request that caused it.
@@ -13,20 +14,33 @@ request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
 class _JsonLines(logging.Handler):
-    """The message alone, one line, to whatever sys.stderr is at the time."""
+    """The message alone, one line, to the stream lines are sent to
+    (send_to), else to whatever sys.stderr is at the time."""
+
+    stream: TextIO | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
+        stream = self.stream or sys.stderr
         try:
-            sys.stderr.write(record.getMessage() + "\n")
-            sys.stderr.flush()
+            stream.write(record.getMessage() + "\n")
+            stream.flush()
         except (OSError, ValueError):
             self.handleError(record)
 
 
+_lines = _JsonLines()
 _log = logging.getLogger("faceprint.lines")
 _log.setLevel(logging.INFO)
 _log.propagate = False
-_log.addHandler(_JsonLines())
+_log.addHandler(_lines)
+
+
+def send_to(stream: TextIO | None) -> TextIO | None:
+    """Write the lines to `stream` from now on (None: back to stderr); the
+    stream they went to before. The command line sends them to a log file
+    while it draws a progress bar at a terminal."""
+    previous, _lines.stream = _lines.stream, stream
+    return previous
 
 
 def write(line: dict) -> None:

@@ -12,8 +12,8 @@ import logging
 from itertools import islice
 
 from chalicelib.core import clustering, limits
-from chalicelib.core.errors import BadRequest, ImageRejected, NotFound, ServiceUnavailable
-from chalicelib.core.images import prepare_search
+from chalicelib.core.errors import BadRequest, ImageRejected, NotFound, ServiceUnavailable, UnsupportedMediaType
+from chalicelib.core.images import PHOTO_TYPES, prepare_search
 from chalicelib.core.records import same_record_version
 from chalicelib.core.searching import naming_for, search_and_join
 from chalicelib.core.services import Services
@@ -141,7 +141,7 @@ def disassociate_face(svc: Services, person_id: str, face_id: str) -> dict:
     _person(svc, person_id)
     face = svc.records.get_face(face_id)
     if face is None or face.get("UserId") != person_id:
-        raise NotFound(f"Face {face_id!r} is not one of person {person_id!r}'s faces.")
+        raise NotFound(f"Face {face_id!r} is not a face of person {person_id!r}.")
     svc.people.disassociate_faces(person_id, [face_id])
     done = svc.records.disassociate_faces(person_id, [face_id])
     return {"person": _person(svc, person_id), "disassociatedFaces": [{"FaceId": i} for i in done]}
@@ -270,7 +270,7 @@ def _enrol(svc: Services, image: dict, person_id: str) -> dict:
     if refused:
         reasons = ", ".join(refused[0]["Reasons"])
         return _refused(f"Rekognition's AssociateFaces refused the face: {reasons}.")
-    return {"status": "associated", "message": f"The photo's face is one of {person_id!r}'s faces."}
+    return {"status": "associated", "message": f"The photo's face is a face of person {person_id!r}."}
 
 
 def retire_faces(svc: Services, retire: list[str], carry: dict[str, dict]) -> None:
@@ -350,8 +350,13 @@ def _person(svc: Services, person_id: str) -> dict:
 
 
 def _photo(data: bytes, which: str) -> bytes:
+    """A photo of /compare's JSON body: its errors name it, and say what
+    a photo may be, without the HTTP body types (image/jpeg, text/plain,
+    ...) that do not apply to a field of JSON."""
     try:
         return prepare_search(data)
+    except UnsupportedMediaType as e:
+        raise UnsupportedMediaType(f"The {which} image: send {PHOTO_TYPES}, as its base64 text.") from e
     except ImageRejected as e:
         raise type(e)(f"The {which} image: {e.message}") from e
 

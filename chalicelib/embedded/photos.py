@@ -44,8 +44,8 @@ class FilePhotoStore(PhotoStore):
                 original_content_type=original_content_type,
                 stored_at=now(),
             )
-            _write_atomically(path, data)
-            _write_atomically(path.with_suffix(".json"), json.dumps(_describe(stored)).encode())
+            write_atomically(path, data)
+            write_atomically(path.with_suffix(".json"), json.dumps(_describe(stored)).encode())
         return stored
 
     def head(self, key: str) -> StoredPhoto | None:
@@ -100,7 +100,13 @@ class FilePhotoStore(PhotoStore):
             return normalize_sequencer(format(self._last_sequence, "X"))
 
     def _path(self, key: str) -> Path:
-        return self._root / hashlib.sha256(key.encode("utf-8")).hexdigest()
+        return self._root / file_name(key)
+
+
+def file_name(key: str) -> str:
+    """The name of a photo's file (and, with `.json`, of its description):
+    the SHA-256 of its key, so any key is safe on disk."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 def _describe(photo: StoredPhoto) -> dict:
@@ -118,7 +124,8 @@ def _describe(photo: StoredPhoto) -> dict:
     return described
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write `path` whole or not at all: a temporary file beside it, synced, renamed over it."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
         with os.fdopen(fd, "wb") as f:

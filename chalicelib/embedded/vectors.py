@@ -24,15 +24,20 @@ reported as missing, and the caller rebuilds.
 
 import contextlib
 import json
+import logging
 import os
 import uuid
 import zlib
 from pathlib import Path
 
-import faiss
-import numpy as np
+# faiss's loader tries its AVX512 and AVX2 builds first and logs each miss
+# ("Could not load library with AVX512 support ... ModuleNotFoundError") at
+# INFO, which chalice local prints: they read like errors, and are not.
+logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+import faiss  # noqa: E402
+import numpy as np  # noqa: E402
 
-from chalicelib.embedded.synthetic import synthetic_descriptors
+from chalicelib.embedded.synthetic import synthetic_descriptors  # noqa: E402
 
 DIMENSIONS = 128
 FACES_PER_LIST = 256

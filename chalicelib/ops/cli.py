@@ -5,30 +5,66 @@
     python -m chalicelib.ops.cli import DIR [--stage local] [--names-from-folders]
     python -m chalicelib.ops.cli seed FACES [--stage local]
     python -m chalicelib.ops.cli unseed [--stage local]
+    python -m chalicelib.ops.cli backup FOLDER [--stage local]
+    python -m chalicelib.ops.cli restore FOLDER [--stage local]
 
-(`make check-consistency`, `make reindex`, `make import`, `make seed`, `make unseed`). A stage's settings come from
+(`make check-consistency`, `make reindex`, `make import`, `make seed`, `make unseed`, `make backup`,
+`make restore`). A stage's settings come from
 .chalice/config.json; variables already set in the environment win.
 """
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from chalicelib.core import logs
 from chalicelib.core.config import Settings
 from chalicelib.core.errors import ConfigurationError
-from chalicelib.ops import importer, maintenance, seeding
-from chalicelib.ops.progress import Progress
-from chalicelib.ops.progress import show as show_progress
+from chalicelib.ops import backup, importer, maintenance, seeding
+from chalicelib.ops.progress import Bar, Progress
+from chalicelib.ops.serve import interrupted_status
 from chalicelib.wiring import services
 
 CONFIG = Path(__file__).resolve().parents[2] / ".chalice" / "config.json"
+LISTED_AT_MOST = 20  # lines of a list in a summary; more are grouped by reason
+
+EXIT_STATUSES = """\
+exit status:
+  0  done: every photo the API takes was imported (files that are not photos, and photos
+     refused as they are, e.g. corrupt, are listed and do not count as failures)
+  1  import: some photos failed for a reason that may pass (run it again to retry them);
+     check: disagreements found (and, with --repair, some left)
+  2  it could not run: no such folder, a stage that is not set up, a bad argument
+  130  stopped with Ctrl-C when run by hand (under make, make reports the interruption);
+     every command carries on where it stopped when run again
+"""
+
+# What each command says when stopped with Ctrl-C.
+STOPPED = {
+    "import": "Stopped. What was imported is kept; run the same command again to carry on where it stopped.",
+    "reindex": "Stopped. Run it again: it carries on from the photo it stopped at.",
+    "check": "Stopped. A repair stopped part way is finished by running it again.",
+    "seed": "Stopped. The faces seeded so far stay (whole batches); `make unseed` removes every one.",
+    "unseed": "Stopped. Run it again to remove the synthetic faces that are left.",
+    "backup": "Stopped. The backup folder still holds the previous backup, whole; run it again to take this one.",
+    "restore": "Stopped part way: empty the data folder, then run the restore again.",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m chalicelib.ops.cli", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m chalicelib.ops.cli",
+        description=__doc__.split("\n\n")[0],
+        epilog=EXIT_STATUSES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check", help="compare photos, records and collection; report disagreements")
     check.add_argument("--stage", default="local")
@@ -36,7 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     reindex = commands.add_parser("reindex", help="rebuild the collection and the records from the stored photos")
     reindex.add_argument("--stage", default="local")
     reindex.add_argument("--from-stage", help="copy the photos of this stage in first (move between engines)")
-    load = commands.add_parser("import", help="index every photo under a folder (again only what changed)")
+    load = commands.add_parser(
+        "import",
+        help="index every photo under a folder (again only what changed)",
+        epilog=EXIT_STATUSES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     load.add_argument("folder", type=Path)
     load.add_argument("--stage", default="local")
     load.add_argument("--names-from-folders", action="store_true", help="name each photo after its folder")
@@ -45,17 +86,44 @@ def main(argv: list[str] | None = None) -> int:
     seed.add_argument("--stage", default="local")
     unseed = commands.add_parser("unseed", help="remove every synthetic face `seed` added")
     unseed.add_argument("--stage", default="local")
+    save = commands.add_parser("backup", help="back the embedded archive up into a folder (again: only new photos)")
+    save.add_argument("folder", type=Path)
+    save.add_argument("--stage", default="local")
+    restore = commands.add_parser("restore", help="restore a backup into the stage's empty data folder, and check it")
+    restore.add_argument("folder", type=Path)
+    restore.add_argument("--stage", default="local")
     args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except _Stopped:  # stopped watching an import: it said so
+        return interrupted_status()
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")
+        print(STOPPED[args.command], file=sys.stderr)
+        return interrupted_status()
+    except ConfigurationError as e:
+        print(e, file=sys.stderr)
+        return 2
+    except OSError as e:  # a full disk, a folder it may not write: one line, not a traceback
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"Stopped: {e.strerror or e}{where}. {STOPPED[args.command]}", file=sys.stderr)
+        return 2
 
+
+def _run(args) -> int:
+    if args.command in ("backup", "restore"):
+        settings = stage_settings(args.stage)
+        if settings.engine != "local":
+            raise ConfigurationError(
+                f"make {args.command} is for the embedded stage; stage {args.stage!r} is on AWS, where DynamoDB's "
+                "point-in-time recovery and the bucket's versioning keep the archive (docs/deploy.md, 'Backups')."
+            )
+        return _backup(settings, args) if args.command == "backup" else _restore(settings, args)
     svc = services(stage_settings(args.stage))
     if args.command == "import":
         return _import(svc, args)
     if args.command in ("seed", "unseed"):
-        try:
-            return _seed(svc, args) if args.command == "seed" else _unseed(svc, args)
-        except ConfigurationError as e:
-            print(e, file=sys.stderr)
-            return 2
+        return _seed(svc, args) if args.command == "seed" else _unseed(svc, args)
     if args.command == "check":
         found = maintenance.check(svc)
         for disagreement in found:
@@ -70,14 +138,49 @@ def main(argv: list[str] | None = None) -> int:
     source = services(stage_settings(args.from_stage)) if args.from_stage else None
     progress = svc.settings.data_dir / f"reindex-{args.stage}.progress.json"
     started = time.monotonic()
-    count = maintenance.reindex(
-        svc,
-        progress,
-        source,
-        on_photo=lambda done, total, key: show_progress(Progress(done, total, started), "photos", key[:40]),
-    )
-    print(f"\nreindexed {count} photo(s) in stage {args.stage!r}")
+    bar = Bar("photos")
+    with photo_logs(svc.settings.data_dir, "reindex", args.stage, bar.at_terminal) as log_file:
+        try:
+            count = maintenance.reindex(
+                svc,
+                progress,
+                source,
+                on_photo=lambda done, total, key: bar.show(Progress(done, total, started), key[:40]),
+            )
+        finally:
+            bar.end()
+    print(f"reindexed {count} photo(s) in stage {args.stage!r}" + _logged(log_file))
     return 0
+
+
+@contextmanager
+def photo_logs(data_dir: Path, command: str, stage: str, at_terminal: bool) -> Iterator[Path | None]:
+    """Where the JSON line of each photo goes while a command runs. At a
+    terminal, to `<data dir>/<command>-<stage>.log` (appended), so the
+    progress bar stays readable; piped or redirected, to stderr as always,
+    one line each, which is what a pipe or a log file wants."""
+    if not at_terminal:
+        yield None
+        return
+    path = data_dir / f"{command}-{stage}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    warnings = logging.getLogger("faceprint")  # indexing's warnings (a failed attempt, its traceback)
+    with path.open("a", encoding="utf-8") as log:
+        handler = logging.StreamHandler(log)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        previous, propagates = logs.send_to(log), warnings.propagate
+        warnings.addHandler(handler)
+        warnings.propagate = False
+        try:
+            yield path
+        finally:
+            warnings.removeHandler(handler)
+            warnings.propagate = propagates
+            logs.send_to(previous)
+
+
+def _logged(path: Path | None) -> str:
+    return f" (each photo's log line: {path})" if path else ""
 
 
 def _import(svc, args) -> int:
@@ -85,31 +188,158 @@ def _import(svc, args) -> int:
         print(f"No folder {args.folder}: give DIR=<a folder of photos>.", file=sys.stderr)
         return 2
     journal = importer.journal_for(svc.settings.data_dir, args.stage, args.folder)
-    summary = importer.import_folder(
-        svc,
-        args.folder,
-        journal,
-        args.names_from_folders,
-        on_progress=lambda p: show_progress(p, "photos", f"{p.faces} faces, {p.failed} failed"),
-    )
-    sys.stderr.write("\n")
+    bar = Bar("photos")
+    with photo_logs(svc.settings.data_dir, "import", args.stage, bar.at_terminal) as log_file:
+        try:
+            summary = importer.import_folder(
+                svc,
+                args.folder,
+                journal,
+                args.names_from_folders,
+                on_progress=lambda p: bar.show(p, f"{p.faces} faces, {p.failed} not imported"),
+            )
+        finally:
+            bar.end()
     print(
         f"{summary.photos} photo(s) under {args.folder}: {summary.uploaded} imported, "
         f"{summary.unchanged} unchanged since the last import, {summary.faces} face(s) indexed, "
-        f"{len(summary.failures)} failure(s)"
+        f"{len(summary.refused)} refused, {len(summary.failed)} failed" + _logged(log_file)
     )
-    if summary.pending:
-        print(f"{summary.pending} photo(s) uploaded to stage {args.stage!r}: its S3 events index them.")
-    for path, reason in summary.failures:
-        print(f"  {path}: {reason}")
-    return 1 if summary.failures else 0
+    _list(f"{len(summary.skipped)} file(s) skipped, not photos", summary.skipped)
+    _list(f"{len(summary.refused)} photo(s) refused as they are (fix the file to import it)", summary.refused)
+    _list(f"{len(summary.failed)} photo(s) failed; run the same command again to retry them", summary.failed)
+    failed = bool(summary.failed)
+    if not svc.index_on_upload:
+        failed |= _watch(svc, args.stage, summary)
+    return 1 if failed else 0
+
+
+def _watch(svc, stage: str, summary: importer.Summary) -> bool:
+    """On an AWS stage: follow the indexing of what this import holds and
+    is not settled yet, until it is (or Ctrl-C). Whether any failed."""
+    keys = importer.pending_among(svc, summary.keys)
+    if not keys:
+        return False
+    print(
+        f"{len(keys)} photo(s) of this import are pending in stage {stage!r}: its S3 events index them. "
+        "Watching (Ctrl-C stops watching; the stage goes on indexing)."
+    )
+    started = time.monotonic()
+    bar = Bar("photos settled")
+    try:
+        indexing = importer.watch(
+            svc,
+            keys,
+            on_progress=lambda i: bar.show(
+                Progress(i.settled, i.total, started),
+                f"indexed {i.indexed + i.no_faces}, pending {i.pending}, failed {len(i.failed) + len(i.refused)}",
+            ),
+        )
+    except KeyboardInterrupt:
+        bar.end()
+        print(
+            f"Stopped watching. Stage {stage!r} goes on indexing; run the same command again to watch what "
+            "is still pending (it uploads nothing again).",
+            file=sys.stderr,
+        )
+        raise _Stopped() from None
+    bar.end()
+    print(
+        f"Indexed: {indexing.indexed} photo(s) with {indexing.faces} face(s), {indexing.no_faces} without a face, "
+        f"{len(indexing.refused)} refused, {len(indexing.failed)} failed, {indexing.gone} deleted meanwhile"
+    )
+    _list(f"{len(indexing.refused)} photo(s) the engine refused", indexing.refused)
+    _list(f"{len(indexing.failed)} photo(s) failed to index; put them again to retry", indexing.failed)
+    return bool(indexing.failed)
+
+
+class _Stopped(KeyboardInterrupt):
+    """The user stopped watching: what was to be done is done."""
+
+
+def _list(title: str, items: list[tuple[str, str]]) -> None:
+    """`title`, then each item's `path: reason`; a long list by reason."""
+    if not items:
+        return
+    print(f"{title}:")
+    if len(items) <= LISTED_AT_MOST:
+        for path, reason in items:
+            print(f"  {path}: {reason}")
+        return
+    for reason, count in Counter(reason for _, reason in items).most_common():
+        some = [path for path, why in items if why == reason][:3]
+        print(f"  {count} x {reason}: {', '.join(some)}{', ...' if count > len(some) else ''}")
+
+
+def _backup(settings: Settings, args) -> int:
+    bar = Bar("photos")
+    started = time.monotonic()
+    try:
+        report = backup.backup(
+            settings.data_dir, args.folder, on_photo=lambda done, total: bar.show(Progress(done, total, started))
+        )
+    finally:
+        bar.end()
+    print(
+        f"Backed up stage {args.stage!r} ({settings.data_dir}) into {args.folder} in {report.seconds:.1f} s: "
+        f"{report.images:,} images, {report.faces:,} faces, {report.people:,} people; "
+        f"{report.photos:,} photos ({_size(report.photo_bytes)}), {report.copied:,} of them copied now "
+        f"({_size(report.copied_bytes)}), {report.removed:,} no longer recorded removed; "
+        f"the database ({_size(report.database_bytes)}) copied in {report.database_seconds:.1f} s."
+    )
+    if report.missed:
+        print(
+            f"{len(report.missed)} photo(s) were deleted or replaced at the moment the backup was taken: "
+            "`make restore` finishes their deletion (the next backup holds a replacement)."
+        )
+    return 0
+
+
+def _restore(settings: Settings, args) -> int:
+    started = time.monotonic()
+    bar = Bar("photos")
+    try:
+        photos = backup.restore_files(
+            args.folder, settings.data_dir, on_photo=lambda done, total: bar.show(Progress(done, total, started))
+        )
+    finally:
+        bar.end()
+    counts = backup.counts(settings.data_dir)
+    print(
+        f"Restored {counts['images']:,} images, {counts['faces']:,} faces, {counts['people']:,} people and "
+        f"{photos:,} photos from {args.folder} into {settings.data_dir} in {time.monotonic() - started:.1f} s."
+    )
+    checked = time.monotonic()
+    svc = services(settings)
+    found = maintenance.check(svc)
+    if found:
+        # Operations in flight when the backup was taken, as a crash leaves them: finish them.
+        print(f"{len(found)} operation(s) were in flight when the backup was taken; finishing them:")
+        for disagreement in found:
+            print(f"  {disagreement}")
+        maintenance.repair(svc, found)
+        found = maintenance.check(svc)
+    built = time.monotonic()
+    svc.engine.collection.retrain()  # the derived index, so the first search need not build it
+    print(
+        f"{len(found)} disagreement(s) in stage {args.stage!r} (make check-consistency, {built - checked:.1f} s); "
+        f"the collection's index built in {time.monotonic() - built:.1f} s; {time.monotonic() - started:.1f} s in all."
+    )
+    return 1 if found else 0
+
+
+def _size(count: int) -> str:
+    return f"{count / 1e6:,.1f} MB" if count < 1e9 else f"{count / 1e9:,.2f} GB"
 
 
 def _seed(svc, args) -> int:
     started = time.monotonic()
-    run = seeding.seed(svc, args.faces, on_progress=lambda p: show_progress(p, "faces"))
+    bar = Bar("faces")
+    try:
+        run = seeding.seed(svc, args.faces, on_progress=bar.show)
+    finally:
+        bar.end()
     seconds = time.monotonic() - started
-    sys.stderr.write("\n")
     print(
         f"added {args.faces:,} synthetic faces (keys synthetic/{run}-...) to stage {args.stage!r} in {seconds:.1f} s "
         f"({args.faces / seconds:,.0f} faces/s); its collection holds {svc.engine.describe()['faces']:,} faces. "
@@ -120,8 +350,11 @@ def _seed(svc, args) -> int:
 
 def _unseed(svc, args) -> int:
     started = time.monotonic()
-    removed = seeding.unseed(svc, on_progress=lambda p: sys.stderr.write(f"\r{p.done:,} synthetic faces removed"))
-    sys.stderr.write("\n")
+    bar = Bar("synthetic faces removed")
+    try:
+        removed = seeding.unseed(svc, on_progress=bar.show)
+    finally:
+        bar.end()
     print(
         f"removed {removed:,} synthetic faces from stage {args.stage!r} in {time.monotonic() - started:.1f} s; "
         f"its collection holds {svc.engine.describe()['faces']:,} faces"

@@ -9,7 +9,16 @@ Keys come from the path relative to the folder (see `key_for`). A journal
 beside the stage's data (`import-<stage>-<digest of the folder>.json`)
 remembers each file's size, modification time and stored etag, so a second
 run over the same folder uploads nothing again, and an interrupted run
-carries on where it stopped."""
+carries on where it stopped.
+
+What did not go in is told apart, for the summary and the exit status:
+files that are not photos the API takes (`skipped`), photos the API or
+the engine refuses as they are (`refused`: corrupt, too large; trying
+again changes nothing) and photos that failed for a reason that may pass
+(`failed`: the service was busy, indexing failed on every attempt).
+
+On an AWS stage the bucket's events index the photos after the upload:
+`watch` follows their image records until none is pending."""
 
 import hashlib
 import json
@@ -22,14 +31,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chalicelib.core.errors import FaceprintError
+from chalicelib.core.errors import FaceprintError, ImageRejected
 from chalicelib.core.indexing import upload_image
 from chalicelib.core.limits import MAX_KEY_BYTES, MAX_METADATA_BYTES
+from chalicelib.core.records import FAILED, INDEXED, NO_FACES, PENDING
 from chalicelib.core.services import Services
 from chalicelib.ops.progress import Progress
 
 EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".heic", ".heif", ".webp", ".avif"})
+TYPES = "JPEG, PNG, HEIC/HEIF, WebP or AVIF"
 SAVE_EVERY_SECONDS = 2.0
+AWS_UPLOADS = 8  # at a time: S3 takes many PUTs a second; the events index them at Rekognition's pace
+WATCH_EVERY_SECONDS = 5.0
+_AFTER_ANY_TIME = "9999"  # later than any pendingSince: list_pending then lists every pending photo
 
 
 @dataclass
@@ -39,7 +53,31 @@ class Summary:
     unchanged: int = 0  # already imported, as they are
     faces: int = 0  # indexed in the photos uploaded (offline; on AWS the events index them later)
     pending: int = 0  # uploaded, left to the S3 events
-    failures: list[tuple[str, str]] = field(default_factory=list)  # (relative path, reason)
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (relative path, reason): as they are, never
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (relative path, reason): may pass, run again
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (relative path, why): not photos
+    keys: list[str] = field(default_factory=list)  # the stored photos' keys, uploaded or unchanged
+
+
+@dataclass
+class Indexing:
+    """How the indexing of watched photos stands (AWS: the S3 events index them)."""
+
+    total: int
+    indexed: int = 0
+    no_faces: int = 0
+    faces: int = 0
+    gone: int = 0  # deleted meanwhile
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (key, reason) that may pass
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (key, reason): the engine cannot read it
+
+    @property
+    def settled(self) -> int:
+        return self.indexed + self.no_faces + self.gone + len(self.failed) + len(self.refused)
+
+    @property
+    def pending(self) -> int:
+        return self.total - self.settled
 
 
 def key_for(relative: Path) -> str:
@@ -73,14 +111,21 @@ def name_from_folder(relative: Path) -> str | None:
     return name[: MAX_METADATA_BYTES - len("name")] or None
 
 
-def photos_under(folder: Path) -> Iterator[Path]:
+def photos_under(folder: Path, skipped: list[tuple[str, str]] | None = None) -> Iterator[Path]:
     """Every photo file below `folder`, in a stable order; hidden files and
-    folders (`.DS_Store`, `.thumbnails`) are left out."""
+    folders (`.DS_Store`, `.thumbnails`) are left out. The other files go
+    to `skipped`, each with why."""
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
-            if not name.startswith(".") and Path(name).suffix.lower() in EXTENSIONS:
-                yield Path(root, name).relative_to(folder)
+            if name.startswith("."):
+                continue
+            relative = Path(root, name).relative_to(folder)
+            if relative.suffix.lower() in EXTENSIONS:
+                yield relative
+            elif skipped is not None:
+                kind = relative.suffix.lower().lstrip(".").upper() or "a file without an extension"
+                skipped.append((str(relative), f"{kind} is not a photo type the API takes ({TYPES})"))
 
 
 def import_folder(
@@ -97,8 +142,9 @@ def import_folder(
     eight uploads at a time on AWS); failures are counted with their reason
     and do not stop the others."""
     journal = _Journal(journal_path)
-    files = list(photos_under(folder))
-    summary = Summary(photos=len(files))
+    skipped: list[tuple[str, str]] = []
+    files = list(photos_under(folder, skipped))
+    summary = Summary(photos=len(files), skipped=skipped)
     lock = threading.Lock()
     started = time.monotonic()
 
@@ -112,30 +158,44 @@ def import_folder(
             if stored is not None and stored.etag == seen["etag"]:
                 with lock:
                     summary.unchanged += 1
+                    summary.keys.append(key)
                 return
         metadata = {"name": name} if names_from_folders and (name := name_from_folder(relative)) else {}
         try:
-            reply = upload_image(svc, key, path.read_bytes(), metadata)
-        except (FaceprintError, OSError) as e:
+            data = path.read_bytes()
+        except OSError as e:
             with lock:
-                summary.failures.append((str(relative), getattr(e, "message", None) or str(e)))
+                summary.refused.append((str(relative), f"the file could not be read: {e.strerror or e}"))
+            return
+        try:
+            reply = upload_image(svc, key, data, metadata)
+        except ImageRejected as e:
+            with lock:
+                summary.refused.append((str(relative), e.message))
+            return
+        except FaceprintError as e:
+            with lock:
+                summary.failed.append((str(relative), e.message))
             return
         image = reply["image"]
         journal.put(relative, {"key": key, "size": stat.st_size, "mtime": stat.st_mtime_ns, "etag": image["etag"]})
         with lock:
             summary.uploaded += 1
+            summary.keys.append(key)
             summary.faces += len(reply["faces"])
-            summary.pending += image["status"] == "pending"
-            if image["status"] == "failed":
-                summary.failures.append((str(relative), image.get("error", "failed")))
+            summary.pending += image["status"] == PENDING
+            if image["status"] == FAILED:
+                (summary.failed if image.get("attempts") else summary.refused).append(
+                    (str(relative), image.get("error", "failed"))
+                )
 
     def report(done: int) -> None:
         with lock:
-            progress = Progress(done, len(files), started, summary.faces, len(summary.failures))
+            progress = Progress(done, len(files), started, summary.faces, len(summary.failed) + len(summary.refused))
         on_progress(progress)
         journal.save_now_and_then()
 
-    workers = workers or (2 * (os.cpu_count() or 1) if svc.index_on_upload else 8)
+    workers = workers or (2 * (os.cpu_count() or 1) if svc.index_on_upload else AWS_UPLOADS)
     try:
         with ThreadPoolExecutor(workers) as pool:
             for done, _ in enumerate(pool.map(one, files), start=1):
@@ -143,6 +203,59 @@ def import_folder(
     finally:  # interrupted too: the next run carries on from here
         journal.save()
     return summary
+
+
+def watch(
+    svc: Services,
+    keys: list[str],
+    on_progress: Callable[[Indexing], None] = lambda indexing: None,
+    every: float = WATCH_EVERY_SECONDS,
+    sleep: Callable[[float], None] | None = None,
+) -> Indexing:
+    """Follow the indexing of the photos `keys` until none is pending (on
+    AWS the bucket's events index them; the caller may stop watching at any
+    time with Ctrl-C). Each round reads the stage's pending photos (the
+    images table's sparse `pending` index: only they are in it), then once
+    each photo that left it, its record: how it ended, and why if it failed."""
+    waiting = set(keys)
+    indexing = Indexing(total=len(waiting))
+    while True:
+        left = sorted(waiting - set(pending_among(svc, waiting)))
+        with ThreadPoolExecutor(AWS_UPLOADS) as pool:
+            for key, image in zip(left, pool.map(svc.records.get_image, left), strict=True):
+                if image is not None and image["status"] == PENDING:
+                    continue  # the index had not caught up with it yet
+                waiting.discard(key)
+                _settle(indexing, key, image)
+        on_progress(indexing)
+        if not waiting:
+            return indexing
+        (sleep or _pause)(every)
+
+
+def _pause(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def pending_among(svc: Services, keys) -> list[str]:
+    """Those of `keys` whose photo is pending: one read of every pending
+    photo of the stage (on AWS the sparse `pending` index, which holds them
+    and nothing else)."""
+    pending = set(svc.records.list_pending(_AFTER_ANY_TIME, len(keys) + 1_000_000))
+    return [key for key in keys if key in pending]
+
+
+def _settle(indexing: Indexing, key: str, image: dict | None) -> None:
+    if image is None:
+        indexing.gone += 1
+    elif image["status"] == INDEXED:
+        indexing.indexed += 1
+        indexing.faces += image.get("faceCount", 0)
+    elif image["status"] == NO_FACES:
+        indexing.no_faces += 1
+    else:  # failed: after attempts that may pass, or refused by the engine at once
+        reason = image.get("error", "failed")
+        (indexing.failed if image.get("attempts") else indexing.refused).append((key, reason))
 
 
 class _Journal:

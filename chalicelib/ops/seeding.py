@@ -70,6 +70,8 @@ def unseed(svc: Services, on_progress: Callable[[Progress], None] = lambda progr
     many faces went."""
     collection, records = _embedded(svc, "make unseed")
     started, removed, token = time.monotonic(), 0, None
+    total = _count_synthetic(records)  # one face each: the bar's end, from 0
+    on_progress(Progress(0, total, started))
     while True:
         page = records.list_image_states(BATCH, token)
         keys = [image.key for image in page.items if synthetic.is_synthetic(image.key, image.etag)]
@@ -78,7 +80,7 @@ def unseed(svc: Services, on_progress: Callable[[Progress], None] = lambda progr
                 face_ids = records.remove_images(keys)
                 collection.delete(face_ids)
             removed += len(face_ids)
-            on_progress(Progress(removed, removed, started))
+            on_progress(Progress(removed, max(total, removed), started))
         if page.next is None:
             break
         token = page.next
@@ -86,6 +88,16 @@ def unseed(svc: Services, on_progress: Callable[[Progress], None] = lambda progr
         collection.retrain()  # for what is left, saved: a running server takes it at its next search
         collection.close()
     return removed
+
+
+def _count_synthetic(records) -> int:
+    count, token = 0, None
+    while True:
+        page = records.list_image_states(BATCH, token)
+        count += sum(synthetic.is_synthetic(image.key, image.etag) for image in page.items)
+        if page.next is None:
+            return count
+        token = page.next
 
 
 def _synthetic_records(run: str, first: int, people, model: str) -> tuple[list[dict], list[dict]]:

@@ -105,9 +105,10 @@ def test_the_key_never_shows_in_the_settings_repr(monkeypatch):
 
 @pytest.fixture
 def fake_chalice(tmp_path):
-    """`make run` with BIN pointing at a chalice that only says how it was called."""
-    (tmp_path / "chalice").write_text('#!/bin/sh\necho "chalice $*"\n')
-    (tmp_path / "chalice").chmod(0o755)
+    """`make run` with BIN pointing at a python that only says how it was
+    called (make run starts chalice local through chalicelib.ops.serve)."""
+    (tmp_path / "python").write_text('#!/bin/sh\necho "python $*"\n')
+    (tmp_path / "python").chmod(0o755)
     return tmp_path
 
 
@@ -128,13 +129,13 @@ def _make_run(fake_chalice, key: str | None, *args: str) -> subprocess.Completed
 def test_make_run_without_a_key_says_the_api_is_open_and_binds_loopback(fake_chalice):
     run = _make_run(fake_chalice, None)
     assert run.returncode == 0, run.stderr
-    assert "the API is open" in run.stdout and "--host 127.0.0.1 " in run.stdout
+    assert "the API is open" in run.stdout and "-m chalicelib.ops.serve --stage local --host 127.0.0.1 " in run.stdout
 
 
 def test_make_run_refuses_a_network_host_without_a_key(fake_chalice):
     run = _make_run(fake_chalice, None, "HOST=0.0.0.0")
     assert run.returncode != 0 and "FACEPRINT_API_KEY" in run.stdout + run.stderr
-    assert "chalice local" not in run.stdout
+    assert "chalicelib.ops.serve" not in run.stdout
 
 
 def test_make_run_with_a_key_may_listen_on_the_network(fake_chalice):

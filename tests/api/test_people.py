@@ -140,7 +140,9 @@ def test_a_face_can_be_taken_from_its_person(client):
     assert reply.json_body["disassociatedFaces"] == [{"FaceId": keanu}]
     assert reply.json_body["person"]["faceCount"] == 0
     assert "UserId" not in client.http.get(f"/faces/{keanu}").json_body["face"]
-    assert_error(client.http.delete(f"/people/keanu/faces/{keanu}"), 404, "NotFound")
+    assert_error(
+        client.http.delete(f"/people/keanu/faces/{keanu}"), 404, "NotFound", "is not a face of person 'keanu'."
+    )
     # ... and given to someone else.
     put_person(client, "other", "Other")
     assert associate(client, "other", [keanu]).json_body["associatedFaces"] == [{"FaceId": keanu}]
@@ -282,6 +284,23 @@ def test_compare_with_no_face_in_a_photo_gives_empty_lists(client):
 def test_compare_refuses_photos_as_uploads_do_and_names_which(client, source, status, code):
     assert_error(compare(client, source, photo(GROUP)), status, code, "source image")
     assert_error(compare(client, photo(GROUP), source), status, code, "target image")
+
+
+def test_compare_errors_speak_of_its_json_body_not_of_upload_body_types(client):
+    gif = compare(client, b"GIF89a" + b"\0" * 100, photo(GROUP)).json_body["message"]
+    assert gif.startswith("The source image: send a JPEG, PNG, HEIC/HEIF, WebP or AVIF photo")
+    assert "octet-stream" not in gif and "text/plain" not in gif
+    sent_a_photo = client.http.post("/compare", body=photo(GROUP), headers={"Content-Type": "image/jpeg"})
+    assert_error(sent_a_photo, 415, "UnsupportedMediaType", "takes a JSON body")
+    assert "octet-stream" not in sent_a_photo.json_body["message"]
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE"])
+def test_the_reserved_person_id_is_a_400_that_says_so_not_a_405(client, method):
+    reply = client.http.request(
+        method, "/people/suggestions", body=b'{"name": "x"}', headers={"Content-Type": "application/json"}
+    )
+    assert_error(reply, 400, "BadRequest", "'suggestions' is reserved")
 
 
 def test_compare_takes_a_heic_photo_like_an_upload(client):

@@ -7,6 +7,7 @@ import subprocess
 
 from tests.support.live_server import Server, free_port
 from tests.support.photos import REPO, photo
+from tests.support.terminal import Terminal
 
 
 def test_make_run_serves_on_port_with_the_data_dir_it_was_given(tmp_path):
@@ -32,3 +33,34 @@ def test_make_run_serves_on_port_with_the_data_dir_it_was_given(tmp_path):
     finally:
         os.killpg(make.pid, signal.SIGTERM)
         make.wait(30)
+
+
+def test_ctrl_c_stops_make_run_in_one_line(tmp_path):
+    """At a terminal: no "Aborted!", no make error, no faiss loader chatter
+    on the way (a search loads faiss), and the workers end with it."""
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "FACEPRINT_DATA_DIR": str(tmp_path / "data")}
+    term = Terminal(["make", "--no-print-directory", "run"], env, str(REPO))
+    try:
+        server = Server(f"http://127.0.0.1:{port}", _NoProcess())
+        server.wait_ready(120)
+        status, _, _ = server.request("POST", "/search", photo("Keanu-Reeves.jpg"), {"Content-Type": "image/jpeg"})
+        assert status == 200
+        assert term.read_until(lambda text: '"POST /search HTTP/1.1" 200' in text, 30)
+        started = term.text
+        term.ctrl_c()
+        assert term.wait(60) == 130  # make ends with the Ctrl-C, as a shell expects
+    finally:
+        term.kill()
+    said = term.text[len(started) :].replace("^C", "").strip().splitlines()
+    assert said == ["Stopped: the server and its analysis workers have ended."], term.text
+    assert "Could not load library" not in term.text and "Traceback" not in term.text
+
+
+class _NoProcess:
+    """Server.wait_ready's process, for a server the terminal runs."""
+
+    returncode = None
+
+    def poll(self):
+        return None

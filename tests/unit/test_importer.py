@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from chalicelib.core import indexing as indexing_module
 from chalicelib.core.keys import validate_key
 from chalicelib.ops import importer
 from tests.support.fakes import fake_services, photo_of
@@ -52,7 +53,11 @@ def test_a_folder_is_imported_with_names_and_a_summary(svc, library, tmp_path):
     summary = importer.import_folder(svc, library, tmp_path / "journal.json", names_from_folders=True)
     assert (summary.photos, summary.uploaded, summary.unchanged) == (7, 6, 0)
     assert summary.faces == 7  # 5 portraits, a group of 2; the broken photo has none
-    assert summary.failures == [("broken.jpg", summary.failures[0][1])] and "read" in summary.failures[0][1]
+    assert summary.refused == [("broken.jpg", summary.refused[0][1])] and "read" in summary.refused[0][1]
+    assert summary.failed == []
+    assert summary.skipped == [
+        ("trip/notes.txt", "TXT is not a photo type the API takes (JPEG, PNG, HEIC/HEIF, WebP or AVIF)")
+    ]
     image = svc.records.get_image("people/Zoë/1.png")
     assert image["status"] == "indexed" and image["metadata"] == {"name": "Zoe"}
     assert svc.records.get_image("trip/group.PNG")["metadata"] == {"name": "trip"}  # the folder it sits in
@@ -63,7 +68,7 @@ def test_a_second_run_uploads_nothing_again(svc, library, tmp_path):
     importer.import_folder(svc, library, tmp_path / "journal.json")
     calls = len(svc.engine.calls)
     again = importer.import_folder(svc, library, tmp_path / "journal.json")
-    assert (again.uploaded, again.unchanged, len(again.failures)) == (0, 6, 1)  # only the broken one is tried again
+    assert (again.uploaded, again.unchanged, len(again.refused)) == (0, 6, 1)  # only the broken one is tried again
     assert len(svc.engine.calls) == calls
 
 
@@ -86,3 +91,75 @@ def test_an_interrupted_run_carries_on(svc, library, tmp_path):
     rest = importer.import_folder(svc, library, tmp_path / "journal.json", workers=1)
     assert rest.unchanged == uploaded_before > 0 and rest.uploaded == 6 - uploaded_before
     assert svc.records.count_images() == 6
+
+
+def test_a_failure_that_may_pass_is_told_apart_from_a_refusal(svc, library, tmp_path, monkeypatch):
+    from chalicelib.core.errors import ServiceUnavailable
+
+    def busy(*args, **kwargs):
+        raise ServiceUnavailable("The service is busy (SlowDown); retry after a pause.")
+
+    monkeypatch.setattr(svc.photos, "put", busy)
+    summary = importer.import_folder(svc, library / "trip", tmp_path / "journal.json")
+    assert summary.failed == [("group.PNG", "The service is busy (SlowDown); retry after a pause.")]
+    assert summary.refused == [] and summary.uploaded == 0
+
+
+def test_watching_follows_the_uploads_until_none_is_pending_and_says_why_each_failed():
+    """What `make import STAGE=dev` shows once the photos are uploaded: the
+    bucket's events index them meanwhile (here: a round at a time)."""
+    svc = fake_services(index_on_upload=False)
+    keys = [f"p{n}.png" for n in range(5)]
+    for n, key in enumerate(keys):
+        indexing_module.upload_image(svc, key, photo_of(f"person {n}"), {})
+    rounds = iter(
+        [
+            lambda: indexing_module.index_photo(svc, "p0.png"),
+            lambda: _end(
+                svc, "p1.png", status="failed", error="Indexing failed 5 times; the last time: busy", attempts=5
+            ),
+            lambda: _end(svc, "p2.png", status="failed", error="Rekognition cannot read this image format"),
+            lambda: (indexing_module.index_photo(svc, "p3.png"), svc.records.remove_image("p4.png")),
+        ]
+    )
+    seen = []
+    watched = importer.watch(
+        svc, keys, on_progress=lambda i: seen.append((i.settled, i.pending)), sleep=lambda _: next(rounds)()
+    )
+    assert seen == [(0, 5), (1, 4), (2, 3), (3, 2), (5, 0)]
+    assert (watched.indexed, watched.faces, watched.gone) == (2, 2, 1)
+    assert watched.failed == [("p1.png", "Indexing failed 5 times; the last time: busy")]
+    assert watched.refused == [("p2.png", "Rekognition cannot read this image format")]
+
+
+def _end(svc, key: str, **changes) -> None:
+    image = svc.records.get_image(key)
+    svc.records.put_image({**image, **changes}, image["revision"])
+
+
+def test_an_aws_import_uploads_over_several_connections_at_once(tmp_path):
+    """S3 takes many PUTs a second: the import keeps eight going."""
+    import threading
+    import time
+
+    svc = fake_services(index_on_upload=False)
+    for n in range(24):
+        (tmp_path / "many").mkdir(exist_ok=True)
+        (tmp_path / "many" / f"{n}.png").write_bytes(photo_of(f"person {n}"))
+    put, lock, running, peak = svc.photos.put, threading.Lock(), [0], [0]
+
+    def slow_put(*args, **kwargs):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.05)
+        try:
+            return put(*args, **kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    svc.photos.put = slow_put
+    summary = importer.import_folder(svc, tmp_path / "many", tmp_path / "journal.json")
+    assert summary.uploaded == summary.pending == 24
+    assert peak[0] == importer.AWS_UPLOADS == 8
