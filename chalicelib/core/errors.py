@@ -55,6 +55,12 @@ class ServiceUnavailable(FaceprintError):
     retry_after_seconds = 1
 
 
+class Throttled(ServiceUnavailable):
+    """A service refused a call for its rate quota (after botocore's own
+    retries). To an API client it is a 503 like any ServiceUnavailable; to
+    indexing it is back-pressure, never a failed attempt."""
+
+
 class ConfigurationError(Exception):
     """The deployment is misconfigured: an operator must fix a setting.
     Never shown to clients in detail (it becomes a 500)."""
