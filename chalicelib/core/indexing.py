@@ -33,7 +33,7 @@ import time
 from dataclasses import replace
 
 from chalicelib.core import logs, people
-from chalicelib.core.errors import FaceprintError, ImageRejected, NotFound, ServiceUnavailable
+from chalicelib.core.errors import FaceprintError, ImageRejected, NotFound, ServiceUnavailable, Throttled
 from chalicelib.core.images import prepare_upload
 from chalicelib.core.keys import external_image_id
 from chalicelib.core.ports import PhotoVersion, StoredPhoto
@@ -62,6 +62,12 @@ WRITE_ROUNDS = 8
 # The scheduled re-drive picks up photos pending for longer than this.
 REDRIVE_AFTER_SECONDS = 300
 REDRIVE_BATCH = 50
+# Runs from the indexing queue (core/index_queue.py): the queue bounds the
+# tries of an event by its receives, so the record's attempts never end a
+# photo `failed` by themselves; a photo re-driven this many times (its event
+# lost, or its message dead-lettered by crashes) ends `failed`.
+QUEUE_ATTEMPTS = 10**9
+MAX_REDRIVES = 3
 
 
 def upload_image(svc: Services, key: str, data: bytes, metadata: dict[str, str]) -> dict:
@@ -145,6 +151,87 @@ def redrive_pending(svc: Services, moment: str | None = None) -> dict:
     return {"pending": len(keys), "indexed": done}
 
 
+# What the indexing queue's workers call (core/index_queue.py).
+
+
+def index_queued_photo(svc: Services, key: str, version: PhotoVersion | None = None) -> dict | None:
+    """An indexing run for an event the queue delivered. The queue bounds
+    its tries (record_failure on its last receive), so the record's
+    attempts only count. A photo that ended `failed` for a reason that may
+    pass (its `attempts` say so) is indexed again when an event for it
+    comes back: that is how messages moved back from the dead-letter queue
+    retry their photos."""
+    current = svc.records.get_image(key)
+    again = (
+        current is not None
+        and current["status"] == FAILED
+        and bool(current.get("attempts"))
+        and (version is None or current["etag"] == version.etag)
+    )
+    return index_photo(svc, key, version, force=again, attempts=QUEUE_ATTEMPTS)
+
+
+def record_failure(svc: Services, key: str, version: PhotoVersion | None, reason: str) -> dict | None:
+    """End `version` of the photo (None: whatever the bucket holds) `failed`
+    with `reason`: the queue gives up on its event. Nothing changes when the
+    bucket holds another version now, a newer one is recorded, or a run
+    indexed these bytes meanwhile. The faces of an earlier version go, as
+    with any version that failed. Returns the record as it stands."""
+    started = time.perf_counter()
+    photo = svc.photos.head(key)
+    if photo is None or (version is not None and _superseded(photo, version)):
+        return svc.records.get_image(key)
+    if version is not None:
+        photo = replace(photo, sequencer=version.sequencer or photo.sequencer)
+    current = svc.records.get_image(key)
+    if current is not None and (is_older(photo.sequencer, current.get("sequencer")) or is_final_for(current, photo)):
+        return current
+    attempts = max(1, current.get("attempts", 0) if current and current["etag"] == photo.etag else 0)
+    image = image_record(photo, FAILED, error=reason, attempts=attempts)
+    record, outcome = _commit(svc, photo, image, [], current)
+    logs.log_indexed(key, record, started, outcome="failed" if outcome == "indexed" else outcome)
+    return record
+
+
+def note_redrive(svc: Services, key: str) -> bool:
+    """A photo the re-drive sent again (its event was lost, or dead-lettered
+    without a recorded failure): counted on its pending record. False, and
+    the photo recorded `failed`, once it has been re-driven MAX_REDRIVES
+    times; True when it should be indexed (or was meanwhile)."""
+    for _ in range(WRITE_ROUNDS):
+        current = svc.records.get_image(key)
+        if current is None or current["status"] != PENDING:
+            return True
+        count = current.get("redrives", 0)
+        if count >= MAX_REDRIVES:
+            record_failure(svc, key, None, f"Its indexing was lost {count} times (the log says why).")
+            return False
+        if svc.records.put_image({**current, "redrives": count + 1}, current["revision"]) is not None:
+            return True
+    raise ServiceUnavailable(f"Image {key!r} kept changing while its re-drive was being counted; retry.")
+
+
+def remove_photo(svc: Services, key: str, sequencer: str | None = None) -> bool:
+    """An ObjectRemoved event: drop the records and faces of a photo the
+    bucket no longer holds (deleted by other means than the API, which
+    removes them itself). Nothing changes while the key holds a photo (put
+    again since: its own event indexes it), or when the record is of a
+    version put after this removal. True when it removed something."""
+    started = time.perf_counter()
+    for _ in range(WRITE_ROUNDS):
+        if svc.photos.head(key) is not None:
+            return False
+        current = svc.records.get_image(key)
+        if current is None or is_older(sequencer, current.get("sequencer")):
+            return False
+        removed = svc.records.remove_image(key, current["revision"])
+        if removed is not None:
+            svc.engine.delete_faces(removed)
+            logs.log_indexed(key, None, started, outcome="gone")
+            return True
+    raise ServiceUnavailable(f"Image {key!r} kept changing while it was being removed; retry.")
+
+
 def _index_now(svc: Services, version: PhotoVersion) -> dict | None:
     """Offline: the indexer runs right after the store returns, retried once
     when it fails in a way that may pass."""
@@ -226,6 +313,8 @@ def _analyse(
         return None, []
     except ImageRejected as e:
         return image_record(photo, FAILED, error=e.message), []
+    except Throttled:
+        raise  # back-pressure: the caller tries again later, and it never counts as an attempt
     except Exception as e:
         reason = e.message if isinstance(e, FaceprintError) else f"unexpected {type(e).__name__} (see the log)"
         log.warning("indexing %r failed (attempt %d of %d): %s", photo.key, attempt, attempts, reason, exc_info=True)

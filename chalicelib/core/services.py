@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from chalicelib.core.config import Settings
-from chalicelib.core.ports import FaceEngine, PeopleEngine, PhotoStore, RecordStore
+from chalicelib.core.ports import FaceEngine, IndexQueue, PeopleEngine, PhotoStore, RecordStore
 
 
 @dataclass(frozen=True)
@@ -17,3 +17,6 @@ class Services:
     index_on_upload: bool = False
     # People in the engine's collection (Rekognition's Users API).
     people: PeopleEngine | None = None
+    # On AWS: the queue of the bucket's events, which the indexing workers
+    # drain and the re-drive refills (core/index_queue.py).
+    queue: IndexQueue | None = None
