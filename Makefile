@@ -23,7 +23,7 @@ FACEPRINT_DATA_DIR ?= $(CURDIR)/data
 FACEPRINT_FACES_DIR ?= $(abspath $(CURDIR)/../shared/faces)
 export FACEPRINT_DATA_DIR FACEPRINT_FACES_DIR
 
-.PHONY: run test bench bench-scale lint check-faces check-browser clean reindex check-consistency import seed unseed
+.PHONY: run test bench bench-scale lint check-faces check-browser clean reindex check-consistency import seed unseed simulate-aws
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(if $(PYTHON),$(PYTHON) $(PYTHON_IS_IT) 2>/dev/null,false) || { \
@@ -103,6 +103,12 @@ bench: $(STAMP) check-faces
 # ones, over HTTP to `make run` on a fresh data folder (yours is not touched).
 bench-scale: $(STAMP) check-faces
 	$(BIN)/python scripts/bench_scale.py --faces $(or $(FACES),1000000)
+
+# make simulate-aws N=100000 TPS=5 [QUOTA=...] [RATE=...] [SEED=...]: an import into an
+# AWS stage, simulated (docs/deploy.md, "Indexing at volume"); TABLE=1: the README's table.
+simulate-aws: $(STAMP)
+	$(BIN)/python scripts/simulate_aws.py $(if $(TABLE),--table,--photos $(or $(N),100000) --tps $(or $(TPS),5)) \
+	  $(if $(QUOTA),--quota $(QUOTA)) $(if $(RATE),--upload-rate $(RATE)) $(if $(SEED),--seed $(SEED))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
