@@ -52,9 +52,9 @@ from chalicelib.core.services import Services
 
 log = logging.getLogger("faceprint")
 
-# Attempts at one version before it ends `failed`: on AWS the event and
-# Lambda's two retries, then two re-drives; offline, the upload's own run
-# and one more.
+# Attempts at one version before it ends `failed`, for callers that do not
+# bound them themselves (on AWS the queue does: QUEUE_ATTEMPTS below);
+# offline, the upload's own run and one more.
 INDEX_ATTEMPTS = 5
 UPLOAD_ATTEMPTS = 2
 # Compare-and-set rounds before giving up (only under heavy contention).

@@ -1,5 +1,6 @@
-"""The API and the S3 handler on the AWS wiring: chalice.test.Client over
-moto (S3, DynamoDB) and the Rekognition fake, with the dev stage's config."""
+"""The API, the indexing queue's workers and the re-drive on the AWS
+wiring: chalice.test.Client over moto (S3, DynamoDB, SQS) and the
+Rekognition fake, with the dev stage's config."""
 
 import json
 import logging
