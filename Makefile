@@ -23,7 +23,7 @@ FACEPRINT_DATA_DIR ?= $(CURDIR)/data
 FACEPRINT_FACES_DIR ?= $(abspath $(CURDIR)/../shared/faces)
 export FACEPRINT_DATA_DIR FACEPRINT_FACES_DIR
 
-.PHONY: run test bench bench-scale lint check-faces check-browser clean reindex check-consistency import seed unseed explore backup restore doctor
+.PHONY: run test bench bench-scale lint check-faces check-browser clean reindex check-consistency import seed unseed explore backup restore doctor simulate-aws
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(if $(PYTHON),$(PYTHON) $(PYTHON_IS_IT) 2>/dev/null,false) || { \
@@ -134,6 +134,12 @@ bench-scale: $(STAMP) check-faces
 .PHONY: bench-names
 bench-names: $(STAMP) check-faces
 	nice $(BIN)/python scripts/bench_names.py $(if $(SIZES),--sizes $(SIZES))
+
+# make simulate-aws N=100000 TPS=5 [QUOTA=...] [RATE=...] [SEED=...]: an import into an
+# AWS stage, simulated (docs/deploy.md, "Indexing at volume"); TABLE=1: the README's table.
+simulate-aws: $(STAMP)
+	$(BIN)/python scripts/simulate_aws.py $(if $(TABLE),--table,--photos $(or $(N),100000) --tps $(or $(TPS),5)) \
+	  $(if $(QUOTA),--quota $(QUOTA)) $(if $(RATE),--upload-rate $(RATE)) $(if $(SEED),--seed $(SEED))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

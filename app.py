@@ -1,6 +1,7 @@
-"""Faceprint's HTTP API, its S3 event handler and its scheduled re-drive.
-Each view translates the request, calls one use case and returns; errors
-become JSON replies in chalicelib.api.replies."""
+"""Faceprint's HTTP API, its indexing workers (the queue of the bucket's
+events) and its scheduled re-drive. Each view translates the request, calls
+one use case and returns; errors become JSON replies in
+chalicelib.api.replies."""
 
 import logging
 import os
@@ -17,10 +18,10 @@ from chalicelib.api.params import key_from_path, key_from_query, number, page, p
 from chalicelib.api.replies import json_errors, reshape_chalice_errors
 from chalicelib.api.requests import body_bytes, json_image, json_number, json_object
 from chalicelib.api.threadsafe import ThreadSafeChalice
-from chalicelib.core import indexing, library, limits, logs, people, searching
+from chalicelib.core import index_queue, indexing, library, limits, logs, people, searching
+from chalicelib.core.config import index_workers_at_import
 from chalicelib.core.errors import BadRequest
-from chalicelib.core.ports import PhotoVersion
-from chalicelib.core.records import normalize_sequencer
+from chalicelib.core.ports import QueuedMessage
 
 app = ThreadSafeChalice(app_name="faceprint")
 wiring.stop_on_signals()  # chalice local: Ctrl-C and SIGTERM stop the server and its workers within seconds
@@ -39,7 +40,6 @@ IMAGE_TYPES = [*limits.ACCEPTED_TYPES, "application/octet-stream", "text/plain"]
 # (the old Postman collection). image/* is there for GET /images/{key}/file:
 # Chalice only sends a binary reply to an Accept header naming one of these.
 app.api.binary_types.extend(t for t in [*IMAGE_TYPES, "image/*"] if t not in app.api.binary_types)
-REDRIVE_EVERY_MINUTES = 5
 
 
 @app.route("/index/{filename}", methods=["PUT", "POST"], content_types=IMAGE_TYPES, api_key_required=True)
@@ -218,25 +218,41 @@ def info():
     return library.describe(context.services())
 
 
-@app.on_s3_event(bucket=os.environ.get("FACEPRINT_BUCKET", "faceprint-photos"), events=["s3:ObjectCreated:*"])
-def index_stored_photo(event):
-    """Every photo that lands in the bucket, by the API or any other way: the
-    version the event names. A failure that may pass is raised, so Lambda
-    retries the event; the re-drive below catches what Lambda gives up on."""
-    stored = event.to_dict()["Records"][0]["s3"]["object"]
-    version = PhotoVersion(
-        event.key, stored.get("eTag", ""), stored.get("versionId"), normalize_sequencer(stored.get("sequencer"))
-    )
+# The queue and the workers' number come from the stage's environment, which
+# Chalice sets while it loads the app to deploy or package it.
+@app.on_sqs_message(
+    queue=os.environ.get("FACEPRINT_INDEX_QUEUE", "faceprint-index"),
+    batch_size=index_queue.BATCH_SIZE,
+    maximum_concurrency=index_workers_at_import(os.environ),
+)
+def index_queued_photos(event):
+    """Every photo that lands in the bucket or leaves it, by the API or any
+    other way: the bucket's events, through the queue, a batch at a time,
+    at the stage's pace (core/index_queue.py)."""
+    records = event.to_dict()["Records"]
+    messages = [
+        QueuedMessage(r["body"], r["receiptHandle"], int(r.get("attributes", {}).get("ApproximateReceiveCount", 1)))
+        for r in records
+    ]
     token = logs.request_id.set(getattr(event.context, "aws_request_id", None))
+    started = time.perf_counter()
     try:
-        indexing.index_photo(wiring.services(), event.key, version)
+        done = index_queue.handle_batch(
+            wiring.services(), messages, lambda: event.context.get_remaining_time_in_millis() / 1000
+        )
+        logs.write({"event": "batch", **done, "durationMs": logs.ms_since(started)})
     finally:
         logs.request_id.reset(token)
 
 
-@app.schedule(Rate(REDRIVE_EVERY_MINUTES, unit=Rate.MINUTES))
+@app.schedule(Rate(index_queue.REDRIVE_EVERY_SECONDS // 60, unit=Rate.MINUTES))
 def redrive_pending(event):
-    """Photos left pending for minutes (an event lost after Lambda's retries)."""
+    """Photos whose events were lost, sent to the queue again; and the count
+    of photos pending too long, as a CloudWatch metric (docs/deploy.md)."""
     started = time.perf_counter()
-    done = indexing.redrive_pending(wiring.services())
+    svc = wiring.services()
+    done = index_queue.redrive_lost(svc)
     logs.write({"event": "redrive", **done, "durationMs": logs.ms_since(started)})
+    logs.write_metrics(
+        svc.settings.stage, {"PhotosPendingTooLong": done["pendingTooLong"], "PhotosRedriven": done["redriven"]}
+    )

@@ -54,21 +54,25 @@ def _build_aws(settings: Settings) -> Services:
     from chalicelib.aws.dynamodb import DynamoRecordStore
     from chalicelib.aws.rekognition import RekognitionEngine, RekognitionPeople
     from chalicelib.aws.s3 import S3PhotoStore
+    from chalicelib.aws.sqs import SqsIndexQueue
+    from chalicelib.core.pacing import Pace, PacedEngine
 
     rekognition = aws.client("rekognition", settings.region)
-    # The bucket's ObjectCreated event indexes what the API stores (app.py).
+    engine = RekognitionEngine(
+        rekognition,
+        settings.collection,
+        settings.bucket,
+        quality_filter=settings.quality_filter,
+        max_faces=settings.max_faces,
+        stage=settings.stage,
+        s3=aws.client("s3", settings.region),
+        strangers=settings.stranger_model,
+    )
+    # The bucket's events go to the queue, whose workers index what the API
+    # stores (app.py), each keeping its share of the IndexFaces quota.
     return Services(
         settings,
-        RekognitionEngine(
-            rekognition,
-            settings.collection,
-            settings.bucket,
-            quality_filter=settings.quality_filter,
-            max_faces=settings.max_faces,
-            stage=settings.stage,
-            s3=aws.client("s3", settings.region),
-            strangers=settings.stranger_model,
-        ),
+        PacedEngine(engine, Pace(settings.index_interval)),
         DynamoRecordStore(
             aws.client("dynamodb", settings.region),
             settings.images_table,
@@ -79,6 +83,7 @@ def _build_aws(settings: Settings) -> Services:
         ),
         S3PhotoStore(aws.client("s3", settings.region), settings.bucket, stage=settings.stage),
         people=RekognitionPeople(rekognition, settings.collection, stage=settings.stage),
+        queue=SqsIndexQueue(aws.client("sqs", settings.region), settings.index_queue, stage=settings.stage),
     )
 
 

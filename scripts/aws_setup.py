@@ -1,7 +1,9 @@
 """Create or tear down what a Faceprint AWS stage needs and Chalice does not
 create: the private, versioned photo bucket, the three DynamoDB tables (the
 images table with its `pending` index, the faces table, the people table),
-the Rekognition collection and,
+the Rekognition collection, the indexing queue (the bucket's events go to
+it) with its dead-letter queue, the CloudWatch alarms on them, the API's
+usage plan and key (once `chalice deploy` has made the API) and,
 when the stage has a custom domain and you name its Route53 hosted zone,
 the domain's DNS record. Idempotent: run it again and it only reports what
 already exists.
@@ -12,13 +14,15 @@ already exists.
 The names come from the stage's environment_variables in
 .chalice/config.json, the same ones the deployed app reads; the stage's
 policy file must name the same resources, which `create` checks first.
-The bucket's ObjectCreated notification, the schedule of the re-drive and
-the API Gateway custom domain itself are left to `chalice deploy`. Region
+The indexing workers' event source on the queue, the schedule of the
+re-drive and the API Gateway custom domain itself are left to `chalice
+deploy`. Region
 and credentials: boto3's usual chain (AWS_PROFILE, AWS_DEFAULT_REGION, ...),
 which must match where you deploy."""
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -42,6 +46,8 @@ from botocore.exceptions import (  # noqa: E402
 from chalicelib.aws.dynamodb import PENDING_INDEX, PENDING_SINCE  # noqa: E402
 from chalicelib.core.config import Settings  # noqa: E402
 from chalicelib.core.errors import ConfigurationError  # noqa: E402
+from chalicelib.core.index_queue import MAX_RECEIVES, REDRIVE_EVERY_SECONDS  # noqa: E402
+from chalicelib.core.logs import METRICS_NAMESPACE  # noqa: E402
 
 PLACEHOLDER = "change-me"
 Log = Callable[[str], None]
@@ -75,6 +81,34 @@ CORS_RULE = {
     "AllowedHeaders": ["*"],
     "MaxAgeSeconds": 3600,
 }
+
+# The indexing queue (docs/deploy.md, "Indexing at volume"). Messages are
+# kept as long as SQS allows, so a backlog of days loses nothing. AWS asks
+# for a visibility timeout of at least six times the function's timeout, so
+# that a batch Lambda could not start at once is not received twice.
+WORKER_FUNCTION = "index_queued_photos"
+QUEUE_RETENTION_SECONDS = 14 * 24 * 3600
+VISIBILITY_PER_TIMEOUT = 6
+NOTIFICATION_ID = "faceprint-index-queue"
+BUCKET_EVENTS = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
+# Before the queue, `chalice deploy` pointed the bucket at this function.
+OLD_S3_HANDLER = "index_stored_photo"
+# The API's usage plan: every route at most API_RATE requests a second per
+# key; the routes that call a Rekognition search at the stage's
+# FACEPRINT_SEARCH_TPS, so a client gets API Gateway's 429 before
+# Rekognition throttles; a monthly quota a steady load at those rates
+# cannot exhaust.
+API_RATE, API_BURST = 50, 100
+SEARCH_ROUTES = (
+    ("/search", "POST"),
+    ("/search", "PUT"),
+    ("/search/people", "POST"),
+    ("/search/people", "PUT"),
+    ("/faces/{face_id}/matches", "GET"),
+    ("/compare", "POST"),
+    ("/people/suggestions", "POST"),
+)
+MONTH_SECONDS = 31 * 24 * 3600
 
 # What the guide's custom domain snippet says until it is made yours.
 EXAMPLE_DOMAINS = ("example.com", "example.org", "example.net")
@@ -143,6 +177,7 @@ def check_policy(settings: Settings, chalice_dir: Path = REPO / ".chalice") -> N
         "faces table": f":table/{settings.faces_table}",
         "people table": f":table/{settings.people_table}",
         "collection": f":collection/{settings.collection}",
+        "indexing queue": f":{settings.index_queue}",
     }
     missing = [
         f"{what} ({arn})" for what, arn in expected.items() if f'{arn}"' not in policy and f"{arn}/" not in policy
@@ -190,7 +225,19 @@ def check_custom_domain(domain: CustomDomain, stage: str, region: str | None = N
         )
 
 
-def create_stage(settings: Settings, s3, dynamodb, rekognition, log: Log = print, sleep=time.sleep) -> None:
+def create_stage(
+    settings: Settings,
+    s3,
+    dynamodb,
+    rekognition,
+    log: Log = print,
+    sleep=time.sleep,
+    *,
+    sqs,
+    cloudwatch,
+    apigateway,
+    chalice_dir: Path = REPO / ".chalice",
+) -> None:
     _create_bucket(s3, settings.bucket, settings.region, log)
     create_tables(dynamodb, settings, log, sleep)
     try:
@@ -200,6 +247,9 @@ def create_stage(settings: Settings, s3, dynamodb, rekognition, log: Log = print
         if _code(e) != "ResourceAlreadyExistsException":
             raise
         log(f"Rekognition collection {settings.collection} already exists")
+    create_index_queue(settings, sqs, s3, log, worker_timeout(settings.stage, chalice_dir))
+    create_alarms(settings, cloudwatch, log)
+    create_usage_plan(settings, apigateway, log, chalice_dir)
 
 
 def create_tables(dynamodb, settings: Settings, log: Log = print, sleep=time.sleep) -> None:
@@ -228,7 +278,12 @@ def enable_point_in_time_recovery(dynamodb, table: str, log: Log = print) -> Non
     log(f"enabled point-in-time recovery on DynamoDB table {table}")
 
 
-def teardown_stage(settings: Settings, s3, dynamodb, rekognition, log: Log = print) -> None:
+def teardown_stage(
+    settings: Settings, s3, dynamodb, rekognition, log: Log = print, *, sqs, cloudwatch, apigateway
+) -> None:
+    remove_usage_plan(settings, apigateway, log)
+    remove_alarms(settings, cloudwatch, log)
+    remove_index_queue(settings, sqs, s3, log)
     try:
         rekognition.delete_collection(CollectionId=settings.collection)
         log(f"deleted Rekognition collection {settings.collection}")
@@ -243,6 +298,316 @@ def teardown_stage(settings: Settings, s3, dynamodb, rekognition, log: Log = pri
             if _code(e) != "ResourceNotFoundException":
                 raise
     _delete_bucket(s3, settings.bucket, log)
+
+
+# The indexing queue, its dead-letter queue and the bucket's notification.
+
+
+def dead_letter_queue(settings: Settings) -> str:
+    return f"{settings.index_queue}-dead"
+
+
+def worker_timeout(stage: str, chalice_dir: Path = REPO / ".chalice") -> int:
+    """The indexing workers' Lambda timeout, as Chalice reads it (the
+    function's setting, else the stage's, else the top level's; 60 s)."""
+    config, stage_config = _stage_config(stage, chalice_dir)
+    function = stage_config.get("lambda_functions", {}).get(WORKER_FUNCTION, {})
+    return int(function.get("lambda_timeout", stage_config.get("lambda_timeout", config.get("lambda_timeout", 60))))
+
+
+def create_index_queue(settings: Settings, sqs, s3, log: Log = print, timeout: int = 120) -> None:
+    """The queue and its dead-letter queue (a message goes there at its
+    receive after MAX_RECEIVES), S3 allowed to send to it, and the bucket's
+    ObjectCreated and ObjectRemoved events sent there."""
+    dead_url = _create_queue(
+        sqs, dead_letter_queue(settings), {"MessageRetentionPeriod": str(QUEUE_RETENTION_SECONDS)}, log
+    )
+    dead_arn = _queue_arn(sqs, dead_url)
+    url = _create_queue(sqs, settings.index_queue, {}, log)
+    arn = _queue_arn(sqs, url)
+    account = arn.split(":")[4]
+    bucket_arn = f"arn:aws:s3:::{settings.bucket}"
+    attributes = {
+        "MessageRetentionPeriod": str(QUEUE_RETENTION_SECONDS),
+        "VisibilityTimeout": str(VISIBILITY_PER_TIMEOUT * timeout),
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dead_arn, "maxReceiveCount": MAX_RECEIVES}),
+        "Policy": json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Sid": "faceprint-bucket-events",
+                        "Effect": "Allow",
+                        "Principal": {"Service": "s3.amazonaws.com"},
+                        "Action": "sqs:SendMessage",
+                        "Resource": arn,
+                        "Condition": {
+                            "ArnEquals": {"aws:SourceArn": bucket_arn},
+                            "StringEquals": {"aws:SourceAccount": account},
+                        },
+                    }
+                ],
+            }
+        ),
+    }
+    sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+    _notify_queue(s3, settings, arn, log)
+
+
+def remove_index_queue(settings: Settings, sqs, s3, log: Log = print) -> None:
+    try:
+        current = s3.get_bucket_notification_configuration(Bucket=settings.bucket)
+        current.pop("ResponseMetadata", None)
+        queues = [c for c in current.get("QueueConfigurations", []) if c.get("Id") != NOTIFICATION_ID]
+        if len(queues) != len(current.get("QueueConfigurations", [])):
+            s3.put_bucket_notification_configuration(
+                Bucket=settings.bucket, NotificationConfiguration={**current, "QueueConfigurations": queues}
+            )
+    except ClientError as e:
+        if _code(e) != "NoSuchBucket":
+            raise
+    for name in (settings.index_queue, dead_letter_queue(settings)):
+        try:
+            url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        except ClientError as e:
+            if _code(e) not in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+                raise
+            continue
+        sqs.delete_queue(QueueUrl=url)
+        log(f"deleted SQS queue {name}")
+
+
+def _create_queue(sqs, name: str, attributes: dict, log: Log) -> str:
+    try:
+        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    except ClientError as e:
+        if _code(e) not in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+            raise
+        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        log(f"created SQS queue {name}")
+        return url
+    if attributes:
+        sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+    log(f"SQS queue {name} already exists")
+    return url
+
+
+def _queue_arn(sqs, url: str) -> str:
+    return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+
+def _notify_queue(s3, settings: Settings, queue_arn: str, log: Log) -> None:
+    """The bucket's events to the queue, keeping the bucket's other
+    notifications, but not the S3 handler `chalice deploy` connected before
+    the queue existed (its events would overlap ours, which S3 refuses; the
+    next `chalice deploy` removes the function itself)."""
+    current = s3.get_bucket_notification_configuration(Bucket=settings.bucket)
+    current.pop("ResponseMetadata", None)
+    ours = {"Id": NOTIFICATION_ID, "QueueArn": queue_arn, "Events": BUCKET_EVENTS}
+    queues = current.get("QueueConfigurations", [])
+    if any(
+        c.get("Id") == NOTIFICATION_ID and c["QueueArn"] == queue_arn and sorted(c["Events"]) == BUCKET_EVENTS
+        for c in queues
+    ):
+        log(f"S3 bucket {settings.bucket} already sends its events to SQS queue {settings.index_queue}")
+        return
+    old_handler = f"-{settings.stage}-{OLD_S3_HANDLER}"
+    functions = current.get("LambdaFunctionConfigurations", [])
+    kept = [c for c in functions if not c["LambdaFunctionArn"].endswith(old_handler)]
+    if len(kept) != len(functions):
+        log(f"S3 bucket {settings.bucket} no longer invokes {OLD_S3_HANDLER} (`chalice deploy` removes it)")
+    configuration = {
+        **current,
+        "LambdaFunctionConfigurations": kept,
+        "QueueConfigurations": [c for c in queues if c.get("Id") != NOTIFICATION_ID] + [ours],
+    }
+    s3.put_bucket_notification_configuration(
+        Bucket=settings.bucket, NotificationConfiguration={k: v for k, v in configuration.items() if v}
+    )
+    log(f"S3 bucket {settings.bucket} sends its ObjectCreated and ObjectRemoved events to queue {settings.index_queue}")
+
+
+# The alarms: a message in the dead-letter queue (a photo whose indexing kept
+# failing), and photos pending for more than a day (the re-drive counts
+# them every run, in the stage's metric PhotosPendingTooLong).
+
+
+def alarm_names(settings: Settings) -> tuple[str, str]:
+    return f"{settings.index_queue}-dead-letters", f"{settings.index_queue}-pending-too-long"
+
+
+def create_alarms(settings: Settings, cloudwatch, log: Log = print) -> None:
+    dead_letters, pending = alarm_names(settings)
+    existing = {
+        a["AlarmName"]: a for a in cloudwatch.describe_alarms(AlarmNames=[dead_letters, pending])["MetricAlarms"]
+    }
+    common = {
+        "Statistic": "Maximum",
+        "EvaluationPeriods": 1,
+        "Threshold": 0.0,
+        "ComparisonOperator": "GreaterThanThreshold",
+        "TreatMissingData": "notBreaching",
+    }
+    alarms = {
+        dead_letters: {
+            "AlarmDescription": (
+                f"Photos of stage {settings.stage!r} whose indexing kept failing: their events are in SQS queue "
+                f"{dead_letter_queue(settings)} and the photos `failed` (docs/deploy.md, 'The dead-letter queue')."
+            ),
+            "Namespace": "AWS/SQS",
+            "MetricName": "ApproximateNumberOfMessagesVisible",
+            "Dimensions": [{"Name": "QueueName", "Value": dead_letter_queue(settings)}],
+            "Period": 300,
+        },
+        pending: {
+            "AlarmDescription": (
+                f"Photos of stage {settings.stage!r} pending for more than a day (counted by the re-drive every "
+                f"{REDRIVE_EVERY_SECONDS // 60} minutes; docs/deploy.md, 'Alarms')."
+            ),
+            "Namespace": METRICS_NAMESPACE,
+            "MetricName": "PhotosPendingTooLong",
+            "Dimensions": [{"Name": "Stage", "Value": settings.stage}],
+            "Period": 3 * REDRIVE_EVERY_SECONDS,
+        },
+    }
+    for name, alarm in alarms.items():
+        wanted = {**alarm, **common}
+        if name in existing and all(existing[name].get(field) == value for field, value in wanted.items()):
+            log(f"CloudWatch alarm {name} already exists")
+            continue
+        # Actions someone added (an SNS topic to be told) are kept.
+        actions = {key: existing[name][key] for key in ("AlarmActions", "OKActions") if existing.get(name, {}).get(key)}
+        cloudwatch.put_metric_alarm(AlarmName=name, **wanted, **actions)
+        log(f"{'updated' if name in existing else 'created'} CloudWatch alarm {name}")
+
+
+def remove_alarms(settings: Settings, cloudwatch, log: Log = print) -> None:
+    names = list(alarm_names(settings))
+    if cloudwatch.describe_alarms(AlarmNames=names)["MetricAlarms"]:
+        cloudwatch.delete_alarms(AlarmNames=names)
+        log(f"deleted CloudWatch alarms {', '.join(names)}")
+
+
+# The API's usage plan and key: the API exists once `chalice deploy` ran.
+
+
+def usage_plan_name(settings: Settings) -> str:
+    return f"faceprint-{settings.stage}-plan"
+
+
+def api_key_name(settings: Settings) -> str:
+    return f"faceprint-{settings.stage}-key"
+
+
+def usage_plan(settings: Settings, api_id: str, api_stage: str) -> dict:
+    """The plan `make aws-setup` wants for the stage's API."""
+    search = {"rateLimit": settings.search_tps, "burstLimit": max(1, math.ceil(settings.search_tps))}
+    return {
+        "name": usage_plan_name(settings),
+        "description": f"Faceprint stage {settings.stage!r}: searches at FACEPRINT_SEARCH_TPS={settings.search_tps:g}",
+        "apiStages": [
+            {
+                "apiId": api_id,
+                "stage": api_stage,
+                "throttle": {f"{path}/{method}": search for path, method in SEARCH_ROUTES},
+            }
+        ],
+        "throttle": {"rateLimit": float(API_RATE), "burstLimit": API_BURST},
+        "quota": {"limit": API_RATE * MONTH_SECONDS, "period": "MONTH"},
+    }
+
+
+def create_usage_plan(settings: Settings, apigateway, log: Log = print, chalice_dir: Path = REPO / ".chalice") -> bool:
+    """Create (or bring up to date) the plan and its key; False (and say
+    what to do) while the API is not deployed."""
+    api_id = deployed_api_id(settings.stage, apigateway, chalice_dir)
+    if api_id is None:
+        log(
+            f"Stage {settings.stage!r} has no API yet: after `chalice deploy --stage {settings.stage}`, run this again "
+            "to create its usage plan and API key."
+        )
+        return False
+    config, stage_config = _stage_config(settings.stage, chalice_dir)
+    wanted = usage_plan(settings, api_id, stage_config.get("api_gateway_stage", config.get("api_gateway_stage", "api")))
+    plan = _find(apigateway.get_paginator("get_usage_plans").paginate(), wanted["name"])
+    keys = []
+    if plan is not None and _same_plan(plan, wanted):
+        log(f"API usage plan {wanted['name']} already exists")
+    else:
+        if plan is not None:
+            # Replaced whole: a plan's method throttles cannot all be patched in place.
+            keys = [k["id"] for k in apigateway.get_usage_plan_keys(usagePlanId=plan["id"])["items"]]
+            _delete_plan(apigateway, plan, keys)
+        plan = apigateway.create_usage_plan(**wanted)
+        log(f"{'updated' if keys else 'created'} API usage plan {wanted['name']}")
+    key = _find(apigateway.get_api_keys(nameQuery=api_key_name(settings))["items"], api_key_name(settings))
+    if key is None:
+        key = apigateway.create_api_key(name=api_key_name(settings), enabled=True)
+        log(
+            f"created API key {api_key_name(settings)}: its value is "
+            f"`aws apigateway get-api-key --api-key {key['id']} --include-value --query value --output text`"
+        )
+    attached = {k["id"] for k in apigateway.get_usage_plan_keys(usagePlanId=plan["id"])["items"]}
+    for key_id in dict.fromkeys([*keys, key["id"]]):
+        if key_id not in attached:
+            apigateway.create_usage_plan_key(usagePlanId=plan["id"], keyId=key_id, keyType="API_KEY")
+    return True
+
+
+def remove_usage_plan(settings: Settings, apigateway, log: Log = print) -> None:
+    plan = _find(apigateway.get_paginator("get_usage_plans").paginate(), usage_plan_name(settings))
+    if plan is not None:
+        keys = [k["id"] for k in apigateway.get_usage_plan_keys(usagePlanId=plan["id"])["items"]]
+        _delete_plan(apigateway, plan, keys)
+        log(f"deleted API usage plan {usage_plan_name(settings)}")
+    key = _find(apigateway.get_api_keys(nameQuery=api_key_name(settings))["items"], api_key_name(settings))
+    if key is not None:
+        apigateway.delete_api_key(apiKey=key["id"])
+        log(f"deleted API key {api_key_name(settings)}")
+
+
+def deployed_api_id(stage: str, apigateway, chalice_dir: Path = REPO / ".chalice") -> str | None:
+    """The stage's REST API: as `chalice deploy` recorded it in
+    .chalice/deployed/<stage>.json, else the one API named after the app."""
+    deployed = chalice_dir / "deployed" / f"{stage}.json"
+    if deployed.exists():
+        resources = json.loads(deployed.read_text()).get("resources", [])
+        found = [r["rest_api_id"] for r in resources if r.get("resource_type") == "rest_api"]
+        if found:
+            return found[0]
+    config, _ = _stage_config(stage, chalice_dir)
+    apis = [
+        api["id"]
+        for page in apigateway.get_paginator("get_rest_apis").paginate()
+        for api in page["items"]
+        if api["name"] == config["app_name"]
+    ]
+    if len(apis) > 1:
+        raise ConfigurationError(
+            f"{len(apis)} APIs are named {config['app_name']!r} and .chalice/deployed/{stage}.json does not say which "
+            f"is stage {stage!r}: run this from the checkout that deployed it."
+        )
+    return apis[0] if apis else None
+
+
+def _find(pages, name: str) -> dict | None:
+    items = pages if isinstance(pages, list) else [item for page in pages for item in page["items"]]
+    return next((item for item in items if item["name"] == name), None)
+
+
+def _same_plan(plan: dict, wanted: dict) -> bool:
+    return all(plan.get(name) == wanted[name] for name in ("apiStages", "throttle", "quota"))
+
+
+def _delete_plan(apigateway, plan: dict, keys: list[str]) -> None:
+    for key_id in keys:
+        apigateway.delete_usage_plan_key(usagePlanId=plan["id"], keyId=key_id)
+    stages = [
+        {"op": "remove", "path": "/apiStages", "value": f"{s['apiId']}:{s['stage']}"} for s in plan.get("apiStages", [])
+    ]
+    if stages:
+        apigateway.update_usage_plan(usagePlanId=plan["id"], patchOperations=stages)
+    apigateway.delete_usage_plan(usagePlanId=plan["id"])
 
 
 # The custom domain's DNS record: an alias A record in the hosted zone to the
@@ -591,7 +956,7 @@ def main(
         region, client = clients()
         if not region:
             raise NoRegionError()
-        return _act(args, environment, domain, region, client, stdin)
+        return _act(args, environment, domain, region, client, stdin, chalice_dir)
     except ConfigurationError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -603,13 +968,16 @@ def main(
         return 0 if os.environ.get("MAKELEVEL") else 130  # under make, make reports the Ctrl-C itself
 
 
-def _act(args, environment: dict[str, str], domain: CustomDomain | None, region: str, client, stdin) -> int:
+def _act(
+    args, environment: dict[str, str], domain: CustomDomain | None, region: str, client, stdin, chalice_dir: Path
+) -> int:
     settings = Settings.from_env({**environment, "AWS_REGION": region})
     s3, dynamodb, rekognition = (client(name) for name in ("s3", "dynamodb", "rekognition"))
+    indexing = {name: client(name) for name in ("sqs", "cloudwatch", "apigateway")}
     if args.action == "create":
         if domain:
             check_custom_domain(domain, args.stage, region)
-        create_stage(settings, s3, dynamodb, rekognition)
+        create_stage(settings, s3, dynamodb, rekognition, **indexing, chalice_dir=chalice_dir)
         if domain and args.hosted_zone:
             point_domain_at_api(domain, args.hosted_zone, client("apigateway"), client("route53"))
         elif domain:
@@ -625,7 +993,7 @@ def _act(args, environment: dict[str, str], domain: CustomDomain | None, region:
         if stdin.readline().strip() != args.stage:
             print("Nothing deleted.")
             return 1
-    teardown_stage(settings, s3, dynamodb, rekognition)
+    teardown_stage(settings, s3, dynamodb, rekognition, **indexing)
     if domain and args.hosted_zone:
         remove_domain_record(domain, args.hosted_zone, client("route53"))
     return 0

@@ -14,11 +14,16 @@ from botocore.exceptions import ClientError
 
 from chalicelib.core import errors
 
-# botocore retries throttling and 5xx itself first (standard mode: up to
-# MAX_ATTEMPTS with exponential backoff and jitter); only then does a
-# throttle reach the client as 503 + Retry-After.
+# botocore retries throttling and 5xx itself first (standard mode, with
+# exponential backoff and jitter): MAX_ATTEMPTS attempts in all, the first
+# included. (botocore's `max_attempts` counts retries: 4 there would make 5
+# attempts; `total_max_attempts` counts attempts.) Only then does a throttle
+# reach an API client as 503 + Retry-After, or an indexing worker as
+# back-pressure (core/index_queue.py). Each client also has botocore's retry
+# quota (500 tokens, 5 a throttled retry): under sustained throttling it
+# empties and calls fail on their first attempt.
 MAX_ATTEMPTS = 4
-_CONFIG = Config(retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS}, connect_timeout=5, read_timeout=20)
+_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS}, connect_timeout=5, read_timeout=20)
 # Download links are signed with SigV4 (the only signature newer regions
 # and KMS-encrypted objects accept).
 _S3_CONFIG = Config(signature_version="s3v4")
@@ -33,6 +38,7 @@ THROTTLED = frozenset(
         "LimitExceededException",
         "RequestLimitExceeded",
         "SlowDown",
+        "RequestThrottled",  # SQS
     }
 )
 MISSING_OR_FORBIDDEN = frozenset(
@@ -42,6 +48,8 @@ MISSING_OR_FORBIDDEN = frozenset(
         "AccessDenied",
         "NoSuchBucket",
         "UnrecognizedClientException",
+        "AWS.SimpleQueueService.NonExistentQueue",  # SQS's JSON protocol; QueueDoesNotExist in the query one
+        "QueueDoesNotExist",
     }
 )
 _REJECTED_IMAGES = {

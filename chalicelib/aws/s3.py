@@ -1,10 +1,10 @@
 """Photos in a private S3 bucket, with their `x-amz-meta-*` metadata.
 
-Storing a photo here is what triggers its indexing on AWS: the bucket's
-ObjectCreated notification (set up by `chalice deploy` from app.py's
-`@app.on_s3_event`) invokes the handler, for photos put by the API or by
-any other means. The bucket is versioned (`make aws-setup`), so an
-indexing run reads exactly the version its event names."""
+Storing a photo here is what triggers its indexing on AWS: the bucket
+sends its ObjectCreated (and ObjectRemoved) events to the indexing queue
+(`make aws-setup`), whose workers index photos put by the API or by any
+other means. The bucket is versioned (`make aws-setup`), so an indexing
+run reads exactly the version its event names."""
 
 from datetime import UTC, datetime
 

@@ -4,6 +4,7 @@ Chalice's test client sets a stage's environment only while a request runs,
 so nothing here runs at import time: wiring.py calls `Settings.from_env()`.
 """
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,21 @@ AWS_RESOURCES = {
     "faces_table": "FACEPRINT_FACES_TABLE",
     "people_table": "FACEPRINT_PEOPLE_TABLE",
     "collection": "FACEPRINT_COLLECTION",
+    "index_queue": "FACEPRINT_INDEX_QUEUE",
 }
+# The pace of indexing on AWS (docs/deploy.md, "Indexing at volume"):
+# FACEPRINT_INDEX_TPS is the share of Rekognition's IndexFaces quota the
+# stage's indexing may use (the quota is 5 a second in most regions, 50 in
+# the large ones). The queue's workers number TPS x WORKER_SECONDS, and each
+# calls IndexFaces at most once every WORKER_SECONDS: together, at most TPS.
+# FACEPRINT_SEARCH_TPS is SearchFacesByImage's quota: `make aws-setup`
+# throttles the API's search routes to it (the usage plan).
+DEFAULT_INDEX_TPS = 5.0
+DEFAULT_SEARCH_TPS = 5.0
+MAX_TPS = 1000.0
+WORKER_SECONDS = 1.0
+# Lambda's bounds for an SQS event source's maximum concurrency.
+MIN_WORKERS, MAX_WORKERS = 2, 1000
 
 
 @dataclass(frozen=True)
@@ -43,6 +58,10 @@ class Settings:
     # FACEPRINT_STRANGER_SIMILARITY: the naming rule's stranger model for
     # this stage (core/naming.py); None: the engine's own.
     stranger_model: StrangerModel | None = None
+    index_queue: str = ""
+    index_tps: float = DEFAULT_INDEX_TPS
+    index_workers: int = 0  # 0: index_tps x WORKER_SECONDS (index_workers_for)
+    search_tps: float = DEFAULT_SEARCH_TPS
     # Offline only (API Gateway checks keys on AWS). Left out of equality, so
     # a key change never builds a second set of stores on one data folder,
     # and out of repr, so the key never reaches a log.
@@ -81,11 +100,54 @@ class Settings:
             quality_filter=quality_filter,
             max_faces=_whole_number(env, "FACEPRINT_MAX_FACES", MAX_FACES, 1, MAX_FACES),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+            index_tps=_positive_number(env, "FACEPRINT_INDEX_TPS", DEFAULT_INDEX_TPS, MAX_TPS),
+            index_workers=_whole_number(env, "FACEPRINT_INDEX_WORKERS", 0, MIN_WORKERS, MAX_WORKERS),
+            search_tps=_positive_number(env, "FACEPRINT_SEARCH_TPS", DEFAULT_SEARCH_TPS, MAX_TPS),
             api_key=env.get("FACEPRINT_API_KEY", "").strip(),
             cors_origins=_origins(env.get("FACEPRINT_CORS_ORIGINS", "")),
             stranger_model=_stranger_model(env.get("FACEPRINT_STRANGER_SIMILARITY", "")),
             **aws,
         )
+
+    @property
+    def workers(self) -> int:
+        """How many indexing workers the queue runs at once (its event
+        source's maximum concurrency)."""
+        return self.index_workers or index_workers_for(self.index_tps)
+
+    @property
+    def index_interval(self) -> float:
+        """Seconds between one worker's IndexFaces calls: all of them
+        together make at most index_tps a second."""
+        return self.workers / self.index_tps
+
+
+def index_workers_for(tps: float) -> int:
+    return min(MAX_WORKERS, max(MIN_WORKERS, math.ceil(tps * WORKER_SECONDS)))
+
+
+def index_workers_at_import(env) -> int:
+    """The workers app.py declares on its SQS handler, read when Chalice
+    loads the app (with the stage's environment, for `chalice deploy` and
+    `chalice package`). Never raises: a bad setting is refused, by name, by
+    Settings.from_env at the first request and by `make aws-setup`."""
+    try:
+        return Settings.from_env(env).workers
+    except ConfigurationError:
+        return index_workers_for(DEFAULT_INDEX_TPS)
+
+
+def _positive_number(env, name: str, default: float, high: float) -> float:
+    raw = env.get(name, "")
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= high:
+        raise ConfigurationError(f"{name}={raw!r}: set it to a number above 0 and at most {high:g}.")
+    return value
 
 
 def _whole_number(env, name: str, default: int, low: int, high: int) -> int:

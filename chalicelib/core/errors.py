@@ -56,8 +56,9 @@ class ServiceUnavailable(FaceprintError):
 
 
 class Throttled(ServiceUnavailable):
-    """A backend refused the call for its rate (past botocore's own retries):
-    back-pressure, never a sign that the request itself is wrong."""
+    """A service refused a call for its rate quota (after botocore's own
+    retries). To an API client it is a 503 like any ServiceUnavailable; to
+    indexing it is back-pressure, never a failed attempt."""
 
 
 class ConfigurationError(Exception):

@@ -61,9 +61,9 @@ from chalicelib.core.services import Services
 
 log = logging.getLogger("faceprint")
 
-# Attempts at one version before it ends `failed`: on AWS the event and
-# Lambda's two retries, then two re-drives; offline, the upload's own run
-# and one more.
+# Attempts at one version before it ends `failed`, for callers that do not
+# bound them themselves (on AWS the queue does: QUEUE_ATTEMPTS below);
+# offline, the upload's own run and one more.
 INDEX_ATTEMPTS = 5
 UPLOAD_ATTEMPTS = 2
 # Compare-and-set rounds before giving up (only under heavy contention).
@@ -75,6 +75,12 @@ REDRIVE_BATCH = 50
 # A face of the new version stands on a face of the old one when their boxes
 # overlap by more than this (intersection over union): it takes its person.
 CARRY_OVER_OVERLAP = 0.5
+# Runs from the indexing queue (core/index_queue.py): the queue bounds the
+# tries of an event by its receives, so the record's attempts never end a
+# photo `failed` by themselves; a photo re-driven this many times (its event
+# lost, or its message dead-lettered by crashes) ends `failed`.
+QUEUE_ATTEMPTS = 10**9
+MAX_REDRIVES = 3
 _AGAIN = object()  # a compare-and-set lost: read again and decide again
 
 
@@ -185,6 +191,73 @@ def _index_version(
     return _attempt(svc, photo, claimed, token, attempts, started)
 
 
+# What the indexing queue's workers call (core/index_queue.py).
+
+
+def index_queued_photo(svc: Services, key: str, version: PhotoVersion | None = None) -> dict | None:
+    """An indexing run for an event the queue delivered. The queue bounds
+    its tries (record_failure on its last receive), so the record's
+    attempts only count. A photo that ended `failed` for a reason that may
+    pass (its `attempts` say so) is indexed again when an event for it
+    comes back: that is how messages moved back from the dead-letter queue
+    retry their photos."""
+    current = svc.records.get_image(key)
+    again = (
+        current is not None
+        and current["status"] == FAILED
+        and bool(current.get("attempts"))
+        and (version is None or current["etag"] == version.etag)
+    )
+    return index_photo(svc, key, version, force=again, attempts=QUEUE_ATTEMPTS)
+
+
+def record_failure(svc: Services, key: str, version: PhotoVersion | None, reason: str) -> dict | None:
+    """End `version` of the photo (None: whatever the bucket holds) `failed`
+    with `reason`: the queue gives up on its event. Nothing changes when the
+    bucket holds another version now, a newer one is recorded, or a run
+    indexed these bytes meanwhile. The faces of an earlier version go, as
+    with any version that failed (those of these very bytes stay: see
+    _give_up). Returns the record as it stands."""
+    started = time.perf_counter()
+    for _ in range(WRITE_ROUNDS):
+        current = svc.records.get_image(key)
+        photo = svc.photos.head(key)
+        if photo is None or (version is not None and _superseded(photo, version)):
+            return current
+        if version is not None:
+            photo = replace(photo, sequencer=version.sequencer or photo.sequencer)
+        if current is not None and (
+            is_older(photo.sequencer, current.get("sequencer")) or is_final_for(current, photo)
+        ):
+            return current
+        if current is None or not same_version(current, photo):
+            current = svc.records.put_image(_pending_record(svc, photo, current), _revision(current))
+            if current is None:
+                continue
+        outcome = _give_up(svc, photo, current, None, reason, started)
+        if outcome is not _AGAIN:
+            return outcome
+    raise ServiceUnavailable(f"Image {key!r} kept changing while its failure was being recorded; retry.")
+
+
+def note_redrive(svc: Services, key: str) -> bool:
+    """A photo the re-drive sent again (its event was lost, or dead-lettered
+    without a recorded failure): counted on its pending record. False, and
+    the photo recorded `failed`, once it has been re-driven MAX_REDRIVES
+    times; True when it should be indexed (or was meanwhile)."""
+    for _ in range(WRITE_ROUNDS):
+        current = svc.records.get_image(key)
+        if current is None or current["status"] != PENDING:
+            return True
+        count = current.get("redrives", 0)
+        if count >= MAX_REDRIVES:
+            record_failure(svc, key, None, f"Its indexing was lost {count} times (the log says why).")
+            return False
+        if svc.records.put_image({**current, "redrives": count + 1}, current["revision"]) is not None:
+            return True
+    raise ServiceUnavailable(f"Image {key!r} kept changing while its re-drive was being counted; retry.")
+
+
 def _index_now(svc: Services, version: PhotoVersion) -> dict | None:
     """Offline: the indexer runs right after the store returns, retried once
     when it fails in a way that may pass."""
@@ -277,7 +350,7 @@ def _pending_record(
 
 
 # What a record of one version keeps when it is written again for that version.
-_KEPT_FOR_THE_SAME_VERSION = ("attempts", "error", "enrolment", "uploadedAt", "pendingSince")
+_KEPT_FOR_THE_SAME_VERSION = ("attempts", "error", "enrolment", "uploadedAt", "pendingSince", "redrives")
 
 
 def _refresh(svc: Services, current: dict, photo: StoredPhoto) -> dict | None:
@@ -315,7 +388,7 @@ def _attempt(svc: Services, photo: StoredPhoto, claimed: dict, token: str, attem
         logs.log_indexed(photo.key, claimed, started, outcome="throttled")
         raise
     except ImageRejected as e:
-        failed = image_record(photo, FAILED, error=e.message, attempts=claimed["attempts"], moment=svc.clock())
+        failed = image_record(photo, FAILED, error=e.message, moment=svc.clock())  # no attempts: nothing may pass
         return _conclude(svc, photo, failed, [], claimed, token, started)
     except Exception as e:
         return _failed(svc, photo, claimed, token, attempts, e, started)
@@ -373,7 +446,7 @@ def _give_up(svc: Services, photo: StoredPhoto, base: dict, token: str | None, e
             kept.pop(name, None)
         written = svc.records.put_image(_without_none(kept), base["revision"])
         return _AGAIN if written is None else _finish(svc, written)
-    failed = image_record(photo, FAILED, error=error, attempts=base.get("attempts"), moment=svc.clock())
+    failed = image_record(photo, FAILED, error=error, attempts=max(1, base.get("attempts") or 0), moment=svc.clock())
     return _conclude(svc, photo, failed, [], base, token, started)
 
 
@@ -383,7 +456,7 @@ def _hand_back(svc: Services, claimed: dict, token: str) -> None:
     moment = svc.clock()
     back = {**claimed, "updatedAt": moment, "retryAt": iso_after(moment, REDRIVE_AFTER_SECONDS)}
     back["running"] = _running(claimed, moment, mine=token)
-    back["attempts"] = max(0, claimed.get("attempts", 1) - 1)
+    back["attempts"] = claimed.get("attempts", 1) - 1 or None
     svc.records.put_image(_without_none(back), claimed["revision"])  # lost to another writer: it carries on
 
 

@@ -1,11 +1,14 @@
 """One JSON line per event worth following, on stderr (CloudWatch on
-Lambda): each request (chalicelib.api.request_log) and each indexing run."""
+Lambda): each request (chalicelib.api.request_log), each indexing run, each
+batch of the indexing queue and each re-drive; and the metrics CloudWatch
+reads from such a line (its embedded metric format)."""
 
 import json
 import logging
 import sys
 import time
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import TextIO
 
 # The request (or Lambda invocation) being served, so an indexing run's line
@@ -47,6 +50,32 @@ def write(line: dict) -> None:
     _log.info(json.dumps(line, ensure_ascii=False, separators=(",", ":")))
 
 
+# The namespace of the stage's own CloudWatch metrics (make aws-setup's alarms read them).
+METRICS_NAMESPACE = "Faceprint"
+
+
+def write_metrics(stage: str, metrics: dict[str, float]) -> None:
+    """A line in CloudWatch's embedded metric format: in a Lambda function's
+    log, CloudWatch turns it into one value of each metric (a count), with
+    the dimension Stage. Needs no permission beyond writing the log."""
+    write(
+        {
+            "_aws": {
+                "Timestamp": int(datetime.now(UTC).timestamp() * 1000),
+                "CloudWatchMetrics": [
+                    {
+                        "Namespace": METRICS_NAMESPACE,
+                        "Dimensions": [["Stage"]],
+                        "Metrics": [{"Name": name, "Unit": "Count"} for name in metrics],
+                    }
+                ],
+            },
+            "Stage": stage,
+            **metrics,
+        }
+    )
+
+
 def ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
 
@@ -54,8 +83,8 @@ def ms_since(started: float) -> float:
 def log_indexed(key: str, image: dict | None, started: float, outcome: str) -> None:
     """The line of one indexing run. `outcome`: indexed (this run's version
     is on record), lost (another run's record stands), stale (a version the
-    bucket no longer holds), retry (failed; it will be retried), gone (the
-    photo was deleted)."""
+    bucket no longer holds), retry (failed; it will be retried), failed (the
+    queue gave up on its event), gone (the photo was deleted)."""
     line = {
         "event": "indexed",
         "key": key,

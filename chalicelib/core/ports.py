@@ -94,6 +94,17 @@ class FaceKey:
     user_id: str | None = None
 
 
+@dataclass(frozen=True)
+class QueuedMessage:
+    """One message an indexing worker received from the queue: its body,
+    the handle that deletes it or changes when it is seen again, and how
+    many times it has been received (SQS's ApproximateReceiveCount)."""
+
+    body: str
+    receipt: str
+    receive_count: int = 1
+
+
 class FaceEngine(ABC):
     """A face collection: IndexFaces, SearchFacesByImage, DeleteFaces."""
 
@@ -394,3 +405,28 @@ class PeopleEngine(ABC):
         """For each of `face_ids` in the collection, the others of
         `face_ids` that look like it at least `threshold` (similarity by
         face id): the graph suggested people are grouped from."""
+
+
+class IndexQueue(ABC):
+    """The queue between the bucket's events and the indexing workers (SQS
+    on AWS): it keeps every event until a worker is done with it, gives it
+    back when a worker fails, and moves it to a dead-letter queue after a
+    bounded number of receives (core/index_queue.py)."""
+
+    @abstractmethod
+    def send(self, bodies: list[str], delay_seconds: int = 0) -> None:
+        """Queue new messages, seen by the workers after `delay_seconds`."""
+
+    @abstractmethod
+    def delete(self, receipts: list[str]) -> None:
+        """Remove received messages: done with (a handle already gone is not an error)."""
+
+    @abstractmethod
+    def retry_after(self, receipts: list[str], seconds: int) -> None:
+        """Make received messages visible again in `seconds` rather than
+        after the queue's visibility timeout."""
+
+    @abstractmethod
+    def backlog(self) -> int:
+        """Messages waiting, being worked on or delayed (approximate: SQS's
+        counts may lag a minute behind)."""

@@ -4,7 +4,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from chalicelib.core.config import Settings
-from chalicelib.core.ports import FaceEngine, PeopleEngine, PhotoStore, RecordStore
+from chalicelib.core.ports import FaceEngine, IndexQueue, PeopleEngine, PhotoStore, RecordStore
 from chalicelib.core.records import now
 
 
@@ -19,6 +19,9 @@ class Services:
     index_on_upload: bool = False
     # People in the engine's collection (Rekognition's Users API).
     people: PeopleEngine | None = None
+    # On AWS: the queue of the bucket's events, which the indexing workers
+    # drain and the re-drive refills (core/index_queue.py).
+    queue: IndexQueue | None = None
     # The time as the records see it (ISO 8601): when a photo became pending,
     # when an attempt began, when the re-drive owes a visit. A simulation
     # gives its own clock.

@@ -16,8 +16,9 @@ def test_setup_turns_point_in_time_recovery_on_for_every_table_once(monkeypatch)
     settings = setup.stage_settings(setup.stage_environment("dev"))
     with mock_aws():
         s3, dynamodb = boto3.client("s3", region_name=REGION), boto3.client("dynamodb", region_name=REGION)
+        indexing = {name: boto3.client(name, region_name=REGION) for name in ("sqs", "cloudwatch", "apigateway")}
         said: list[str] = []
-        setup.create_stage(settings, s3, dynamodb, FakeRekognition(s3), log=said.append)
+        setup.create_stage(settings, s3, dynamodb, FakeRekognition(s3), log=said.append, **indexing)
         tables = (settings.images_table, settings.faces_table, settings.people_table)
         for table in tables:
             described = dynamodb.describe_continuous_backups(TableName=table)["ContinuousBackupsDescription"]
@@ -25,5 +26,5 @@ def test_setup_turns_point_in_time_recovery_on_for_every_table_once(monkeypatch)
         assert sum("point-in-time recovery" in line for line in said) == 3
         assert s3.get_bucket_versioning(Bucket=settings.bucket)["Status"] == "Enabled"
         said.clear()
-        setup.create_stage(settings, s3, dynamodb, FakeRekognition(s3), log=said.append)
+        setup.create_stage(settings, s3, dynamodb, FakeRekognition(s3), log=said.append, **indexing)
         assert not any("point-in-time recovery" in line for line in said)

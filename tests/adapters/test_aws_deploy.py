@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,7 +18,10 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
+from moto.apigateway.models import UsagePlan
 
+from chalicelib.core import index_queue
+from chalicelib.core.config import Settings
 from chalicelib.core.errors import ConfigurationError
 from tests.support.fake_rekognition import AWS_ENV, REGION, FakeRekognition, load_setup_script
 from tests.support.photos import REPO
@@ -26,6 +30,7 @@ ADAPTERS = {
     "rekognition": REPO / "chalicelib" / "aws" / "rekognition.py",
     "dynamodb": REPO / "chalicelib" / "aws" / "dynamodb.py",
     "s3": REPO / "chalicelib" / "aws" / "s3.py",
+    "sqs": REPO / "chalicelib" / "aws" / "sqs.py",
 }
 # Client methods whose IAM action is not their own name.
 IAM_ACTION = {
@@ -36,10 +41,16 @@ IAM_ACTION = {
     "s3:GeneratePresignedUrl": "s3:GetObject",  # the link is signed with the function's role
     # A transaction's updates need the UpdateItem permission (there is no action of its own).
     "dynamodb:TransactWriteItems": "dynamodb:UpdateItem",
+    # SQS's batch calls need the permission of the single one.
+    "sqs:SendMessageBatch": "sqs:SendMessage",
+    "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
 }
 # Actions a call needs beyond its own: IndexFaces reads the S3 version it is
-# given with the caller's rights, and DeleteObjects removes versions.
-IMPLIED = {"s3:GetObjectVersion", "s3:DeleteObjectVersion"}
+# given with the caller's rights, and DeleteObjects removes versions; the
+# workers' SQS event source polls the queue (and deletes what they are done
+# with) with the function's role.
+IMPLIED = {"s3:GetObjectVersion", "s3:DeleteObjectVersion", "sqs:ReceiveMessage", "sqs:DeleteMessage"}
 LOGS = {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
 
 
@@ -91,6 +102,7 @@ def aws(monkeypatch):
     for name, value in AWS_ENV.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setattr(UsagePlan, "apply_patch_operations", _remove_stages_by_name(UsagePlan.apply_patch_operations))
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         clients = {
@@ -99,8 +111,26 @@ def aws(monkeypatch):
             "rekognition": FakeRekognition(s3),
             "apigateway": boto3.client("apigateway", region_name=REGION),
             "route53": boto3.client("route53", region_name=REGION),
+            "sqs": boto3.client("sqs", region_name=REGION),
+            "cloudwatch": boto3.client("cloudwatch", region_name=REGION),
         }
-        yield SimpleNamespace(**clients, factory=lambda: (REGION, clients.__getitem__))
+        indexing = {name: clients[name] for name in ("sqs", "cloudwatch", "apigateway")}
+        yield SimpleNamespace(**clients, indexing=indexing, factory=lambda: (REGION, clients.__getitem__))
+
+
+def _remove_stages_by_name(apply):
+    """moto 5.2 removes a usage plan's API stage only when it has no method
+    throttles (it compares whole entries); API Gateway removes it by its
+    API id and stage name, whatever its throttles."""
+
+    def patched(plan, patch_operations):
+        for op in patch_operations:
+            if op["op"] == "remove" and op["path"] == "/apiStages":
+                api_id, stage = op["value"].split(":")
+                plan.api_stages = [s for s in plan.api_stages if (s["apiId"], s["stage"]) != (api_id, stage)]
+        return apply(plan, [op for op in patch_operations if not (op["op"] == "remove" and op["path"] == "/apiStages")])
+
+    return patched
 
 
 def _dev_settings():
@@ -131,9 +161,13 @@ class _Terminal(io.StringIO):
 def test_setup_is_idempotent_and_teardown_removes_every_version(aws):
     setup, settings = _dev_settings()
     said = []
-    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, log=said.append)
-    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, log=said.append)
-    assert sum("already exists" in line for line in said) == 5
+    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=said.append)
+    first = len(said)
+    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=said.append)
+    again = said[first:]
+    # The bucket, three tables, the collection, two queues, two alarms; the bucket already sends to the queue.
+    assert sum("already exists" in line for line in again) == 9
+    assert not [line for line in again if line.startswith(("created", "updated", "enabled"))]
     assert sum("enabled versioning" in line for line in said) == 1
     block = aws.s3.get_public_access_block(Bucket=settings.bucket)["PublicAccessBlockConfiguration"]
     assert all(block.values())
@@ -146,9 +180,11 @@ def test_setup_is_idempotent_and_teardown_removes_every_version(aws):
     aws.s3.delete_object(Bucket=settings.bucket, Key="album/b.jpg")
     listed = aws.s3.list_object_versions(Bucket=settings.bucket)
     assert len(listed["Versions"]) == 3 and len(listed["DeleteMarkers"]) == 1
-    setup.teardown_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, log=said.append)
-    setup.teardown_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, log=said.append)
+    setup.teardown_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=said.append)
+    setup.teardown_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=said.append)
     assert aws.s3.list_buckets()["Buckets"] == []
+    assert aws.sqs.list_queues().get("QueueUrls", []) == []
+    assert aws.cloudwatch.describe_alarms()["MetricAlarms"] == []
     assert aws.dynamodb.list_tables()["TableNames"] == []
     with pytest.raises(ClientError) as raised:
         aws.rekognition.describe_collection(CollectionId=settings.collection)
@@ -157,7 +193,7 @@ def test_setup_is_idempotent_and_teardown_removes_every_version(aws):
 
 def test_setup_versions_the_bucket_expires_old_versions_and_allows_presigned_downloads(aws):
     setup, settings = _dev_settings()
-    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, log=lambda _: None)
+    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=lambda _: None)
     assert aws.s3.get_bucket_versioning(Bucket=settings.bucket)["Status"] == "Enabled"
     [rule] = aws.s3.get_bucket_lifecycle_configuration(Bucket=settings.bucket)["Rules"]
     assert rule["Status"] == "Enabled"
@@ -183,7 +219,7 @@ def test_setup_keeps_the_bucket_rules_it_does_not_own(aws):
     their_cors = {"ID": "uploads", "AllowedMethods": ["PUT"], "AllowedOrigins": ["https://app.test"]}
     aws.s3.put_bucket_cors(Bucket=settings.bucket, CORSConfiguration={"CORSRules": [their_cors]})
     for _ in range(2):
-        setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, log=lambda _: None)
+        setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=lambda _: None)
     rules = aws.s3.get_bucket_lifecycle_configuration(Bucket=settings.bucket)["Rules"]
     assert sorted(rule["ID"] for rule in rules) == ["archive-logs", "faceprint-old-versions"]
     cors = aws.s3.get_bucket_cors(Bucket=settings.bucket)["CORSRules"]
@@ -192,7 +228,7 @@ def test_setup_keeps_the_bucket_rules_it_does_not_own(aws):
 
 def test_setup_creates_the_images_table_with_an_active_sparse_pending_index(aws):
     setup, settings = _dev_settings()
-    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, log=lambda _: None)
+    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=lambda _: None)
     index = _index(aws.dynamodb, settings.images_table, "pending")
     assert index["IndexStatus"] == "ACTIVE"
     assert index["KeySchema"] == [{"AttributeName": "pendingSince", "KeyType": "HASH"}]
@@ -210,15 +246,15 @@ def test_setup_adds_the_pending_index_to_an_images_table_made_before_it(aws):
     setup._create_table(aws.dynamodb, table, "key", log=lambda _: None)  # how setup made it before
     aws.dynamodb.put_item(TableName=table, Item={"key": {"S": "kept.jpg"}})
     said = []
-    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, log=said.append)
+    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=said.append)
     assert f"adding index pending to DynamoDB table {table}" in said
     assert _index(aws.dynamodb, table, "pending")["IndexStatus"] == "ACTIVE"
     assert aws.dynamodb.get_item(TableName=table, Key={"key": {"S": "kept.jpg"}})["Item"]
     aws.dynamodb.put_item(TableName=table, Item={"key": {"S": "late.jpg"}, "pendingSince": {"S": "2026-11-26T03:00"}})
     assert _pending_keys(aws.dynamodb, table) == ["late.jpg"]
     said.clear()
-    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, log=said.append)
-    assert not [line for line in said if "index" in line]
+    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=said.append)
+    assert not [line for line in said if "index pending" in line]
 
 
 class _IndexStillCreating:
@@ -240,12 +276,157 @@ class _IndexStillCreating:
         return described
 
 
+def _queue(aws, name: str) -> dict:
+    url = aws.sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    return {"url": url, **aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]}
+
+
+def test_setup_creates_the_indexing_queue_with_its_dead_letter_queue_and_sends_it_the_buckets_events(aws):
+    setup, settings = _dev_settings()
+    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=lambda _: None)
+    queue, dead = _queue(aws, "faceprint-dev-index"), _queue(aws, "faceprint-dev-index-dead")
+    fortnight = str(14 * 24 * 3600)
+    assert queue["MessageRetentionPeriod"] == dead["MessageRetentionPeriod"] == fortnight
+    assert queue["VisibilityTimeout"] == str(6 * 120)  # six times the workers' timeout, as AWS advises
+    redrive = json.loads(queue["RedrivePolicy"])
+    assert redrive == {"deadLetterTargetArn": dead["QueueArn"], "maxReceiveCount": index_queue.MAX_RECEIVES}
+    [allowed] = json.loads(queue["Policy"])["Statement"]
+    assert allowed["Principal"] == {"Service": "s3.amazonaws.com"} and allowed["Action"] == "sqs:SendMessage"
+    assert allowed["Condition"]["ArnEquals"] == {"aws:SourceArn": f"arn:aws:s3:::{settings.bucket}"}
+    assert allowed["Condition"]["StringEquals"] == {"aws:SourceAccount": queue["QueueArn"].split(":")[4]}
+    [notification] = aws.s3.get_bucket_notification_configuration(Bucket=settings.bucket)["QueueConfigurations"]
+    assert notification["QueueArn"] == queue["QueueArn"]
+    assert sorted(notification["Events"]) == ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
+    # What S3 sends there: its test event, then each photo's (moto's carries no versionId nor sequencer).
+    aws.s3.put_object(Bucket=settings.bucket, Key="album/a b.jpg", Body=b"x")
+    bodies = [m["Body"] for m in aws.sqs.receive_message(QueueUrl=queue["url"], MaxNumberOfMessages=10)["Messages"]]
+    events = [event for body in bodies for event in index_queue.decode(body)]
+    assert [(e.kind, e.key) for e in events] == [(index_queue.CREATED, "album/a b.jpg")]
+
+
+def test_setup_replaces_the_old_s3_handler_and_keeps_the_buckets_other_notifications(aws):
+    setup, settings = _dev_settings()
+    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=lambda _: None)
+    theirs = aws.sqs.create_queue(QueueName="audit")["QueueUrl"]
+    theirs_arn = aws.sqs.get_queue_attributes(QueueUrl=theirs, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    function = "arn:aws:lambda:us-east-1:123456789012:function:faceprint-dev-index_stored_photo"
+    aws.s3.put_bucket_notification_configuration(
+        Bucket=settings.bucket,
+        NotificationConfiguration={
+            "LambdaFunctionConfigurations": [{"LambdaFunctionArn": function, "Events": ["s3:ObjectCreated:*"]}],
+            "QueueConfigurations": [{"Id": "audit", "QueueArn": theirs_arn, "Events": ["s3:ObjectRestore:*"]}],
+        },
+    )
+    said = []
+    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=said.append)
+    assert any("no longer invokes index_stored_photo" in line for line in said)
+    configuration = aws.s3.get_bucket_notification_configuration(Bucket=settings.bucket)
+    assert "LambdaFunctionConfigurations" not in configuration
+    assert sorted(c["Id"] for c in configuration["QueueConfigurations"]) == ["audit", "faceprint-index-queue"]
+    setup.teardown_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=lambda _: None)
+    assert aws.sqs.list_queues()["QueueUrls"] == [theirs]
+
+
+def test_setup_creates_the_alarms_on_dead_letters_and_photos_pending_too_long_and_keeps_their_actions(aws):
+    setup, settings = _dev_settings()
+    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=lambda _: None)
+    alarms = {a["AlarmName"]: a for a in aws.cloudwatch.describe_alarms()["MetricAlarms"]}
+    dead, pending = alarms["faceprint-dev-index-dead-letters"], alarms["faceprint-dev-index-pending-too-long"]
+    assert (dead["Namespace"], dead["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert dead["Dimensions"] == [{"Name": "QueueName", "Value": "faceprint-dev-index-dead"}]
+    assert (pending["Namespace"], pending["MetricName"]) == ("Faceprint", "PhotosPendingTooLong")
+    assert pending["Dimensions"] == [{"Name": "Stage", "Value": "dev"}]
+    for alarm in (dead, pending):
+        assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0.0)
+    topic = "arn:aws:sns:us-east-1:123456789012:ops"
+    aws.cloudwatch.put_metric_alarm(
+        **{k: dead[k] for k in setup_alarm_fields(dead)}, AlarmActions=[topic], Threshold=5.0
+    )
+    said = []
+    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=said.append)
+    assert "updated CloudWatch alarm faceprint-dev-index-dead-letters" in said
+    dead = aws.cloudwatch.describe_alarms(AlarmNames=["faceprint-dev-index-dead-letters"])["MetricAlarms"][0]
+    assert dead["Threshold"] == 0.0 and dead["AlarmActions"] == [topic]
+
+
+def setup_alarm_fields(alarm: dict) -> list[str]:
+    fields = ("AlarmName", "Namespace", "MetricName", "Dimensions", "Statistic", "Period", "EvaluationPeriods")
+    return [*fields, "ComparisonOperator", "TreatMissingData"]
+
+
+def _deploy_api(aws, name: str = "faceprint") -> str:
+    """What `chalice deploy` makes: a REST API with the stage `api`."""
+    api = aws.apigateway.create_rest_api(name=name)["id"]
+    root = aws.apigateway.get_resources(restApiId=api)["items"][0]["id"]
+    aws.apigateway.put_method(restApiId=api, resourceId=root, httpMethod="GET", authorizationType="NONE")
+    aws.apigateway.put_integration(restApiId=api, resourceId=root, httpMethod="GET", type="MOCK")
+    aws.apigateway.create_deployment(restApiId=api, stageName="api")
+    return api
+
+
+def test_setup_makes_the_usage_plan_and_key_once_the_api_is_deployed(aws, tmp_path):
+    setup, settings = _dev_settings()
+    said = []
+    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=said.append)
+    assert any("has no API yet" in line and "run this again" in line for line in said)
+    assert aws.apigateway.get_usage_plans()["items"] == []
+    api = _deploy_api(aws)
+    said.clear()
+    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=said.append)
+    [plan] = aws.apigateway.get_usage_plans()["items"]
+    assert plan["name"] == "faceprint-dev-plan"
+    [stage] = plan["apiStages"]
+    assert (stage["apiId"], stage["stage"]) == (api, "api")
+    searches = {"/search/POST", "/search/PUT", "/search/people/POST", "/search/people/PUT"}
+    searches |= {"/faces/{face_id}/matches/GET", "/compare/POST", "/people/suggestions/POST"}
+    assert set(stage["throttle"]) == searches
+    assert {(t["rateLimit"], t["burstLimit"]) for t in stage["throttle"].values()} == {(5.0, 5)}  # FACEPRINT_SEARCH_TPS
+    assert plan["throttle"] == {"rateLimit": 50.0, "burstLimit": 100}
+    # A steady load at the plan's rate cannot use up the month's quota.
+    assert plan["quota"]["period"] == "MONTH" and plan["quota"]["limit"] >= 50 * 31 * 24 * 3600
+    [key] = aws.apigateway.get_usage_plan_keys(usagePlanId=plan["id"])["items"]
+    assert key["name"] == "faceprint-dev-key"
+    assert any("get-api-key" in line for line in said)
+    # Again: nothing changes. With another FACEPRINT_SEARCH_TPS: the plan is replaced, the key kept.
+    said.clear()
+    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=said.append)
+    assert "API usage plan faceprint-dev-plan already exists" in said
+    faster = replace(settings, search_tps=50.0)
+    setup.create_stage(faster, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=said.append)
+    [plan] = aws.apigateway.get_usage_plans()["items"]
+    assert {t["rateLimit"] for t in plan["apiStages"][0]["throttle"].values()} == {50.0}
+    assert [k["id"] for k in aws.apigateway.get_usage_plan_keys(usagePlanId=plan["id"])["items"]] == [key["id"]]
+    setup.teardown_stage(faster, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=lambda _: None)
+    assert aws.apigateway.get_usage_plans()["items"] == [] and aws.apigateway.get_api_keys()["items"] == []
+
+
+def test_setup_takes_the_api_chalice_recorded_when_several_share_the_apps_name(aws, tmp_path):
+    setup = load_setup_script()
+    chalice_dir = _own_chalice_dir(tmp_path, stage="dev")
+    _deploy_api(aws)
+    ours = _deploy_api(aws)
+    with pytest.raises(ConfigurationError, match="2 APIs are named 'faceprint'"):
+        setup.deployed_api_id("dev", aws.apigateway, chalice_dir)
+    deployed = {"resources": [{"name": "rest_api", "resource_type": "rest_api", "rest_api_id": ours}]}
+    (chalice_dir / "deployed").mkdir()
+    (chalice_dir / "deployed" / "dev.json").write_text(json.dumps(deployed))
+    assert setup.deployed_api_id("dev", aws.apigateway, chalice_dir) == ours
+
+
+def test_the_workers_timeout_leaves_room_for_a_batch_at_any_pace():
+    setup = load_setup_script()
+    for stage in ("dev", "prod"):
+        settings = setup.stage_settings(setup.stage_environment(stage))
+        timeout = setup.worker_timeout(stage)
+        assert timeout - index_queue.RESERVE_SECONDS >= index_queue.BATCH_SIZE * settings.index_interval
+
+
 def test_setup_waits_until_the_new_index_is_active(aws):
     setup, settings = _dev_settings()
     setup._create_table(aws.dynamodb, settings.images_table, "key", log=lambda _: None)
     slept, said = [], []
     dynamodb = _IndexStillCreating(aws.dynamodb, times=3)
-    setup.create_stage(settings, aws.s3, dynamodb, aws.rekognition, log=said.append, sleep=slept.append)
+    setup.create_stage(settings, aws.s3, dynamodb, aws.rekognition, **aws.indexing, log=said.append, sleep=slept.append)
     assert len(slept) == 3
     assert sum("waiting for index pending" in line for line in said) == 1
 
@@ -254,12 +435,14 @@ def test_setup_stops_with_a_clear_error_when_the_index_stays_creating(aws):
     setup, settings = _dev_settings()
     dynamodb = _IndexStillCreating(aws.dynamodb, times=10**6)
     with pytest.raises(ConfigurationError, match="index pending of DynamoDB table .* is CREATING"):
-        setup.create_stage(settings, aws.s3, dynamodb, aws.rekognition, log=lambda _: None, sleep=lambda _: None)
+        setup.create_stage(
+            settings, aws.s3, dynamodb, aws.rekognition, **aws.indexing, log=lambda _: None, sleep=lambda _: None
+        )
 
 
 def test_teardown_with_yes_needs_no_terminal(aws, capsys):
     setup, settings = _dev_settings()
-    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, log=lambda _: None)
+    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=lambda _: None)
     aws.s3.put_object(Bucket=settings.bucket, Key="a.jpg", Body=b"x")
     assert setup.main(["teardown", "--stage", "dev", "--yes"], clients=aws.factory, stdin=_NotATerminal()) == 0
     assert aws.s3.list_buckets()["Buckets"] == []
@@ -269,7 +452,7 @@ def test_teardown_with_yes_needs_no_terminal(aws, capsys):
 
 def test_teardown_without_yes_and_without_a_terminal_refuses_and_deletes_nothing(aws, capsys):
     setup, settings = _dev_settings()
-    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, log=lambda _: None)
+    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=lambda _: None)
     assert setup.main(["teardown", "--stage", "dev"], clients=aws.factory, stdin=_NotATerminal("dev\n")) == 2
     assert "no terminal" in capsys.readouterr().err
     assert [b["Name"] for b in aws.s3.list_buckets()["Buckets"]] == [settings.bucket]
@@ -292,7 +475,7 @@ def test_the_teardown_command_without_a_terminal_says_to_pass_yes():
 
 def test_teardown_at_a_terminal_deletes_only_once_the_stage_name_is_typed(aws, capsys):
     setup, settings = _dev_settings()
-    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, log=lambda _: None)
+    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=lambda _: None)
     assert setup.main(["teardown", "--stage", "dev"], clients=aws.factory, stdin=_Terminal("yes\n")) == 1
     assert "Nothing deleted" in capsys.readouterr().out
     assert len(aws.dynamodb.list_tables()["TableNames"]) == 3
@@ -513,17 +696,26 @@ def _package(tmp_path, stage: str, chalice_dir: Path = REPO / ".chalice") -> dic
 
 
 def test_chalice_packages_the_dev_stage_for_terraform_offline(tmp_path):
-    """The Terraform has both functions, the S3 trigger on the stage's
-    bucket, API-key-protected routes and the hand-written policy."""
+    """The Terraform has the three functions, the indexing workers' event
+    source on the stage's queue (at most the workers the stage's pace
+    allows), API-key-protected routes and the hand-written policy."""
     terraform = _package(tmp_path, "dev")
     resources = terraform["resource"]
     functions = resources["aws_lambda_function"]
-    assert set(functions) == {"api_handler", "index_stored_photo", "redrive_pending"}
+    assert set(functions) == {"api_handler", "index_queued_photos", "redrive_pending"}
     schedule = next(iter(resources["aws_cloudwatch_event_rule"].values()))
-    assert schedule["schedule_expression"] == "rate(5 minutes)"
+    assert schedule["schedule_expression"] == "rate(1 minute)"  # the re-drive: index_queue.REDRIVE_EVERY_SECONDS
     assert functions["api_handler"]["environment"]["variables"]["FACEPRINT_ENGINE"] == "rekognition"
-    notification = next(iter(resources["aws_s3_bucket_notification"].values()))
-    assert notification["bucket"] == "faceprint-dev-photos-change-me"
+    [source] = resources["aws_lambda_event_source_mapping"].values()
+    assert source["event_source_arn"].endswith(":faceprint-dev-index")
+    assert source["function_name"] == "${aws_lambda_function.index_queued_photos.arn}"
+    assert source["batch_size"] == index_queue.BATCH_SIZE
+    settings = Settings.from_env(functions["index_queued_photos"]["environment"]["variables"])
+    assert source["scaling_config"] == {"maximum_concurrency": settings.workers} == {"maximum_concurrency": 5}
+    timeout = functions["index_queued_photos"]["timeout"]
+    assert timeout == load_setup_script().worker_timeout("dev") == 120
+    assert timeout - index_queue.RESERVE_SECONDS >= index_queue.BATCH_SIZE * settings.index_interval
+    assert "aws_s3_bucket_notification" not in resources  # make aws-setup sends the bucket's events to the queue
     policy = json.dumps(resources["aws_iam_role_policy"])
     assert "rekognition:IndexFaces" in policy
     swagger = json.loads(terraform["locals"]["chalice_api_swagger"])
@@ -548,7 +740,7 @@ def test_chalice_packages_the_dev_stage_for_terraform_offline(tmp_path):
     assert sorted(problems) == [
         f"{tmp_path / 'out' / 'deployment.zip'}: {name} is missing" for name in ("pillow", "pillow_heif")
     ]
-    assert "function index_stored_photo: python3.13" in findings
+    assert "function index_queued_photos: python3.13" in findings
 
 
 def test_chalice_packages_a_stage_with_the_guides_custom_domain_for_terraform(tmp_path):

@@ -34,6 +34,7 @@ def clients(monkeypatch):
                 "FACEPRINT_FACES_TABLE": FACES,
                 "FACEPRINT_PEOPLE_TABLE": PEOPLE,
                 "FACEPRINT_COLLECTION": "unused",
+                "FACEPRINT_INDEX_QUEUE": "unused",
             }
         )
         setup._create_bucket(s3, BUCKET, REGION, log=lambda _: None)

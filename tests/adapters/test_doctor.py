@@ -68,7 +68,8 @@ def test_an_aws_stage_set_up_and_deployed_is_in_order(own_stage, tmp_path, monke
     monkeypatch.setenv("FACEPRINT_DATA_DIR", str(tmp_path / "data"))
     setup = load_setup_script()
     with mock_aws():
-        clients = {name: boto3.client(name, region_name=REGION) for name in ("s3", "dynamodb", "sts", "apigateway")}
+        names = ("s3", "dynamodb", "sts", "apigateway", "sqs", "cloudwatch")
+        clients = {name: boto3.client(name, region_name=REGION) for name in names}
         clients["rekognition"] = FakeRekognition(clients["s3"])
         doctor = _doctor()
         run = ["--stage", "dev", "--chromium", "/bin/sh"]
@@ -76,7 +77,12 @@ def test_an_aws_stage_set_up_and_deployed_is_in_order(own_stage, tmp_path, monke
         before = _lines(capsys.readouterr().out)
         assert before["bucket"] == before["collection"] == before["API key"] == "FIX"
         settings = setup.stage_settings(setup.stage_environment("dev", own_stage))
-        setup.create_stage(settings, clients["s3"], clients["dynamodb"], clients["rekognition"], log=lambda _: None)
+        setup.create_stage(
+            settings,
+            *(clients[name] for name in ("s3", "dynamodb", "rekognition")),
+            log=lambda _: None,
+            **{name: clients[name] for name in ("sqs", "cloudwatch", "apigateway")},
+        )
         clients["apigateway"].create_api_key(name="faceprint-dev-key", enabled=True)
         assert doctor.main(run, clients=lambda: (REGION, clients.__getitem__), chalice_dir=own_stage) == 0
         after = capsys.readouterr().out

@@ -1,14 +1,19 @@
 """The Rekognition engine against botocore's Stubber: every request and
 reply is checked against the real Rekognition service model."""
 
+import http.server
 import io
+import json
 import random
+import threading
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
 from PIL import Image
 
+from chalicelib.aws import clients
 from chalicelib.aws.rekognition import (
     FACE_COUNT_SECONDS,
     MAX_DELETE_IDS,
@@ -258,3 +263,48 @@ def test_the_stranger_model_is_the_stages_or_else_the_assumed_one(client):
     assert RekognitionEngine(client, "c", "b").stranger_model() == STRANGERS
     mine = StrangerModel(50.0, 8.0, "FACEPRINT_STRANGER_SIMILARITY")
     assert RekognitionEngine(client, "c", "b", strangers=mine).stranger_model() == mine
+
+
+class _Failing(http.server.BaseHTTPRequestHandler):
+    """A Rekognition endpoint that answers every call with a 500."""
+
+    seen: list[str] = []
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).seen.append(self.headers["X-Amz-Target"])
+        body = json.dumps({"__type": "InternalServerError", "message": "try later"}).encode()
+        self.send_response(500)
+        self.send_header("Content-Type", "application/x-amz-json-1.1")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_every_client_tries_a_call_4_times_in_all_as_the_guide_says():
+    """botocore's `max_attempts` counts retries (4 made 5 calls); the
+    clients' configuration counts attempts."""
+    _Failing.seen = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Failing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        rekognition = boto3.client(
+            "rekognition",
+            region_name="us-east-1",
+            endpoint_url=f"http://127.0.0.1:{server.server_address[1]}",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=clients.config_for("rekognition"),
+        )
+        with pytest.raises(ClientError):
+            rekognition.describe_collection(CollectionId="faces-test")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert clients.MAX_ATTEMPTS == 4
+    assert _Failing.seen == ["RekognitionService.DescribeCollection"] * 4

@@ -70,6 +70,7 @@ def test_on_an_aws_stage_api_gateway_checks_keys_not_the_middleware(monkeypatch)
         "FACEPRINT_FACES_TABLE",
         "FACEPRINT_PEOPLE_TABLE",
         "FACEPRINT_COLLECTION",
+        "FACEPRINT_INDEX_QUEUE",
     ):
         monkeypatch.setenv(var, "x")
     event = SimpleNamespace(path="/info", headers={})

@@ -41,6 +41,7 @@ def records(request, tmp_path, monkeypatch) -> Iterator:
                     "FACEPRINT_FACES_TABLE": FACES,
                     "FACEPRINT_PEOPLE_TABLE": PEOPLE,
                     "FACEPRINT_COLLECTION": "unused",
+                    "FACEPRINT_INDEX_QUEUE": "unused",
                 }
             )
             setup.create_tables(dynamodb, settings, log=lambda _: None)

@@ -11,9 +11,10 @@ service's documented rules (UserMatchThreshold's defaults, a User's 100
 faces, DeleteFaces refusing a face that belongs to a User) and score a
 user on its faces as the embedded engine does (embedded/people.py).
 
-`aws_stage` wires the whole AWS stage (moto S3 + DynamoDB, this fake, and
-the bucket's events: tests/support/s3_events.py) under a Chalice stage, so
-the API can be tested through chalice.test.Client."""
+`aws_stage` wires the whole AWS stage (moto S3, DynamoDB, SQS, CloudWatch
+and API Gateway, this fake, and the bucket's events through the indexing
+queue: tests/support/s3_events.py) under a Chalice stage, so the API and
+the indexing workers can be tested through chalice.test.Client."""
 
 import importlib.util
 import itertools
@@ -30,7 +31,9 @@ import botocore.session
 import numpy as np
 from botocore.exceptions import ClientError, ParamValidationError
 from botocore.validate import ParamValidator
-from chalice.test import Client
+from chalice.config import Config
+from chalice.local import LambdaContext
+from chalice.test import Client, TestLambdaClient
 from moto import mock_aws
 
 from app import app
@@ -484,6 +487,11 @@ AWS_ENV = {
 }
 
 
+# The tests' pace: each IndexFaces 2 ms apart (the pace itself is tested on a
+# virtual clock, tests/unit/test_index_queue.py, and at volume by the simulation).
+TEST_PACE = {"FACEPRINT_INDEX_TPS": "1000", "FACEPRINT_INDEX_WORKERS": "2"}
+
+
 @dataclass
 class AwsStage:
     """The resources of one Chalice stage, in moto and the fake."""
@@ -494,6 +502,9 @@ class AwsStage:
     dynamodb: object
     rekognition: FakeRekognition
     events: S3Events
+    sqs: object = None
+    cloudwatch: object = None
+    apigateway: object = None
 
     @property
     def bucket(self) -> str:
@@ -509,30 +520,66 @@ def load_setup_script():
     return module
 
 
+class WorkerClient(TestLambdaClient):
+    """Invokes a function as Lambda does, with the time its configured
+    timeout gives it (chalice.test's context says 3 s, whatever the timeout)."""
+
+    def invoke(self, function_name: str, payload=None):
+        scoped = self._config.scope(self._config.chalice_stage, function_name)
+        context = LambdaContext(
+            function_name, memory_size=scoped.lambda_memory_size, max_runtime_ms=scoped.lambda_timeout * 1000
+        )
+        with self._patched_env_vars(scoped.environment_variables):
+            return self._app.handler_map[function_name](payload or {}, context)
+
+
 @contextmanager
 def aws_stage(monkeypatch, stage: str = "dev") -> Iterator[AwsStage]:
-    """Moto S3 and DynamoDB plus a FakeRekognition, with the resources that
-    `make aws-setup STAGE=<stage>` creates (by the same script), and the
-    app's clients pointed at them. Requests through
-    chalice.test.Client(app, stage_name=stage) then run the AWS wiring."""
+    """Moto S3, DynamoDB, SQS, CloudWatch and API Gateway plus a
+    FakeRekognition, with the resources that `make aws-setup STAGE=<stage>`
+    creates (by the same script), and the app's clients pointed at them.
+    Requests through chalice.test.Client(app, stage_name=stage) then run
+    the AWS wiring; `events.deliver()` runs its indexing workers."""
     setup = load_setup_script()
     for name, value in AWS_ENV.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-    env = setup.stage_environment(stage)
+    env = {**setup.stage_environment(stage), **TEST_PACE}
+    configured = Config.environment_variables.fget
+    monkeypatch.setattr(Config, "environment_variables", property(lambda c: {**configured(c), **TEST_PACE}))
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION, config=aws.config_for("s3"))
         dynamodb = boto3.client("dynamodb", region_name=REGION, config=aws.config_for("dynamodb"))
+        sqs = boto3.client("sqs", region_name=REGION, config=aws.config_for("sqs"))
+        cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+        apigateway = boto3.client("apigateway", region_name=REGION)
         rekognition = FakeRekognition(s3)
-        clients = {"s3": s3, "dynamodb": dynamodb, "rekognition": rekognition}
+        clients = {"s3": s3, "dynamodb": dynamodb, "rekognition": rekognition, "sqs": sqs}
         monkeypatch.setattr(aws, "client", lambda service, region=None: clients[service])
-        setup.create_stage(setup.stage_settings(env), s3, dynamodb, rekognition, log=lambda _: None)
-        events = S3Events(env["FACEPRINT_BUCKET"])
+        settings = setup.stage_settings(env)
+        setup.create_stage(
+            settings,
+            s3,
+            dynamodb,
+            rekognition,
+            log=lambda _: None,
+            sqs=sqs,
+            cloudwatch=cloudwatch,
+            apigateway=apigateway,
+        )
+        # S3Events plays the bucket's notifications, with what moto's lack.
+        s3.put_bucket_notification_configuration(Bucket=settings.bucket, NotificationConfiguration={})
+        queue_url = sqs.get_queue_url(QueueName=settings.index_queue)["QueueUrl"]
+        events = S3Events(
+            settings.bucket, sqs, queue_url, sqs.get_queue_url(QueueName=setup.dead_letter_queue(settings))["QueueUrl"]
+        )
         events.watch(s3)
         with Client(app, stage_name=stage) as handlers:
-            events.invoke = lambda event: handlers.lambda_.invoke("index_stored_photo", event)
+            worker = WorkerClient(app, handlers.lambda_._config)
+            events.invoke = lambda event: worker.invoke("index_queued_photos", event)
             wiring.reset()
+            events.drain()  # S3's test event, sent when the notification was set: nothing to do
             try:
-                yield AwsStage(stage, env, s3, dynamodb, rekognition, events)
+                yield AwsStage(stage, env, s3, dynamodb, rekognition, events, sqs, cloudwatch, apigateway)
             finally:
                 wiring.reset()
