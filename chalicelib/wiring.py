@@ -110,7 +110,34 @@ def _build_local(settings: Settings) -> Services:
     # loads at the next start instead of being rebuilt.
     atexit.register(engine.close)
     people = LocalPeople(db, engine, analyzer())
-    return Services(settings, engine, SqliteRecordStore(db), photos, index_on_upload=True, people=people)
+    built = Services(settings, engine, SqliteRecordStore(db), photos, index_on_upload=True, people=people)
+    if _serving_locally():
+        _redrive_in_background(built)
+    return built
+
+
+# How often `make run` looks for work a stop or a crash left (AWS: the
+# scheduled re-drive, app.py).
+LOCAL_REDRIVE_SECONDS = 60
+
+
+def _redrive_in_background(svc: Services) -> None:
+    """`make run`'s own re-drive: photos a stop or a crash left pending, or
+    work it left owed after a commit, are finished within minutes of the
+    next start (indexing.redrive_pending), as the scheduled re-drive does on
+    AWS. A daemon thread: a stop does not wait for it."""
+    from chalicelib.core import indexing
+
+    def redrive_now_and_then() -> None:
+        while True:
+            try:
+                while indexing.redrive_pending(svc)["pending"] == indexing.REDRIVE_BATCH:
+                    pass  # a full batch: there may be more
+            except Exception as e:  # logged: the next round tries again
+                logs.write({"event": "redrive", "error": f"{type(e).__name__}: {e}"})
+            time.sleep(LOCAL_REDRIVE_SECONDS)
+
+    threading.Thread(target=redrive_now_and_then, name="redrive", daemon=True).start()
 
 
 def analyzer():

@@ -16,6 +16,7 @@ def main(argv: list[str]) -> int:
     import click
     from chalice.cli import cli
 
+    sys.argv = ["chalice", "local", *argv]  # what app.py looks for: `chalice local` (wiring.stop_on_signals)
     try:
         cli.main(["local", *argv], prog_name="chalice", obj={}, standalone_mode=False)
     except (click.exceptions.Abort, KeyboardInterrupt):
