@@ -8,7 +8,13 @@ A fake photo is a tiny PNG whose text chunk names who is in it:
 fake engine "detects" those people, largest first, and matches a searched
 photo's first person to the faces indexed for that person. FakePeople
 keeps Rekognition's Users on those faces: two faces look alike (99) when
-they show the same person, else not at all (10)."""
+they show the same person, else not at all (10).
+
+The fakes fail as the real adapters do: IndexFaces on a version that is
+gone raises NotFound, a stored photo that is not one raises InvalidImage,
+one over Rekognition's 15 MB raises PayloadTooLarge; and `fail_next` makes
+a fake's next call fail as the AWS adapter of its port fails for a service
+error code (tests/contract/test_port_failures.py holds them all to it)."""
 
 import copy
 import hashlib
@@ -17,11 +23,14 @@ import itertools
 import threading
 import uuid
 
-from PIL import Image
+from botocore.exceptions import ClientError
+from PIL import Image, UnidentifiedImageError
 from PIL.PngImagePlugin import PngInfo
 
+from chalicelib.aws.clients import translate
 from chalicelib.core.config import Settings
-from chalicelib.core.errors import InvalidImage, NotFound
+from chalicelib.core.errors import InvalidImage, NotFound, PayloadTooLarge
+from chalicelib.core.limits import MAX_IMAGE_BYTES
 from chalicelib.core.naming import StrangerModel
 from chalicelib.core.ports import (
     Committed,
@@ -52,13 +61,50 @@ def photo_of(*people: str, shade: int = 0) -> bytes:
 
 
 def people_in(data: bytes) -> list[str]:
-    text = getattr(Image.open(io.BytesIO(data)), "text", {}).get("faces")
+    try:
+        text = getattr(Image.open(io.BytesIO(data)), "text", {}).get("faces")
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise InvalidImage(f"The fake engine could not read the image ({type(e).__name__}).") from e
     if text is None:
         raise InvalidImage("The fake engine reads only photo_of(...) photos.")
     return [name for name in text.split(",") if name]
 
 
-class InMemoryPhotoStore(PhotoStore):
+class FailsOnDemand:
+    """What lets a test make a fake fail as the real adapter of its port
+    fails: `fail_next("get_image", "ProvisionedThroughputExceededException")`
+    makes the next call of that method raise what the AWS adapters raise
+    for that service error code (chalicelib.aws.clients.translate, the one
+    place that maps them: Throttled here), without taking effect. The
+    method is shadowed on the instance only while failures are queued, so
+    a fake that is not asked to fail costs nothing more."""
+
+    def fail_next(self, method: str, code: str, message: str = "", times: int = 1) -> None:
+        getattr(self, method)  # a method the fake has: a misspelt name fails here, not silently
+        queued = self.__dict__.setdefault("_failures", {}).setdefault(method, [])
+        queued += [(code, message or code)] * times
+        if method in self.__dict__:
+            return
+
+        def failing(*args, **kwargs):
+            code, detail = queued.pop(0)
+            if not queued:
+                del self.__dict__[method]
+            error = ClientError({"Error": {"Code": code, "Message": detail}}, _operation(method))
+            mapped = translate(error, f"the in-memory {type(self).__name__}", "unit")
+            if mapped is error:
+                raise error  # a code that means a bug: the adapters let it through as it is
+            raise mapped from error
+
+        self.__dict__[method] = failing
+
+
+def _operation(method: str) -> str:
+    """A fake's method name as an AWS operation name (get_image: GetImage)."""
+    return "".join(part.capitalize() for part in method.split("_"))
+
+
+class InMemoryPhotoStore(FailsOnDemand, PhotoStore):
     """A versioned bucket: every put is a new version with a sequencer."""
 
     def __init__(self) -> None:
@@ -116,6 +162,14 @@ class InMemoryPhotoStore(PhotoStore):
             for stored in [k for k in self._versions if k[0] == key]:
                 del self._versions[stored]
 
+    def expire_noncurrent(self) -> None:
+        """Drop every version that is no longer current, as the bucket's
+        lifecycle rule does a day after it was replaced (make aws-setup)."""
+        with self._lock:
+            current = {(key, stored.version_id) for key, stored in self._current.items()}
+            for stored in [k for k in self._versions if k not in current]:
+                del self._versions[stored]
+
     def list(self, limit: int, token: str | None = None) -> Page:
         with self._lock:
             keys = sorted(k for k in self._current if k > (token or ""))
@@ -126,8 +180,9 @@ class InMemoryPhotoStore(PhotoStore):
         return Page(items, keys[limit - 1] if len(keys) > limit else None)
 
 
-class FakeEngine(FaceEngine):
-    """A collection of named faces; IndexFaces reads the exact version."""
+class FakeEngine(FailsOnDemand, FaceEngine):
+    """A collection of named faces; IndexFaces reads the exact version,
+    within Rekognition's limit for a photo in S3 (15 MB)."""
 
     def __init__(self, photos: InMemoryPhotoStore) -> None:
         self._photos = photos
@@ -138,7 +193,10 @@ class FakeEngine(FaceEngine):
 
     def index_faces(self, photo: PhotoVersion, external_image_id: str) -> dict:
         self.calls.append("IndexFaces")
-        people = people_in(self._photos.read_version(photo))
+        data = self._photos.read_version(photo)
+        if len(data) > MAX_IMAGE_BYTES:
+            raise PayloadTooLarge(f"The stored photo is {len(data)} bytes; IndexFaces takes {MAX_IMAGE_BYTES}.")
+        people = people_in(data)
         image_id = self.new_id()
         records = []
         for i, person in enumerate(people):
@@ -206,7 +264,7 @@ class FakeEngine(FaceEngine):
 ALIKE, UNLIKE = 99.0, 10.0
 
 
-class FakePeople(PeopleEngine):
+class FakePeople(FailsOnDemand, PeopleEngine):
     """Users over FakeEngine's faces."""
 
     def __init__(self, engine: FakeEngine) -> None:
@@ -313,7 +371,7 @@ class FakePeople(PeopleEngine):
         return [{"Similarity": ALIKE, "User": {"UserId": u, "UserStatus": "ACTIVE"}} for u in users][:max_users]
 
 
-class InMemoryRecordStore(RecordStore):
+class InMemoryRecordStore(FailsOnDemand, RecordStore):
     """Records as DynamoDB keeps them: face items apart from the image item,
     which lists them (`faceIds`), and a commit in two steps, the face items
     then the image (the commit point): `between_commit_steps` runs in
