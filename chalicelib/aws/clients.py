@@ -39,6 +39,9 @@ THROTTLED = frozenset(
         "RequestLimitExceeded",
         "SlowDown",
         "RequestThrottled",  # SQS
+        # S3's SlowDown to a HEAD request (HeadObject): a reply to HEAD has no
+        # body, so botocore's error code is its bare HTTP status.
+        "503",
     }
 )
 MISSING_OR_FORBIDDEN = frozenset(
@@ -53,9 +56,12 @@ MISSING_OR_FORBIDDEN = frozenset(
     }
 )
 _REJECTED_IMAGES = {
+    # The photo was a JPEG or PNG when the API took it (or it was copied
+    # into the bucket): Rekognition could not read it, as the embedded
+    # engine cannot read a corrupt photo.
     "InvalidImageFormatException": (
-        errors.UnsupportedMediaType,
-        "Rekognition cannot read this image format: send a JPEG or PNG.",
+        errors.InvalidImage,
+        "Rekognition could not read the image: send a complete JPEG or PNG.",
     ),
     "ImageTooLargeException": (
         errors.PayloadTooLarge,

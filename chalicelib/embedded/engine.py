@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from chalicelib.core.errors import NotFound
-from chalicelib.core.limits import MAX_FACES
+from chalicelib.core.errors import NotFound, PayloadTooLarge
+from chalicelib.core.limits import MAX_FACES, MAX_IMAGE_BYTES
 from chalicelib.core.naming import StrangerModel
 from chalicelib.core.ports import FaceEngine, Page, PhotoStore, PhotoVersion
 from chalicelib.embedded.analysis import MODEL_VERSION, Analysis, Face
@@ -86,9 +86,14 @@ class LocalEngine(FaceEngine):
         self._collection = Collection(db, index_path)
 
     def index_faces(self, photo: PhotoVersion, external_image_id: str) -> dict:
+        """Like Rekognition's IndexFaces on a photo in S3: a photo over its
+        15 MB limit (stored by other means than an upload: a copy from
+        another stage) is refused, unread."""
         data = self._photos.read(photo.key)
         if hashlib.md5(data).hexdigest() != photo.etag:
             raise NotFound(f"The photo {photo.key!r} was replaced while it was being indexed.")
+        if len(data) > MAX_IMAGE_BYTES:
+            raise PayloadTooLarge(f"The stored photo is {len(data)} bytes; the limit is {MAX_IMAGE_BYTES} (15 MB).")
         analysis = self._analyzer.analyze(data, quality_filter=self._quality_filter, max_faces=self._max_faces)
         image_id = str(uuid.uuid4())
         records = [_face_record(face, analysis, image_id, external_image_id) for face in analysis.faces]

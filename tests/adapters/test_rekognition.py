@@ -133,7 +133,7 @@ def test_no_face_in_the_query_is_an_empty_result_with_the_collection_model(clien
         ("ThrottlingException", errors.ServiceUnavailable),
         ("ProvisionedThroughputExceededException", errors.ServiceUnavailable),
         ("LimitExceededException", errors.ServiceUnavailable),
-        ("InvalidImageFormatException", errors.UnsupportedMediaType),
+        ("InvalidImageFormatException", errors.InvalidImage),
         ("ImageTooLargeException", errors.PayloadTooLarge),
         ("InvalidS3ObjectException", errors.InvalidImage),
     ],
