@@ -48,11 +48,17 @@ class S3PhotoStore(PhotoStore):
         )
 
     def head(self, key: str) -> StoredPhoto | None:
+        """None when the bucket holds no such photo. S3 answers HEAD with a
+        bare 404 (no body) for a missing bucket as for a missing key: then
+        HeadBucket tells them apart, and a missing bucket is a
+        ConfigurationError, never a photo that is gone (whose records
+        indexing would remove)."""
         with aws.translated(self._resource, self._stage):
             try:
                 response = self._client.head_object(Bucket=self._bucket, Key=key)
             except ClientError as e:
                 if aws.error_code(e) in _MISSING:
+                    self._require_bucket()
                     return None
                 raise
         metadata = dict(response.get("Metadata", {}))
@@ -67,6 +73,14 @@ class S3PhotoStore(PhotoStore):
             original_content_type=original,
             stored_at=_iso(response.get("LastModified")),
         )
+
+    def _require_bucket(self) -> None:
+        try:
+            self._client.head_bucket(Bucket=self._bucket)
+        except ClientError as e:
+            if aws.error_code(e) in _MISSING:
+                e.response["Error"]["Code"] = "NoSuchBucket"  # what the bare 404 meant: translated says so
+            raise
 
     def read(self, key: str) -> bytes:
         with aws.translated(self._resource, self._stage):

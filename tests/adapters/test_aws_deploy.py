@@ -35,6 +35,7 @@ ADAPTERS = {
 # Client methods whose IAM action is not their own name.
 IAM_ACTION = {
     "s3:HeadObject": "s3:GetObject",
+    "s3:HeadBucket": "s3:ListBucket",  # HeadBucket has no action of its own
     "s3:ListObjectsV2": "s3:ListBucket",
     "s3:ListObjectVersions": "s3:ListBucketVersions",
     "s3:DeleteObjects": "s3:DeleteObject",

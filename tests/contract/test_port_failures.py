@@ -440,3 +440,24 @@ def test_offline_and_in_the_fakes_the_collection_comes_with_the_engine(name, tmp
     assert svc.engine.describe()["faces"] == 0
     assert svc.engine.list_face_ids(10).items == []
     assert svc.people.list_users() == []
+
+
+def test_on_aws_a_missing_bucket_is_a_configuration_error_never_a_missing_photo(stages):
+    """S3 answers a HEAD request with a bare 404 (a reply to HEAD has no
+    body) for a missing bucket as for a missing key: were a missing bucket
+    taken for a missing photo, indexing and the re-drive would remove the
+    records of every photo they looked at. Offline and in the fakes the
+    store is made with the engine: never missing."""
+    from chalicelib.aws.s3 import S3PhotoStore
+
+    w = stages["dev"]
+    s3 = w.resources.s3
+    nowhere = S3PhotoStore(s3, "faceprint-dev-no-such-bucket", stage="dev")
+    with service_error(s3, "HeadObject", 404, "NoSuchBucket"), pytest.raises(ConfigurationError) as raised:
+        nowhere.head("portrait.jpg")
+    assert "'faceprint-dev-no-such-bucket'" in str(raised.value)
+    for call in (lambda: nowhere.read("portrait.jpg"), lambda: nowhere.list(10)):
+        with pytest.raises(ConfigurationError):
+            call()
+    with service_error(s3, "HeadObject", 404, "NoSuchKey"):
+        assert w.svc.photos.head(unique("missing.jpg")) is None
