@@ -138,13 +138,27 @@ def associate_faces(svc: Services, person_id: str, face_ids, threshold: float) -
 
 
 def disassociate_face(svc: Services, person_id: str, face_id: str) -> dict:
+    """ "Not this person". An enrolment by upload of the face's photo into
+    the same person that has not finished yet (a crash left it owed) is
+    settled too: what the user said last stands."""
     _person(svc, person_id)
     face = svc.records.get_face(face_id)
     if face is None or face.get("UserId") != person_id:
         raise NotFound(f"Face {face_id!r} is not a face of person {person_id!r}.")
+    _settle_enrolment(svc, face["imageKey"], person_id)
     svc.people.disassociate_faces(person_id, [face_id])
     done = svc.records.disassociate_faces(person_id, [face_id])
     return {"person": _person(svc, person_id), "disassociatedFaces": [{"FaceId": i} for i in done]}
+
+
+def _settle_enrolment(svc: Services, key: str, person_id: str) -> None:
+    image = svc.records.get_image(key)
+    if image is None or image.get("metadata", {}).get(PERSON_METADATA) != person_id:
+        return
+    if image.get("enrolment", {}).get("personId") == person_id:
+        return
+    message = "The face was taken from the person ('not this person') before the enrolment by upload finished."
+    _record_enrolment(svc, image, {"personId": person_id, **_refused(message)})
 
 
 def search_people(svc: Services, data: bytes, threshold: float | None, max_people: int) -> dict:
