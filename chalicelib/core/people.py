@@ -65,9 +65,13 @@ def put_person(svc: Services, person_id: str, name: str, not_deleted_since: str 
         person = {"personId": person_id, "name": name, "faceCount": 0, "createdAt": moment, "updatedAt": moment}
         created = svc.records.create_person(person, not_deleted_since)
         if created is not None:
-            # The User after the record: a delete racing this one then ends with neither or both
-            # (delete_person), and a crash in between is a person_without_user that repair finishes.
+            # The User after the record, and each side looks again after the other's step: a
+            # delete racing this one ends with neither or both (see delete_person); a crash in
+            # between is a person_without_user that repair finishes.
             svc.people.create_user(person_id)
+            if svc.records.get_person(person_id) is None:
+                svc.people.delete_user(person_id)  # deleted meanwhile
+                raise NotFound(f"Person {person_id!r} was deleted while being created.")
             return created, True
         if not_deleted_since is not None and svc.records.get_person(person_id) is None:
             raise NotFound(f"Person {person_id!r} was deleted after {not_deleted_since}.")
