@@ -22,6 +22,7 @@ from chalicelib.core import index_queue, indexing, library, limits, logs, people
 from chalicelib.core.config import index_workers_at_import
 from chalicelib.core.errors import BadRequest
 from chalicelib.core.ports import QueuedMessage
+from chalicelib.ops import maintenance
 
 app = ThreadSafeChalice(app_name="faceprint")
 wiring.stop_on_signals()  # chalice local: Ctrl-C and SIGTERM stop the server and its workers within seconds
@@ -256,3 +257,17 @@ def redrive_pending(event):
     logs.write_metrics(
         svc.settings.stage, {"PhotosPendingTooLong": done["pendingTooLong"], "PhotosRedriven": done["redriven"]}
     )
+
+
+@app.schedule(Rate(1, unit=Rate.DAYS))
+def check_archive(event):
+    """Once a day, what a crash can leave that no event or re-drive names
+    (a face IndexFaces added before its run was stopped, a face item a
+    cut-short commit wrote): `make check-consistency REPAIR=1`, as a schedule.
+    What a run under way may still finish is left to it."""
+    started = time.perf_counter()
+    svc = wiring.services()
+    found = maintenance.sweep(svc)
+    kinds = sorted({d.kind for d in found})
+    logs.write({"event": "check", "disagreements": len(found), "kinds": kinds, "durationMs": logs.ms_since(started)})
+    logs.write_metrics(svc.settings.stage, {"DisagreementsRepaired": len(found)})

@@ -36,7 +36,6 @@ the collection and in the records, labelled from its current version.
 
 import logging
 import time
-import uuid
 from dataclasses import replace
 
 from chalicelib.core import logs, people, synthetic
@@ -50,6 +49,7 @@ from chalicelib.core.records import (
     NO_FACES,
     PENDING,
     RUN_GRACE_SECONDS,
+    attempt_mark,
     image_record,
     is_final_for,
     is_older,
@@ -182,7 +182,7 @@ def _index_version(
         reason = current.get("error") or "the run stopped before it finished (a crash or a timeout)"
         return _give_up(svc, photo, current, None, f"Indexing failed {before} times; the last time: {reason}", started)
     moment = svc.clock()
-    token = f"{moment}#{uuid.uuid4().hex[:8]}"
+    token = attempt_mark(moment)
     running = _running(current, moment, add=token)
     claim = _pending_record(svc, photo, current, attempts=before + 1, running=running, retry_in=RUN_GRACE_SECONDS)
     claimed = svc.records.put_image(claim, _revision(current))
@@ -446,8 +446,18 @@ def _give_up(svc: Services, photo: StoredPhoto, base: dict, token: str | None, e
             kept.pop(name, None)
         written = svc.records.put_image(_without_none(kept), base["revision"])
         return _AGAIN if written is None else _finish(svc, written)
-    failed = image_record(photo, FAILED, error=error, attempts=max(1, base.get("attempts") or 0), moment=svc.clock())
-    return _conclude(svc, photo, failed, [], base, token, started)
+    moment = svc.clock()
+    failed = image_record(photo, FAILED, error=error, attempts=max(1, base.get("attempts") or 0), moment=moment)
+    if base.get("faceCount") or svc.records.faces_of(photo.key):
+        return _conclude(svc, photo, failed, [], base, token, started)  # an older version's faces go with it
+    # No faces to replace: a plain write, which a commit that keeps failing cannot stop.
+    written = svc.records.put_image(
+        _without_none({**failed, **_carried(base, photo), "running": _running(base, moment, mine=token)}),
+        base["revision"],
+    )
+    if written is not None:
+        logs.log_indexed(photo.key, written, started, outcome="failed")
+    return _AGAIN if written is None else written
 
 
 def _hand_back(svc: Services, claimed: dict, token: str) -> None:

@@ -61,11 +61,17 @@ def put_person(svc: Services, person_id: str, name: str, not_deleted_since: str 
             if renamed is not None:
                 return renamed, False
             continue  # deleted meanwhile: create it
-        svc.people.create_user(person_id)
         moment = svc.clock()
         person = {"personId": person_id, "name": name, "faceCount": 0, "createdAt": moment, "updatedAt": moment}
         created = svc.records.create_person(person, not_deleted_since)
         if created is not None:
+            # The User after the record, and each side looks again after the other's step: a
+            # delete racing this one ends with neither or both (see delete_person); a crash in
+            # between is a person_without_user that repair finishes.
+            svc.people.create_user(person_id)
+            if svc.records.get_person(person_id) is None:
+                svc.people.delete_user(person_id)  # deleted meanwhile
+                raise NotFound(f"Person {person_id!r} was deleted while being created.")
             return created, True
         if not_deleted_since is not None and svc.records.get_person(person_id) is None:
             raise NotFound(f"Person {person_id!r} was deleted after {not_deleted_since}.")
@@ -98,6 +104,8 @@ def delete_person(svc: Services, person_id: str) -> dict:
             svc.people.delete_user(person_id)  # a delete that stopped halfway
         raise NotFound(f"No person {person_id!r}: already deleted?")
     svc.people.delete_user(person_id)
+    if svc.records.get_person(person_id) is not None:
+        svc.people.create_user(person_id)  # made again meanwhile (put_person): it keeps its User
     return {"deleted": {"personId": person_id, "faces": len(faces)}}
 
 
@@ -138,13 +146,27 @@ def associate_faces(svc: Services, person_id: str, face_ids, threshold: float) -
 
 
 def disassociate_face(svc: Services, person_id: str, face_id: str) -> dict:
+    """ "Not this person". An enrolment by upload of the face's photo into
+    the same person that has not finished yet (a crash left it owed) is
+    settled too: what the user said last stands."""
     _person(svc, person_id)
     face = svc.records.get_face(face_id)
     if face is None or face.get("UserId") != person_id:
         raise NotFound(f"Face {face_id!r} is not a face of person {person_id!r}.")
+    _settle_enrolment(svc, face["imageKey"], person_id)
     svc.people.disassociate_faces(person_id, [face_id])
     done = svc.records.disassociate_faces(person_id, [face_id])
     return {"person": _person(svc, person_id), "disassociatedFaces": [{"FaceId": i} for i in done]}
+
+
+def _settle_enrolment(svc: Services, key: str, person_id: str) -> None:
+    image = svc.records.get_image(key)
+    if image is None or image.get("metadata", {}).get(PERSON_METADATA) != person_id:
+        return
+    if image.get("enrolment", {}).get("personId") == person_id:
+        return
+    message = "The face was taken from the person ('not this person') before the enrolment by upload finished."
+    _record_enrolment(svc, image, {"personId": person_id, **_refused(message)})
 
 
 def search_people(svc: Services, data: bytes, threshold: float | None, max_people: int) -> dict:

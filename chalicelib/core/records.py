@@ -2,7 +2,9 @@
 the versions of one key are told apart and ordered, its revisions, and when
 the re-drive owes it a visit."""
 
+import os
 import secrets
+import socket
 from datetime import UTC, datetime, timedelta
 
 from chalicelib.core.ports import StoredPhoto
@@ -30,6 +32,32 @@ def iso_before(moment: str, seconds: float) -> str:
 
 def iso_after(moment: str, seconds: float) -> str:
     return iso_before(moment, -seconds)
+
+
+def attempt_mark(moment: str) -> str:
+    """What an indexing attempt writes in its record's `running` while it is
+    under way: when it began, and where (host and process), so that another
+    process on the same machine can tell a crashed run from one under way."""
+    return f"{moment}#{socket.gethostname()}:{os.getpid()}#{secrets.token_hex(4)}"
+
+
+def attempt_may_run(mark: str, since: str) -> bool:
+    """Whether the attempt that wrote `mark` may still be under way: begun
+    after `since` (RUN_GRACE_SECONDS ago), and not from a process of this
+    machine that has ended (a server killed, or stopped mid-run)."""
+    if mark <= since:
+        return False
+    begun, _, where = mark.partition("#")
+    host, _, pid = where.partition("#")[0].rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def first_revision() -> int:

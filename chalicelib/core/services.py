@@ -3,9 +3,9 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from chalicelib.core import records
 from chalicelib.core.config import Settings
 from chalicelib.core.ports import FaceEngine, IndexQueue, PeopleEngine, PhotoStore, RecordStore
-from chalicelib.core.records import now
 
 
 @dataclass(frozen=True)
@@ -25,4 +25,4 @@ class Services:
     # The time as the records see it (ISO 8601): when a photo became pending,
     # when an attempt began, when the re-drive owes a visit. A simulation
     # gives its own clock.
-    clock: Callable[[], str] = now
+    clock: Callable[[], str] = lambda: records.now()  # noqa: E731 (looked up at each call)

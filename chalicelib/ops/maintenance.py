@@ -21,7 +21,7 @@ from chalicelib.core import synthetic
 from chalicelib.core.indexing import index_photo, remove_photo
 from chalicelib.core.keys import key_from_external_image_id
 from chalicelib.core.ports import ListedPhoto, Page
-from chalicelib.core.records import PENDING, RUN_GRACE_SECONDS, iso_before
+from chalicelib.core.records import PENDING, RUN_GRACE_SECONDS, attempt_may_run, iso_before
 from chalicelib.core.services import Services
 
 PAGE = 500
@@ -243,7 +243,7 @@ class _Busy:
         image = self._svc.records.get_image(key)
         if image is None:
             return False
-        if any(entry > self._since for entry in image.get("running", [])):
+        if any(attempt_may_run(mark, self._since) for mark in image.get("running", [])):
             return True
         return face_id is not None and face_id in (image.get("owed") or {}).get("retire", [])
 

@@ -703,9 +703,10 @@ def test_chalice_packages_the_dev_stage_for_terraform_offline(tmp_path):
     terraform = _package(tmp_path, "dev")
     resources = terraform["resource"]
     functions = resources["aws_lambda_function"]
-    assert set(functions) == {"api_handler", "index_queued_photos", "redrive_pending"}
-    schedule = next(iter(resources["aws_cloudwatch_event_rule"].values()))
-    assert schedule["schedule_expression"] == "rate(1 minute)"  # the re-drive: index_queue.REDRIVE_EVERY_SECONDS
+    assert set(functions) == {"api_handler", "index_queued_photos", "redrive_pending", "check_archive"}
+    schedules = {rule["schedule_expression"] for rule in resources["aws_cloudwatch_event_rule"].values()}
+    assert schedules == {"rate(1 minute)", "rate(1 day)"}  # the re-drive (index_queue.REDRIVE_EVERY_SECONDS), the check
+    assert (functions["check_archive"]["memory_size"], functions["check_archive"]["timeout"]) == (1024, 900)
     assert functions["api_handler"]["environment"]["variables"]["FACEPRINT_ENGINE"] == "rekognition"
     [source] = resources["aws_lambda_event_source_mapping"].values()
     assert source["event_source_arn"].endswith(":faceprint-dev-index")

@@ -13,7 +13,7 @@ import pytest
 from chalice.test import Client
 
 from app import app
-from chalicelib.core import index_queue, indexing
+from chalicelib.core import index_queue, indexing, records
 from chalicelib.core.config import Settings
 from chalicelib.core.errors import ConfigurationError
 from chalicelib.core.keys import encode_key
@@ -142,7 +142,7 @@ def test_a_photo_whose_event_was_lost_is_redriven_once_the_queue_is_empty(client
     client.lambda_.invoke("redrive_pending", schedule)
     assert stage.events.backlog()["Messages"] == 0  # pending for seconds only: its event may be on its way
     later = iso_before(now(), -indexing.REDRIVE_AFTER_SECONDS - 60)
-    monkeypatch.setattr(index_queue, "now", lambda: later)
+    monkeypatch.setattr(records, "now", lambda: later)
     stage.events.send([json.dumps(stage.events.event({"key": "other.jpg", "eTag": "0", "sequencer": "1"}))])
     client.lambda_.invoke("redrive_pending", schedule)
     assert stage.events.backlog()["Messages"] == 1  # the queue is not empty: an event may still come
@@ -159,7 +159,8 @@ def test_a_photo_whose_event_was_lost_is_redriven_once_the_queue_is_empty(client
 def test_the_redrive_reports_photos_pending_too_long_as_a_cloudwatch_metric(client, stage, monkeypatch, capsys):
     put_photo(client, "stuck.jpg", photo("Jim-Carrey.jpg"))
     stage.events.take()
-    monkeypatch.setattr(index_queue, "now", lambda: iso_before(now(), -index_queue.PENDING_TOO_LONG_SECONDS - 60))
+    much_later = iso_before(now(), -index_queue.PENDING_TOO_LONG_SECONDS - indexing.REDRIVE_AFTER_SECONDS - 60)
+    monkeypatch.setattr(records, "now", lambda: much_later)
     capsys.readouterr()
     client.lambda_.invoke("redrive_pending", client.events.generate_cw_event("Scheduled Event", "aws.events", {}, []))
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]

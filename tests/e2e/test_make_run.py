@@ -1,6 +1,7 @@
 """`make run` as the README describes it: PORT and FACEPRINT_DATA_DIR work
 through it (the local stage's config must not overwrite them)."""
 
+import json
 import os
 import signal
 import subprocess
@@ -53,7 +54,11 @@ def test_ctrl_c_stops_make_run_in_one_line(tmp_path):
     finally:
         term.kill()
     said = term.text[len(started) :].replace("^C", "").strip().splitlines()
-    assert said == ["Stopped: the server and its analysis workers have ended."], term.text
+    logged = [line for line in said if line.startswith("{")]  # the server's log, as every request's
+    assert [json.loads(line)["event"] for line in logged] == ["stopping", "workers stopped"], term.text
+    assert [line for line in said if line not in logged and line.strip()] == [
+        "Stopped: the server and its analysis workers have ended."
+    ], term.text
     assert "Could not load library" not in term.text and "Traceback" not in term.text
 
 

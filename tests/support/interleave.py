@@ -26,7 +26,7 @@ class Steps:
             svc,
             engine=_Paused(self, svc.engine),
             records=_Paused(self, svc.records),
-            photos=svc.photos,
+            photos=_Paused(self, svc.photos),
             people=_Paused(self, svc.people) if svc.people is not None else None,
         )
 

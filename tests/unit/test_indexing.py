@@ -1,6 +1,7 @@
 """The use cases over the in-memory fakes: uploads, indexing runs, failures
 and their retries, the re-drive, searching and deleting. Milliseconds each."""
 
+import itertools
 import json
 from dataclasses import replace
 
@@ -62,6 +63,15 @@ def test_the_same_bytes_again_keep_their_faces_and_take_the_new_metadata(svc):
     assert [f["FaceId"] for f in again["faces"]] == [f["FaceId"] for f in first["faces"]]
     assert svc.engine.calls.count("IndexFaces") == 1
     assert searching.search_image(svc, photo_of("ada"), 80, 10)["matchedFaces"] == ["Ada Lovelace"]
+
+
+def test_the_same_bytes_again_with_other_metadata_move_updated_at_and_nothing_else(svc):
+    ticks = itertools.count()
+    svc = replace(svc, clock=lambda: iso_before("2026-01-01T00:00:00.000+00:00", -next(ticks)))
+    first = indexing.upload_image(svc, "k.png", photo_of("ada"), {"name": "Ada"})["image"]
+    again = indexing.upload_image(svc, "k.png", photo_of("ada"), {"name": "Ada Lovelace"})["image"]
+    assert again["metadata"] == {"name": "Ada Lovelace"} and again["updatedAt"] > first["updatedAt"]
+    assert again["imageId"] == first["imageId"] and svc.engine.calls.count("IndexFaces") == 1
 
 
 def test_new_bytes_replace_the_faces_in_the_collection_and_the_records(svc):
