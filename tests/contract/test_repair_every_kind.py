@@ -410,13 +410,26 @@ def test_a_person_whose_user_the_collection_lost_gets_it_back_with_their_faces(a
 
 
 @on(*EVERY_WIRING)
-def test_a_user_left_by_a_person_create_cut_short_goes(archive):
-    """PUT /people/pat made the User, then died before the person record."""
+def test_a_person_whose_create_was_cut_short_gets_their_user(archive):
+    """PUT /people/pat wrote the person record, then died before the User."""
     with pytest.raises(Crash):
-        people.put_person(crashing_before(archive.svc, "records.create_person"), "pat", "Pat")
+        people.put_person(crashing_before(archive.svc, "people.create_user"), "pat", "Pat")
+    check_repair_check(archive, [Disagreement(maintenance.PERSON_WITHOUT_USER, person_id="pat")])
+    assert archive.svc.people.list_users() == ["pat"]
+    assert_faces_of_pat(archive, [])
+
+
+@on(*EVERY_WIRING)
+def test_a_user_left_by_a_person_delete_cut_short_goes(archive):
+    """DELETE /people/pat removed the person, then died before the User."""
+    face_id = _person_with_a_face(archive)
+    with pytest.raises(Crash):
+        people.delete_person(crashing_before(archive.svc, "people.delete_user"), "pat")
     check_repair_check(archive, [Disagreement(maintenance.USER_WITHOUT_PERSON, person_id="pat")])
     assert archive.svc.people.list_users() == []
     assert archive.svc.records.get_person("pat") is None
+    assert archive.svc.people.owners([face_id]) == {face_id: None}
+    assert "UserId" not in archive.svc.records.get_face(face_id)
 
 
 @on(*EVERY_WIRING)
