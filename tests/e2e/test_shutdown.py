@@ -83,8 +83,7 @@ def test_a_busy_server_stops_without_analysing_the_photos_waiting_their_turn(tmp
             upload.join(STOPPED_WITHIN)
     # The workers stopped (how many analyses they abandoned depends on the machine's load:
     # under load some uploads have not reached the pool yet when the signal comes).
-    [stopped] = _events(tmp_path, "workers stopped")
-    assert stopped["abandoned"] >= 0 and stopped["finished"] >= 0
+    assert len(_events(tmp_path, "workers stopped")) == 1
     replies = [line["status"] for line in _events(tmp_path, "request") if line["method"] == "PUT"]
     assert None in replies and 500 not in replies  # abandoned, without a reply: no error
     svc = wiring.services(Settings.from_env({"FACEPRINT_DATA_DIR": str(data_dir)}))
