@@ -16,11 +16,19 @@ class Terminal:
     def __init__(self, argv: list[str], env: dict[str, str], cwd: str) -> None:
         # Not pty.fork(): forking a test process that runs threads may deadlock
         # the child. subprocess starts it safely; `setsid --ctty` gives it a
-        # session of its own with the pty as its controlling terminal.
+        # session of its own with the pty as its controlling terminal. A
+        # shell at a terminal starts its commands with Ctrl-C's signals at
+        # their defaults, whatever it inherited; these tests may run from a
+        # background job (SIGINT ignored), which make and Python would keep.
         self._fd, child = pty.openpty()
         try:
             self._process = subprocess.Popen(
-                ["setsid", "--ctty", *argv], stdin=child, stdout=child, stderr=child, env=env, cwd=cwd
+                ["env", "--default-signal=INT,QUIT", "setsid", "--ctty", *argv],
+                stdin=child,
+                stdout=child,
+                stderr=child,
+                env=env,
+                cwd=cwd,
             )
         finally:
             os.close(child)
