@@ -55,6 +55,13 @@ MISSING_OR_FORBIDDEN = frozenset(
         "QueueDoesNotExist",
     }
 )
+# A service's own failure (HTTP 5xx that is not a throttle), still there
+# after botocore's retries: transient, so a 503 to an API client and a
+# failed attempt, with this reason, to indexing. The bare statuses are
+# replies to HEAD, which have no body.
+SERVER_FAILURES = frozenset(
+    {"InternalServerError", "InternalFailure", "InternalError", "ServiceUnavailable", "ServiceUnavailableException"}
+)
 _REJECTED_IMAGES = {
     # The photo was a JPEG or PNG when the API took it (or it was copied
     # into the bucket): Rekognition could not read it, as the embedded
@@ -106,6 +113,8 @@ def translate(error: ClientError, resource: str, stage: str) -> Exception:
     detail = error.response.get("Error", {}).get("Message", "")
     if code in THROTTLED:
         return errors.Throttled(f"The service is busy ({code}); retry after a pause.")
+    if code in SERVER_FAILURES or error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500:
+        return errors.ServiceUnavailable(f"{error.operation_name} failed on AWS's side ({code}); retry after a pause.")
     if code in MISSING_OR_FORBIDDEN:
         return errors.ConfigurationError(
             f"{code} on {resource} in stage {stage!r}: create it with `make aws-setup STAGE={stage}` "

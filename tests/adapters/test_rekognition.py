@@ -160,10 +160,21 @@ def test_a_missing_or_forbidden_collection_names_it_and_the_stage(client, engine
 
 
 def test_an_unexpected_error_code_is_not_disguised(client, engine):
-    client.stub.add_client_error("describe_collection", "InternalServerError", "boom", http_status_code=500)
+    client.stub.add_client_error("describe_collection", "ValidationException", "a bug of ours", http_status_code=400)
     with pytest.raises(Exception) as raised:
         engine.describe()
     assert not isinstance(raised.value, errors.FaceprintError | errors.ConfigurationError)
+
+
+@pytest.mark.parametrize(("code", "status"), [("InternalServerError", 500), ("SomethingNew", 502)])
+def test_a_failure_on_aws_side_is_unavailable_and_says_which_call(client, engine, code, status):
+    """Still there after botocore's retries: a 503 to API clients, and a
+    failed attempt with a reason that names the call to indexing."""
+    client.stub.add_client_error("describe_collection", code, "boom", http_status_code=status)
+    with pytest.raises(errors.ServiceUnavailable) as raised:
+        engine.describe()
+    assert not isinstance(raised.value, errors.Throttled)
+    assert raised.value.message == f"DescribeCollection failed on AWS's side ({code}); retry after a pause."
 
 
 def test_a_query_over_five_megabytes_is_scaled_down_to_fit(client, engine):

@@ -123,7 +123,10 @@ def test_a_photo_that_keeps_failing_ends_failed_and_its_event_dead_lettered(clie
     stage.events.deliver()
     image = client.http.get("/images/broken.jpg").json_body["image"]
     assert image["status"] == "failed" and image["attempts"] == index_queue.MAX_RECEIVES
-    assert image["error"].startswith(f"Indexing failed {index_queue.MAX_RECEIVES} times; the last time: ")
+    assert image["error"] == (
+        f"Indexing failed {index_queue.MAX_RECEIVES} times; the last time: "
+        "IndexFaces failed on AWS's side (InternalServerError); retry after a pause."
+    )
     assert len(stage.events.failed_invocations) == index_queue.MAX_RECEIVES
     [dead] = stage.events.dead_letters()
     assert dead["Records"][0]["s3"]["object"]["key"] == "broken.jpg"
@@ -206,10 +209,12 @@ def test_no_face_in_the_query_is_an_empty_200(client, stage):
     assert "SearchedFaceBoundingBox" not in reply.json_body["faces"]
 
 
-def test_rekognition_throttling_is_a_503_with_retry_after(client, stage):
-    stage.rekognition.fail_next("SearchFacesByImage", "ThrottlingException")
+@pytest.mark.parametrize("code", ["ThrottlingException", "InternalServerError"])
+def test_rekognition_throttling_or_failing_is_a_503_with_retry_after(client, stage, code):
+    stage.rekognition.fail_next("SearchFacesByImage", code)
     reply = search_photo(client, photo("Keanu-Reeves.jpg"))
     assert reply.status_code == 503
+    assert reply.json_body["error"] == "ServiceUnavailable"
     assert int(reply.headers["Retry-After"]) >= 1
 
 

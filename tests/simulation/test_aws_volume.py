@@ -66,7 +66,10 @@ def test_a_photo_that_can_never_be_indexed_ends_failed_with_its_reason_and_its_e
     assert result.all_final and result.failed == 2 and result.pending == 0
     assert result.dead_letters == 2 and result.left_in_queue == 0
     [reason] = result.failed_reasons
-    assert reason == "Indexing failed 5 times; the last time: unexpected ClientError (see the log)"
+    assert reason == (
+        "Indexing failed 5 times; the last time: "
+        "IndexFaces failed on AWS's side (InternalServerError); retry after a pause."
+    )
 
 
 def test_the_same_seed_simulates_the_same_run():
