@@ -8,6 +8,7 @@ records follow it, written after the engine, so a request that fails
 halfway is finished by the same request again.
 """
 
+import contextlib
 import logging
 from itertools import islice
 
@@ -65,12 +66,8 @@ def put_person(svc: Services, person_id: str, name: str, not_deleted_since: str 
         person = {"personId": person_id, "name": name, "faceCount": 0, "createdAt": moment, "updatedAt": moment}
         created = svc.records.create_person(person, not_deleted_since)
         if created is not None:
-            # The User after the record, and each side looks again after the other's step: a
-            # delete racing this one ends with neither or both (see delete_person); a crash in
-            # between is a person_without_user that repair finishes.
-            svc.people.create_user(person_id)
-            if svc.records.get_person(person_id) is None:
-                svc.people.delete_user(person_id)  # deleted meanwhile
+            # The User after the record; a crash in between is a person_without_user that repair finishes.
+            if not sync_user(svc, person_id):
                 raise NotFound(f"Person {person_id!r} was deleted while being created.")
             return created, True
         if not_deleted_since is not None and svc.records.get_person(person_id) is None:
@@ -101,12 +98,37 @@ def delete_person(svc: Services, person_id: str) -> dict:
     faces = svc.records.remove_person(person_id, svc.clock())
     if faces is None:
         if svc.records.person_deleted_at(person_id) is not None:
-            svc.people.delete_user(person_id)  # a delete that stopped halfway
+            sync_user(svc, person_id)  # a delete that stopped halfway
         raise NotFound(f"No person {person_id!r}: already deleted?")
-    svc.people.delete_user(person_id)
-    if svc.records.get_person(person_id) is not None:
-        svc.people.create_user(person_id)  # made again meanwhile (put_person): it keeps its User
+    sync_user(svc, person_id)
     return {"deleted": {"personId": person_id, "faces": len(faces)}}
+
+
+def sync_user(svc: Services, person_id: str) -> bool:
+    """Make the person's User agree with their record, whatever runs beside:
+    every writer of a person record (put_person, delete_person, repair)
+    calls this after its write. Each step on the User (create it, or delete
+    it) is taken on a fresh read of the record and followed by another, until
+    the record stood still across the step. So the last step on the User was
+    taken on what the record still is: a write of the record after it is
+    followed by its writer's own steps. A User made, made again after
+    another writer's delete (which takes its faces along), gets the faces
+    the records give the person. Returns whether the person exists."""
+    exists = svc.records.get_person(person_id) is not None
+    for _ in range(WRITE_ROUNDS):
+        if exists:
+            svc.people.create_user(person_id)
+            faces = [face["FaceId"] for face in svc.records.faces_of_person(person_id)]
+            if faces:
+                with contextlib.suppress(NotFound):  # deleted by another writer, whose own steps come after
+                    svc.people.associate_faces(person_id, faces, 0.0)
+        else:
+            svc.people.delete_user(person_id)
+        still = svc.records.get_person(person_id) is not None
+        if still == exists:
+            return exists
+        exists = still
+    raise ServiceUnavailable(f"Person {person_id!r} kept changing while their User was being written; retry.")
 
 
 def associate_faces(svc: Services, person_id: str, face_ids, threshold: float) -> dict:
@@ -360,7 +382,8 @@ def _associate_in_engine(svc: Services, person_id: str, face_ids: list[str], thr
     try:
         return svc.people.associate_faces(person_id, face_ids, threshold)
     except NotFound:
-        svc.people.create_user(person_id)
+        if not sync_user(svc, person_id):
+            raise NotFound(f"Person {person_id!r} was deleted meanwhile.") from None
         return svc.people.associate_faces(person_id, face_ids, threshold)
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from chalicelib.core import synthetic
+from chalicelib.core import people, synthetic
 from chalicelib.core.indexing import index_photo, remove_photo
 from chalicelib.core.keys import key_from_external_image_id
 from chalicelib.core.ports import ListedPhoto, Page
@@ -138,13 +138,13 @@ def _check_people(svc: Services, owned: dict[str, str]) -> list[Disagreement]:
         return []
     found: list[Disagreement] = []
     users = set(svc.people.list_users())
-    people = {person["personId"] for person in _all(svc.records.list_people, ID_PAGE)}
+    person_ids = {person["personId"] for person in _all(svc.records.list_people, ID_PAGE)}
     found += [
         Disagreement(FACE_OWNER, face_id=face_id, person_id=person_id)
         for face_id, person_id in sorted(owned.items())
-        if person_id not in people
+        if person_id not in person_ids
     ]
-    for person_id in sorted(people):
+    for person_id in sorted(person_ids):
         recorded = {face["FaceId"] for face in svc.records.faces_of_person(person_id)}
         if person_id not in users:
             found.append(Disagreement(PERSON_WITHOUT_USER, person_id=person_id))
@@ -210,13 +210,8 @@ def _remove_strays(svc: Services, face_ids: list[str], busy: "_Busy") -> None:
 
 def _repair_people(svc: Services, disagreements: list[Disagreement]) -> None:
     for d in disagreements:
-        if d.kind == USER_WITHOUT_PERSON and svc.records.get_person(d.person_id) is None:
-            svc.people.delete_user(d.person_id)
-        elif d.kind == PERSON_WITHOUT_USER and svc.records.get_person(d.person_id) is not None:
-            svc.people.create_user(d.person_id)
-            faces = [face["FaceId"] for face in svc.records.faces_of_person(d.person_id)]
-            if faces:
-                svc.people.associate_faces(d.person_id, faces, 0.0)
+        if d.kind in (USER_WITHOUT_PERSON, PERSON_WITHOUT_USER):
+            people.sync_user(svc, d.person_id)
         elif d.kind == FACE_OWNER:
             owner = svc.people.owners([d.face_id])
             if d.face_id not in owner:

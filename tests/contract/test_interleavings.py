@@ -6,6 +6,7 @@ every interleaving each stored photo's faces are in the collection and in
 the records exactly once, labelled from its current version, and `check`
 finds nothing to repair."""
 
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
@@ -424,3 +425,59 @@ def test_a_reindex_never_brings_back_a_person_deleted_after_enrolment(wired, tmp
     indexing.redrive_pending(wired.svc, moment=iso_before(now(), -RUN_GRACE_SECONDS - 60))
     assert wired.svc.records.get_person("mike") is None and "mike" not in wired.svc.people.list_users()
     assert maintenance.check(wired.svc) == []
+
+
+def _then(monkeypatch, port, method: str, when: Callable[[object], bool], action: Callable[[], object]) -> None:
+    """After the first call of `port.method` whose result satisfies `when`,
+    run `action` (another request, start to end) before the caller goes on."""
+    call, fired = getattr(port, method), []
+
+    def hooked(*args, **kwargs):
+        result = call(*args, **kwargs)
+        if not fired and when(result):
+            fired.append(True)
+            action()
+        return result
+
+    monkeypatch.setattr(port, method, hooked)
+
+
+def test_a_create_that_finds_its_person_deleted_never_takes_the_user_of_the_person_made_again(wired, monkeypatch):
+    """PUT /people/p makes the record and the User; a DELETE takes both; a
+    second PUT makes both again, after the first PUT looked and found no
+    record but before it took back its User. The last step on the User
+    must follow the record as it stands: p and their User."""
+    svc = wired.svc
+
+    def deleted():
+        people.delete_person(svc, "p")
+        # the first PUT's next look finds no record: p is made again right after it
+        _then(monkeypatch, svc.records, "get_person", lambda found: found is None, put_again)
+
+    put_again = lambda: people.put_person(svc, "p", "second")  # noqa: E731
+    _then(monkeypatch, svc.people, "create_user", lambda _: True, deleted)
+    with contextlib.suppress(NotFound):  # it may say p was deleted while being created: both orders are true
+        people.put_person(svc, "p", "first")
+    assert svc.records.get_person("p")["name"] == "second"
+    assert "p" in svc.people.list_users()
+    assert maintenance.check(svc) == []
+
+
+def test_a_delete_cut_in_by_the_person_made_again_leaves_their_faces_with_them(wired, monkeypatch):
+    """DELETE /people/p takes the record; before it deletes the User, p is
+    made again and given a face. DeleteUser takes the User's faces with it:
+    the User made again must get them back."""
+    indexing.index_photo(wired.svc, KEY, _new(wired, "keanu"))
+    (face,) = wired.svc.records.faces_of(KEY)
+    svc = wired.svc
+    people.put_person(svc, "p", "first")
+
+    def made_again_with_the_face():
+        people.put_person(svc, "p", "second")
+        people.associate_faces(svc, "p", [face["FaceId"]], 0.0)
+
+    _then(monkeypatch, svc.records, "remove_person", lambda removed: removed is not None, made_again_with_the_face)
+    people.delete_person(svc, "p")
+    assert svc.records.get_person("p")["faceCount"] == 1
+    assert _person_of(wired, face["FaceId"]) == ("p", "p")
+    assert maintenance.check(svc) == []
