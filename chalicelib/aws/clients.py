@@ -57,8 +57,8 @@ MISSING_OR_FORBIDDEN = frozenset(
 )
 # A service's own failure (HTTP 5xx that is not a throttle), still there
 # after botocore's retries: transient, so a 503 to an API client and a
-# failed attempt, with this reason, to indexing. The bare statuses are
-# replies to HEAD, which have no body.
+# failed attempt, with this reason, to indexing. Any other 5xx status counts
+# too (a reply to HEAD has no body, so no code).
 SERVER_FAILURES = frozenset(
     {"InternalServerError", "InternalFailure", "InternalError", "ServiceUnavailable", "ServiceUnavailableException"}
 )

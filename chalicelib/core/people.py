@@ -106,8 +106,8 @@ def delete_person(svc: Services, person_id: str) -> dict:
 
 def sync_user(svc: Services, person_id: str) -> bool:
     """Make the person's User agree with their record, whatever runs beside:
-    every writer of a person record (put_person, delete_person, repair)
-    calls this after its write. Each step on the User (create it, or delete
+    every writer of a person record (put_person, delete_person) calls this
+    after its write, and repair calls it for a User that disagrees. Each step on the User (create it, or delete
     it) is taken on a fresh read of the record and followed by another, until
     the record stood still across the step. So the last step on the User was
     taken on what the record still is: a write of the record after it is
