@@ -179,7 +179,8 @@ def judge(identities: list[Identity], faces: int, model: StrangerModel, floor: f
         rival = next((i for i in known[1:] if not _clear(scores[best], scores[i], faces, model)), None)
         over = next((i for i in range(best) if _clear(scores[i], scores[best], faces, model)), None)
         if rival is not None:
-            reasons[best] = f"{identities[rival].label} is as close ({scores[rival]:g}): a look-alike, or the same face"
+            rival_label = identities[rival].label
+            reasons[best] = f"{rival_label} is as close ({scores[rival]:.1f}): a look-alike, or the same face"
         elif over is not None:
             reasons[best] = f"a face without a name ({identities[over].label}) is clearly closer"
         else:
@@ -209,8 +210,8 @@ def _clear(higher: float, lower: float, faces: int, model: StrangerModel) -> boo
 
 def _named(identity: Identity, runner_up: float | None) -> str:
     if runner_up is None:
-        return f"named: {identity.similarity:g}, nobody else in the archive"
-    return f"named: {identity.similarity:g}, {identity.similarity - runner_up:.1f} above the next ({runner_up:g})"
+        return f"named: {identity.similarity:.1f}, nobody else in the archive"
+    return f"named: {identity.similarity:.1f}, {identity.similarity - runner_up:.1f} above the next ({runner_up:.1f})"
 
 
 def _unnamed(identity: Identity, runner_up: float | None, expected: float, faces: int, model: StrangerModel) -> str:
@@ -219,7 +220,7 @@ def _unnamed(identity: Identity, runner_up: float | None, expected: float, faces
     if runner_up is None:
         return f"about {significant(expected):g} strangers' faces expected as close"
     return (
-        f"{identity.similarity - runner_up:.1f} above the next ({runner_up:g}); among {faces:,} faces a name "
+        f"{identity.similarity - runner_up:.1f} above the next ({runner_up:.1f}); among {faces:,} faces a name "
         f"needs {margin_needed(faces, model):.1f} (about {significant(expected):g} strangers expected as close)"
     )
 
@@ -239,15 +240,15 @@ def describe(faces: int, model: StrangerModel) -> dict:
 def reason(asked: float | None, faces: int, model: StrangerModel) -> str:
     """The reply's thresholdReason: the threshold, and the rule."""
     rule = (
-        f'each identity is judged (README "Names at a million faces"): the best one is named when it scores '
-        f"{BASE_THRESHOLD:g} or more and leads the next by about {margin_needed(faces, model):.1f} among these "
-        f"{faces:,} faces (at most {MAX_EXPECTED_STRANGERS:g} strangers expected as close)"
+        f"the best identity is named when it scores {BASE_THRESHOLD:g} or more and leads the next by "
+        f"{margin_needed(faces, model):.1f} among these {faces:,} faces (at most {MAX_EXPECTED_STRANGERS:g} "
+        'strangers expected as close: README "Names at a million faces")'
     )
     if asked is not None:
-        return f"Asked for (threshold={asked:g}): every match at or above it; {rule}."
+        return f"Asked for (threshold={asked:g}): every match at or above it, each judged; {rule}."
     return (
-        f"The default: matches from {BASE_THRESHOLD:g} of the identities that stand above the strangers, "
-        f"and the likeliest one flagged if none does; {rule}. Send ?threshold= for every match down to it."
+        f"The default: the matches from {BASE_THRESHOLD:g} of the identities that stand above the strangers, "
+        f"or else of the likeliest one, flagged; {rule}. Send ?threshold= for every match down to it."
     )
 
 
