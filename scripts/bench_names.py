@@ -419,7 +419,7 @@ def report(results: list[SizeResult]) -> None:
     head = [
         ("strangers", 10),
         ("faces", 22),
-        ("right named", 16),
+        ("right named", 19),
         ("kept", 8),
         ("ranked first", 13),
         ("false names/search", 20),

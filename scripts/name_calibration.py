@@ -28,7 +28,7 @@ from chalicelib.embedded.engine import STRANGERS
 from chalicelib.embedded.synthetic import synthetic_descriptors
 
 NEAREST = 64  # strangers' faces kept per query: enough for the runner-up identity
-SPREADS = (1.4, 1.6, 1.8, 2.2)
+SPREADS = (1.4, 1.6, 1.8, 2.2)  # the rule's, and others for comparison
 ARCHIVES = 2
 SPREAD_SAMPLE = 20_000
 

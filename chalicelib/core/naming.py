@@ -24,7 +24,7 @@ the identity just below it, taken as the best of N strangers:
 or, as the previous rule said, reading it off the StrangerModel's mean for
 every query (`expected_strangers`, which small archives need: a runner-up
 of 70 among 10 faces says little). The lead this takes (`margin_needed`)
-falls slowly with N: 1.9 points at 10,000 faces, 1.6 at a million
+falls slowly with N: 1.7 points at 10,000 faces, 1.4 at a million
 (dlib's scale). The identity must also score at least BASE_THRESHOLD (80).
 
 Every identity ranked above one that stands above the strangers does too.
