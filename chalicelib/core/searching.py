@@ -18,6 +18,7 @@ from chalicelib.core.services import Services
 # Faces asked for beyond those a reply shows: enough to see the identity
 # after the best one (asked again with more if they are all one identity's).
 CONTEXT_FACES = 20
+GROWTH = 8
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,10 @@ def search_and_join(svc: Services, search, max_matches: int, threshold: float | 
     replaced meanwhile, or a collection face a crash left without a record)
     are left out; when the engine's list was full and that leaves fewer
     matches than asked, or only one identity to judge, ask it again for
-    more, so such faces never hide a match or the runner-up."""
+    GROWTH times more (at most MAX_MATCHES: then whoever it left out scores
+    at most the lowest it returned), so such faces never hide a match or
+    the runner-up. A photo of a person with hundreds of near-identical
+    photos costs a few such rounds, each a whole search of the photo again."""
     faces, model = svc.engine.face_count(), svc.engine.stranger_model()
     limit = min(limits.MAX_MATCHES, max_matches + CONTEXT_FACES)
     while True:
@@ -95,7 +99,7 @@ def search_and_join(svc: Services, search, max_matches: int, threshold: float | 
         ]
         if not any(short for _, short in found) or limit >= limits.MAX_MATCHES:
             return [searched for searched, _ in found]
-        limit = min(limits.MAX_MATCHES, limit * 2)
+        limit = min(limits.MAX_MATCHES, limit * GROWTH)
 
 
 def _judge(
