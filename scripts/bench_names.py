@@ -413,8 +413,9 @@ def report(results: list[SizeResult]) -> None:
     print(
         "before: the previous rule (every match at the default threshold that rose with the archive's size); "
         "after: today's rule (the default search's matchedFaces). 'kept': right named after, of the searches "
-        "the empty archive names them in (after). 'no name': searches of indexed people naming nobody; "
-        "'empty': of those, the searches showing no likely identity either."
+        "the empty archive names them in (after). 'not indexed': false names a search of the people never "
+        "indexed. 'no name': searches of indexed people naming nobody; 'empty': of those, the searches showing "
+        "no likely identity either."
     )
     head = [
         ("strangers", 10),
@@ -423,12 +424,13 @@ def report(results: list[SizeResult]) -> None:
         ("kept", 8),
         ("ranked first", 13),
         ("false names/search", 20),
+        ("not indexed", 12),
         ("no name", 14),
         ("empty", 7),
         ("best other p50/max", 20),
     ]
     print("".join(f"{h:>{w}}" for h, w in head))
-    under = ["", "", "before / after", "after", "", "before / after", "before/after", "after", ""]
+    under = ["", "", "before / after", "after", "", "before / after", "after", "before/after", "after", ""]
     print("".join(f"{s:>{w}}" for s, (_, w) in zip(under, head, strict=True)))
     for result in results:
         others = [o.best_other for o in result.outcomes]
@@ -439,6 +441,7 @@ def report(results: list[SizeResult]) -> None:
             f"{kept(first, result):.1%}",
             f"{sum(o.first == o.right for _, o in result.indexed())}/{len(result.indexed())}",
             f"{false_per_search(result, 'before'):.4f} / {false_per_search(result, 'after'):.4f}",
+            f"{stranger_named(result):.4f}",
             f"{no_name(result, 'before'):.1%}/{no_name(result, 'after'):.1%}",
             f"{empty(result):.1%}",
             f"{statistics.median(others):.1f} / {max(others):.1f}",
@@ -454,9 +457,12 @@ def report(results: list[SizeResult]) -> None:
             if largest_named(largest, kind)
         )
     )
-    false = [(q, o) for q, o in zip(largest.queries, largest.outcomes, strict=True) if o.false(o.after)]
-    for q, o in false:
-        print(f"  false name at {largest.strangers:,}: {sorted(o.false(o.after))} for {q.person} ({q.photo}, {q.kind})")
+    for result in results:
+        for q, o in zip(result.queries, result.outcomes, strict=True):
+            if o.false(o.after):
+                named = sorted(o.false(o.after))
+                whose = "indexed" if q.indexed else "never indexed"
+                print(f"  false name at {result.strangers:,}: {named} for {q.person} ({whose}; {q.photo}, {q.kind})")
 
 
 def largest_named(result: SizeResult, kind: str) -> list[bool]:
@@ -484,6 +490,12 @@ def kept(first: SizeResult, result: SizeResult) -> float:
 
 def false_per_search(result: SizeResult, rule: str) -> float:
     return sum(len(o.false(names(o, rule))) for o in result.outcomes) / len(result.outcomes)
+
+
+def stranger_named(result: SizeResult) -> float:
+    """False names a search for someone not in the archive (the rule's)."""
+    alone = [o for q, o in zip(result.queries, result.outcomes, strict=True) if not q.indexed]
+    return sum(len(o.false(o.after)) for o in alone) / max(1, len(alone))
 
 
 def no_name(result: SizeResult, rule: str) -> float:

@@ -9,7 +9,8 @@ a group photo's face the person of the portrait face it matches, or the
 photo's remaining people left to right). A probe is a crop around the face
 (half the face's size as margin on each side) changed as its kind says,
 with parameters drawn at random in the kind's ranges (seeded by the face,
-the kind and the draw, so every run makes the same bytes):
+the kind and the draw, so every run makes the same bytes), DRAWS of each
+kind but `crop`, which has nothing to draw:
 
 - `crop`: the crop as it is, JPEG quality 90 (the easy reference);
 - `small`: scaled so the face is 40-80 px high, quality 75;
@@ -109,7 +110,7 @@ def shared_faces(analyze, people: dict[str, list[str]], read, kinds=KINDS, draws
     for face in faces:
         image = Image.open(io.BytesIO(read(face.photo))).convert("RGB")
         for kind in kinds:
-            for draw in range(1, draws + 1):
+            for draw in range(1, (1 if kind == "crop" else draws) + 1):  # a crop has nothing to draw
                 probe = f"{kind} #{draw}"
                 data = make_probe(image, face, kind, _rng(face, probe))
                 descriptor, reason = _described(analyze, data)
