@@ -139,3 +139,28 @@ def test_an_embedded_archive_of_ten_thousand_seeded_faces_names_a_hard_photo_the
         assert set(found["matchedFaces"]) == {"Lawrence"}
         assert found["identities"][0]["runnerUp"] == max(strangers) and found["identities"][0]["confident"]
         assert not any(m["label"].startswith("Synthetic person") for m in found["matches"])
+
+
+def test_the_same_face_given_to_two_people_names_neither_and_shows_both(api):
+    """A look-alike as close as the right person (here the same face, pasted
+    into a group photo and given to someone else) keeps the name back."""
+    client = api.client
+    for name in ("Keanu-Reeves.jpg", "Keanu-Avril-Mike.jpg"):
+        assert client.http.put(f"/index/{name}", body=photo(name), headers=JPEG).status_code == 201
+    portrait = search(client, "?threshold=90", body=photo("Keanu-Reeves.jpg"))["matches"]
+    assert [m["imageKey"] for m in portrait] == ["Keanu-Reeves.jpg", "Keanu-Avril-Mike.jpg"]
+    for person, match in zip(("keanu", "twin"), portrait, strict=True):
+        reply = client.http.put(f"/people/{person}", body=json.dumps({"name": person.title()}), headers=JSON)
+        assert reply.status_code == 201
+        body = json.dumps({"faceIds": [match["FaceId"]]})
+        assert client.http.post(f"/people/{person}/faces", body=body, headers=JSON).json_body["associatedFaces"]
+    found = search(client, body=photo("Keanu-Reeves.jpg"))
+    assert found["matchedFaces"] == []
+    keanu, twin = found["identities"][:2]
+    assert (keanu["label"], keanu["confident"], twin["label"], twin["confident"]) == ("Keanu", False, "Twin", False)
+    assert keanu["reason"].startswith("Twin is as close")
+    people = search(client, route="/search/people", body=photo("Keanu-Reeves.jpg"))["people"]
+    assert [(p["personId"], p["confident"]) for p in people] == [("keanu", False), ("twin", False)]
+    # Once the twin is gone, the group photo's face has no name: it is named as its photo, beside Keanu.
+    assert client.http.delete("/people/twin").status_code == 200
+    assert search(client, body=photo("Keanu-Reeves.jpg"))["matchedFaces"] == ["Keanu", "Keanu avril mike"]
