@@ -5,6 +5,7 @@ faces".
 
     make bench-names                 # about 40 minutes on 2 cores; run it with nice
     .venv/bin/python scripts/bench_names.py --sizes 0,2000 --kinds "blurred jpeg" --draws 1   # what the test runs
+    .venv/bin/python scripts/bench_names.py --offline   # the probes and the stranger tail only (5 minutes)
 
 First, in this process: every face of the shared photos, who it is, and
 probes as hard as real photos made from it (scripts/name_queries.py: 40-80 px
@@ -131,6 +132,7 @@ def main() -> int:
     parser.add_argument("--sizes", default="0,10000,100000,1000000", help="seeded strangers, ascending")
     parser.add_argument("--kinds", default=",".join(KINDS), help=f"probe kinds, of: {', '.join(KINDS)}")
     parser.add_argument("--draws", type=int, default=DRAWS, help="probes of each kind per face")
+    parser.add_argument("--offline", action="store_true", help="only what runs in this process (no server)")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
@@ -147,6 +149,9 @@ def main() -> int:
             print(f"  left out: {face.photo} ({face.person}): {'; '.join(face.dropped)}")
     check_strangers(faces)
     calibrate(*offline_searches(faces), sizes)
+    if args.offline:
+        print(f"bench-names --offline took {time.perf_counter() - started:.0f} s")
+        return 0
 
     results: list[SizeResult] = []
     with tempfile.TemporaryDirectory(prefix="bench-names-") as tmp:
