@@ -19,7 +19,7 @@ FIGURES = [
     "seeded strangers, to the real faces",
     "the stranger model N(0.83, 0.08)",
     "The stranger tail, offline",
-    "spread 1.6: stranger named / right kept",
+    "the rule with",
     "The right person's best similarity, by probe kind",
     "blurred jpeg",
     "right named",
