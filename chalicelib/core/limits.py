@@ -4,6 +4,10 @@ import re
 
 MAX_IMAGE_BYTES = 15 * 1024 * 1024
 MAX_IMAGE_PIXELS = 50_000_000
+# The largest request body the local server reads (/compare's two photos as
+# base64 in JSON); a larger one is refused from its Content-Length, unread.
+# (On AWS, API Gateway takes at most 10 MB.)
+MAX_REQUEST_BYTES = 2 * (MAX_IMAGE_BYTES * 4 // 3) + 1024 * 1024
 # On AWS a request body reaches Lambda base64-encoded, within its 6 MB payload
 # limit: larger photos go straight into the bucket (up to MAX_IMAGE_BYTES).
 AWS_MAX_UPLOAD_BYTES = 4_400_000
@@ -48,6 +52,7 @@ def as_dict() -> dict:
     return {
         "maxImageBytes": MAX_IMAGE_BYTES,
         "maxImagePixels": MAX_IMAGE_PIXELS,
+        "maxRequestBytes": MAX_REQUEST_BYTES,
         "maxKeyBytes": MAX_KEY_BYTES,
         "maxMetadataBytes": MAX_METADATA_BYTES,
         "defaultThreshold": DEFAULT_THRESHOLD,
