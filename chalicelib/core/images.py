@@ -2,7 +2,8 @@
 HEIC/HEIF, WebP and AVIF are converted to JPEG (upright, with their EXIF and
 ICC profile), so the archive and the engines only ever see JPEG and PNG.
 Every check reads the header first: a decompression bomb is refused by its
-dimensions, before a pixel is decoded."""
+dimensions, its decoded size or its scans, before a pixel is decoded
+(core/decoding.py)."""
 
 import io
 import struct
@@ -12,6 +13,7 @@ from functools import cache
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from chalicelib.core.decoding import DeadlineReader, check_budget, check_jpeg_scans, decode_slot, decode_within
 from chalicelib.core.errors import InvalidImage, PayloadTooLarge, UnsupportedMediaType
 from chalicelib.core.limits import ACCEPTED_TYPES, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, STORED_TYPES
 from chalicelib.core.pixels import to_rgb
@@ -110,11 +112,13 @@ def _open(data: bytes) -> tuple[Image.Image, ImageInfo]:
     fmt, content_type = kind
     if fmt == "HEIF":
         _register_heif_opener()
+    if fmt == "JPEG":
+        check_jpeg_scans(data)
     try:
         with warnings.catch_warnings():
             # Our own pixel limit, below, is lower than Pillow's: no warning needed.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=[fmt])
+            image = Image.open(DeadlineReader(data), formats=[fmt])
     except Image.DecompressionBombError as e:
         raise PayloadTooLarge(
             f"The image has too many pixels; the limit is {MAX_IMAGE_PIXELS // 1_000_000} megapixels."
@@ -126,6 +130,7 @@ def _open(data: bytes) -> tuple[Image.Image, ImageInfo]:
         raise PayloadTooLarge(
             f"The image is {width}x{height} pixels; the limit is {MAX_IMAGE_PIXELS // 1_000_000} megapixels."
         )
+    check_budget(image)
     return image, ImageInfo(fmt, content_type, width, height)
 
 
@@ -139,37 +144,43 @@ def _register_heif_opener() -> None:
 
 
 def _check_decodes(image: Image.Image) -> None:
-    """Decode cheaply (JPEG at 1/8 scale) to reject truncated or corrupt files."""
+    """Decode cheaply (JPEG at 1/8 scale) to reject truncated or corrupt
+    files, within the time limit."""
     try:
         if image.format == "JPEG":
             image.draft(image.mode, (max(1, image.width // 8), max(1, image.height // 8)))
-        image.load()
+        with decode_slot(), decode_within(image):
+            image.load()
     except (OSError, ValueError, SyntaxError) as e:
         raise _unreadable(e) from e
 
 
 def _convert_to_jpeg(image: Image.Image) -> tuple[bytes, int, int]:
     """The first frame, upright, as an 8-bit JPEG with the photo's EXIF
-    (Orientation 1: the pixels are turned already), ICC profile and XMP."""
-    try:
-        exif = image.getexif()
-        upright = ImageOps.exif_transpose(image)  # decodes; HEIF's own rotation is applied on decoding
-    except (OSError, ValueError, SyntaxError, RuntimeError) as e:
-        raise _unreadable(e) from e
-    options = {}
-    if len(exif):
-        exif[_ORIENTATION] = 1
-        options["exif"] = exif
-    if image.info.get("icc_profile"):
-        options["icc_profile"] = image.info["icc_profile"]
-    if upright.info.get("xmp"):
-        options["xmp"] = upright.info["xmp"]  # exif_transpose took the orientation out of it
-    pixels = upright if upright.mode in ("RGB", "L") else to_rgb(upright)
-    for quality in _JPEG_QUALITIES:
-        out = io.BytesIO()
-        pixels.save(out, "JPEG", quality=quality, **options)
-        if out.tell() <= MAX_IMAGE_BYTES:
-            return out.getvalue(), pixels.width, pixels.height
+    (Orientation 1: the pixels are turned already), ICC profile and XMP.
+    One full-size image is held at a time (turned in place); the decoders
+    of these types decode in one call, bounded by the photo's budget."""
+    with decode_slot():
+        try:
+            exif = image.getexif()
+            image.load()
+            ImageOps.exif_transpose(image, in_place=True)  # HEIF's own rotation is applied on decoding
+        except (OSError, ValueError, SyntaxError, RuntimeError) as e:
+            raise _unreadable(e) from e
+        options = {}
+        if len(exif):
+            exif[_ORIENTATION] = 1
+            options["exif"] = exif
+        if image.info.get("icc_profile"):
+            options["icc_profile"] = image.info["icc_profile"]
+        if image.info.get("xmp"):
+            options["xmp"] = image.info["xmp"]  # exif_transpose took the orientation out of it
+        pixels = image if image.mode in ("RGB", "L") else to_rgb(image)
+        for quality in _JPEG_QUALITIES:
+            out = io.BytesIO()
+            pixels.save(out, "JPEG", quality=quality, **options)
+            if out.tell() <= MAX_IMAGE_BYTES:
+                return out.getvalue(), pixels.width, pixels.height
     raise PayloadTooLarge(
         f"The photo, converted to JPEG, is over {MAX_IMAGE_BYTES} bytes (15 MB) even at quality "
         f"{_JPEG_QUALITIES[-1]}: send a smaller photo, or a JPEG."

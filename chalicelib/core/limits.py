@@ -4,6 +4,10 @@ import re
 
 MAX_IMAGE_BYTES = 15 * 1024 * 1024
 MAX_IMAGE_PIXELS = 50_000_000
+# What a photo may take once decoded: width x height x channels x bytes per
+# channel, a 50 MP RGB photo (fewer pixels with alpha or 16-bit samples).
+MAX_DECODED_BYTES = 150_000_000
+MAX_JPEG_SCANS = 100  # a progressive JPEG has about 10
 # The largest request body the local server reads (/compare's two photos as
 # base64 in JSON); a larger one is refused from its Content-Length, unread.
 # (On AWS, API Gateway takes at most 10 MB.)
@@ -52,6 +56,8 @@ def as_dict() -> dict:
     return {
         "maxImageBytes": MAX_IMAGE_BYTES,
         "maxImagePixels": MAX_IMAGE_PIXELS,
+        "maxDecodedBytes": MAX_DECODED_BYTES,
+        "maxJpegScans": MAX_JPEG_SCANS,
         "maxRequestBytes": MAX_REQUEST_BYTES,
         "maxKeyBytes": MAX_KEY_BYTES,
         "maxMetadataBytes": MAX_METADATA_BYTES,
