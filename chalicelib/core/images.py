@@ -1,6 +1,7 @@
-"""What the API accepts as a photo. JPEG and PNG are kept byte for byte;
-HEIC/HEIF, WebP and AVIF are converted to JPEG (upright, with their EXIF and
-ICC profile), so the archive and the engines only ever see JPEG and PNG.
+"""What the API accepts as a photo. JPEG and PNG are kept byte for byte
+(but for their GPS location, core/location.py); HEIC/HEIF, WebP and AVIF
+are converted to JPEG (upright, with their EXIF and ICC profile), so the
+archive and the engines only ever see JPEG and PNG.
 Every check reads the header first: a decompression bomb is refused by its
 dimensions, its decoded size or its scans, before a pixel is decoded
 (core/decoding.py)."""
@@ -16,6 +17,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from chalicelib.core.decoding import DeadlineReader, check_budget, check_jpeg_scans, decode_slot, decode_within
 from chalicelib.core.errors import InvalidImage, PayloadTooLarge, UnsupportedMediaType
 from chalicelib.core.limits import ACCEPTED_TYPES, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, STORED_TYPES
+from chalicelib.core.location import strip_location
 from chalicelib.core.pixels import to_rgb
 
 # The one message for a photo, or a Content-Type, that the API does not take.
@@ -86,21 +88,27 @@ def inspect_image(data: bytes) -> ImageInfo:
     return info
 
 
-def prepare_upload(data: bytes) -> Upload:
-    """The photo to store: JPEG and PNG exactly as sent; the other accepted
-    types converted to JPEG, upright, keeping their EXIF (Orientation set
-    to 1) and ICC profile."""
+def prepare_upload(data: bytes, keep_location: bool = False) -> Upload:
+    """The photo to store: JPEG and PNG as sent; the other accepted types
+    converted to JPEG, upright, keeping their EXIF (Orientation set to 1)
+    and ICC profile. Without `keep_location` (FACEPRINT_KEEP_LOCATION), its
+    GPS position is taken out of both (core/location.py)."""
     info = inspect_image(data)
     if info.content_type in STORED_TYPES:
-        return Upload(data, info.content_type, info.content_type, info.width, info.height)
-    image, _ = _open(data)  # the header again (cheap), this time to decode it
-    jpeg, width, height = _convert_to_jpeg(image)
-    return Upload(jpeg, "image/jpeg", info.content_type, width, height)
+        stored, width, height = data, info.width, info.height
+    else:
+        image, _ = _open(data)  # the header again (cheap), this time to decode it
+        stored, width, height = _convert_to_jpeg(image)
+    content_type = info.content_type if info.content_type in STORED_TYPES else "image/jpeg"
+    if not keep_location:
+        stored = strip_location(stored, content_type)
+    return Upload(stored, content_type, info.content_type, width, height)
 
 
 def prepare_search(data: bytes) -> bytes:
-    """The photo as the engines take it (JPEG or PNG), converted like an upload."""
-    return prepare_upload(data).data
+    """The photo as the engines take it (JPEG or PNG), converted like an
+    upload (nothing is stored: its location may stay)."""
+    return prepare_upload(data, keep_location=True).data
 
 
 def _open(data: bytes) -> tuple[Image.Image, ImageInfo]:

@@ -13,6 +13,7 @@ import pytest
 from chalice.test import Client
 
 from app import app
+from tests.support.imagegen import encode, shared
 from tests.support.photos import photo
 
 JPEG = {"Content-Type": "image/jpeg"}
@@ -183,3 +184,15 @@ def test_dot_person_ids_are_refused(client, person_id):
     reply = client.http.put(path, body=b'{"name": "Dot"}', headers=JSON)
     assert reply.status_code == 400 and reply.json_body["error"] == "BadRequest"
     assert client.http.get("/people").json_body["people"] == []
+
+
+@pytest.mark.parametrize("keep", ["", "1"], ids=["stripped", "kept-on-purpose"])
+def test_a_stored_photo_is_served_back_without_its_location_unless_the_stage_keeps_it(client, monkeypatch, keep):
+    from tests.unit.test_location import DATESTAMP, exif_with_location
+
+    monkeypatch.setenv("FACEPRINT_KEEP_LOCATION", keep)
+    sent = encode(shared("Jim-Carrey.jpg"), "JPEG", exif=exif_with_location(), quality=90)
+    assert client.http.put("/index/trip.jpg", body=sent, headers=JPEG).status_code == 201
+    served = client.http.get("/images/trip.jpg/file", headers={"Accept": "image/jpeg"}).body
+    assert (DATESTAMP.encode() in served) == bool(keep)
+    assert (served == sent) == bool(keep)
