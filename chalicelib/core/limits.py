@@ -27,6 +27,9 @@ DEFAULT_MAX_MATCHES = 10
 MAX_MATCHES = 4096
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
+# A search with faces=all searches at most this many faces, the largest
+# (on AWS each is a SearchFacesByImage call, against a quota of 5 to 50 a second).
+MAX_SEARCHED_FACES = 20
 MAX_FACES = 100  # indexed per photo at most (Rekognition's MaxFaces ceiling): FACEPRINT_MAX_FACES's default and top
 TIME_LIMIT_SECONDS = 30.0  # to decode, detect and describe one photo offline
 # The photos the API takes. JPEG and PNG are stored as sent; the others are
@@ -66,6 +69,7 @@ def as_dict() -> dict:
         "maxMatches": MAX_MATCHES,
         "maxPageSize": MAX_PAGE_SIZE,
         "maxFacesPerImage": MAX_FACES,
+        "maxSearchedFaces": MAX_SEARCHED_FACES,
         "analysisTimeLimitSeconds": TIME_LIMIT_SECONDS,
         "acceptedTypes": list(ACCEPTED_TYPES),
         "maxFacesPerPerson": MAX_FACES_PER_PERSON,
