@@ -38,7 +38,7 @@ import logging
 import time
 from dataclasses import replace
 
-from chalicelib.core import logs, people, synthetic
+from chalicelib.core import exclusions, logs, people, synthetic
 from chalicelib.core.errors import FaceprintError, ImageRejected, NotFound, ServiceUnavailable, Throttled
 from chalicelib.core.images import prepare_upload
 from chalicelib.core.keys import external_image_id
@@ -344,6 +344,7 @@ def _pending_record(
         "owed": (current or {}).get("owed"),
         "running": _running(current, moment),
         "retryAt": iso_after(moment, retry_in),
+        **exclusions.carried(current),
         **extra,
     }
     return image_record(photo, PENDING, face_count=current["faceCount"] if current else 0, moment=moment, **fields)
@@ -487,6 +488,7 @@ def _conclude(
     key = photo.key
     new_ids = {face["FaceId"] for face in faces}
     for _ in range(WRITE_ROUNDS):
+        faces, image = exclusions.honour(svc, base, photo.etag, faces, image)  # deleted faces stay deleted
         listed = [face for face in svc.records.faces_of(key) if face["FaceId"] not in new_ids]
         record = {**image, **_carried(base, photo)}
         enrol = record["status"] in (INDEXED, NO_FACES) and not _enrolled(record)
@@ -594,11 +596,13 @@ def _lost(latest: dict | None, head: StoredPhoto | None, photo: StoredPhoto) -> 
 
 
 def _carried(base: dict | None, photo: StoredPhoto) -> dict:
-    """What an outcome keeps of the record of the same version it replaces:
-    its first upload time and its enrolment."""
+    """What an outcome keeps of the record it replaces: the faces removed
+    for good (core/exclusions.py); of the same version, its first upload
+    time and its enrolment too."""
     if not same_version(base, photo):
-        return {}
-    return {name: base[name] for name in ("uploadedAt", "enrolment") if base.get(name) is not None}
+        return exclusions.carried(base)
+    kept = {name: base[name] for name in ("uploadedAt", "enrolment") if base.get(name) is not None}
+    return {**exclusions.carried(base), **kept}
 
 
 def _running(record: dict | None, moment: str, mine: str | None = None, add: str | None = None) -> list[str] | None:
