@@ -77,4 +77,3 @@ def honour(svc: Services, base: dict | None, etag: str, faces: list[dict], image
 
 def _same(entry: dict, etag: str, box: dict) -> bool:
     return entry["etag"] == etag and overlap(entry["BoundingBox"], box) > SAME_FACE_OVERLAP
-
