@@ -498,7 +498,9 @@ class InMemoryRecordStore(FailsOnDemand, RecordStore):
         with self._lock:
             existing = self.people.get(person["personId"])
             if existing is not None and (
-                "deletedAt" not in existing or (not_deleted_since and existing["deletedAt"] >= not_deleted_since)
+                "deletedAt" not in existing
+                or "erasing" in existing
+                or (not_deleted_since and existing["deletedAt"] >= not_deleted_since)
             ):
                 return None
             self.people[person["personId"]] = {k: v for k, v in person.items() if k != "faceCount"}
@@ -524,6 +526,30 @@ class InMemoryRecordStore(FailsOnDemand, RecordStore):
     def person_deleted_at(self, person_id: str) -> str | None:
         with self._lock:
             return self.people.get(person_id, {}).get("deletedAt")
+
+    def mark_erasure(self, person_id: str, erasure: dict) -> dict:
+        with self._lock:
+            existing = self.people.get(person_id)
+            record = copy.deepcopy(existing) if existing else {"personId": person_id}
+            if "erasing" not in record:
+                found = "nothing" if existing is None else "tombstone" if "deletedAt" in existing else "person"
+                record["erasing"] = {**copy.deepcopy(erasure), "found": found}
+                record.setdefault("deletedAt", erasure["since"])
+                self.people[person_id] = record
+            return {**copy.deepcopy(record["erasing"]), "name": record.get("name")}
+
+    def update_erasure(self, person_id: str, erasure: dict) -> None:
+        with self._lock:
+            if "erasing" in self.people.get(person_id, {}):
+                self.people[person_id]["erasing"] = copy.deepcopy({k: v for k, v in erasure.items() if k != "name"})
+
+    def finish_erasure(self, person_id: str, erased_at: str) -> None:
+        with self._lock:
+            deleted_at = self.people.get(person_id, {}).get("deletedAt", erased_at)
+            self.people[person_id] = {"personId": person_id, "deletedAt": deleted_at, "erasedAt": erased_at}
+            for face in self.faces.values():
+                if face.get("UserId") == person_id:
+                    del face["UserId"]
 
     def list_people(self, limit: int, token: str | None = None) -> Page:
         with self._lock:
