@@ -189,6 +189,14 @@ class PhotoStore(ABC):
     def list(self, limit: int, token: str | None = None) -> Page:
         """ListedPhoto items, a page at a time."""
 
+    @abstractmethod
+    def replace_metadata(self, key: str, etag: str, metadata: dict[str, str]) -> StoredPhoto | None:
+        """Store the current version of `key` again, the same bytes with
+        `metadata` instead of its own, as a new version; the versions before
+        it go (they carry the old metadata). None when the photo is gone or
+        no longer holds the bytes `etag`. (An erasure takes a name out of a
+        photo it keeps.)"""
+
 
 class RecordStore(ABC):
     """Image and face records (DynamoDB, or SQLite).

@@ -11,6 +11,7 @@ import os
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from chalicelib.core.errors import NotFound
@@ -65,6 +66,18 @@ class FilePhotoStore(PhotoStore):
         with self._locks[hash(key) % _LOCK_STRIPES]:
             path.with_suffix(".json").unlink(missing_ok=True)
             path.unlink(missing_ok=True)
+
+    def replace_metadata(self, key: str, etag: str, metadata: dict[str, str]) -> StoredPhoto | None:
+        """A new description (new metadata, a new sequencer): the bytes stay,
+        and the old description is replaced whole (no copy is kept)."""
+        path = self._path(key)
+        with self._locks[hash(key) % _LOCK_STRIPES]:
+            current = self._head_by_name(path.name)
+            if current is None or current.etag != etag:
+                return None
+            stored = replace(current, metadata=dict(metadata), sequencer=self._sequencer(), stored_at=now())
+            write_atomically(path.with_suffix(".json"), json.dumps(_describe(stored)).encode())
+        return stored
 
     def list(self, limit: int, token: str | None = None) -> Page:
         """In the order of the files' names (hashes of the keys): stable, not alphabetical."""

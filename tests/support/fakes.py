@@ -22,6 +22,7 @@ import io
 import itertools
 import threading
 import uuid
+from dataclasses import replace
 
 from botocore.exceptions import ClientError
 from PIL import Image, UnidentifiedImageError
@@ -161,6 +162,26 @@ class InMemoryPhotoStore(FailsOnDemand, PhotoStore):
             self._current.pop(key, None)
             for stored in [k for k in self._versions if k[0] == key]:
                 del self._versions[stored]
+
+    def replace_metadata(self, key: str, etag: str, metadata: dict[str, str]) -> StoredPhoto | None:
+        with self._lock:
+            current = self._current.get(key)
+            if current is None or current.etag != etag:
+                return None
+            data = self._versions[(key, current.version_id)]
+            version_id = self.new_id().replace("-", "")
+            stored = replace(
+                current,
+                metadata=dict(metadata),
+                version_id=version_id,
+                sequencer=normalize_sequencer(f"{next(self._sequence):X}"),
+                stored_at=self.clock(),
+            )
+            for old in [k for k in self._versions if k[0] == key]:
+                del self._versions[old]
+            self._versions[(key, version_id)] = data
+            self._current[key] = stored
+            return stored
 
     def expire_noncurrent(self) -> None:
         """Drop every version that is no longer current, as the bucket's
