@@ -32,15 +32,17 @@ def carried(record: dict | None) -> dict:
     return {"excluded": excluded} if excluded else {}
 
 
-def exclude(svc: Services, key: str, faces: list[dict], moment: str) -> bool:
-    """Record these face records of the image `key` as removed for good,
-    before they are deleted (so an indexing run that commits meanwhile
-    leaves them out). False when the image record is gone."""
+def exclude(svc: Services, key: str, faces: list[dict], moment: str, etag: str | None = None) -> bool:
+    """Record these faces (face records, or anything with their
+    BoundingBox) of the image `key` as removed for good, before they are
+    deleted (so an indexing run that commits meanwhile leaves them out), for
+    the bytes their faces were indexed from (or `etag`). False when the
+    image record is gone."""
     for _ in range(WRITE_ROUNDS):
         image = svc.records.get_image(key)
         if image is None:
             return False
-        etag = image.get("facesEtag") or image["etag"]
+        etag = etag or image.get("facesEtag") or image["etag"]
         excluded = list(image.get("excluded", []))
         for face in faces:
             if not any(_same(entry, etag, face["BoundingBox"]) for entry in excluded):

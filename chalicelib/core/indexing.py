@@ -93,11 +93,19 @@ def upload_image(svc: Services, key: str, data: bytes, metadata: dict[str, str])
         people.validate_person_id(metadata[people.PERSON_METADATA])
     upload = prepare_upload(data)
     stored = svc.photos.put(key, upload.data, upload.content_type, metadata, upload.original_content_type)
+    image = record_stored(svc, stored)
+    faces = svc.records.faces_of(key) if image["status"] != PENDING else []
+    return {"image": image, "faces": faces}
+
+
+def record_stored(svc: Services, stored: StoredPhoto) -> dict:
+    """A version just stored (an upload, or an erasure that replaced the
+    photo's metadata): recorded, and offline indexed, as an upload is. The
+    same bytes keep their faces and take the version's metadata."""
     image = _record_pending(svc, stored)
     if svc.index_on_upload:
         image = _index_now(svc, stored.version) or image
-    faces = svc.records.faces_of(key) if image["status"] != PENDING else []
-    return {"image": image, "faces": faces}
+    return image
 
 
 def index_photo(

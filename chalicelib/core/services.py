@@ -26,3 +26,8 @@ class Services:
     # when an attempt began, when the re-drive owes a visit. A simulation
     # gives its own clock.
     clock: Callable[[], str] = lambda: records.now()  # noqa: E731 (looked up at each call)
+    # After an erasure (core/erasure.py): make the stage's own leftover
+    # copies go where it can (embedded: the SQLite write-ahead log, the
+    # index snapshot), and say which copies remain and until when (backups,
+    # point-in-time recovery, logs), each {"copy", "holds", "until", "note"}.
+    copies: Callable[[str], list[dict]] = lambda erased_at: []  # noqa: E731
