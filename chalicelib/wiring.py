@@ -14,6 +14,7 @@ from pathlib import Path
 from chalicelib.core import logs
 from chalicelib.core.config import Settings
 from chalicelib.core.services import Services
+from chalicelib.ops import copies
 
 # From SIGINT or SIGTERM to the end of the process, whatever it was doing:
 # the workers' grace (workers.STOP_GRACE_SECONDS), the collection's index
@@ -84,6 +85,7 @@ def _build_aws(settings: Settings) -> Services:
         S3PhotoStore(aws.client("s3", settings.region), settings.bucket, stage=settings.stage),
         people=RekognitionPeople(rekognition, settings.collection, stage=settings.stage),
         queue=SqsIndexQueue(aws.client("sqs", settings.region), settings.index_queue, stage=settings.stage),
+        copies=copies.aws(settings),
     )
 
 
@@ -110,7 +112,15 @@ def _build_local(settings: Settings) -> Services:
     # loads at the next start instead of being rebuilt.
     atexit.register(engine.close)
     people = LocalPeople(db, engine, analyzer())
-    built = Services(settings, engine, SqliteRecordStore(db), photos, index_on_upload=True, people=people)
+    built = Services(
+        settings,
+        engine,
+        SqliteRecordStore(db),
+        photos,
+        index_on_upload=True,
+        people=people,
+        copies=copies.embedded(settings, db, engine.collection),
+    )
     if _serving_locally():
         _redrive_in_background(built)
     return built

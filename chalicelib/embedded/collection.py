@@ -246,6 +246,17 @@ class Collection:
             self._catch_up()  # what the writer left in the log
         self.close()
 
+    def flush(self) -> None:
+        """Bring the saved snapshot up to the table now (after an erasure:
+        the snapshot must not keep deleted faces' vectors until the next
+        save). Loads the snapshot first if this process has not."""
+        with self._lock:
+            if self._index is None and VectorIndex.recorded(self._index_path) is None:
+                return  # no snapshot: no copy of any vector on disk but the table's
+            self._catch_up()
+            if self._seq != self._saved_seq:
+                self._save()
+
     def close(self) -> None:
         """Save the index (if it was loaded and changed since)."""
         with self._lock:

@@ -17,6 +17,7 @@ from pathlib import Path
 from chalicelib.core.errors import NotFound
 from chalicelib.core.ports import ListedPhoto, Page, PhotoStore, StoredPhoto
 from chalicelib.core.records import normalize_sequencer, now
+from chalicelib.embedded import private
 from chalicelib.embedded.paging import decode_token, encode_token
 
 _LOCK_STRIPES = 64
@@ -25,7 +26,7 @@ _LOCK_STRIPES = 64
 class FilePhotoStore(PhotoStore):
     def __init__(self, root: Path) -> None:
         self._root = root
-        self._root.mkdir(parents=True, exist_ok=True)
+        private.folder(self._root)  # each file is written 0600 (write_atomically: mkstemp)
         self._locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
         self._clock = threading.Lock()
         self._last_sequence = 0

@@ -40,6 +40,7 @@ IAM_ACTION = {
     "s3:ListObjectVersions": "s3:ListBucketVersions",
     "s3:DeleteObjects": "s3:DeleteObject",
     "s3:GeneratePresignedUrl": "s3:GetObject",  # the link is signed with the function's role
+    "s3:CopyObject": "s3:PutObject",  # and GetObject(Version) on its source: an erasure copies a photo onto itself
     # A transaction's updates need the UpdateItem permission (there is no action of its own).
     "dynamodb:TransactWriteItems": "dynamodb:UpdateItem",
     # SQS's batch calls need the permission of the single one.
