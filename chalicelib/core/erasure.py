@@ -73,12 +73,11 @@ def erase_person(
     run.suggestions()
     complete = run.scan(started, budget_seconds)
     moment = svc.clock()
-    copies = svc.copies(moment) if complete else []
-    if complete:
-        svc.records.finish_erasure(person_id, moment)
-    else:
+    if not complete:
         run.save()
-    return run.receipt(complete, moment, copies)
+        return run.receipt(complete, moment, [])
+    svc.records.finish_erasure(person_id, moment)
+    return run.receipt(complete, moment, svc.copies(moment))  # last: the log emptied after the last write
 
 
 class _Erasure:
@@ -162,6 +161,8 @@ class _Erasure:
         faces = svc.records.faces_of(key)
         theirs = [face for face in faces if face["FaceId"] in set(self.erasure["faces"])]
         theirs += [face for face in faces if face.get("UserId") == self.person_id and face not in theirs]
+        if not theirs and len(faces) == 1 and _enrolled_them(image, self.person_id):
+            theirs = faces  # the face an upload enrolled as theirs (a person deleted before: no UserId left)
         others = [face for face in faces if face not in theirs]
         mode = self.erasure["photos"]
         if mode == "all" or (mode == "own" and not others):
@@ -294,6 +295,11 @@ def check_erased(svc: Services, person_id: str, name: str | None = None) -> list
     if any((s.get("nearestPerson") or {}).get("personId") == person_id for s in saved["suggestions"]):
         found.append("a suggested person naming them as the nearest")
     return found
+
+
+def _enrolled_them(image: dict | None, person_id: str) -> bool:
+    enrolment = (image or {}).get("enrolment") or {}
+    return enrolment.get("personId") == person_id and enrolment.get("status") == "associated"
 
 
 def _all_images(svc: Services):

@@ -341,6 +341,19 @@ def _is_backup(folder: Path) -> bool:
     return all(entry.name in ours or entry.name.startswith(f"{DATABASE}-") for entry in folder.iterdir())
 
 
+def person_name(folder: Path, person_id: str) -> str | None:
+    """The person's name as the backup in `folder` knows it, if it does."""
+    if not (folder / DATABASE).is_file():
+        return None
+    with contextlib.closing(sqlite3.connect(f"file:{folder / DATABASE}?mode=ro", uri=True)) as conn:
+        try:
+            row = conn.execute("SELECT json_extract(record, '$.name') FROM people WHERE person_id = ?", (person_id,))
+            found = row.fetchone()
+        except sqlite3.OperationalError:  # a backup from before people were kept
+            return None
+    return found[0] if found else None
+
+
 def purge_person(folder: Path, person_id: str, photos: str = "none", name: str | None = None) -> dict:
     """Erase the person from the backup in `folder`, as from a live archive
     (core/erasure.py, the same use case over the backup's database and its

@@ -321,13 +321,15 @@ def _erase(args) -> int:
     archive and those named. The receipt, as JSON, on stdout."""
     settings = stage_settings(args.stage)
     backups = _backup_folders(settings, args)
-    receipt = erasure.erase_person(services(settings), args.person, args.photos, name=args.name)
+    # A person deleted before has no name left in the archive: a backup may still know it.
+    name = args.name or next(filter(None, (backup.person_name(folder, args.person) for folder in backups)), None)
+    receipt = erasure.erase_person(services(settings), args.person, args.photos, name=name)
     purged, unreachable = [], []
     for folder in backups:
         if not (folder / backup.DATABASE).is_file():
             unreachable.append(str(folder))
             continue
-        backup.purge_person(folder, args.person, args.photos, name=args.name)
+        backup.purge_person(folder, args.person, args.photos, name=name)
         purged.append(str(folder))
     receipt["copies"] = [c for c in receipt.get("copies", []) if not any(f in c["copy"] for f in purged)]
     receipt["backups"] = {"purged": purged, "notFound": unreachable}
