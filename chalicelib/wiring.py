@@ -52,6 +52,7 @@ def _build(settings: Settings) -> Services:
 def _build_aws(settings: Settings) -> Services:
     # Imported here: boto3 loads on the first request, never dlib or numpy.
     from chalicelib.aws import clients as aws
+    from chalicelib.aws.audit import CloudWatchAuditLog
     from chalicelib.aws.dynamodb import DynamoRecordStore
     from chalicelib.aws.rekognition import RekognitionEngine, RekognitionPeople
     from chalicelib.aws.s3 import S3PhotoStore
@@ -86,11 +87,13 @@ def _build_aws(settings: Settings) -> Services:
         people=RekognitionPeople(rekognition, settings.collection, stage=settings.stage),
         queue=SqsIndexQueue(aws.client("sqs", settings.region), settings.index_queue, stage=settings.stage),
         copies=copies.aws(settings),
+        audit=CloudWatchAuditLog(aws.client("logs", settings.region), settings.audit_log_group),
     )
 
 
 def _build_local(settings: Settings) -> Services:
     # Imported here: dlib and numpy load only in the embedded stage.
+    from chalicelib.embedded.audit import FileAuditLog
     from chalicelib.embedded.database import Database
     from chalicelib.embedded.engine import LocalEngine
     from chalicelib.embedded.people import LocalPeople
@@ -120,6 +123,7 @@ def _build_local(settings: Settings) -> Services:
         index_on_upload=True,
         people=people,
         copies=copies.embedded(settings, db, engine.collection),
+        audit=FileAuditLog(settings.data_dir / "audit", settings.audit_retention_days),
     )
     if _serving_locally():
         _redrive_in_background(built)
@@ -144,7 +148,7 @@ def _redrive_in_background(svc: Services) -> None:
                 while indexing.redrive_pending(svc)["pending"] == indexing.REDRIVE_BATCH:
                     pass  # a full batch: there may be more
             except Exception as e:  # logged: the next round tries again
-                logs.write({"event": "redrive", "error": f"{type(e).__name__}: {e}"})
+                logs.write({"event": "redrive", "error": logs.error_kind(e)})
             time.sleep(LOCAL_REDRIVE_SECONDS)
 
     threading.Thread(target=redrive_now_and_then, name="redrive", daemon=True).start()

@@ -303,7 +303,7 @@ def _forget(svc: Services, key: str, current: dict | None, started: float) -> ob
     if removed is None:
         return _AGAIN
     svc.engine.delete_faces(list(dict.fromkeys(removed + (current.get("owed") or {}).get("retire", []))))
-    log.info("removed the records of %r: its photo is no longer in the store", key)
+    log.info("removed the records of a photo no longer in the store")
     logs.log_indexed(key, None, started, outcome="removed")
     return None
 
@@ -426,10 +426,13 @@ def _failed(
     """A failure that may pass: recorded (the attempt is counted already) and
     raised, for the caller to retry; the last attempt ends the version
     `failed` with the reason."""
-    reason = error.message if isinstance(error, FaceprintError) else f"unexpected {type(error).__name__} (see the log)"
+    unexpected = not isinstance(error, FaceprintError)
+    reason = f"unexpected {type(error).__name__} (see the log)" if unexpected else error.message
     mine = same_version(claimed, photo) and claimed["status"] == PENDING
     attempt = claimed.get("attempts", 1) if mine else 0
-    log.warning("indexing %r failed (attempt %d of %d): %s", photo.key, attempt, attempts, reason, exc_info=True)
+    log.warning(  # no key, no message (both name the photo): the record keeps them
+        "indexing failed (attempt %d of %d): %s", attempt, attempts, logs.error_kind(error), exc_info=unexpected
+    )
     if mine and attempt >= attempts:
         return _give_up(
             svc, photo, claimed, token, f"Indexing failed {attempt} times; the last time: {reason}", started

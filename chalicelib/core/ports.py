@@ -463,3 +463,15 @@ class IndexQueue(ABC):
     def backlog(self) -> int:
         """Messages waiting, being worked on or delayed (approximate: SQS's
         counts may lag a minute behind)."""
+
+
+class AuditLog(ABC):
+    """Who asked what of the archive, and whose ids came back: one line per
+    request (chalicelib.api.request_log), kept apart from the other logs and
+    for its own retention (docs/privacy.md): a file a day offline, a
+    CloudWatch log group on AWS."""
+
+    @abstractmethod
+    def write(self, line: dict) -> None:
+        """Keep the line; a failure to keep it is logged, never raised (the
+        request it describes has been answered)."""

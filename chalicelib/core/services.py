@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from chalicelib.core import records
 from chalicelib.core.config import Settings
-from chalicelib.core.ports import FaceEngine, IndexQueue, PeopleEngine, PhotoStore, RecordStore
+from chalicelib.core.ports import AuditLog, FaceEngine, IndexQueue, PeopleEngine, PhotoStore, RecordStore
 
 
 @dataclass(frozen=True)
@@ -31,3 +31,5 @@ class Services:
     # index snapshot), and say which copies remain and until when (backups,
     # point-in-time recovery, logs), each {"copy", "holds", "until", "note"}.
     copies: Callable[[str], list[dict]] = lambda erased_at: []  # noqa: E731
+    # The audit log: who asked, which route, which ids came back (None: none kept).
+    audit: AuditLog | None = None

@@ -115,8 +115,9 @@ def aws(monkeypatch):
             "route53": boto3.client("route53", region_name=REGION),
             "sqs": boto3.client("sqs", region_name=REGION),
             "cloudwatch": boto3.client("cloudwatch", region_name=REGION),
+            "logs": boto3.client("logs", region_name=REGION),
         }
-        indexing = {name: clients[name] for name in ("sqs", "cloudwatch", "apigateway")}
+        indexing = {name: clients[name] for name in ("sqs", "cloudwatch", "apigateway", "logs")}
         yield SimpleNamespace(**clients, indexing=indexing, factory=lambda: (REGION, clients.__getitem__))
 
 
