@@ -30,6 +30,9 @@ class Database:
         self._write_lock = threading.Lock()
         private.folder(path.parent)
         private.file(path)  # SQLite gives its write-ahead log and shared memory the database's mode
+        for beside in (path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
+            if beside.exists():  # made before: tightened too
+                private.file(beside)
         with self._connection() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
 

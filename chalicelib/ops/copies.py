@@ -78,11 +78,12 @@ def aws(settings: Settings) -> Callable[[str], list[dict]]:
                 "after any restore (their id is in the audit log)",
             },
             {
-                "copy": f"S3 versions in {settings.bucket}",
-                "holds": "nothing: every version of a deleted photo, and every older version of a photo whose "
-                "metadata named them, was deleted",
-                "until": moment,
-                "note": "copies you made yourself (replication, AWS Backup) are not reached",
+                "copy": f"older versions of photos in {settings.bucket}",
+                "holds": "versions replaced by an upload within the last day, which may show them (the versions "
+                "of the photos this erasure deleted or cleaned are gone already)",
+                "until": iso_after(moment, DAY),
+                "note": "the bucket's lifecycle rule deletes them a day after they were replaced; copies you made "
+                "yourself (replication, AWS Backup) are not reached",
             },
             {
                 "copy": f"the Rekognition collection {settings.collection}",
