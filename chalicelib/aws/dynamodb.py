@@ -445,34 +445,20 @@ class DynamoRecordStore(RecordStore):
     def _update_person(self, person_id: str, update: str, values: dict, names: dict | None = None) -> dict | None:
         """UpdateItem on an existing person; the item after, or None when
         there is no such person."""
+        return self._update_people_item(person_id, update, None, values, names)
+
+    def _update_people_item(
+        self, person_id: str, update: str, condition: str | None, values: dict, names: dict | None = None
+    ) -> dict | None:
+        """UpdateItem on the people table under `condition` (None: on a
+        person that is one, not a tombstone): the item after, or None when
+        the condition failed."""
         request = _person_update(self._people, person_id, update, values, names)["Update"]
+        if condition is not None:
+            request["ConditionExpression"] = condition
         with self._translated(self._people):
             try:
                 response = self._client.update_item(**request, ReturnValues="ALL_NEW")
-            except ClientError as e:
-                if aws.error_code(e) != "ConditionalCheckFailedException":
-                    raise
-                return None
-        return _plain(response.get("Attributes", {}))
-
-    def _update_people_item(
-        self, person_id: str, update: str, condition: str, values: dict, names: dict | None = None
-    ) -> dict | None:
-        """UpdateItem on the people table under `condition`: the item after,
-        or None when the condition failed."""
-        request = {
-            "TableName": self._people,
-            "Key": _item({"personId": person_id}),
-            "UpdateExpression": update,
-            "ConditionExpression": condition,
-            "ExpressionAttributeValues": _item(values),
-            "ReturnValues": "ALL_NEW",
-        }
-        if names:
-            request["ExpressionAttributeNames"] = names
-        with self._translated(self._people):
-            try:
-                response = self._client.update_item(**request)
             except ClientError as e:
                 if aws.error_code(e) != "ConditionalCheckFailedException":
                     raise

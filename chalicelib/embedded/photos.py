@@ -95,16 +95,7 @@ class FilePhotoStore(PhotoStore):
             return None
         if not (self._root / name).exists():
             return None  # its description outlived it (a crash mid-delete, or a hand): it is gone
-        return StoredPhoto(
-            info["key"],
-            info["etag"],
-            info["size"],
-            info["contentType"],
-            info["metadata"],
-            sequencer=info.get("sequencer"),
-            original_content_type=info.get("originalContentType", ""),
-            stored_at=info.get("storedAt"),
-        )
+        return described(info)
 
     def _sequencer(self) -> str:
         """Increasing across puts, in this process and across restarts
@@ -121,6 +112,20 @@ def file_name(key: str) -> str:
     """The name of a photo's file (and, with `.json`, of its description):
     the SHA-256 of its key, so any key is safe on disk."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def described(info: dict) -> StoredPhoto:
+    """The photo a description (`<file>.json`) describes."""
+    return StoredPhoto(
+        info["key"],
+        info["etag"],
+        info["size"],
+        info["contentType"],
+        info["metadata"],
+        sequencer=info.get("sequencer"),
+        original_content_type=info.get("originalContentType", ""),
+        stored_at=info.get("storedAt"),
+    )
 
 
 def _describe(photo: StoredPhoto) -> dict:

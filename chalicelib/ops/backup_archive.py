@@ -17,7 +17,7 @@ from chalicelib.core.errors import ConfigurationError, NotFound
 from chalicelib.core.ports import ListedPhoto, Page, PhotoStore, StoredPhoto
 from chalicelib.core.records import normalize_sequencer, now
 from chalicelib.core.services import Services
-from chalicelib.embedded.photos import file_name, write_atomically
+from chalicelib.embedded.photos import described, file_name, write_atomically
 from chalicelib.ops import backup
 
 
@@ -53,26 +53,16 @@ class BackupPhotoStore(PhotoStore):
         raise ConfigurationError("A backup takes no new photos.")
 
     def head(self, key: str) -> StoredPhoto | None:
-        described = self._description(key)
-        if described is None:
+        description = self._description(key)
+        if description is None:
             return None
-        info = json.loads(described.read_bytes())
-        return StoredPhoto(
-            info["key"],
-            info["etag"],
-            info["size"],
-            info["contentType"],
-            info["metadata"],
-            sequencer=info.get("sequencer"),
-            original_content_type=info.get("originalContentType", ""),
-            stored_at=info.get("storedAt"),
-        )
+        return described(json.loads(description.read_bytes()))
 
     def read(self, key: str) -> bytes:
-        described = self._description(key)
-        if described is None:
+        description = self._description(key)
+        if description is None:
             raise NotFound(f"The backup holds no photo {key!r}.")
-        return described.with_suffix("").read_bytes()
+        return description.with_suffix("").read_bytes()
 
     def download_url(self, key: str) -> None:
         return None
@@ -88,14 +78,14 @@ class BackupPhotoStore(PhotoStore):
         return Page(items, names[limit - 1] if len(names) > limit else None)
 
     def replace_metadata(self, key: str, etag: str, metadata: dict[str, str]) -> StoredPhoto | None:
-        described = self._description(key)
-        if described is None:
+        description = self._description(key)
+        if description is None:
             return None
-        info = json.loads(described.read_bytes())
+        info = json.loads(description.read_bytes())
         if info["etag"] != etag:
             return None
         info.update(metadata=dict(metadata), sequencer=normalize_sequencer(format(time.time_ns(), "X")), storedAt=now())
-        write_atomically(described, json.dumps(info).encode())
+        write_atomically(description, json.dumps(info).encode())
         return self.head(key)
 
     def _description(self, key: str) -> Path | None:
