@@ -290,7 +290,9 @@ def check_archive(event):
     What a run under way may still finish is left to it."""
     started = time.perf_counter()
     svc = wiring.services()
+    erased = erasure.finish_under_way(svc)  # erasures a crash or a client left halfway
     found = maintenance.sweep(svc)
     kinds = sorted({d.kind for d in found})
-    logs.write({"event": "check", "disagreements": len(found), "kinds": kinds, "durationMs": logs.ms_since(started)})
+    line = {"event": "check", "disagreements": len(found), "kinds": kinds, "erasuresFinished": len(erased)}
+    logs.write({**line, "durationMs": logs.ms_since(started)})
     logs.write_metrics(svc.settings.stage, {"DisagreementsRepaired": len(found)})

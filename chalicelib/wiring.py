@@ -140,13 +140,14 @@ def _redrive_in_background(svc: Services) -> None:
     work it left owed after a commit, are finished within minutes of the
     next start (indexing.redrive_pending), as the scheduled re-drive does on
     AWS. A daemon thread: a stop does not wait for it."""
-    from chalicelib.core import indexing
+    from chalicelib.core import erasure, indexing
 
     def redrive_now_and_then() -> None:
         while True:
             try:
                 while indexing.redrive_pending(svc)["pending"] == indexing.REDRIVE_BATCH:
                     pass  # a full batch: there may be more
+                erasure.finish_under_way(svc)  # an erasure a stop or a crash left halfway
             except Exception as e:  # logged: the next round tries again
                 logs.write({"event": "redrive", "error": logs.error_kind(e)})
             time.sleep(LOCAL_REDRIVE_SECONDS)

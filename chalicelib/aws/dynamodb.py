@@ -350,6 +350,21 @@ class DynamoRecordStore(RecordStore):
             person_id, "SET erasing = :erasing", "attribute_exists(erasing)", {":erasing": progress}
         )
 
+    def erasures_under_way(self) -> list[dict]:
+        """A scan of the people table (people and tombstones: small) for the items holding an erasure."""
+        found, request = [], {"TableName": self._people, "FilterExpression": "attribute_exists(erasing)"}
+        with self._translated(self._people):
+            while True:
+                response = self._client.scan(**request)
+                found += [_plain(item) for item in response.get("Items", [])]
+                if "LastEvaluatedKey" not in response:
+                    break
+                request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return [
+            {"personId": item["personId"], "since": item["erasing"]["since"], "photos": item["erasing"]["photos"]}
+            for item in sorted(found, key=lambda item: item["personId"])
+        ]
+
     def finish_erasure(self, person_id: str, erased_at: str) -> None:
         """Everything but the id and the times goes (the face set too: the
         erasure deleted each face)."""

@@ -33,6 +33,7 @@ import time
 
 from chalicelib.core import exclusions, indexing, people
 from chalicelib.core.errors import BadRequest
+from chalicelib.core.records import RUN_GRACE_SECONDS, iso_before
 from chalicelib.core.services import Services
 
 # photos=: keep them (none), delete those only they are in (own), delete all they are in (all).
@@ -269,6 +270,22 @@ class _Erasure:
         else:
             receipt["message"] = "Not finished within this request's time: send the same request again to carry on."
         return receipt
+
+
+def finish_under_way(svc: Services, budget_seconds: float | None = None) -> list[str]:
+    """Finish the erasures a crash, or a client that gave up on a 202, left
+    under way (their tombstone still holds the name): those begun more than
+    RUN_GRACE_SECONDS ago, which no request is still working on. The
+    maintenance commands and the scheduled check call it. Returns their ids."""
+    since = iso_before(svc.clock(), RUN_GRACE_SECONDS)
+    started, done = time.monotonic(), []
+    for under_way in svc.records.erasures_under_way():
+        if under_way["since"] >= since:
+            continue
+        left = None if budget_seconds is None else max(0.0, budget_seconds - (time.monotonic() - started))
+        if erase_person(svc, under_way["personId"], under_way["photos"], budget_seconds=left)["complete"]:
+            done.append(under_way["personId"])
+    return done
 
 
 def check_erased(svc: Services, person_id: str, name: str | None = None) -> list[str]:

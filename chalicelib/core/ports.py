@@ -336,6 +336,10 @@ class RecordStore(ABC):
         """Record the progress of the erasure under way (its name stays)."""
 
     @abstractmethod
+    def erasures_under_way(self) -> list[dict]:
+        """The erasures begun and not finished: {"personId", "since", "photos"} each."""
+
+    @abstractmethod
     def finish_erasure(self, person_id: str, erased_at: str) -> None:
         """The erasure is done: the tombstone keeps the person's id and when
         they were deleted and erased, nothing else."""

@@ -302,6 +302,14 @@ class SqliteRecordStore(RecordStore):
             (json.dumps(progress), person_id),
         )
 
+    def erasures_under_way(self) -> list[dict]:
+        rows = self._db.read(
+            "SELECT person_id, json_extract(record, '$.erasing.since') AS since, "
+            "json_extract(record, '$.erasing.photos') AS photos FROM people "
+            "WHERE json_extract(record, '$.erasing') IS NOT NULL ORDER BY person_id"
+        )
+        return [{"personId": row["person_id"], "since": row["since"], "photos": row["photos"]} for row in rows]
+
     def finish_erasure(self, person_id: str, erased_at: str) -> None:
         with self._db.transaction(immediate=True):
             self._db.write(

@@ -144,6 +144,12 @@ def _run(args) -> int:
     if args.command in ("seed", "unseed"):
         return _seed(svc, args) if args.command == "seed" else _unseed(svc, args)
     if args.command == "check":
+        under_way = svc.records.erasures_under_way()
+        if under_way and args.repair:
+            finished = erasure.finish_under_way(svc)
+            print(f"finished {len(finished)} erasure(s) left halfway")
+        elif under_way:
+            print(f"{len(under_way)} erasure(s) left halfway: --repair (REPAIR=1) finishes them")
         found = maintenance.check(svc)
         for disagreement in found:
             print(disagreement)

@@ -440,3 +440,13 @@ def test_a_finished_erasure_keeps_only_the_id_and_the_times(records):
     assert records.person_deleted_at("keanu") == SINCE
     assert records.create_person(person("keanu", "Someone new")) == person("keanu", "Someone new")
     assert records.mark_erasure("keanu", {"since": ERASED, "photos": "none"})["found"] == "person"
+
+
+def test_the_erasures_under_way_are_listed_until_finished(records):
+    records.create_person(person("keanu"))
+    records.create_person(person("ada"))
+    assert records.erasures_under_way() == []
+    records.mark_erasure("keanu", {"since": SINCE, "photos": "own"})
+    assert records.erasures_under_way() == [{"personId": "keanu", "since": SINCE, "photos": "own"}]
+    records.finish_erasure("keanu", ERASED)
+    assert records.erasures_under_way() == []

@@ -564,6 +564,14 @@ class InMemoryRecordStore(FailsOnDemand, RecordStore):
             if "erasing" in self.people.get(person_id, {}):
                 self.people[person_id]["erasing"] = copy.deepcopy({k: v for k, v in erasure.items() if k != "name"})
 
+    def erasures_under_way(self) -> list[dict]:
+        with self._lock:
+            return [
+                {"personId": i, "since": p["erasing"]["since"], "photos": p["erasing"]["photos"]}
+                for i, p in sorted(self.people.items())
+                if "erasing" in p
+            ]
+
     def finish_erasure(self, person_id: str, erased_at: str) -> None:
         with self._lock:
             deleted_at = self.people.get(person_id, {}).get("deletedAt", erased_at)

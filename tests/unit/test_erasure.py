@@ -236,3 +236,17 @@ def test_a_crash_at_any_call_is_finished_by_the_same_request_again(photos):
         break
     print(f"{photos}: crashed at each of {at - 1} calls")
     assert at > 20
+
+
+def test_an_erasure_left_halfway_is_finished_by_the_scheduled_check(svc):
+    archive(svc)
+    counter = [0]
+    crashing = replace(svc, records=Crashing(svc.records, counter, 12))
+    with pytest.raises(Crash):
+        erase_person(crashing, "ada")
+    assert svc.records.erasures_under_way()[0]["personId"] == "ada"
+    assert erasure.finish_under_way(svc) == []  # too recent: a request may still be working on it
+    later = replace(svc, clock=lambda: "2999-01-01T00:00:00.000+00:00")
+    assert erasure.finish_under_way(later) == ["ada"]
+    assert svc.records.erasures_under_way() == []
+    assert_erased(svc)
