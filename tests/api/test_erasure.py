@@ -59,7 +59,7 @@ def test_after_an_erasure_a_search_finds_nothing_of_the_person(api, how):
     if api.stage == "local":
         assert "write-ahead log" in copies and "index snapshot" in copies
     else:
-        assert "point-in-time recovery" in copies and "S3 versions" in copies
+        assert "point-in-time recovery" in copies and "older versions of photos" in copies
     assert "audit log" in copies
 
     # Nothing of him: by his own photo, by a group photo, by person.
