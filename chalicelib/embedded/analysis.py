@@ -21,8 +21,10 @@ The pipeline (figures: scripts/bench.py and the archive tests):
    faces carry): BOX_SIDE times the distance from the eyes to the mouth,
    centred on YuNet's five landmarks. dlib's 5-point landmarks are placed in
    that box, in the work image itself, or, for a face rolled more than
-   UPRIGHT_ROLL degrees, in a crop turned upright. Pose, from YuNet's
-   landmarks, and the other quality measures follow (quality.py).
+   UPRIGHT_ROLL degrees, in a crop turned upright (again, by dlib's own
+   measure, when YuNet's landmarks, which understate a strong roll, were
+   more than REFINE_ROLL degrees off). Yaw and pitch from YuNet's landmarks,
+   roll from dlib's, and the other quality measures follow (quality.py).
 4. Only the faces the quality filter and the per-photo limit keep pay for a
    descriptor: the 150x150 chip dlib.get_face_chip cuts from the work image
    along dlib's landmarks, through dlib's ResNet. The others come back as
@@ -59,6 +61,7 @@ SECOND_LOOKS = ((0.5, 0.0), (1.0, 30.0), (1.0, -30.0))
 BOX_SIDE = 2.28
 BOX_OFFSET = (0.015, 0.01)
 UPRIGHT_ROLL = 15.0
+REFINE_ROLL = 8.0
 # A rolled face's landmarks are found in a crop where the face measures
 # between these sides, in pixels (small faces enlarged, large ones reduced).
 TURNED_FACE_PX = (100.0, 300.0)
@@ -211,8 +214,10 @@ def _turned(points: np.ndarray, angle: float, centre: tuple[float, float]) -> np
 
 def _same_face(a: _Found, b: _Found) -> bool:
     """Two looks' detections are one face if their landmarks' centres are
-    closer than half the larger face's eyes-to-mouth distance."""
-    reach = max(_eyes_to_mouth(a.points), _eyes_to_mouth(b.points)) / 2
+    closer than the larger face's eyes-to-mouth distance: a face seen
+    turned away from upright gets rougher landmarks, and two faces side by
+    side stand at least a box (2.3 such distances) apart."""
+    reach = max(_eyes_to_mouth(a.points), _eyes_to_mouth(b.points))
     return float(np.hypot(*(a.points.mean(0) - b.points.mean(0)))) < reach
 
 
@@ -251,24 +256,38 @@ def _area(face: _Seen) -> float:
 def _locate(models: Models, image: Image.Image, pixels: np.ndarray, face: _Seen) -> tuple[Face, object]:
     """The face's box, dlib's landmarks and the quality measures (no
     descriptor yet), with dlib's full_object_detection for its chip."""
-    shape = _landmarks(models, image, pixels, face)
+    shape = _landmarks(models, image, pixels, face, face.pose[0])
+    roll = _roll(shape)
+    if abs(roll) > UPRIGHT_ROLL and abs(roll - face.pose[0]) > REFINE_ROLL:
+        # YuNet's landmarks understate a strong roll: turn by dlib's own measure, once.
+        shape = _landmarks(models, image, pixels, face, roll)
+        roll = _roll(shape)
     cx, cy = face.centre
     half = face.side / 2
     left, top = max(0, round(cx - half)), max(0, round(cy - half))
     right, bottom = min(image.width, round(cx + half)), min(image.height, round(cy + half))
     inside = right > left and bottom > top
     gray = np.asarray(image.crop((left, top, right, bottom)).convert("L")) if inside else np.zeros((0, 0), np.uint8)
-    measures = quality.measure(gray, face.side, face.score, face.pose)
+    measures = quality.measure(gray, face.side, face.score, (roll, *face.pose[1:]))
     points = tuple((float(p.x), float(p.y)) for p in shape.parts())
     return Face(cx - half, cy - half, face.side, face.side, face.score, points, measures, None), shape
 
 
-def _landmarks(models: Models, image: Image.Image, pixels: np.ndarray, face: _Seen):
-    """dlib's 5-point landmarks (a full_object_detection in the work image)."""
+def _roll(shape) -> float:
+    """The roll of dlib's landmarks: the line from the eye on the image's
+    left (its points 2 and 3) to the other (0 and 1), in degrees."""
+    p = [(point.x, point.y) for point in shape.parts()]
+    dx = (p[0][0] + p[1][0] - p[2][0] - p[3][0]) / 2
+    dy = (p[0][1] + p[1][1] - p[2][1] - p[3][1]) / 2
+    return math.degrees(math.atan2(dy, dx))
+
+
+def _landmarks(models: Models, image: Image.Image, pixels: np.ndarray, face: _Seen, roll: float):
+    """dlib's 5-point landmarks (a full_object_detection in the work image),
+    found in a crop turned by `roll` when it is over UPRIGHT_ROLL."""
     cx, cy = face.centre
     half = face.side / 2
     rect = dlib.rectangle(round(cx - half), round(cy - half), round(cx + half), round(cy + half))
-    roll = face.pose[0]
     if abs(roll) <= UPRIGHT_ROLL:
         return models.shapes(pixels, rect)
     # In a crop turned upright, 2.5 sides wide, where the face measures TURNED_FACE_PX.

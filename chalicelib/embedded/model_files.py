@@ -74,7 +74,7 @@ def derived(name: str, source: Path, version: int, build: Callable[[bytes], byte
     cached = CACHE / f"{name}-v{version}-{_sha256(data)[:16]}.onnx"
     try:
         return cached.read_bytes()
-    except FileNotFoundError:
+    except OSError:  # not made yet, or a cache that cannot be read: make it
         pass
     graph = build(data)
     try:
