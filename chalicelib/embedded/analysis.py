@@ -242,11 +242,8 @@ class _Seen:
         roll = math.radians(self.pose[0])
         self.side = BOX_SIDE * _eyes_to_mouth(found.points)
         dx, dy = BOX_OFFSET[0] * self.side, BOX_OFFSET[1] * self.side
-        mean = found.points.mean(0)
-        self.centre = (
-            mean[0] + dx * math.cos(roll) - dy * math.sin(roll),
-            mean[1] + dx * math.sin(roll) + dy * math.cos(roll),
-        )
+        x, y = (float(v) for v in found.points.mean(0))  # plain floats: the records are JSON and DynamoDB items
+        self.centre = (x + dx * math.cos(roll) - dy * math.sin(roll), y + dx * math.sin(roll) + dy * math.cos(roll))
 
 
 def _area(face: _Seen) -> float:

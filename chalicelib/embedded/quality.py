@@ -83,25 +83,25 @@ class Bar:
 
 # The bars, calibrated on the shared photos (../shared/faces), figures from
 # scripts/quality_figures.py. The 20 faces of people.json measure:
-#   size         41 (Lawrence3.jpg), 43 (the 30°-rolled inset face of
-#                Justin-Trudeau-Barack-Obama-Lawrence.jpg), then 116 .. 665 px
-#   confidence   87.0 (the inset face, found turned), 92.1 .. 95.1
-#   brightness   32.6 (smiling-lady.jpg), 41.4 .. 61.0
-#   sharpness    42.6 (the inset face), 46.4 .. 72.2
-#   |yaw|        at most 14.8 (Lawrence3.jpg); |pitch| at most 9.2
+#   size         42 (Lawrence3.jpg), 43 (the 30°-rolled inset face of
+#                Justin-Trudeau-Barack-Obama-Lawrence.jpg), then 115 .. 667 px
+#   confidence   86.8 (the inset face, found in the frame turned), 90.7 .. 95.1
+#   brightness   32.5 (smiling-lady.jpg), 41.5 .. 61.0
+#   sharpness    42.6 (the inset face), 46.8 .. 72.2
+#   |yaw|        at most 14.6 (the inset face); |pitch| at most 8.9
 # and the profile beside smiling-lady.jpg's face (which dlib's HOG detector
-# never found): yaw 62, confidence 86.1.
+# never found): yaw 61, confidence 86.1.
 # Made-up bad faces (from Keanu-Reeves.jpg, Jim-Carrey.jpg, Mike-Meyers.jpg, Lawrence2.jpg):
 #   darkened to 15% / 8% of their light: brightness 6.3 .. 8.9 / 3.3 .. 4.6,
-#                confidence 82.4 .. 94.3 (at 3% no face is found at all)
-#   Gaussian blur, radius 8 / 16 / 24: sharpness 4.2 .. 35.9 / 6.7 .. 9.9 / 2.4 .. 3.8
-#                (Lawrence2.jpg, a 169 px face, is no longer found from radius 16)
-#   Keanu shrunk to a 20 / 40 .. 45 / 60 px face: size 21 / 44 .. 46 / 68
+#                confidence 85.6 .. 94.3 (at 3% no face is found at all)
+#   Gaussian blur, radius 8 / 16 / 24: sharpness 3.0 .. 35.8 / 6.7 .. 9.7 / 2.4 .. 3.7
+#                (Lawrence2.jpg, a 150 px face, is no longer found from radius 16)
+#   Keanu shrunk to a 20 / 40 / 45 / 60 px face: size 22 / 41 / 46 / 59
 # So AUTO (the LOW bar) keeps every shared face and declines the profile,
 # the dark and the strongly blurred (its size bar leaves the smallest shared
-# face room for the box's +-7%); MEDIUM also declines faces under 60 px (the
-# two smallest shared faces), HIGH under 80 px and the inset face's sharpness
-# and confidence.
+# faces room for the box's +-7%); MEDIUM also declines faces under 60 px (the
+# two smallest shared faces), HIGH under 80 px, and the inset face's
+# sharpness and confidence.
 BARS = {
     "LOW": Bar(min_size=36, min_confidence=80, min_brightness=10, min_sharpness=20, max_pose=45),
     "MEDIUM": Bar(min_size=60, min_confidence=85, min_brightness=15, min_sharpness=30, max_pose=35),

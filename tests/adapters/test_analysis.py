@@ -98,3 +98,11 @@ def test_each_stage_is_timed(models):
     analysis.analyze(models, photo("Keanu-Avril-Mike.jpg"), stages=stages)
     assert set(stages) == {"decode", "detect", "landmarks", "descriptor"}
     assert all(seconds > 0 for seconds in stages.values())
+
+
+def test_boxes_and_measures_are_plain_floats(models):
+    """They go into JSON records and DynamoDB items (Decimal(repr(x))), where numpy's floats do not."""
+    result = analysis.analyze(models, photo("smiling-lady.jpg"), quality_filter="AUTO")
+    for face in result.faces + result.declined:
+        numbers = [face.left, face.top, face.width, face.height, face.score, *vars(face.quality).values()]
+        assert {type(n) for n in numbers} == {float}
