@@ -15,7 +15,8 @@ The pipeline (figures: scripts/bench.py and the archive tests):
    face rolled that far (as in the inset of Justin-Trudeau-Barack-Obama-
    Lawrence.jpg). A face found by several looks is kept once, from the look
    that scored it best. A search, which wants the largest face only, skips
-   the second looks when the first found a face turned to the camera.
+   the second looks when the first found a face turned to the camera, and
+   none rolled over UPRIGHT_ROLL.
 3. Each face gets a square box in the manner of dlib's HOG detector (whose
    boxes the landmark model was trained on, and which the archive's older
    faces carry): BOX_SIDE times the distance from the eyes to the mouth,
@@ -49,9 +50,9 @@ from chalicelib.embedded.yunet import YuNet
 WORK_PIXELS = 4_000_000
 FRAME_SIDE = 640
 MAX_UPSAMPLE = 1.0
-# The lowest YuNet score taken for a face. Measured: real faces of the
-# shared and other photos score 0.835 or more; two faces painted in a
-# picture scored below 0.75.
+# The lowest YuNet score taken for a face. Measured (issue 23): the real
+# faces of the shared and other photos score 0.835 or more; two faces
+# painted in a picture, below 0.75.
 SCORE_FLOOR = 0.75
 # The looks after the first: (the frame's scale, degrees turned counter-clockwise).
 SECOND_LOOKS = ((0.5, 0.0), (1.0, 30.0), (1.0, -30.0))
@@ -122,7 +123,7 @@ def analyze(
     image = decode_rgb(data, WORK_PIXELS)
     lap("decode")
     searching = searching or largest_only
-    enough = _turned_to_camera_found if largest_only else None
+    enough = _upright_faces_found if largest_only else None
     faces = sorted((_Seen(found) for found in _detect(models.detector, image, enough)), key=_area, reverse=True)
     if searching:
         faces = [face for face in faces if quality.turned_to_camera(face.pose)]
@@ -172,6 +173,8 @@ def _detect(detector: YuNet, image: Image.Image, enough: Callable[[list[_Found]]
     if `enough` says the first found enough), each once."""
     scale = min(MAX_UPSAMPLE, FRAME_SIDE / max(image.width, image.height))
     size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    # A box filter by a whole factor, then nearest-neighbour to the size: a
+    # sixth of a bilinear resize's time, and the same faces found.
     reduce = math.floor(1 / scale)
     frame = (image.reduce(reduce) if reduce > 1 else image).resize(size, Image.Resampling.NEAREST)
     found = _look(detector, frame, scale, 0.0)
@@ -225,8 +228,13 @@ def _eyes_to_mouth(points: np.ndarray) -> float:
     return float(np.hypot(*(points[3:5].mean(0) - points[0:2].mean(0))))
 
 
-def _turned_to_camera_found(found: list[_Found]) -> bool:
-    return any(quality.turned_to_camera(quality.pose(f.points)) for f in found)
+def _upright_faces_found(found: list[_Found]) -> bool:
+    """Whether the first look is enough for a search: it found a face turned
+    to the camera, and none of those it found is rolled over UPRIGHT_ROLL
+    (such a face's landmarks are better from a look turned with it)."""
+    poses = [quality.pose(f.points) for f in found]
+    turned = [pose for pose in poses if quality.turned_to_camera(pose)]
+    return bool(turned) and all(abs(pose[0]) <= UPRIGHT_ROLL for pose in turned)
 
 
 # --- each face ------------------------------------------------------------------------------------
