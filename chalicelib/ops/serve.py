@@ -46,6 +46,11 @@ def main(argv: list[str]) -> int:
     from chalice import local
     from chalice.cli import cli
 
+    from chalicelib.api.request_log import quiet_access_log
+    from chalicelib.embedded.private import UMASK
+
+    os.umask(UMASK)  # what the server writes is its owner's alone (docs/privacy.md)
+    quiet_access_log(local.ChaliceRequestHandler)  # its access log (ours inherits it): route templates only
     local.create_local_server = _create_local_server
     sys.argv = ["chalice", "local", *argv]  # what app.py looks for: `chalice local` (wiring.stop_on_signals)
     try:

@@ -42,6 +42,7 @@ IAM_ACTION = {
     "s3:ListObjectVersions": "s3:ListBucketVersions",
     "s3:DeleteObjects": "s3:DeleteObject",
     "s3:GeneratePresignedUrl": "s3:GetObject",  # the link is signed with the function's role
+    "s3:CopyObject": "s3:PutObject",  # and GetObject(Version) on its source: an erasure copies a photo onto itself
     # A transaction's updates need the UpdateItem permission (there is no action of its own).
     "dynamodb:TransactWriteItems": "dynamodb:UpdateItem",
     # SQS's batch calls need the permission of the single one.
@@ -113,7 +114,7 @@ def test_each_function_has_a_role_of_its_own_with_only_what_its_job_needs(stage)
     assert not searches & (actions["index_queued_photos"] | actions["check_archive"] | actions["redrive_pending"])
     assert not {a for a in actions["index_queued_photos"] if a.startswith("s3:") and "Get" not in a and "List" not in a}
     assert {a.split(":")[0] for a in actions["redrive_pending"]} == {"logs", "dynamodb", "sqs"}
-    assert "s3:PutObject" not in actions["check_archive"]
+    assert not {"sqs:ReceiveMessage", "sqs:DeleteMessage"} & actions["check_archive"]
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
@@ -147,8 +148,9 @@ def aws(monkeypatch):
             "route53": boto3.client("route53", region_name=REGION),
             "sqs": boto3.client("sqs", region_name=REGION),
             "cloudwatch": boto3.client("cloudwatch", region_name=REGION),
+            "logs": boto3.client("logs", region_name=REGION),
         }
-        indexing = {name: clients[name] for name in ("sqs", "cloudwatch", "apigateway")}
+        indexing = {name: clients[name] for name in ("sqs", "cloudwatch", "apigateway", "logs")}
         yield SimpleNamespace(**clients, indexing=indexing, factory=lambda: (REGION, clients.__getitem__))
 
 
