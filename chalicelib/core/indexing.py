@@ -91,7 +91,7 @@ def upload_image(svc: Services, key: str, data: bytes, metadata: dict[str, str])
     offline, usually `pending` on AWS."""
     if people.PERSON_METADATA in metadata:
         people.validate_person_id(metadata[people.PERSON_METADATA])
-    upload = prepare_upload(data)
+    upload = prepare_upload(data, keep_location=svc.settings.keep_location)
     stored = svc.photos.put(key, upload.data, upload.content_type, metadata, upload.original_content_type)
     image = record_stored(svc, stored)
     faces = svc.records.faces_of(key) if image["status"] != PENDING else []
