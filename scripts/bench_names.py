@@ -247,9 +247,9 @@ def check_strangers(faces: list[SharedFace]) -> None:
         f"Distances between different people (dlib; 0.6 is similarity 80): {len(distinct)} distinct face photos "
         f"of {people_count} people give {len(real)} real pairs"
     )
-    columns = ["pairs", "mean", "sd", "min", "0.1%", "1%", "2%", "5%", "25%", "50%", "<= 0.724", "<= 0.6"]
-    print(f"{'':38}" + "".join(f"{c:>9}" for c in columns))
     lowest_real = real.min()
+    columns = ["pairs", "mean", "sd", "min", "0.1%", "1%", "2%", "5%", "25%", "50%", f"<= {lowest_real:.3f}", "<= 0.6"]
+    print(f"{'':38}" + "".join(f"{c:>9}" for c in columns))
     for label, values in [
         ("real strangers (shared photos)", real),
         ("seeded strangers, to each other", among),
@@ -263,7 +263,7 @@ def check_strangers(faces: list[SharedFace]) -> None:
         print(f"{label:38}" + "".join(f"{c:>9}" for c in cells))
     print(
         f"({len(real)} real pairs show the tail down to about their 2% quantile only: below it, "
-        "the seeded strangers and the model are extrapolations. '<= 0.724': the nearest real pair.)"
+        f"the seeded strangers and the model are extrapolations. '<= {lowest_real:.3f}': the nearest real pair.)"
     )
 
 

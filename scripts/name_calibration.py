@@ -145,8 +145,8 @@ def calibrate(searches: list[dict], descriptors: np.ndarray, sizes: list[int]) -
     print(
         f"(The rule's spread is {STRANGERS.tail}. At most 0.01 strangers named a search is the aim; a wider "
         f"spread asks a longer lead. The rule's spread names the seeded strangers in at most {worst:.2%} of these "
-        f"searches, room for real strangers, which spread about {0.077 / 0.066:.2f}x wider than the seeded ones "
-        "from the shared photos (the table above).)"
+        "searches: room for real strangers, which spread wider around a real face than the seeded ones do (the "
+        "table above: sd against sd).)"
     )
 
 
