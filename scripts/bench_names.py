@@ -3,7 +3,7 @@ and 1,000,000 seeded strangers, with the previous rule and with today's
 (core/naming.py), in one run: the tables of README "Names at a million
 faces".
 
-    make bench-names                 # about 40 minutes on 2 cores; run it with nice
+    make bench-names                 # about 15 minutes on 2 cores (merged engine); run it with nice
     .venv/bin/python scripts/bench_names.py --sizes 0,2000 --kinds "blurred jpeg" --draws 1   # what the test runs
     .venv/bin/python scripts/bench_names.py --offline   # the probes and the stranger tail only (5 minutes)
 
