@@ -164,3 +164,25 @@ def test_the_same_face_given_to_two_people_names_neither_and_shows_both(api):
     # Once the twin is gone, the group photo's face has no name: it is named as its photo, beside Keanu.
     assert client.http.delete("/people/twin").status_code == 200
     assert search(client, body=photo("Keanu-Reeves.jpg"))["matchedFaces"] == ["Keanu", "Keanu avril mike"]
+
+
+def test_on_aws_the_collection_size_from_face_count_decides_whether_a_lead_is_enough(aws_api):
+    """Among a few faces the absolute level names Lawrence; with the fake's
+    DescribeCollection counting a million faces more, the same search and
+    the same lead fall short of what a stage whose strangers spread 25
+    asks at that size: flagged, still shown, never an empty answer."""
+    aws_api.configure(FACEPRINT_STRANGER_SIMILARITY="33,11,25")
+    fake = aws.client("rekognition")
+    client = aws_api.client
+    index_lawrence(client)
+    small = search(client)
+    (lawrence,) = small["identities"]
+    assert small["matchedFaces"] == ["Lawrence"] * 3 and lawrence["confident"]
+    needed = naming.margin_needed(1_000_004, naming.StrangerModel(33.0, 11.0, "", 25.0))
+    assert lawrence["margin"] < needed
+    fake.more_faces = 1_000_000
+    assert client.http.get("/info").json_body["faces"] == 1_000_004  # DescribeCollection, which the rule reads too
+    large = search(client)
+    assert "1,000,004 faces" in large["thresholdReason"]
+    assert large["matchedFaces"] == [] and {m["label"] for m in large["matches"]} == {"Lawrence"}
+    assert large["identities"][0]["confident"] is False and large["identities"][0]["margin"] == lawrence["margin"]
