@@ -24,8 +24,9 @@ personal photo collection application, where a few incorrect matches can be
 tolerated", taken as an archive of 1,000 faces, and 99, its recommendation
 "where highly accurate face similarity matches are important", an archive
 of 10 million. A normal distribution of mean 33 and sd 11 gives exactly
-those two default thresholds (and 85.3 at 10,000 faces, 90.2 at 100,000,
-94.8 at a million): docs/deploy.md "Names on a large collection"."""
+those two thresholds; its spread around one query is taken as the sd, so a
+name needs a lead of 9.4 over the runner-up at a million faces:
+docs/deploy.md "Names on a large collection"."""
 
 import io
 import threading

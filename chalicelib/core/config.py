@@ -202,8 +202,8 @@ def _retention(env, name: str, default: int) -> int:
 
 
 def _stranger_model(raw: str) -> StrangerModel | None:
-    """FACEPRINT_STRANGER_SIMILARITY=mean,sd: how a stranger's face scores
-    against a query on this stage's engine (README "Names at a million faces")."""
+    """FACEPRINT_STRANGER_SIMILARITY=mean,sd[,spread]: how a stranger's face
+    scores against a query on this stage's engine (README "Names at a million faces")."""
     if not raw.strip():
         return None
     try:
@@ -211,7 +211,8 @@ def _stranger_model(raw: str) -> StrangerModel | None:
     except ValueError as e:
         raise ConfigurationError(
             f"FACEPRINT_STRANGER_SIMILARITY={raw!r}: set it to the mean and standard deviation of the similarity "
-            f"a stranger's face scores, as mean,sd ({e}), e.g. 33,11."
+            f"a stranger's face scores, and optionally its spread around one query, as mean,sd[,spread] ({e}), "
+            "e.g. 33,11."
         ) from None
 
 

@@ -12,11 +12,11 @@ import contextlib
 import logging
 from itertools import islice
 
-from chalicelib.core import clustering, limits
+from chalicelib.core import clustering, limits, naming
 from chalicelib.core.errors import BadRequest, ImageRejected, NotFound, ServiceUnavailable, UnsupportedMediaType
 from chalicelib.core.images import PHOTO_TYPES, prepare_search
 from chalicelib.core.records import same_record_version
-from chalicelib.core.searching import naming_for, search_and_join
+from chalicelib.core.searching import search_and_join, threshold_fields
 from chalicelib.core.services import Services
 from chalicelib.core.text import hidden_characters
 
@@ -203,38 +203,70 @@ def _settle_enrolment(svc: Services, key: str, person_id: str) -> None:
 def search_people(svc: Services, data: bytes, threshold: float | None, max_people: int) -> dict:
     """SearchUsersByImage: who is the largest face of this photo? A
     person deleted while the search ran is left out. Without a threshold,
-    the default for the archive's size (core/naming.py), and each person
-    found says how much to trust it."""
+    the people from the base threshold (80). Each person found is judged as
+    /search judges their identity (core/naming.py), on the same face's
+    nearest faces: a person is named (`confident`) only when they stand
+    above the strangers and clear of everyone else."""
     data = prepare_search(data)
-    names = naming_for(svc, threshold)
-    result = svc.people.search_users_by_image(data, names.threshold, max_people)
+    shown_from = naming.BASE_THRESHOLD if threshold is None else threshold
+    result = svc.people.search_users_by_image(data, shown_from, max_people)
     found = svc.records.find_people([match["User"]["UserId"] for match in result["UserMatches"]])
     matches = [match for match in result["UserMatches"] if match["User"]["UserId"] in found]
-    people = [
-        {
-            "personId": match["User"]["UserId"],
-            "name": found[match["User"]["UserId"]]["name"],
-            "similarity": match["Similarity"],
-            **names.judge(match["Similarity"]),
-        }
-        for match in matches
-    ]
-    return {**result, "UserMatches": matches, "people": people, **names.reply()}
+    judged = _judged_people(svc, data) if matches else {}
+    people = []
+    for match in matches:
+        person_id = match["User"]["UserId"]
+        judgement = judged.get(person_id)
+        people.append(
+            {
+                "personId": person_id,
+                "name": found[person_id]["name"],
+                "similarity": match["Similarity"],
+                **(_figures(judgement) if judgement else _unseen(svc, match["Similarity"])),
+            }
+        )
+    return {**result, "UserMatches": matches, "people": people, **threshold_fields(svc, threshold)}
+
+
+def _judged_people(svc: Services, data: bytes) -> dict[str, naming.Judgement]:
+    """How the face search of the same photo judges each person's identity."""
+    (face,) = search_and_join(
+        svc, lambda limit: [svc.engine.search_faces_by_image(data, 0.0, limit)], limits.DEFAULT_MAX_MATCHES, None
+    )
+    return {j.identity.person_id: j for j in face.judgements if j.identity.person_id}
+
+
+def _figures(judgement: naming.Judgement) -> dict:
+    figures = judgement.as_dict()
+    return {name: figures[name] for name in ("expectedStrangers", "confident", "margin", "runnerUp", "reason")}
+
+
+def _unseen(svc: Services, similarity: float) -> dict:
+    """A person the face search did not reach (their faces are not among
+    the nearest): never named."""
+    expected = naming.expected_strangers(similarity, svc.engine.face_count(), svc.engine.stranger_model())
+    return {
+        "expectedStrangers": naming.significant(expected),
+        "confident": False,
+        "margin": None,
+        "runnerUp": None,
+        "reason": "none of their faces is among the nearest faces",
+    }
 
 
 def face_matches(svc: Services, face_id: str, threshold: float | None, max_matches: int) -> dict:
-    """SearchFaces: the faces like a stored one, never itself; without a
-    threshold, the default for the archive's size."""
+    """SearchFaces: the faces like a stored one, never itself, judged as
+    /search judges them."""
     if svc.records.get_face(face_id) is None:
         raise NotFound(f"No face {face_id!r}.")
-    names = naming_for(svc, threshold)
 
     def search(limit: int) -> list[dict]:
-        result = svc.people.search_faces(face_id, names.threshold, limit)
-        return [{**result, "FaceMatches": [m for m in result["FaceMatches"] if m["Face"]["FaceId"] != face_id]}]
+        result = svc.people.search_faces(face_id, 0.0, min(limits.MAX_MATCHES, limit + 1))
+        matches = [m for m in result["FaceMatches"] if m["Face"]["FaceId"] != face_id][:limit]
+        return [{**result, "FaceMatches": matches}]
 
-    result, matches = search_and_join(svc, search, max_matches, names)[0]
-    return {**result, "matchedFaces": [match["label"] for match in matches], "matches": matches, **names.reply()}
+    (found,) = search_and_join(svc, search, max_matches, threshold)
+    return {**found.result, **found.reply(), **threshold_fields(svc, threshold)}
 
 
 def compare(svc: Services, source: bytes, target: bytes, threshold: float) -> dict:

@@ -149,7 +149,7 @@ class FaceEngine(ABC):
 
     @abstractmethod
     def face_count(self) -> int:
-        """How many faces the collection holds, for the default threshold
+        """How many faces the collection holds, for the naming rule
         (core/naming.py); it may be a minute old (an adapter may cache it)."""
 
     @abstractmethod

@@ -63,9 +63,16 @@ def test_the_document_describes_what_the_naming_rule_adds_to_every_search_reply(
     schemas = _document()["components"]["schemas"]
     for reply in ("SearchReply", "SearchAllReply", "SearchPeopleReply", "FaceMatchesReply"):
         assert {"threshold", "thresholdReason"} <= set(schemas[reply]["required"]), reply
-    judged = set(naming.decide(10, naming.StrangerModel(70, 3, ""), None).judge(90.0))
-    assert judged <= set(schemas["Match"]["required"])
-    assert judged <= set(schemas["SearchPeopleReply"]["properties"]["people"]["items"]["required"])
+    for reply in ("SearchReply", "FaceMatchesReply"):
+        assert "identities" in schemas[reply]["required"], reply
+    assert "identities" in schemas["SearchAllReply"]["properties"]["searchedFaces"]["items"]["required"]
+    identity = naming.Identity("name:Ann", "Ann", True, 90.0, 1, "ann")
+    (judged,) = naming.judge([identity], 10, naming.StrangerModel(70, 3, ""), None)
+    assert set(judged.as_dict()) == set(schemas["Identity"]["properties"])
+    assert set(schemas["Identity"]["required"]) == set(judged.as_dict()) - {"personId"}
+    assert {"expectedStrangers", "confident"} <= set(schemas["Match"]["required"])
+    people = schemas["SearchPeopleReply"]["properties"]["people"]["items"]["required"]
+    assert {"expectedStrangers", "confident", "margin", "runnerUp", "reason"} <= set(people)
     described = naming.describe(10, naming.StrangerModel(70, 3, ""))
     assert schemas["Info"]["properties"]["naming"]["required"] == list(described)
 

@@ -16,7 +16,7 @@ from tests.support.photos import photo
 
 REKOGNITION = botocore.session.get_session().get_service_model("rekognition")
 KEANU, LAWRENCE, GROUP = "Keanu-Reeves.jpg", "Lawrence2.jpg", "Keanu-Avril-Mike.jpg"
-NAMING = ("threshold", "thresholdReason")  # what the naming rule adds to a search reply (core/naming.py)
+NAMING = ("threshold", "thresholdReason", "identities")  # what the naming rule adds to a search reply (core/naming.py)
 
 
 def assert_shape(value: dict, operation: str, drop: tuple[str, ...] = ()) -> None:

@@ -10,10 +10,6 @@
   const PENDING_POLL_MS = 1500;
   const PENDING_POLL_LIMIT = 40;
   // Box colours for the faces of a query photo; each matched face gets its query face's colour.
-  // Searches ask for every match from here (GET /info's
-  // naming.lowestDefaultThreshold, 80), so possible names show too, apart
-  // from confident ones; the API's default would leave them out.
-  let possibleFrom = 80;
   const COLORS = ["#22c55e", "#f59e0b", "#38bdf8", "#f472b6", "#a78bfa", "#2dd4bf", "#f87171", "#facc15"];
   // Chalice and API Gateway send a photo as binary only when Accept names a binary type first.
   const PHOTO_ACCEPT = "image/jpeg, image/png, */*;q=0.8";
@@ -75,7 +71,8 @@
   }
 
   // How much to trust a match or a person found (the API's `confident` and
-  // `expectedStrangers`): a confident name, or a possible one.
+  // `expectedStrangers`): a name the API gives, or only a possible one (the
+  // likeliest identity, which a default search shows flagged).
   function strangersInWords(expected) {
     if (expected < 0.001) return "fewer than 1 in 1,000 searches would find a stranger as similar";
     if (expected < 1) return `about 1 in ${Math.round(1 / expected).toLocaleString("en")} searches would find a stranger as similar`;
@@ -388,7 +385,6 @@
     const status = $("api-status");
     try {
       const info = await apiJson("GET", "info");
-      if (info.naming) possibleFrom = info.naming.lowestDefaultThreshold;
       status.classList.remove("error");
       status.textContent = `${info.stage} stage · ${info.engine} engine · ${plural(info.images, "photo")} · ${plural(info.faces, "face")}`;
     } catch (e) {
@@ -616,8 +612,9 @@
   }
 
   // A match whose face belongs to a person is labelled with their name by the API.
-  // A possible match (`confident: false`: in an archive this large, strangers
-  // may score as high) is shown apart from a confident one.
+  // A possible match (`confident: false`: it does not stand clear of the
+  // strangers, or of another person, as the API's naming rule asks) is shown
+  // apart from a confident one.
   function matchCard(match, color) {
     const name = match.label || match.imageKey;
     const possible = match.confident === false;
@@ -709,11 +706,12 @@
     const status = el("p", { className: "file-status", role: "status", text: `Searching with ${file.name}…` });
     result.replaceChildren(el("div", { className: "search-query" }, figure, status));
     const photo = { body: file, headers: { "Content-Type": file.type || "application/octet-stream" } };
-    const found = apiJson("POST", `search/people?threshold=${possibleFrom}`, photo);
+    // The API's defaults: the names its rule gives, and the likeliest identity flagged when it gives none.
+    const found = apiJson("POST", "search/people", photo);
     found.catch(() => {}); // shown in its own section below
     let reply;
     try {
-      reply = await apiJson("POST", `search?${all ? "faces=all&" : ""}threshold=${possibleFrom}`, photo);
+      reply = await apiJson("POST", `search${all ? "?faces=all" : ""}`, photo);
     } catch (e) {
       if (run !== search.run) return;
       status.className = "file-status error";
