@@ -20,7 +20,7 @@ from chalicelib.api.console import content_security_policy
 from chalicelib.core.config import Settings
 from tests.support import imagegen, photos, presigned_links
 from tests.support.live_server import Server, live_server
-from tests.support.photos import FACES_DIR, REPO, people
+from tests.support.photos import REPO, people, photo_path
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's; the Makefile's check-browser installs it
 CHROMIUM_ARGS = [
@@ -164,7 +164,7 @@ class Console:
 
     def index(self, names: dict[str, str]) -> None:
         self.tab("Index")
-        self.page.set_input_files("#index-files", [FACES_DIR / photo for photo in names])
+        self.page.set_input_files("#index-files", [photo_path(photo) for photo in names])
         for photo, name in names.items():
             self.item(photo).get_by_label("Name (optional)").fill(name)
         self.page.get_by_role("button", name=re.compile(r"^Index \d+ photos?$")).click()
@@ -181,7 +181,7 @@ class Console:
         if dropped:
             self.drop("search-drop", photo)
         else:
-            self.page.set_input_files("#search-file", FACES_DIR / photo)
+            self.page.set_input_files("#search-file", photo_path(photo))
         expect(self.page.locator(".search-query .file-status")).to_contain_text(re.compile(f"{photo}: .* searched"))
 
     def drop(self, zone: str, name: str) -> None:
