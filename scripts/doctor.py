@@ -31,6 +31,7 @@ from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 
 from chalicelib.core.config import Settings  # noqa: E402
 from chalicelib.core.errors import ConfigurationError  # noqa: E402
+from chalicelib.ops import aws_access  # noqa: E402
 
 PYTHON = (3, 13)
 MIN_FREE_BYTES = 2 * 1024**3  # a photo library's worth of headroom; a million seeded faces take about 1.5 GB
@@ -200,12 +201,12 @@ def _aws(stage: str, environment: dict[str, str], clients, chalice_dir: Path) ->
     try:
         region, client = clients()
         if not region:
-            found.append(Finding(FIX, "region", f"none is set. {aws_setup.REGION_HELP}"))
+            found.append(Finding(FIX, "region", f"none is set. {aws_access.REGION_HELP}"))
             return found
         identity = client("sts").get_caller_identity()
         found.append(Finding(OK, "credentials", f"account {identity['Account']}, as {identity['Arn']}"))
     except (BotoCoreError, ClientError) as e:
-        found.append(Finding(FIX, "credentials", aws_setup.aws_problem(e, region)))
+        found.append(Finding(FIX, "credentials", aws_access.aws_problem(e, region)))
         return found
     offered = _rekognition_regions()
     found.append(
@@ -218,7 +219,7 @@ def _aws(stage: str, environment: dict[str, str], clients, chalice_dir: Path) ->
         try:
             found += check(settings, environment, client, setup)
         except (BotoCoreError, ClientError) as e:
-            found.append(Finding(FIX, check.__name__.strip("_"), aws_setup.aws_problem(e, region)))
+            found.append(Finding(FIX, check.__name__.strip("_"), aws_access.aws_problem(e, region)))
     return found
 
 

@@ -22,6 +22,7 @@ its own. Here a stop is what it is: one line, and the status of a clean end.
 
 import argparse
 import contextlib
+import errno
 import json
 import os
 import socket
@@ -37,9 +38,14 @@ LOOPBACK_HOSTS = ("localhost", "::1")
 
 
 def main(argv: list[str]) -> int:
-    said, refused = how_it_listens(_option(argv, "--host", "127.0.0.1"), os.environ)
+    host, port = _option(argv, "--host", "127.0.0.1"), int(_option(argv, "--port", "8000"))
+    said, refused = how_it_listens(host, os.environ)
     print(said)
     if refused:
+        return 2
+    unusable = _address_taken(host, port) or _data_folder_unusable(_option(argv, "--stage", "dev"))
+    if unusable:  # said at once, before the app loads (seconds), not as a 500 to every request
+        print(unusable, file=sys.stderr)
         return 2
     # Imported here: the maintenance CLI takes interrupted_status() from this module without them.
     import click
@@ -61,6 +67,9 @@ def main(argv: list[str]) -> int:
     except click.exceptions.ClickException as e:
         e.show()
         return e.exit_code
+    except CannotListen as e:
+        print(e, file=sys.stderr)
+        return 2
     return 0
 
 
@@ -94,7 +103,58 @@ def _create_local_server(app_obj, config, host: str, port: int):
 
     local.CustomLocalChalice.__bases__ = (local.LocalChalice, app_obj.__class__)
     app_obj.__class__ = local.CustomLocalChalice
-    return local.LocalDevServer(app_obj, config, host, port, handler_cls=_handler_class(), server_cls=_server_class())
+    try:
+        return local.LocalDevServer(
+            app_obj, config, host, port, handler_cls=_handler_class(), server_cls=_server_class()
+        )
+    except OSError as e:
+        raise CannotListen(_why_not_listening(e, host, port)) from None
+
+
+def _data_folder_unusable(stage: str) -> str | None:
+    """Why the embedded stage's data folder cannot be used, if it cannot."""
+    from chalicelib.core.errors import ConfigurationError
+    from chalicelib.embedded.private import data_folder
+    from chalicelib.ops.cli import stage_settings
+
+    settings = stage_settings(stage)
+    if settings.engine != "local":
+        return None
+    try:
+        data_folder(settings.data_dir)
+    except ConfigurationError as e:
+        return str(e)
+    return None
+
+
+def _address_taken(host: str, port: int) -> str | None:
+    """Why the server could not listen on host:port, found by trying, as its
+    server will (the server's own attempt says the same if it loses a race)."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as socketserver's HTTP servers do
+            probe.bind((host, port))
+    except OSError as e:
+        return _why_not_listening(e, host, port)
+    return None
+
+
+class CannotListen(Exception):
+    """The server could not take its address: said in a sentence, not a traceback."""
+
+
+def _why_not_listening(error: OSError, host: str, port: int) -> str:
+    if error.errno == errno.EADDRINUSE:
+        return (
+            f"Port {port} on {host} is in use by another program (another `make run`?): stop it, "
+            f"or serve on another port: make run PORT={port + 1}."
+        )
+    if error.errno == errno.EACCES:
+        return f"Port {port} is reserved for the system (below 1024): serve on a higher one, e.g. make run PORT=8000."
+    if error.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) or isinstance(error, socket.gaierror):
+        return f"{host} is not an address of this machine: use HOST=127.0.0.1 (the default)."
+    return f"Could not listen on {host}:{port}: {error.strerror or error}."
 
 
 class Refused(Exception):
@@ -309,4 +369,8 @@ def _busy_reply() -> bytes:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:  # Ctrl-C while it was still starting: importing chalice, loading the app
+        print("Stopped before the server started.", file=sys.stderr)
+        sys.exit(interrupted_status())
