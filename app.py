@@ -10,7 +10,7 @@ import time
 from chalice import Rate, Response
 
 from chalicelib import wiring
-from chalicelib.api import api_key, context, cors, guard, request_log, scopes
+from chalicelib.api import api_key, context, cors, gateway, guard, request_log, scopes
 from chalicelib.api.console import console
 from chalicelib.api.metadata import metadata_from_headers
 from chalicelib.api.openapi import openapi
@@ -25,6 +25,7 @@ from chalicelib.core.ports import QueuedMessage
 from chalicelib.ops import maintenance
 
 app = ThreadSafeChalice(app_name="faceprint")
+gateway.add_to_deployed_api()  # chalice deploy/package: API Gateway's own errors in the API's shape
 wiring.stop_on_signals()  # chalice local: Ctrl-C and SIGTERM stop the server and its workers within seconds
 app.log.setLevel(logging.INFO)
 # Outermost first: settings are read once, then logged, checked, answered.

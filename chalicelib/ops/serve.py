@@ -208,12 +208,17 @@ def too_large(length: int | None) -> Refused:
 
 
 def _handler_class():
-    from chalice.local import ChaliceRequestHandler
+    from chalice.local import ChaliceRequestHandler, RouteMatcher
 
+    from chalicelib.api.replies import NO_ROUTE
     from chalicelib.core import logs
 
     class GuardedHandler(ChaliceRequestHandler):
         timeout = READ_TIMEOUT_SECONDS  # socketserver sets it on the connection
+
+        def __init__(self, request, client_address, server, app_object, config) -> None:
+            self._routes = RouteMatcher(list(app_object.routes))  # before the base class handles the request
+            super().__init__(request, client_address, server, app_object, config)
 
         def handle_expect_100(self) -> bool:
             """A client that asks before it sends its body (curl does, for a
@@ -236,7 +241,17 @@ def _handler_class():
             if self._body is _INCOMPLETE:
                 self.close_connection = True  # the client went away mid-body: nothing to answer
                 return
+            if not self._is_a_route():  # chalice's own answer: 403 "Missing Authentication Token"
+                self._answer(404, *NO_ROUTE)
+                return
             super()._generic_handle()
+
+        def _is_a_route(self) -> bool:
+            try:
+                self._routes.match_route(self.path)
+            except ValueError:
+                return False
+            return True
 
         do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _checked_handle
 
@@ -279,12 +294,16 @@ def _handler_class():
             was not read. What the client still sends for a while is read
             and dropped (a lingering close), so that a client still sending
             reads the reply instead of a connection reset."""
-            logs.write({"event": "refused", "method": self.command, "status": refused.status, "error": refused.code})
-            body = json.dumps({"error": refused.code, "message": refused.message}).encode()
             self.close_connection = True
-            self._send_http_response(refused.status, {"Content-Type": "application/json", "Connection": "close"}, body)
-            self.wfile.flush()
+            self._answer(refused.status, refused.code, refused.message, {"Connection": "close"})
             _linger(self.connection)
+
+        def _answer(self, status: int, code: str, message: str, headers: dict | None = None) -> None:
+            """A reply of the server's own, in the API's shape, logged as refused."""
+            logs.write({"event": "refused", "method": self.command, "status": status, "error": code})
+            body = json.dumps({"error": code, "message": message}).encode()
+            self._send_http_response(status, {"Content-Type": "application/json", **(headers or {})}, body)
+            self.wfile.flush()
 
     return GuardedHandler
 
