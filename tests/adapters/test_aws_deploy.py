@@ -835,6 +835,10 @@ def test_chalice_packages_the_dev_stage_for_terraform_offline(tmp_path):
     }
     assert open_routes == {("GET", "/"), ("GET", "/console/{name}"), ("GET", "/openapi.json")}  # as the guide says
     _assert_no_route_is_a_json_404(swagger)
+    # API Gateway passes the bytes of every type an upload route takes unchanged (a form's too), as binary.
+    assert {"multipart/form-data", "application/x-www-form-urlencoded", "text/plain", "image/jpeg"} <= set(
+        swagger["x-amazon-apigateway-binary-media-types"]
+    )
     assert "aws_api_gateway_domain_name" not in resources  # a custom domain is opt-in
     # Chalice takes the runtime from the venv's Python: AWS's python3.13 (Amazon Linux 2023).
     assert {f["runtime"] for f in functions.values()} == {"python3.13"}
@@ -855,6 +859,17 @@ def _assert_no_route_is_a_json_404(swagger: dict) -> None:
     assert no_route["statusCode"] == "404"
     body = json.loads(no_route["responseTemplates"]["application/json"])
     assert body == {"error": "NotFound", "message": NO_ROUTE[1]} and "$" not in body["message"]  # nothing substituted
+
+
+def test_every_type_an_upload_route_takes_is_binary_as_chalice_deploy_requires():
+    """chalice deploy refuses a route whose types mix binary and text ones;
+    binary, API Gateway passes their bytes unchanged (a form's photo too)."""
+    from chalice.deploy.validate import validate_route_content_types
+
+    from app import IMAGE_TYPES, app
+
+    validate_route_content_types(app.routes, app.api.binary_types)
+    assert {"multipart/form-data", "application/x-www-form-urlencoded"} <= set(IMAGE_TYPES) <= set(app.api.binary_types)
 
 
 def test_chalice_deploy_writes_the_gateway_responses_into_the_api_it_puts(monkeypatch):
