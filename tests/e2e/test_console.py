@@ -6,6 +6,7 @@ shared photos. Screenshots of each view land in artifacts/console/
 
 import base64
 import json
+import os
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -122,6 +123,8 @@ def test_an_unknown_or_outside_file_is_a_json_404(client, name):
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    if os.environ.get("FACEPRINT_BROWSER") == "0":
+        pytest.skip("a browser test, skipped by make test BROWSER=0 (it drives Chromium, /usr/bin/chromium)")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield browser
