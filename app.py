@@ -12,6 +12,7 @@ from chalice import Rate, Response
 from chalicelib import wiring
 from chalicelib.api import api_key, context, cors, gateway, guard, request_log, scopes, uploads
 from chalicelib.api.console import console
+from chalicelib.api.docs_page import docs
 from chalicelib.api.metadata import metadata_from_headers
 from chalicelib.api.openapi import openapi
 from chalicelib.api.params import flag, key_from_path, key_from_query, number, page, person_from_path, photos_to_erase
@@ -39,6 +40,7 @@ app.register_middleware(guard.require_json_bodies(app), "http")
 app.register_middleware(reshape_chalice_errors(app), "http")
 app.register_blueprint(console)
 app.register_blueprint(openapi)
+app.register_blueprint(docs)
 IMAGE_TYPES = [*limits.ACCEPTED_TYPES, uploads.UNTYPED, "text/plain", uploads.MULTIPART, uploads.FORM]
 # Every body type of those routes is binary (chalice deploy refuses a route
 # that mixes binary and non-binary types), so API Gateway passes their bytes
