@@ -833,7 +833,13 @@ def test_chalice_packages_the_dev_stage_for_terraform_offline(tmp_path):
         for method, op in operations.items()
         if "security" not in op
     }
-    assert open_routes == {("GET", "/"), ("GET", "/console/{name}"), ("GET", "/openapi.json")}  # as the guide says
+    assert open_routes == {
+        ("GET", "/"),
+        ("GET", "/console/{name}"),
+        ("GET", "/openapi.json"),
+        ("GET", "/docs"),
+        ("GET", "/docs/{name}"),
+    }  # as the guide says
     _assert_no_route_is_a_json_404(swagger)
     # API Gateway passes the bytes of every type an upload route takes unchanged (a form's too), as binary.
     assert {"multipart/form-data", "application/x-www-form-urlencoded", "text/plain", "image/jpeg"} <= set(
