@@ -31,7 +31,7 @@ def test_make_run_serves_on_port_with_the_data_dir_it_was_given(tmp_path):
         server = Server(f"http://127.0.0.1:{port}", make)
         server.wait_ready(120)
         status, body, _ = server.request(
-            "PUT", "/index/k.jpg", photo("Keanu-Reeves.jpg"), {"Content-Type": "image/jpeg"}
+            "PUT", "/index/k.jpg", photo("obama.jpg"), {"Content-Type": "image/jpeg"}
         )
         assert status == 201 and body["image"]["status"] == "indexed"
         assert (data / "faceprint.db").is_file()
@@ -50,7 +50,7 @@ def test_ctrl_c_stops_make_run_in_one_line(tmp_path):
     try:
         server = Server(f"http://127.0.0.1:{port}", _NoProcess())
         server.wait_ready(120)
-        status, _, _ = server.request("POST", "/search", photo("Keanu-Reeves.jpg"), {"Content-Type": "image/jpeg"})
+        status, _, _ = server.request("POST", "/search", photo("obama.jpg"), {"Content-Type": "image/jpeg"})
         assert status == 200
         assert term.read_until(lambda text: '"POST /search" 200' in text, 30)
         started = term.text
