@@ -30,9 +30,7 @@ def test_make_run_serves_on_port_with_the_data_dir_it_was_given(tmp_path):
     try:
         server = Server(f"http://127.0.0.1:{port}", make)
         server.wait_ready(120)
-        status, body, _ = server.request(
-            "PUT", "/index/k.jpg", photo("obama.jpg"), {"Content-Type": "image/jpeg"}
-        )
+        status, body, _ = server.request("PUT", "/index/k.jpg", photo("obama.jpg"), {"Content-Type": "image/jpeg"})
         assert status == 201 and body["image"]["status"] == "indexed"
         assert (data / "faceprint.db").is_file()
         assert len(list((data / "photos").glob("*.json"))) == 1
