@@ -864,6 +864,9 @@ def test_every_face_of_a_search_says_who_it_is_and_a_shared_sentence_once(browse
     desktop = Console(browser, server, DESKTOP, "desktop")
     page = desktop.page
     try:
+        expect(page.locator("#api-status")).to_contain_text("3 photos · 3 faces")
+        desktop.index({"astronaut.png": ""})  # the header's counts follow
+        expect(page.locator("#api-status")).to_contain_text("4 photos · 4 faces")
         desktop.tab("Search")
         page.get_by_label("Every face").set_checked(True)
         page.set_input_files(

@@ -441,7 +441,12 @@
   function setUpTabs() {
     for (const view of VIEWS) {
       const tab = $(`tab-${view}`);
-      tab.addEventListener("click", () => showView(view));
+      // A tab the user opens brings the header's counts up to date too (a photo
+      // indexed by its S3 event, a face or photo deleted, a person erased).
+      tab.addEventListener("click", () => {
+        showView(view);
+        refreshInfo();
+      });
       tab.addEventListener("keydown", (e) => {
         const at = VIEWS.indexOf(view);
         const next = {
@@ -453,6 +458,7 @@
         if (next) {
           e.preventDefault();
           showView(next, true);
+          refreshInfo();
         }
       });
     }
