@@ -884,6 +884,10 @@ def test_every_face_of_a_search_says_who_it_is_and_a_shared_sentence_once(browse
         for face in page.locator(".query-face").all():
             sentences = face.locator(".match-trust .hint").all_inner_texts()
             assert all(a != b for a, b in zip(sentences, sentences[1:], strict=False)), sentences
+        # A match's photo is as wide as its image, so its box sits on the face (a portrait too).
+        for figure in page.locator(".match .photo").all():
+            expect(figure.locator("img")).to_have_js_property("complete", True)
+            assert abs(figure.bounding_box()["width"] - figure.locator("img").bounding_box()["width"]) < 1
         assert desktop.problems == []
     finally:
         desktop.close()
