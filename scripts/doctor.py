@@ -31,6 +31,7 @@ from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 
 from chalicelib.core.config import Settings  # noqa: E402
 from chalicelib.core.errors import ConfigurationError  # noqa: E402
+from chalicelib.embedded import private  # noqa: E402
 from chalicelib.ops import aws_access  # noqa: E402
 
 PYTHON = (3, 13)
@@ -136,6 +137,9 @@ def _models() -> Finding:
 
 def _data_folder(env: dict[str, str]) -> Finding:
     folder = Settings.from_env({**env, "FACEPRINT_ENGINE": "local"}).data_dir
+    blocked = private.file_in_the_way(folder)
+    if blocked:
+        return Finding(FIX, "data folder", blocked)
     existing = folder
     while not existing.exists():
         existing = existing.parent

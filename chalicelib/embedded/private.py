@@ -44,6 +44,14 @@ def data_folder(path: Path) -> Path:
     return path
 
 
+def file_in_the_way(path: Path) -> str | None:
+    """What data_folder would say of `path` being, or being under, a file;
+    None if it is not. Makes nothing (make doctor asks)."""
+    if any(p.exists() and not p.is_dir() for p in (path, *path.parents)):
+        return _unusable(path, OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR)))
+    return None
+
+
 def _unusable(path: Path, error: OSError) -> str:
     where = f"The data folder, FACEPRINT_DATA_DIR={path},"
     if error.errno in (errno.EEXIST, errno.ENOTDIR):
