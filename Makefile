@@ -23,13 +23,14 @@ FACEPRINT_DATA_DIR ?= $(CURDIR)/data
 FACEPRINT_FACES_DIR ?= $(abspath $(CURDIR)/../shared/faces)
 export FACEPRINT_DATA_DIR FACEPRINT_FACES_DIR
 
-.PHONY: run test bench bench-scale lint check-faces check-browser clean reindex check-consistency import seed unseed explore backup restore doctor simulate-aws erase check-erasure
+.PHONY: help run test bench bench-scale lint check-faces check-browser no-browser clean reindex check-consistency import seed unseed explore backup restore doctor simulate-aws erase check-erasure
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-models.txt
 	@$(if $(PYTHON),$(PYTHON) $(PYTHON_IS_IT) 2>/dev/null,false) || { \
 	  echo "Python $(PYTHON_VERSION) is needed (AWS Lambda runs python$(PYTHON_VERSION)), and $(if $(PYTHON),PYTHON=$(PYTHON) is not it,none was found (no python$(PYTHON_VERSION) on the PATH that runs, none in pyenv))."; \
-	  echo "Get it with pyenv (pyenv install $(PYTHON_VERSION)), your system's packages (apt-get install python$(PYTHON_VERSION))"; \
-	  echo "or python.org; or name one: make PYTHON=/path/to/python$(PYTHON_VERSION) ..."; \
+	  echo "Get it with pyenv (pyenv install $(PYTHON_VERSION)), from python.org, or on Debian 13 and later with"; \
+	  echo "apt-get install python$(PYTHON_VERSION) python$(PYTHON_VERSION)-venv (Debian 12 has no python$(PYTHON_VERSION): use pyenv);"; \
+	  echo "or name one: make PYTHON=/path/to/python$(PYTHON_VERSION) ..."; \
 	  exit 2; }
 	@if [ -e $(VENV) ] && ! $(BIN)/python $(PYTHON_IS_IT) 2>/dev/null; then \
 	  echo "$(VENV) was made by another Python: rebuilding it with $(PYTHON)."; rm -rf $(VENV); fi
@@ -40,40 +41,61 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-models.txt
 	$(BIN)/python -m chalicelib.embedded.model_files  # the engine's ONNX graphs, made once (seconds)
 	touch $@
 
+# make help (also plain `make`): the commands, each with what it does (its `##` note).
+.DEFAULT_GOAL := help
+help:
+	@echo "Faceprint: make run serves the API offline, make test runs the suite. Every command:"
+	@sed -n 's/^\([a-z][a-z-]*\):.*## \(.*\)/\1\t\2/p' $(firstword $(MAKEFILE_LIST)) | \
+	  awk -F '\t' '{ printf "  make %-18s %s\n", $$1, $$2 }'
+
 # Without FACEPRINT_API_KEY the API is open: then the server (chalicelib/ops/serve.py)
 # listens on loopback only, and answers no other site's web page.
-run: $(STAMP)
+run: $(STAMP)  ## serve the API and the console on http://127.0.0.1:8000 (PORT=, HOST=)
 	$(BIN)/python -m chalicelib.ops.serve --stage local --host $(HOST) --port $(PORT) --no-autoreload
 
-test: $(STAMP) check-faces check-browser
+# make test [BROWSER=0]: the whole suite. It runs on the photos that ship in
+# tests/faces; the tests that need more people (../shared/faces, or
+# FACEPRINT_FACES_DIR) skip, each saying so in one line. BROWSER=0 skips the
+# console's browser tests, and with them the Chromium they need.
+BROWSER ?= 1
+export FACEPRINT_BROWSER := $(BROWSER)
+test: $(STAMP) $(if $(filter 0,$(BROWSER)),no-browser,check-browser)  ## the whole suite on the photos in tests/faces (BROWSER=0: no browser tests)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 	$(MAKE) --no-print-directory package-terraform
 
+no-browser:
+	@echo "BROWSER=0: the console's browser tests are skipped (each says so); Chromium is neither needed nor installed."
+
 check-faces:
 	@test -f "$(FACEPRINT_FACES_DIR)/people.json" || { \
-	  echo "make test needs the shared test photos: $(FACEPRINT_FACES_DIR)/people.json is missing."; \
+	  echo "make $(MAKECMDGOALS) measures on the shared test photos (make test does not need them): $(FACEPRINT_FACES_DIR)/people.json is missing."; \
 	  echo "Put the shared faces/ folder (photos + people.json) there, or set FACEPRINT_FACES_DIR=/path/to/faces."; \
 	  exit 2; }
 
 # The console's browser test drives Debian's Chromium (Playwright's own browser
 # download cannot work here): install it when missing, or stop and say how.
 CHROMIUM := /usr/bin/chromium
+# Said before anything is installed: which system packages, how to avoid it.
 check-browser:
 	@test -x $(CHROMIUM) || { \
-	  echo "make test drives Debian's Chromium headless; $(CHROMIUM) is missing: installing it (apt-get install -y chromium)."; \
+	  echo "make test drives Debian's Chromium headless for the console's browser tests, and $(CHROMIUM) is missing."; \
 	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "Installing system packages now: apt-get install --no-install-recommends chromium (with its libraries;"; \
+	    echo "apt may upgrade some installed ones). To skip the browser tests instead: make test BROWSER=0"; \
 	    export DEBIAN_FRONTEND=noninteractive; \
-	    apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }; \
+	    apt-get install -y --no-install-recommends chromium || \
+	      { apt-get update && apt-get install -y --no-install-recommends chromium; }; \
 	  fi; \
 	  test -x $(CHROMIUM) || { \
-	    echo "Chromium could not be installed. Install it as root: apt-get update && apt-get install -y chromium"; \
+	    echo "Chromium is not installed. Install it as root (apt-get update && apt-get install -y --no-install-recommends chromium),"; \
+	    echo "or skip the browser tests: make test BROWSER=0"; \
 	    exit 2; }; }
 
 # make doctor [STAGE=dev]: what is in order for the stage (Python, models, the
 # data folder, the test browser; on AWS credentials, region and every resource)
 # and what to do about the rest. Exits 1 when something needs fixing.
-doctor: $(STAMP)
+doctor: $(STAMP)  ## what is in order for a stage, and what to do about the rest (STAGE=dev)
 	exec $(BIN)/python scripts/doctor.py --stage $(ARCHIVE_STAGE) --chromium $(CHROMIUM)
 
 # Maintenance of a stage's archive (README: "Keeping the archive consistent"):
@@ -82,35 +104,35 @@ doctor: $(STAMP)
 # and it says in one sentence that it stopped (a shell would die of the
 # Ctrl-C too, and make would add an error line).
 ARCHIVE_STAGE = $(if $(filter command line environment,$(origin STAGE)),$(STAGE),local)
-reindex: $(STAMP)
+reindex: $(STAMP)  ## index every stored photo again (FROM_STAGE= to copy from another stage)
 	exec $(BIN)/python -m chalicelib.ops.cli reindex --stage $(ARCHIVE_STAGE) $(if $(FROM_STAGE),--from-stage $(FROM_STAGE))
 
-check-consistency: $(STAMP)
+check-consistency: $(STAMP)  ## compare photos, faces and records; REPAIR=1 mends what differs
 	exec $(BIN)/python -m chalicelib.ops.cli check --stage $(ARCHIVE_STAGE) $(if $(REPAIR),--repair)
 
 # make import DIR=~/Pictures [NAMES=1] [STAGE=dev]: NAMES=1 names each photo after its folder.
-import: $(STAMP)
+import: $(STAMP)  ## index a folder of photos: DIR=~/Pictures [NAMES=1] (resumes after Ctrl-C)
 	@test -n "$(DIR)" || { echo "make import needs DIR=<a folder of photos>"; exit 2; }
 	exec $(BIN)/python -m chalicelib.ops.cli import "$(DIR)" --stage $(ARCHIVE_STAGE) $(if $(NAMES),--names-from-folders)
 
 # make seed FACES=1000000: synthetic faces in the archive, to try it at scale
 # (README: "A million faces"); a running server sees them at its next search.
 # make unseed removes every one of them.
-seed: $(STAMP)
+seed: $(STAMP)  ## FACES=N synthetic faces in the archive, to try it at scale
 	@test -n "$(FACES)" || { echo "make seed needs FACES=<how many>, e.g. make seed FACES=1000000"; exit 2; }
 	exec $(BIN)/python -m chalicelib.ops.cli seed "$(FACES)" --stage $(ARCHIVE_STAGE)
 
-unseed: $(STAMP)
+unseed: $(STAMP)  ## remove every synthetic face
 	exec $(BIN)/python -m chalicelib.ops.cli unseed --stage $(ARCHIVE_STAGE)
 
 # make backup [TO=folder]: the embedded archive, consistent, while the server
 # runs; again into the same folder copies only new photos (README: "Backups").
 # make restore FROM=folder: into an empty $(FACEPRINT_DATA_DIR), then checked.
 BACKUP_DIR ?= $(CURDIR)/backup
-backup: $(STAMP)
+backup: $(STAMP)  ## a consistent copy of the embedded archive, while it runs (TO=folder)
 	exec $(BIN)/python -m chalicelib.ops.cli backup "$(or $(TO),$(BACKUP_DIR))" --stage $(ARCHIVE_STAGE)
 
-restore: $(STAMP)
+restore: $(STAMP)  ## FROM=folder into an empty data folder, then checked
 	@test -n "$(FROM)" || { echo "make restore needs FROM=<a backup folder>, e.g. make restore FROM=backup"; exit 2; }
 	exec $(BIN)/python -m chalicelib.ops.cli restore "$(FROM)" --stage $(ARCHIVE_STAGE)
 
@@ -119,46 +141,46 @@ restore: $(STAMP)
 # PHOTOS=1 deletes the photos only they are in, PHOTOS=all every photo that shows them.
 # make check-erasure PERSON=<id> [NAME="..."]: what of them is left anywhere (exits 1 if anything).
 ERASE_PHOTOS = $(if $(filter all,$(PHOTOS)),all,$(if $(filter 1 true yes own,$(PHOTOS)),own,none))
-erase: $(STAMP)
+erase: $(STAMP)  ## PERSON=<id> erased for good, from the archive and its backups
 	@test -n "$(PERSON)" || { echo "make erase needs PERSON=<personId>, e.g. make erase PERSON=keanu PHOTOS=1"; exit 2; }
 	exec $(BIN)/python -m chalicelib.ops.cli erase "$(PERSON)" --stage $(ARCHIVE_STAGE) --photos $(ERASE_PHOTOS) \
 	  $(if $(NAME),--name "$(NAME)") $(foreach folder,$(BACKUPS),--backup "$(folder)")
 
-check-erasure: $(STAMP)
+check-erasure: $(STAMP)  ## PERSON=<id>: what of them is left anywhere
 	@test -n "$(PERSON)" || { echo "make check-erasure needs PERSON=<personId> (and NAME=\"their name\" to look for it)"; exit 2; }
 	exec $(BIN)/python -m chalicelib.ops.cli check-erasure "$(PERSON)" --stage $(ARCHIVE_STAGE) \
 	  $(if $(NAME),--name "$(NAME)") $(foreach folder,$(BACKUPS),--backup "$(folder)")
 
 # make explore [SCHEDULES=N] [SEED=S]: the deterministic simulation of indexing and
 # people (tests/simulation), N schedules from seed S (a fresh seed, printed, if none).
-explore: $(STAMP)
+explore: $(STAMP)  ## the deterministic simulation of indexing and people (SCHEDULES=, SEED=)
 	$(BIN)/python -m tests.simulation.explore --schedules $(or $(SCHEDULES),10000) $(if $(SEED),--seed $(SEED))
 
-bench: $(STAMP) check-faces
+bench: $(STAMP) check-faces  ## the engine's speed and accuracy on the shared photos
 	$(BIN)/python scripts/bench.py
 
 # The figures of README "A million faces": an empty archive, then FACES seeded
 # ones, over HTTP to `make run` on a fresh data folder (yours is not touched).
-bench-scale: $(STAMP) check-faces
+bench-scale: $(STAMP) check-faces  ## search at FACES=1000000 over HTTP on a fresh data folder
 	$(BIN)/python scripts/bench_scale.py --faces $(or $(FACES),1000000)
 
 # README "Names at a million faces": whose face is this, at 0 to 1,000,000
 # seeded strangers, with today's rule and the archive's default threshold.
 .PHONY: bench-names
-bench-names: $(STAMP) check-faces
+bench-names: $(STAMP) check-faces  ## whose face is this, among up to a million strangers
 	nice $(BIN)/python scripts/bench_names.py $(if $(SIZES),--sizes $(SIZES))
 
 # make simulate-aws N=100000 TPS=5 [QUOTA=...] [RATE=...] [SEED=...]: an import into an
 # AWS stage, simulated (docs/deploy.md, "Indexing at volume"); TABLE=1: the README's table.
-simulate-aws: $(STAMP)
+simulate-aws: $(STAMP)  ## an import into an AWS stage, simulated (N=, TPS=, TABLE=1)
 	$(BIN)/python scripts/simulate_aws.py $(if $(TABLE),--table,--photos $(or $(N),100000) --tps $(or $(TPS),5)) \
 	  $(if $(QUOTA),--quota $(QUOTA)) $(if $(RATE),--upload-rate $(RATE)) $(if $(SEED),--seed $(SEED))
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff check and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-clean:
+clean:  ## remove the venv and the caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
 # --- AWS stages (docs/deploy.md) ------------------------------------------
@@ -175,10 +197,10 @@ PACKAGE_DIR ?= $(CURDIR)/artifacts/terraform-$(STAGE)
 
 # HOSTED_ZONE=<Route53 zone id>: the DNS record of the stage's custom domain.
 # YES=1: tear down without asking (needed without a terminal).
-aws-setup: $(STAMP)
+aws-setup: $(STAMP)  ## create the AWS resources of STAGE (default dev)
 	$(BIN)/python scripts/aws_setup.py create --stage $(STAGE) $(if $(HOSTED_ZONE),--hosted-zone $(HOSTED_ZONE))
 
-aws-teardown: $(STAMP)
+aws-teardown: $(STAMP)  ## remove them (YES=1 without asking)
 	$(BIN)/python scripts/aws_setup.py teardown --stage $(STAGE) $(if $(YES),--yes) $(if $(HOSTED_ZONE),--hosted-zone $(HOSTED_ZONE))
 
 $(LAMBDA_WHEELS)/.stamp: requirements.txt | $(STAMP)
@@ -189,7 +211,7 @@ $(LAMBDA_WHEELS)/.stamp: requirements.txt | $(STAMP)
 	  echo "A requirement has no wheel for Lambda's python$(PYTHON_VERSION) (glibc 2.34): pin a version that has one."; exit 2; }
 	touch $@
 
-package-terraform: $(STAMP) $(LAMBDA_WHEELS)/.stamp
+package-terraform: $(STAMP) $(LAMBDA_WHEELS)/.stamp  ## the Lambda package as Terraform, into artifacts/
 	rm -rf $(PACKAGE_DIR) && mkdir -p $(dir $(PACKAGE_DIR))
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} PIP_NO_INDEX=1 PIP_FIND_LINKS=$(abspath $(LAMBDA_WHEELS)) \
 	  $(BIN)/chalice package --pkg-format terraform --stage $(STAGE) $(PACKAGE_DIR) 2>&1 | tee $(PACKAGE_DIR).log

@@ -10,13 +10,14 @@ import time
 from chalice import Rate, Response
 
 from chalicelib import wiring
-from chalicelib.api import api_key, context, cors, guard, request_log, scopes
+from chalicelib.api import api_key, context, cors, gateway, guard, request_log, scopes, uploads
 from chalicelib.api.console import console
+from chalicelib.api.docs_page import docs
 from chalicelib.api.metadata import metadata_from_headers
 from chalicelib.api.openapi import openapi
 from chalicelib.api.params import flag, key_from_path, key_from_query, number, page, person_from_path, photos_to_erase
 from chalicelib.api.replies import json_errors, reshape_chalice_errors
-from chalicelib.api.requests import body_bytes, json_image, json_number, json_object
+from chalicelib.api.requests import json_image, json_number, json_object
 from chalicelib.api.threadsafe import ThreadSafeChalice
 from chalicelib.core import erasure, index_queue, indexing, library, limits, logs, people, searching
 from chalicelib.core.config import index_workers_at_import
@@ -25,6 +26,7 @@ from chalicelib.core.ports import QueuedMessage
 from chalicelib.ops import maintenance
 
 app = ThreadSafeChalice(app_name="faceprint")
+gateway.add_to_deployed_api()  # chalice deploy/package: API Gateway's own errors in the API's shape
 wiring.stop_on_signals()  # chalice local: Ctrl-C and SIGTERM stop the server and its workers within seconds
 app.log.setLevel(logging.INFO)
 # Outermost first: settings are read once, then logged, checked, answered.
@@ -38,12 +40,15 @@ app.register_middleware(guard.require_json_bodies(app), "http")
 app.register_middleware(reshape_chalice_errors(app), "http")
 app.register_blueprint(console)
 app.register_blueprint(openapi)
-IMAGE_TYPES = [*limits.ACCEPTED_TYPES, "application/octet-stream", "text/plain"]
+app.register_blueprint(docs)
+IMAGE_TYPES = [*limits.ACCEPTED_TYPES, uploads.UNTYPED, "text/plain", uploads.MULTIPART, uploads.FORM]
 # Every body type of those routes is binary (chalice deploy refuses a route
-# that mixes binary and non-binary types): text/plain carries base64 text
-# (the old Postman collection). image/* is there for GET /images/{key}/file:
+# that mixes binary and non-binary types), so API Gateway passes their bytes
+# unchanged: text/plain carries base64 text (the old Postman collection), the
+# forms a photo (api/uploads.py). image/* is there for GET /images/{key}/file:
 # Chalice only sends a binary reply to an Accept header naming one of these.
 app.api.binary_types.extend(t for t in [*IMAGE_TYPES, "image/*"] if t not in app.api.binary_types)
+app.register_middleware(uploads.take_untyped_uploads(app, IMAGE_TYPES), "http")
 
 
 @app.route("/index/{filename}", methods=["PUT", "POST"], content_types=IMAGE_TYPES, api_key_required=True)
@@ -52,7 +57,7 @@ def index_image(filename):
     request = app.current_request
     key = key_from_path(filename, stored=False)
     metadata = metadata_from_headers(request.headers)
-    reply = indexing.upload_image(context.services(), key, body_bytes(request.raw_body), metadata)
+    reply = indexing.upload_image(context.services(), key, uploads.uploaded_photo(request), metadata)
     return Response(body=reply, status_code=201)
 
 
@@ -73,7 +78,7 @@ def search():
     if which not in ("largest", "all"):
         raise BadRequest("Query parameter 'faces' must be 'largest' (the default) or 'all'.")
     search_faces = searching.search_every_face if which == "all" else searching.search_image
-    return search_faces(context.services(), body_bytes(request.raw_body), threshold, max_matches)
+    return search_faces(context.services(), uploads.uploaded_photo(request), threshold, max_matches)
 
 
 @app.route("/images", methods=["GET"], api_key_required=True)
@@ -227,7 +232,7 @@ def search_people():
     params = request.query_params or {}
     threshold = number(params, "threshold", float, None, 0, 100)  # None: naming.py decides
     max_people = number(params, "max", int, limits.DEFAULT_MAX_MATCHES, 1, limits.MAX_PEOPLE_MATCHES)
-    return people.search_people(context.services(), body_bytes(request.raw_body), threshold, max_people)
+    return people.search_people(context.services(), uploads.uploaded_photo(request), threshold, max_people)
 
 
 @app.route("/compare", methods=["POST"], content_types=["application/json"], api_key_required=True)

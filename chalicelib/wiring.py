@@ -113,8 +113,10 @@ def _build_local(settings: Settings) -> Services:
     from chalicelib.embedded.engine import LocalEngine
     from chalicelib.embedded.people import LocalPeople
     from chalicelib.embedded.photos import FilePhotoStore
+    from chalicelib.embedded.private import data_folder
     from chalicelib.embedded.records import SqliteRecordStore
 
+    data_folder(settings.data_dir)
     db = Database(settings.data_dir / "faceprint.db")
     photos = FilePhotoStore(settings.data_dir / "photos")
     engine = LocalEngine(

@@ -36,15 +36,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from botocore.exceptions import (  # noqa: E402
-    BotoCoreError,
-    ClientError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    NoRegionError,
-    PartialCredentialsError,
-    ProfileNotFound,
-)
+from botocore.exceptions import BotoCoreError, ClientError, NoRegionError  # noqa: E402
 
 from chalicelib.api.scopes import SCOPE_HELP, SCOPE_TAG, SCOPES  # noqa: E402
 from chalicelib.aws.dynamodb import PENDING_INDEX, PENDING_SINCE  # noqa: E402
@@ -52,6 +44,7 @@ from chalicelib.core.config import Settings  # noqa: E402
 from chalicelib.core.errors import ConfigurationError  # noqa: E402
 from chalicelib.core.index_queue import MAX_RECEIVES, REDRIVE_EVERY_SECONDS  # noqa: E402
 from chalicelib.core.logs import METRICS_NAMESPACE  # noqa: E402
+from chalicelib.ops.aws_access import aws_problem  # noqa: E402
 
 PLACEHOLDER = "change-me"
 Log = Callable[[str], None]
@@ -996,29 +989,6 @@ def _boto3_clients():
     return session.region_name, session.client
 
 
-CREDENTIALS_HELP = (
-    "Give it credentials: `aws configure` (an access key; it asks for a region too), or "
-    "`aws sso login --profile NAME` and then AWS_PROFILE=NAME, or AWS_ACCESS_KEY_ID and "
-    "AWS_SECRET_ACCESS_KEY in the environment."
-)
-REGION_HELP = (
-    "Set one: AWS_DEFAULT_REGION=us-east-1 (or another region where Rekognition is offered, e.g. eu-west-1), "
-    "`aws configure`, or `region = ...` in your AWS_PROFILE's section of ~/.aws/config."
-)
-# Codes with which AWS refuses the caller itself, whatever the call.
-_REFUSED_CREDENTIALS = frozenset(
-    {
-        "InvalidClientTokenId",
-        "UnrecognizedClientException",
-        "InvalidAccessKeyId",
-        "SignatureDoesNotMatch",
-        "ExpiredToken",
-        "ExpiredTokenException",
-        "RequestExpired",
-    }
-)
-_DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
-
 EPILOG = """\
 what it needs:
   AWS credentials and a region, from boto3's usual chain: `aws configure`, AWS_PROFILE
@@ -1028,32 +998,6 @@ what it needs:
 
 exit status: 0 done; 1 teardown not confirmed; 2 nothing done or stopped part way, and why is printed.
 """
-
-
-def aws_problem(error: Exception, region: str | None) -> str:
-    """What went wrong talking to AWS, and what to do, in a sentence or two:
-    never a traceback (make aws-setup without credentials, a region, a network)."""
-    if isinstance(error, NoRegionError):
-        return f"No AWS region is set. {REGION_HELP}"
-    if isinstance(error, NoCredentialsError | PartialCredentialsError):
-        return f"No AWS credentials were found (or only part of them). {CREDENTIALS_HELP}"
-    if isinstance(error, ProfileNotFound):
-        return f"{error}: create it with `aws configure --profile NAME`, or unset AWS_PROFILE to use the default."
-    if isinstance(error, EndpointConnectionError):
-        return f"Could not reach AWS ({error}): check the network, and that {region!r} is a real region."
-    if isinstance(error, ClientError):
-        code = _code(error)
-        message = error.response.get("Error", {}).get("Message", "")
-        operation = getattr(error, "operation_name", "a call")
-        if code in _REFUSED_CREDENTIALS:
-            return f"AWS refused the credentials ({code}: {message}). {CREDENTIALS_HELP}"
-        if code in _DENIED:
-            return (
-                f"AWS denied {operation} ({code}: {message}): the credentials in use may not create what the stage "
-                "needs; see docs/deploy.md, Prerequisites, for the permissions (an administrator profile is simplest)."
-            )
-        return f"AWS answered {operation} with {code}: {message}"
-    return f"{type(error).__name__}: {error}"
 
 
 def main(

@@ -4,7 +4,6 @@ import pytest
 
 from chalicelib import wiring
 from tests.support import processes
-from tests.support.photos import FACES_DIR
 from tests.support.stages import STAGES, serving
 
 # How long a stopped server's analysis workers may take to end (they poll
@@ -19,11 +18,6 @@ def pytest_configure(config):
     from tests.support.moto_tls import permission_over_tls
 
     FakeBucket.get_permission = permission_over_tls  # every request to moto stands for one over HTTPS
-    if not (FACES_DIR / "people.json").is_file():
-        raise pytest.UsageError(
-            f"The tests need the shared photos: {FACES_DIR}/people.json is missing. "
-            "Set FACEPRINT_FACES_DIR to the faces folder (photos + people.json)."
-        )
 
 
 # Whole layers that index the shared photos with dlib or start real servers:

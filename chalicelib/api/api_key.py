@@ -3,7 +3,8 @@
 `chalice local` ignores `api_key_required`, so with FACEPRINT_API_KEY set the
 embedded stage checks the `x-api-key` header itself. On the AWS stages API
 Gateway checks keys before Lambda runs, and this middleware stays out of the
-way. The console page, its static files and the OpenAPI document stay open:
+way. The console page, its static files, the OpenAPI document and its Swagger UI
+page (/docs) stay open:
 the page must load before it can ask for the key.
 """
 
@@ -15,7 +16,7 @@ from chalicelib.api.replies import error_reply
 from chalicelib.core.config import Settings
 from chalicelib.core.errors import Forbidden
 
-OPEN_ROUTES = frozenset({"/", "/console/{name}", "/openapi.json"})
+OPEN_ROUTES = frozenset({"/", "/console/{name}", "/openapi.json", "/docs", "/docs/{name}"})
 
 
 def require_api_key(event, get_response):

@@ -15,6 +15,14 @@ log = logging.getLogger("faceprint")
 
 MISCONFIGURED = "The server is misconfigured; its log says what to set."
 JSON_BODY_MESSAGE = "This route takes a JSON body: send it with Content-Type: application/json."
+# What a request for no route gets, from `make run` (ops/serve.py) and from
+# API Gateway (api/gateway.py): the commonest cause is a key's `/` unencoded.
+NO_ROUTE = (
+    "NotFound",
+    "No route takes this method and path (GET /openapi.json lists them). A key with a / in it goes in a path "
+    "percent-encoded (/images/album%2Fkeanu.jpg) or in its b64: form, the base64url of the key "
+    "(/images/b64:YWxidW0va2VhbnUuanBn), which works on AWS too.",
+)
 
 
 def error_reply(error: FaceprintError | ConfigurationError) -> Response:

@@ -19,13 +19,19 @@ def body_bytes(body: bytes | None) -> bytes:
         raise InvalidImage("The request body is empty: send the image bytes or their base64 text.")
     if sniff(body) or len(body) > MAX_IMAGE_BYTES * 4 // 3 + 1024:
         return body
-    text = body.strip()
+    decoded = _base64(body)
+    return body if decoded is None else decoded  # not base64: the image checks say what is wrong with it
+
+
+def _base64(text: bytes) -> bytes | None:
+    """The bytes of base64 text (a data: URL's too); None if it is not base64."""
+    text = text.strip()
     if text.startswith(b"data:") and _DATA_URL_MARK in text[:100]:
         text = text.split(_DATA_URL_MARK, 1)[1]
     try:
         return base64.b64decode(b"".join(text.split()), validate=True)
     except (binascii.Error, ValueError):
-        return body  # not base64: the image checks say what is wrong with it
+        return None
 
 
 def json_object(body: bytes | None, example: str) -> dict:
@@ -54,4 +60,7 @@ def json_image(body: dict, name: str) -> bytes:
         raise BadRequest(f"{name!r} must be the photo's base64 text.")
     if not value:
         raise InvalidImage(f"The {name} image is empty: send the photo's base64 text.")
-    return body_bytes(value.encode("ascii", errors="replace"))
+    decoded = _base64(value.encode("ascii", errors="replace"))
+    if not decoded:
+        raise InvalidImage(f"The {name} image is not base64 text: send the photo's base64 (a data: URL is fine).")
+    return decoded

@@ -26,11 +26,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from chalicelib.core import erasure, logs
 from chalicelib.core.config import Settings
-from chalicelib.core.errors import ConfigurationError
+from chalicelib.core.errors import ConfigurationError, FaceprintError
 from chalicelib.embedded import private
-from chalicelib.ops import backup, backup_archive, erased_files, importer, maintenance, seeding
+from chalicelib.ops import aws_access, backup, backup_archive, erased_files, importer, maintenance, seeding
 from chalicelib.ops.progress import Bar, Progress
 from chalicelib.ops.serve import interrupted_status
 from chalicelib.wiring import services
@@ -121,6 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigurationError as e:
         print(e, file=sys.stderr)
         return 2
+    except (BotoCoreError, ClientError) as e:  # no credentials or region, credentials refused, no network
+        problem = aws_access.aws_problem(e, os.environ.get("AWS_DEFAULT_REGION"))
+        print(f"{problem} {STOPPED[args.command]}", file=sys.stderr)
+        return 2
+    except FaceprintError as e:  # a service that stays unavailable, a throttle that outlasts the retries
+        print(f"Stopped: {e} {STOPPED[args.command]}", file=sys.stderr)
+        return 2
     except OSError as e:  # a full disk, a folder it may not write: one line, not a traceback
         where = f" ({e.filename})" if e.filename else ""
         print(f"Stopped: {e.strerror or e}{where}. {STOPPED[args.command]}", file=sys.stderr)
@@ -128,17 +137,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
+    settings = stage_settings(args.stage)
+    if args.command in ("backup", "restore") and settings.engine != "local":
+        raise ConfigurationError(
+            f"make {args.command} is for the embedded stage; stage {args.stage!r} is on AWS, where DynamoDB's "
+            "point-in-time recovery and the bucket's versioning keep the archive (docs/deploy.md, 'Backups')."
+        )
+    for stage in filter(None, (args.stage, getattr(args, "from_stage", None))):
+        _reach(stage_settings(stage))
     if args.command in ("backup", "restore"):
-        settings = stage_settings(args.stage)
-        if settings.engine != "local":
-            raise ConfigurationError(
-                f"make {args.command} is for the embedded stage; stage {args.stage!r} is on AWS, where DynamoDB's "
-                "point-in-time recovery and the bucket's versioning keep the archive (docs/deploy.md, 'Backups')."
-            )
         return _backup(settings, args) if args.command == "backup" else _restore(settings, args)
     if args.command in ("erase", "check-erasure"):
         return _erase(args) if args.command == "erase" else _check_erasure(args)
-    svc = services(stage_settings(args.stage))
+    svc = services(settings)
     if args.command == "import":
         return _import(svc, args)
     if args.command in ("seed", "unseed"):
@@ -455,6 +466,20 @@ def _whole_number(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of faces, at least 1 (FACES=1000000)")
     return value
+
+
+def _reach(settings: Settings) -> None:
+    """Stop before any work (and any progress bar) if the stage cannot be
+    reached: its data folder cannot be used, or on AWS no region or no
+    credentials are to be found."""
+    if settings.engine == "local":
+        private.data_folder(settings.data_dir)
+        return
+    try:
+        aws_access.check_access(settings.region)
+    except BotoCoreError as e:
+        problem = aws_access.aws_problem(e, settings.region)
+        raise ConfigurationError(f"Stage {settings.stage!r} is on AWS: {problem}") from e
 
 
 def stage_settings(stage: str) -> Settings:

@@ -22,6 +22,7 @@ its own. Here a stop is what it is: one line, and the status of a clean end.
 
 import argparse
 import contextlib
+import errno
 import json
 import os
 import socket
@@ -37,9 +38,14 @@ LOOPBACK_HOSTS = ("localhost", "::1")
 
 
 def main(argv: list[str]) -> int:
-    said, refused = how_it_listens(_option(argv, "--host", "127.0.0.1"), os.environ)
+    host, port = _option(argv, "--host", "127.0.0.1"), int(_option(argv, "--port", "8000"))
+    said, refused = how_it_listens(host, os.environ)
     print(said)
     if refused:
+        return 2
+    unusable = _address_taken(host, port) or _data_folder_unusable(_option(argv, "--stage", "dev"))
+    if unusable:  # said at once, before the app loads (seconds), not as a 500 to every request
+        print(unusable, file=sys.stderr)
         return 2
     # Imported here: the maintenance CLI takes interrupted_status() from this module without them.
     import click
@@ -61,6 +67,9 @@ def main(argv: list[str]) -> int:
     except click.exceptions.ClickException as e:
         e.show()
         return e.exit_code
+    except CannotListen as e:
+        print(e, file=sys.stderr)
+        return 2
     return 0
 
 
@@ -94,7 +103,58 @@ def _create_local_server(app_obj, config, host: str, port: int):
 
     local.CustomLocalChalice.__bases__ = (local.LocalChalice, app_obj.__class__)
     app_obj.__class__ = local.CustomLocalChalice
-    return local.LocalDevServer(app_obj, config, host, port, handler_cls=_handler_class(), server_cls=_server_class())
+    try:
+        return local.LocalDevServer(
+            app_obj, config, host, port, handler_cls=_handler_class(), server_cls=_server_class()
+        )
+    except OSError as e:
+        raise CannotListen(_why_not_listening(e, host, port)) from None
+
+
+def _data_folder_unusable(stage: str) -> str | None:
+    """Why the embedded stage's data folder cannot be used, if it cannot."""
+    from chalicelib.core.errors import ConfigurationError
+    from chalicelib.embedded.private import data_folder
+    from chalicelib.ops.cli import stage_settings
+
+    settings = stage_settings(stage)
+    if settings.engine != "local":
+        return None
+    try:
+        data_folder(settings.data_dir)
+    except ConfigurationError as e:
+        return str(e)
+    return None
+
+
+def _address_taken(host: str, port: int) -> str | None:
+    """Why the server could not listen on host:port, found by trying, as its
+    server will (the server's own attempt says the same if it loses a race)."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as socketserver's HTTP servers do
+            probe.bind((host, port))
+    except OSError as e:
+        return _why_not_listening(e, host, port)
+    return None
+
+
+class CannotListen(Exception):
+    """The server could not take its address: said in a sentence, not a traceback."""
+
+
+def _why_not_listening(error: OSError, host: str, port: int) -> str:
+    if error.errno == errno.EADDRINUSE:
+        return (
+            f"Port {port} on {host} is in use by another program (another `make run`?): stop it, "
+            f"or serve on another port: make run PORT={port + 1}."
+        )
+    if error.errno == errno.EACCES:
+        return f"Port {port} is reserved for the system (below 1024): serve on a higher one, e.g. make run PORT=8000."
+    if error.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) or isinstance(error, socket.gaierror):
+        return f"{host} is not an address of this machine: use HOST=127.0.0.1 (the default)."
+    return f"Could not listen on {host}:{port}: {error.strerror or error}."
 
 
 class Refused(Exception):
@@ -148,12 +208,17 @@ def too_large(length: int | None) -> Refused:
 
 
 def _handler_class():
-    from chalice.local import ChaliceRequestHandler
+    from chalice.local import ChaliceRequestHandler, RouteMatcher
 
+    from chalicelib.api.replies import NO_ROUTE
     from chalicelib.core import logs
 
     class GuardedHandler(ChaliceRequestHandler):
         timeout = READ_TIMEOUT_SECONDS  # socketserver sets it on the connection
+
+        def __init__(self, request, client_address, server, app_object, config) -> None:
+            self._routes = RouteMatcher(list(app_object.routes))  # before the base class handles the request
+            super().__init__(request, client_address, server, app_object, config)
 
         def handle_expect_100(self) -> bool:
             """A client that asks before it sends its body (curl does, for a
@@ -176,7 +241,17 @@ def _handler_class():
             if self._body is _INCOMPLETE:
                 self.close_connection = True  # the client went away mid-body: nothing to answer
                 return
+            if not self._is_a_route():  # chalice's own answer: 403 "Missing Authentication Token"
+                self._answer(404, *NO_ROUTE)
+                return
             super()._generic_handle()
+
+        def _is_a_route(self) -> bool:
+            try:
+                self._routes.match_route(self.path)
+            except ValueError:
+                return False
+            return True
 
         do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _checked_handle
 
@@ -219,12 +294,16 @@ def _handler_class():
             was not read. What the client still sends for a while is read
             and dropped (a lingering close), so that a client still sending
             reads the reply instead of a connection reset."""
-            logs.write({"event": "refused", "method": self.command, "status": refused.status, "error": refused.code})
-            body = json.dumps({"error": refused.code, "message": refused.message}).encode()
             self.close_connection = True
-            self._send_http_response(refused.status, {"Content-Type": "application/json", "Connection": "close"}, body)
-            self.wfile.flush()
+            self._answer(refused.status, refused.code, refused.message, {"Connection": "close"})
             _linger(self.connection)
+
+        def _answer(self, status: int, code: str, message: str, headers: dict | None = None) -> None:
+            """A reply of the server's own, in the API's shape, logged as refused."""
+            logs.write({"event": "refused", "method": self.command, "status": status, "error": code})
+            body = json.dumps({"error": code, "message": message}).encode()
+            self._send_http_response(status, {"Content-Type": "application/json", **(headers or {})}, body)
+            self.wfile.flush()
 
     return GuardedHandler
 
@@ -309,4 +388,8 @@ def _busy_reply() -> bytes:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:  # Ctrl-C while it was still starting: importing chalice, loading the app
+        print("Stopped before the server started.", file=sys.stderr)
+        sys.exit(interrupted_status())

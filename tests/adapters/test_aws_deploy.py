@@ -20,6 +20,8 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.apigateway.models import UsagePlan
 
+from chalicelib.api import gateway
+from chalicelib.api.replies import NO_ROUTE
 from chalicelib.core import index_queue
 from chalicelib.core.config import Settings
 from chalicelib.core.errors import ConfigurationError
@@ -831,7 +833,18 @@ def test_chalice_packages_the_dev_stage_for_terraform_offline(tmp_path):
         for method, op in operations.items()
         if "security" not in op
     }
-    assert open_routes == {("GET", "/"), ("GET", "/console/{name}"), ("GET", "/openapi.json")}  # as the guide says
+    assert open_routes == {
+        ("GET", "/"),
+        ("GET", "/console/{name}"),
+        ("GET", "/openapi.json"),
+        ("GET", "/docs"),
+        ("GET", "/docs/{name}"),
+    }  # as the guide says
+    _assert_no_route_is_a_json_404(swagger)
+    # API Gateway passes the bytes of every type an upload route takes unchanged (a form's too), as binary.
+    assert {"multipart/form-data", "application/x-www-form-urlencoded", "text/plain", "image/jpeg"} <= set(
+        swagger["x-amazon-apigateway-binary-media-types"]
+    )
     assert "aws_api_gateway_domain_name" not in resources  # a custom domain is opt-in
     # Chalice takes the runtime from the venv's Python: AWS's python3.13 (Amazon Linux 2023).
     assert {f["runtime"] for f in functions.values()} == {"python3.13"}
@@ -842,6 +855,39 @@ def test_chalice_packages_the_dev_stage_for_terraform_offline(tmp_path):
         f"{tmp_path / 'out' / 'deployment.zip'}: {name} is missing" for name in ("pillow", "pillow_heif")
     ]
     assert "function index_queued_photos: python3.13" in findings
+
+
+def _assert_no_route_is_a_json_404(swagger: dict) -> None:
+    """API Gateway answers a request for no route itself (403 "Missing
+    Authentication Token" by default): the API's document makes it a 404 in
+    the API's shape, with the same message as `make run`'s."""
+    no_route = swagger["x-amazon-apigateway-gateway-responses"]["MISSING_AUTHENTICATION_TOKEN"]
+    assert no_route["statusCode"] == "404"
+    body = json.loads(no_route["responseTemplates"]["application/json"])
+    assert body == {"error": "NotFound", "message": NO_ROUTE[1]} and "$" not in body["message"]  # nothing substituted
+
+
+def test_every_type_an_upload_route_takes_is_binary_as_chalice_deploy_requires():
+    """chalice deploy refuses a route whose types mix binary and text ones;
+    binary, API Gateway passes their bytes unchanged (a form's photo too)."""
+    from chalice.deploy.validate import validate_route_content_types
+
+    from app import IMAGE_TYPES, app
+
+    validate_route_content_types(app.routes, app.api.binary_types)
+    assert {"multipart/form-data", "application/x-www-form-urlencoded"} <= set(IMAGE_TYPES) <= set(app.api.binary_types)
+
+
+def test_chalice_deploy_writes_the_gateway_responses_into_the_api_it_puts(monkeypatch):
+    """`chalice deploy` replaces the whole API with the document it
+    generates (PutRestApi, mode overwrite): the gateway responses are in it."""
+    from chalice.deploy import swagger
+
+    from app import app
+
+    monkeypatch.setattr(swagger.SwaggerGenerator, "generate_swagger", swagger.SwaggerGenerator.generate_swagger)
+    gateway.add_to_deployed_api()
+    _assert_no_route_is_a_json_404(swagger.TemplatedSwaggerGenerator().generate_swagger(app))
 
 
 def test_chalice_packages_a_stage_with_the_guides_custom_domain_for_terraform(tmp_path):

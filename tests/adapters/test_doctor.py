@@ -52,6 +52,18 @@ def test_the_local_stage_in_order_but_for_the_browser(tmp_path, monkeypatch, cap
     assert out.splitlines()[-1].startswith("5 in order, 1 to fix.")
 
 
+@pytest.mark.parametrize("under", [False, True], ids=["a file", "under a file"])
+def test_a_data_folder_that_is_a_file_is_a_fix_in_the_sentence_the_commands_say(tmp_path, monkeypatch, capsys, under):
+    (tmp_path / "data").write_text("not a folder")
+    where = tmp_path / "data" / "faceprint" if under else tmp_path / "data"
+    monkeypatch.setenv("FACEPRINT_DATA_DIR", str(where))
+    assert _doctor().main(["--stage", "local", "--chromium", "/bin/sh"]) == 1
+    out = capsys.readouterr().out
+    assert _lines(out)["data folder"] == "FIX"
+    assert f"FACEPRINT_DATA_DIR={where}, is {'under a file' if under else 'a file'}" in out
+    assert (tmp_path / "data").read_text() == "not a folder"  # nothing made or touched
+
+
 def test_an_aws_stage_without_credentials_says_what_to_do(tmp_path, monkeypatch, capsys):
     without_aws(monkeypatch)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")

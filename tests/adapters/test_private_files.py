@@ -3,8 +3,13 @@
 files are their owner's alone."""
 
 import os
+from pathlib import Path
 
+import pytest
+
+from chalicelib.core.errors import ConfigurationError
 from chalicelib.embedded.database import Database
+from chalicelib.embedded.private import FOLDER, data_folder
 from chalicelib.embedded.records import SqliteRecordStore
 from tests.support.records import image
 
@@ -43,3 +48,38 @@ def test_the_database_its_log_and_folder_are_the_owners_alone(tmp_path):
     assert oct((tmp_path / "data").stat().st_mode & 0o777) == "0o700"
     modes = {path.name: oct(path.stat().st_mode & 0o777) for path in (tmp_path / "data").iterdir()}
     assert modes == {"faceprint.db": "0o600", "faceprint.db-wal": "0o600", "faceprint.db-shm": "0o600"}
+
+
+def test_a_data_folder_is_made_its_owners_alone(tmp_path):
+    made = data_folder(tmp_path / "a" / "data")
+    assert made.is_dir() and oct(made.stat().st_mode & 0o777) == oct(FOLDER) and not list(made.iterdir())
+
+
+def _unwritable(tmp_path) -> Path:
+    """A folder this process may not write in: its owner's, read-only; for
+    root, who writes in any folder, sysfs, which refuses even root."""
+    if os.geteuid() == 0:
+        return Path("/sys")
+    (tmp_path / "locked").mkdir(mode=0o500)
+    return tmp_path / "locked"
+
+
+@pytest.mark.parametrize(
+    ("case", "said"),
+    [
+        ("a file", "is a file: name a folder"),
+        ("under a file", "is under a file ("),
+        ("unwritable", "cannot be written"),
+    ],
+)
+def test_a_data_folder_that_cannot_be_used_is_refused_in_a_sentence(tmp_path, case, said):
+    (tmp_path / "file").write_text("not a folder")
+    where = {
+        "a file": tmp_path / "file",
+        "under a file": tmp_path / "file" / "data",
+        "unwritable": _unwritable(tmp_path) / "faceprint-data",
+    }[case]
+    with pytest.raises(ConfigurationError) as refused:
+        data_folder(where)
+    message = str(refused.value)
+    assert message.startswith(f"The data folder, FACEPRINT_DATA_DIR={where}, ") and said in message

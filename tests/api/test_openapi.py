@@ -40,6 +40,17 @@ def test_the_document_and_chalice_name_the_same_routes_and_methods():
     assert documented - served == set(), "documented routes that Chalice does not serve"
 
 
+def test_the_document_names_the_body_types_each_route_takes():
+    documented = {
+        (path, method): set(operation["requestBody"]["content"])
+        for path, item in _document()["paths"].items()
+        for method, operation in item.items()
+        if method in METHODS and "requestBody" in operation
+    }
+    for (path, method), types in documented.items():
+        assert types == set(app.routes[path][method.upper()].content_types), (path, method)
+
+
 def test_every_operation_documents_its_errors_in_the_json_error_shape():
     doc = _document()
     for path, item in doc["paths"].items():

@@ -6,6 +6,7 @@ shared photos. Screenshots of each view land in artifacts/console/
 
 import base64
 import json
+import os
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from chalicelib.api.console import content_security_policy
 from chalicelib.core.config import Settings
 from tests.support import imagegen, photos, presigned_links
 from tests.support.live_server import Server, live_server
-from tests.support.photos import FACES_DIR, REPO, people
+from tests.support.photos import REPO, people, photo_path
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's; the Makefile's check-browser installs it
 CHROMIUM_ARGS = [
@@ -122,6 +123,8 @@ def test_an_unknown_or_outside_file_is_a_json_404(client, name):
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    if os.environ.get("FACEPRINT_BROWSER") == "0":
+        pytest.skip("a browser test, skipped by make test BROWSER=0 (it drives Chromium, /usr/bin/chromium)")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield browser
@@ -164,7 +167,7 @@ class Console:
 
     def index(self, names: dict[str, str]) -> None:
         self.tab("Index")
-        self.page.set_input_files("#index-files", [FACES_DIR / photo for photo in names])
+        self.page.set_input_files("#index-files", [photo_path(photo) for photo in names])
         for photo, name in names.items():
             self.item(photo).get_by_label("Name (optional)").fill(name)
         self.page.get_by_role("button", name=re.compile(r"^Index \d+ photos?$")).click()
@@ -181,7 +184,7 @@ class Console:
         if dropped:
             self.drop("search-drop", photo)
         else:
-            self.page.set_input_files("#search-file", FACES_DIR / photo)
+            self.page.set_input_files("#search-file", photo_path(photo))
         expect(self.page.locator(".search-query .file-status")).to_contain_text(re.compile(f"{photo}: .* searched"))
 
     def drop(self, zone: str, name: str) -> None:
@@ -790,3 +793,103 @@ def test_photos_and_face_thumbnails_follow_the_apis_redirect_to_s3(browser, peop
         finally:
             console.close()
             aws_browser.close()
+
+
+@pytest.mark.slow
+def test_a_name_someone_already_has_offers_their_person_and_nobody_is_chosen_for_you(browser, server):
+    """On the photos that ship: naming a suggested group, or a face, after an
+    existing person offers to add to them (or, asked, makes a second); the
+    "This is…" picker starts on no one."""
+    for name in ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg"):
+        put_photo(server, name, photo_path(name).read_bytes())
+    api_json(server, "PUT", "/people/obama", {"name": "Barack Obama"}, want=201)
+    desktop = Console(browser, server, PHONE, "phone")
+    page = desktop.page
+    try:
+        desktop.tab("People")
+        page.get_by_role("button", name="Find suggestions").click()
+        card = page.locator(".suggestion").first
+        size = int(re.search(r"\d+", card.get_by_role("heading").inner_text()).group())
+        card.get_by_label("Who is this?").fill("barack obama")
+        card.get_by_role("button", name="Add person").click()
+        expect(card.locator(".namesake")).to_contain_text("There is already a person named Barack Obama")
+        card.get_by_role("button", name="Add to Barack Obama").click()
+        expect(page.locator("#suggestions-status")).to_have_text(f"Barack Obama now has {size} faces ({size} added).")
+        (person,) = api_json(server, "GET", "/people")["people"]
+        assert (person["personId"], person["faceCount"]) == ("obama", size)
+
+        (face,) = api_json(server, "GET", "/faces?image=biden.jpg")["faces"]
+        desktop.tab("Browse")
+        page.locator('.card[data-key="biden.jpg"] button').click()
+        item = page.locator(f'#browse-detail li[data-face="{face["FaceId"]}"]')
+        item.get_by_role("button", name=re.compile(r"this is…$")).click()
+        select = item.locator("form.this-is select")
+        expect(select).to_be_enabled()
+        assert select.evaluate("s => s.selectedOptions[0].textContent") == "Choose…"
+        item.get_by_role("button", name="Save").click()
+        expect(item.get_by_role("alert").or_(item.locator(".error-message"))).to_contain_text("Choose who it is")
+        select.select_option(label="A new person…")
+        item.get_by_label("Name of the new person").fill("Barack Obama")
+        item.get_by_role("button", name="Save").click()
+        expect(item).to_contain_text("There is already a person named Barack Obama")
+        assert select.evaluate("s => s.selectedOptions[0].textContent") == "Barack Obama"
+        desktop.assert_fits_the_width()
+        assert desktop.problems == []
+    finally:
+        desktop.close()
+
+
+def side_by_side(*names: str) -> bytes:
+    """A group photo made in memory from shipped portraits, at one height."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    tiles = [Image.open(photo_path(name)).convert("RGB") for name in names]
+    height = min(tile.height for tile in tiles)
+    tiles = [tile.resize((tile.width * height // tile.height, height)) for tile in tiles]
+    group = Image.new("RGB", (sum(tile.width for tile in tiles), height), "white")
+    for i, tile in enumerate(tiles):
+        group.paste(tile, (sum(t.width for t in tiles[:i]), 0))
+    out = BytesIO()
+    group.save(out, "JPEG", quality=92)
+    return out.getvalue()
+
+
+@pytest.mark.slow
+def test_every_face_of_a_search_says_who_it_is_and_a_shared_sentence_once(browser, server):
+    for name, person, full in (("obama.jpg", "obama", "Barack Obama"), ("biden.jpg", "biden", "Joe Biden")):
+        (face,) = put_photo(server, name, photo_path(name).read_bytes())["faces"]
+        api_json(server, "PUT", f"/people/{person}", {"name": full}, want=201)
+        api_json(server, "POST", f"/people/{person}/faces", {"faceIds": [face["FaceId"]]})
+    put_photo(server, "obama2.jpg", photo_path("obama2.jpg").read_bytes())
+    desktop = Console(browser, server, DESKTOP, "desktop")
+    page = desktop.page
+    try:
+        expect(page.locator("#api-status")).to_contain_text("3 photos · 3 faces")
+        desktop.index({"astronaut.png": ""})  # the header's counts follow
+        expect(page.locator("#api-status")).to_contain_text("4 photos · 4 faces")
+        desktop.tab("Search")
+        page.get_by_label("Every face").set_checked(True)
+        page.set_input_files(
+            "#search-file",
+            {"name": "pair.jpg", "mimeType": "image/jpeg", "buffer": side_by_side("obama3.jpg", "biden.jpg")},
+        )
+        expect(page.locator(".search-query .file-status")).to_contain_text("pair.jpg: 2 faces searched")
+        sections = page.locator(".people-found")
+        expect(sections).to_have_count(2)
+        expect(sections.locator("h3")).to_have_text(["Who is face 1", "Who is face 2"])
+        names = {sections.nth(i).locator(".person-name").first.inner_text() for i in range(2)}
+        assert names == {"Barack Obama", "Joe Biden"}
+        # Obama's face matches two photos of him, both confident: the sentence about strangers is said once
+        # when it reads the same for both.
+        for face in page.locator(".query-face").all():
+            sentences = face.locator(".match-trust .hint").all_inner_texts()
+            assert all(a != b for a, b in zip(sentences, sentences[1:], strict=False)), sentences
+        # A match's photo is as wide as its image, so its box sits on the face (a portrait too).
+        for figure in page.locator(".match .photo").all():
+            expect(figure.locator("img")).to_have_js_property("complete", True)
+            assert abs(figure.bounding_box()["width"] - figure.locator("img").bounding_box()["width"]) < 1
+        assert desktop.problems == []
+    finally:
+        desktop.close()

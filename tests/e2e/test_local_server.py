@@ -2,7 +2,7 @@
 as a web page and a careless client would: a re-pointed host name (DNS
 rebinding), bodies larger than it will read, sent with and without a
 length, and connections left idle. It refuses each without reading what it
-was sent, and stays up."""
+was sent, and stays up. A request for no route is a 404 in the API's shape."""
 
 import json
 import socket
@@ -23,7 +23,7 @@ HALF_A_GIGABYTE = 512 * 2**20
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     with live_server(tmp_path_factory.mktemp("edge") / "data") as running:
-        status, _, _ = running.request("PUT", "/index/k.jpg", photo("Keanu-Reeves.jpg"), JPEG)
+        status, _, _ = running.request("PUT", "/index/k.jpg", photo("obama.jpg"), JPEG)
         assert status == 201
         yield running
 
@@ -64,6 +64,18 @@ def _reply(conn: socket.socket) -> tuple[int, dict, bytes]:
 def _rss_kb(pid: int) -> int:
     with open(f"/proc/{pid}/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/nope"), ("GET", "/images/album/k.jpg"), ("DELETE", "/images/album/k.jpg"), ("POST", "/index")],
+)
+def test_a_request_for_no_route_is_a_json_404_that_hints_at_encoding_a_key(server, method, path):
+    status, body, headers = server.request(method, path)
+    assert (status, body["error"]) == (404, "NotFound") and headers["Content-Type"] == "application/json"
+    assert "album%2Fkeanu.jpg" in body["message"] and "b64:" in body["message"]
+    status, body, _ = server.request("GET", "/images/k.jpg")  # the connection, and the server, still serve
+    assert status == 200 and body["image"]["key"] == "k.jpg"
 
 
 def test_a_rebound_host_name_gets_421_and_reads_nothing(server):

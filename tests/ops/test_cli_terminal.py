@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.photos import FACES_DIR, REPO, people
+from tests.support.photos import REPO, people, photo_path
 from tests.support.terminal import Terminal
 
 
@@ -23,7 +23,7 @@ def photos(tmp_path) -> Path:
         (root / f"roll{copy}").mkdir(parents=True)
         for name, who in people().items():
             if who:
-                shutil.copy(FACES_DIR / name, root / f"roll{copy}" / name)
+                shutil.copy(photo_path(name), root / f"roll{copy}" / name)
     return root
 
 

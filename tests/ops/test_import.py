@@ -9,7 +9,7 @@ import pytest
 
 from chalicelib.ops import cli, importer
 from tests.support import imagegen
-from tests.support.photos import FACES_DIR, people, photo
+from tests.support.photos import people, photo, photo_path
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def folder(tmp_path) -> Path:
     for name, who in people().items():
         if len(who) == 1:
             (root / "people" / who[0]).mkdir(parents=True, exist_ok=True)
-            shutil.copy(FACES_DIR / name, root / "people" / who[0] / name)
+            shutil.copy(photo_path(name), root / "people" / who[0] / name)
     (root / "phone").mkdir()
     (root / "phone" / "IMG_0001.HEIC").write_bytes(imagegen.phone_photo("Keanu-Avril-Mike.jpg", "image/heic"))
     return root

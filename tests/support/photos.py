@@ -1,24 +1,60 @@
-"""The shared test photos (never committed: they are not ours to
-redistribute). FACEPRINT_FACES_DIR points at them; make test checks first."""
+"""The test photos: those that ship in tests/faces (public domain or CC0,
+tests/faces/SOURCES.md), and the larger shared set, which is not ours to
+redistribute and so is never committed: FACEPRINT_FACES_DIR, or
+../shared/faces beside the clone. Both are a folder of photos with a
+people.json naming who is in each. Without the shared set, a test that asks
+for one of its photos skips, saying so in one line."""
 
 import json
 import os
 from functools import cache
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
+SHIPPED_DIR = REPO / "tests" / "faces"
 FACES_DIR = Path(os.environ.get("FACEPRINT_FACES_DIR") or REPO.parent / "shared" / "faces")
+
+
+def shared_present() -> bool:
+    return (FACES_DIR / "people.json").is_file()
+
+
+def need_shared(what: str) -> None:
+    """Skip the test (or, at import, its whole module) unless the shared photos are there."""
+    if not shared_present():
+        pytest.skip(
+            f"needs the shared test photos ({what}): put the faces folder (photos + people.json) "
+            "at ../shared/faces, or name it with FACEPRINT_FACES_DIR",
+            allow_module_level=True,
+        )
 
 
 @cache
 def people() -> dict[str, list[str]]:
-    """Photo name -> the people in it (people.json)."""
+    """The shared set: photo name -> the people in it (people.json)."""
+    need_shared("people.json")
     return json.loads((FACES_DIR / "people.json").read_text())["images"]
 
 
 @cache
+def shipped_people() -> dict[str, list[str]]:
+    """The photos in tests/faces: photo name -> the people in it."""
+    return json.loads((SHIPPED_DIR / "people.json").read_text())["images"]
+
+
+def photo_path(name: str) -> Path:
+    """Where the test photo `name` is: in tests/faces, else in the shared set."""
+    if (SHIPPED_DIR / name).is_file():
+        return SHIPPED_DIR / name
+    need_shared(name)
+    return FACES_DIR / name
+
+
+@cache
 def photo(name: str) -> bytes:
-    return (FACES_DIR / name).read_bytes()
+    return photo_path(name).read_bytes()
 
 
 def photos_with(person: str) -> set[str]:

@@ -437,7 +437,12 @@
   function setUpTabs() {
     for (const view of VIEWS) {
       const tab = $(`tab-${view}`);
-      tab.addEventListener("click", () => showView(view));
+      // A tab the user opens brings the header's counts up to date too (a photo
+      // indexed by its S3 event, a face or photo deleted, a person erased).
+      tab.addEventListener("click", () => {
+        showView(view);
+        refreshInfo();
+      });
       tab.addEventListener("keydown", (e) => {
         const at = VIEWS.indexOf(view);
         const next = {
@@ -449,6 +454,7 @@
         if (next) {
           e.preventDefault();
           showView(next, true);
+          refreshInfo();
         }
       });
     }
@@ -615,7 +621,8 @@
   // A possible match (`confident: false`: it does not stand clear of the
   // strangers, or of another person, as the API's naming rule asks) is shown
   // apart from a confident one.
-  function matchCard(match, color) {
+  // `sayStrangers`: false when the match above says the same of strangers.
+  function matchCard(match, color, sayStrangers = true) {
     const name = match.label || match.imageKey;
     const possible = match.confident === false;
     return el(
@@ -628,7 +635,7 @@
         { box: match.BoundingBox, color, label: percent(match.Similarity) },
       ]),
       el("p", { className: "match-name" }, name, match.personId ? [" ", el("span", { className: "person-tag", text: "person" })] : null),
-      el("p", { className: "match-trust" }, trustTag(match), " ", el("span", { className: "hint", text: strangersInWords(match.expectedStrangers || 0) })),
+      el("p", { className: "match-trust" }, trustTag(match), sayStrangers ? [" ", el("span", { className: "hint", text: strangersInWords(match.expectedStrangers || 0) })] : null),
       el("p", { className: "match-similarity", text: `${percent(match.Similarity)} similar · ${match.imageKey}` }),
     );
   }
@@ -641,13 +648,16 @@
     return best.confident === false ? `${best.label}?` : best.label;
   }
 
-  // POST /search/people: who the largest face of the photo is, among people.
-  function peopleFoundSection(found, many) {
-    const title = many ? "Who is face 1" : "Who is it";
+  // Who face `index` of the photo is, among people: for the largest face the
+  // reply of POST /search/people (which, as Rekognition's SearchUsersByImage,
+  // looks at that face only); for the others, the people their own matches
+  // belong to, each at their best match.
+  function peopleFoundSection(found, many, index = 0) {
+    const title = many ? `Who is face ${index + 1}` : "Who is it";
     const body = el("p", { className: "hint", role: "status", text: "Looking among people…" });
     const section = el(
       "section",
-      { className: "people-found", style: { "--box-color": COLORS[0] }, "aria-label": title },
+      { className: "people-found", style: { "--box-color": COLORS[index % COLORS.length] }, "aria-label": title },
       el("h3", {}, el("span", { className: "swatch", "aria-hidden": "true" }), title),
       body,
     );
@@ -683,6 +693,22 @@
     return section;
   }
 
+  // Two matches whose trust reads the same: one sentence says it for both.
+  function sameTrust(a, b) {
+    return (a.confident !== false) === (b.confident !== false) && strangersInWords(a.expectedStrangers || 0) === strangersInWords(b.expectedStrangers || 0);
+  }
+
+  function peopleInMatches(face) {
+    const best = new Map();
+    for (const match of face.matches) {
+      if (match.personId && !best.has(match.personId)) {
+        const { personId, label: name, Similarity: similarity, confident, expectedStrangers } = match;
+        best.set(personId, { personId, name, similarity, confident, expectedStrangers });
+      }
+    }
+    return { people: [...best.values()], SearchedFace: face.box };
+  }
+
   function queryFaceSection(face, index, color, many) {
     const title = many ? `Face ${index + 1}` : "Searched face";
     const count = face.matches.length ? plural(face.matches.length, "match", "matches") : "no match";
@@ -691,7 +717,7 @@
       { className: "query-face", style: { "--box-color": color }, "aria-label": title },
       el("h3", {}, el("span", { className: "swatch", "aria-hidden": "true" }), `${title} · ${count}`),
       face.matches.length
-        ? el("ol", { className: "matches" }, face.matches.map((match) => matchCard(match, color)))
+        ? el("ol", { className: "matches" }, face.matches.map((match, i) => matchCard(match, color, i === 0 || !sameTrust(match, face.matches[i - 1]))))
         : el("p", { className: "no-match", text: "No indexed face looks like this one." }),
     );
   }
@@ -743,8 +769,10 @@
       el(
         "div",
         { className: "search-matches" },
-        peopleFoundSection(found, many),
-        faces.map((face, i) => queryFaceSection(face, i, COLORS[i % COLORS.length], many)),
+        faces.flatMap((face, i) => [
+          peopleFoundSection(i === 0 ? found : Promise.resolve(peopleInMatches(face)), many, i),
+          queryFaceSection(face, i, COLORS[i % COLORS.length], many),
+        ]),
       ),
     );
   }
@@ -1047,6 +1075,8 @@
   // may refuse the face (AssociateFaces' reasons), said in words.
   function thisIsForm(image, face, label, message, back) {
     const NEW = "";
+    const CHOOSE = "\u0000choose"; // no personId holds a control character
+    let secondOf = null; // a name the user chose to give a second person
     const select = el("select", { disabled: true }, el("option", { value: NEW, text: "Loading people…" }));
     const name = el("input", { type: "text", maxLength: 256, placeholder: "e.g. Jane Doe", autocomplete: "off" });
     const nameField = el("label", { className: "field", hidden: true }, "Name of the new person", name);
@@ -1081,12 +1111,13 @@
       const names = known.map((person) => person.name);
       const unique = (person) => names.indexOf(person.name) === names.lastIndexOf(person.name);
       select.replaceChildren(
+        el("option", { value: CHOOSE, text: "Choose…", disabled: true }),
         ...known.map((person) =>
           el("option", { value: person.personId, text: unique(person) ? person.name : `${person.name} (${person.personId})` }),
         ),
         el("option", { value: NEW, text: "A new person…" }),
       );
-      select.value = known.length ? known[0].personId : NEW;
+      select.value = known.length ? CHOOSE : NEW; // nobody is picked for the user
       select.disabled = false;
       save.disabled = false;
       showName();
@@ -1096,9 +1127,24 @@
       e.preventDefault();
       message.textContent = "";
       const newName = name.value.trim();
+      if (select.value === CHOOSE) {
+        message.textContent = "Choose who it is, or “A new person…”.";
+        select.focus();
+        return;
+      }
       if (select.value === NEW && !newName) {
         message.textContent = "Give the new person a name.";
         name.focus();
+        return;
+      }
+      const existing = select.value === NEW && secondOf !== newName ? known.find((p) => p.name.trim().toLocaleLowerCase() === newName.toLocaleLowerCase()) : null;
+      if (existing) {
+        // Offer the person who has the name; choosing "A new person…" again makes a second.
+        secondOf = newName;
+        select.value = existing.personId;
+        showName();
+        message.textContent = `There is already a person named ${existing.name}: chosen above, Save adds this face to them. For a second person so named, choose “A new person…” and Save again.`;
+        select.focus();
         return;
       }
       save.disabled = true;
@@ -1222,6 +1268,13 @@
     const reply = await apiJson("PUT", personPath(await newPersonId(name)), jsonBody({ name }));
     peopleChanged();
     return reply.person;
+  }
+
+  // The person already named `name` (case and spaces aside), if any: naming a
+  // group or a face after them offers to add to them rather than make a second.
+  async function namesake(name) {
+    const wanted = name.trim().toLocaleLowerCase();
+    return (await allPeople()).find((person) => person.name.trim().toLocaleLowerCase() === wanted) || null;
   }
 
   // POST /people/{personId}/faces: {person, associatedFaces, unsuccessfulFaceAssociations}.
@@ -1592,12 +1645,42 @@
       }
       busy(true);
       try {
+        const existing = await namesake(wanted);
+        if (existing) {
+          offerNamesake(existing, wanted);
+          busy(false);
+          return;
+        }
         await done(await createPerson(wanted), true);
       } catch (error) {
         message.textContent = error.message;
         busy(false);
       }
     });
+    // A name someone already has: add the group to them, or make a second person so named.
+    const choice = el("div", { className: "namesake", role: "group", hidden: true });
+    const offerNamesake = (existing, wanted) => {
+      const act = async (make) => {
+        message.textContent = "";
+        busy(true);
+        try {
+          await make();
+        } catch (error) {
+          message.textContent = error.message;
+          busy(false);
+        }
+      };
+      const addTo = el("button", { type: "button", className: "primary", text: `Add to ${existing.name}` });
+      const second = el("button", { type: "button", text: `A second person named ${wanted}` });
+      addTo.addEventListener("click", () => act(() => done(existing, false)));
+      second.addEventListener("click", () => act(async () => done(await createPerson(wanted), true)));
+      choice.replaceChildren(
+        el("p", { text: `There is already a person named ${existing.name}: are these faces theirs?` }),
+        el("div", { className: "actions" }, addTo, second),
+      );
+      choice.hidden = false;
+      addTo.focus();
+    };
     dismiss.addEventListener("click", () => {
       suggestions.dismissed.add(suggestion.suggestionId);
       saveDismissed();
@@ -1625,7 +1708,7 @@
       });
       card.append(hint, el("div", { className: "actions" }, add));
     }
-    card.append(form, message);
+    card.append(form, choice, message);
     return card;
   }
 
