@@ -8,87 +8,28 @@ finds nothing to repair."""
 
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import pytest
 
-from chalicelib import wiring
 from chalicelib.core import indexing, library, people, searching
-from chalicelib.core.config import Settings
 from chalicelib.core.errors import NotFound
 from chalicelib.core.ports import PhotoVersion
-from chalicelib.core.records import RUN_GRACE_SECONDS, iso_before, normalize_sequencer, now
-from chalicelib.core.services import Services
+from chalicelib.core.records import RUN_GRACE_SECONDS, iso_before, now
 from chalicelib.ops import maintenance
-from tests.support.fakes import fake_services, photo_of
+from tests.support import wirings
 from tests.support.interleave import Steps
-from tests.support.photos import photo
+from tests.support.wirings import Wiring, assert_settled
 
 KEY = "portrait.jpg"
-REAL = {"keanu": "Keanu-Reeves.jpg", "avril": "Avril-Lavigne.jpg"}
-
-
-@dataclass
-class Wiring:
-    name: str
-    svc: Services
-    store: Callable[[str, bytes, dict], PhotoVersion]  # what an upload stores; the version its event names
-    photo: Callable[[str], bytes]
-
-
-def _upload(svc: Services, version_of: Callable[[str], PhotoVersion]):
-    """An upload that records the photo pending and leaves indexing to the
-    test, which plays the S3 events."""
-
-    def store(key: str, data: bytes, metadata: dict) -> PhotoVersion:
-        indexing.upload_image(replace(svc, index_on_upload=False), key, data, metadata)
-        return version_of(key)
-
-    return store
 
 
 @pytest.fixture(
     params=["fake", pytest.param("local", marks=pytest.mark.slow), pytest.param("dev", marks=pytest.mark.slow)]
 )
 def wired(request, tmp_path, monkeypatch) -> Iterator[Wiring]:
-    if request.param == "fake":
-        svc = fake_services()
-        yield Wiring("fake", svc, _upload(svc, lambda key: svc.photos.head(key).version), lambda who: photo_of(who))
-        return
-    if request.param == "local":
-        svc = wiring.services(Settings.from_env({"FACEPRINT_DATA_DIR": str(tmp_path / "data")}))
-        yield Wiring("local", svc, _upload(svc, lambda key: svc.photos.head(key).version), lambda who: photo(REAL[who]))
-        return
-    from tests.support.fake_rekognition import aws_stage
-
-    with aws_stage(monkeypatch, "dev") as resources:
-        resources.events.held = True  # the test plays the events
-        svc = wiring.services(Settings.from_env(resources.env))
-
-        def event_version(key: str) -> PhotoVersion:
-            taken = resources.events.take()
-            created = [r for r in taken if r.get("eventName", "ObjectCreated").startswith("ObjectCreated")]
-            (record,) = [r for r in created if r["key"] == key][-1:]
-            return PhotoVersion(key, record["eTag"], record.get("versionId"), normalize_sequencer(record["sequencer"]))
-
-        yield Wiring("dev", svc, _upload(svc, event_version), lambda who: photo(REAL[who]))
-
-
-def assert_settled(w: Wiring, expected: dict[str, str]) -> None:
-    """`expected`: key -> the person its current version shows (the label)."""
-    svc = w.svc
-    recorded = {face["FaceId"] for key in expected for face in svc.records.faces_of(key)}
-    collection = {face["FaceId"] for face in maintenance._all(svc.engine.list_faces)}
-    assert collection == recorded, "the collection and the records disagree"
-    for key, person in expected.items():
-        image = svc.records.get_image(key)
-        assert image["status"] == "indexed" and image["etag"] == svc.photos.head(key).etag
-        assert image["metadata"] == {"name": person}
-        assert image["faceCount"] == len(svc.records.faces_of(key)) == 1
-        found = searching.search_image(svc, w.photo(person), 80.0, 100)
-        assert [m["imageKey"] for m in found["matches"]] == [key], "the photo is not found exactly once"
-        assert found["matchedFaces"] == [person]
-    assert maintenance.check(svc) == []
+    with wirings.wired(request.param, tmp_path, monkeypatch) as w:
+        yield w
 
 
 def _new(w: Wiring, person: str) -> PhotoVersion:

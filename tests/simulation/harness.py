@@ -29,7 +29,7 @@ from greenlet import greenlet
 from chalicelib.core import indexing, library, people
 from chalicelib.core.errors import FaceprintError, Throttled
 from chalicelib.core.ports import PhotoVersion
-from chalicelib.core.records import FINAL, INDEXED, NO_FACES, RUN_GRACE_SECONDS
+from chalicelib.core.records import FINAL, INDEXED, NO_FACES, RUN_GRACE_SECONDS, normalize_sequencer
 from chalicelib.ops import maintenance
 from tests.support.fakes import fake_services, people_in, photo_of
 
@@ -669,7 +669,8 @@ def _observe(self: Simulation, call: str, args: tuple, result) -> None:
     """What the world learns from a call: S3 notifies puts and deletes; the
     model notes which photo slot a person's face is."""
     if call == "photos.put":
-        self.stored("ObjectCreated", result.key, result.version)
+        sequencer = normalize_sequencer(self.raw.photos.events[-1]["sequencer"])  # the event's: the reply has none
+        self.stored("ObjectCreated", result.key, replace(result.version, sequencer=sequencer))
     elif call == "photos.delete":
         self.stored("ObjectRemoved", args[0], None)
     elif call in ("records.associate_faces", "records.disassociate_faces") and self.current is not None:
