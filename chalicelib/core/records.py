@@ -6,6 +6,7 @@ import os
 import secrets
 import socket
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from chalicelib.core.ports import StoredPhoto
 
@@ -34,11 +35,54 @@ def iso_after(moment: str, seconds: float) -> str:
     return iso_before(moment, -seconds)
 
 
+class Processes:
+    """Who this process is, and whether a process of this machine is gone:
+    what an attempt's mark says about where it runs. A process is named by
+    its host, its pid and its start time (the kernel's, in clock ticks
+    since boot, where /proc has it), so that a pid used again by another
+    process (a container started again numbers its processes alike) never
+    passes for the one that wrote the mark. A simulation gives its own."""
+
+    def this(self) -> str:
+        pid = os.getpid()
+        return f"{socket.gethostname()}:{pid}:{_start_time(pid)}"
+
+    def gone(self, where: str) -> bool:
+        """Whether the process named `where` ("host:pid:start", or the
+        older "host:pid") is a process of this machine that has ended. One
+        of another machine (a Lambda) may be under way: never gone."""
+        host, _, rest = where.partition(":")
+        pid, _, started = rest.partition(":")
+        if host != socket.gethostname() or not pid.isdigit():
+            return False
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass  # it runs, as another user
+        return bool(started) and started != _start_time(int(pid))
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot (field 22 of
+    /proc/<pid>/stat), or "" where there is no /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rpartition(")")[2].split()[19]
+
+
+PROCESSES = Processes()
+
+
 def attempt_mark(moment: str) -> str:
     """What an indexing attempt writes in its record's `running` while it is
-    under way: when it began, and where (host and process), so that another
-    process on the same machine can tell a crashed run from one under way."""
-    return f"{moment}#{socket.gethostname()}:{os.getpid()}#{secrets.token_hex(4)}"
+    under way: when it began, and where (host, process and its start), so
+    that another process on the same machine can tell a crashed run from
+    one under way."""
+    return f"{moment}#{PROCESSES.this()}#{secrets.token_hex(4)}"
 
 
 def attempt_may_run(mark: str, since: str) -> bool:
@@ -47,17 +91,8 @@ def attempt_may_run(mark: str, since: str) -> bool:
     machine that has ended (a server killed, or stopped mid-run)."""
     if mark <= since:
         return False
-    begun, _, where = mark.partition("#")
-    host, _, pid = where.partition("#")[0].rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    where = mark.split("#")[1] if mark.count("#") >= 2 else ""
+    return not PROCESSES.gone(where)
 
 
 def first_revision() -> int:
@@ -99,11 +134,6 @@ def normalize_sequencer(sequencer: str | None) -> str | None:
     if not sequencer:
         return None
     return sequencer.upper().rjust(SEQUENCER_WIDTH, "0")
-
-
-def is_older(sequencer: str | None, than: str | None) -> bool:
-    """True only when both are known and `sequencer` came first."""
-    return bool(sequencer and than and sequencer < than)
 
 
 def same_version(record: dict | None, photo: StoredPhoto) -> bool:
