@@ -36,6 +36,7 @@ class Bucket:
     delete_current_version: Callable[[str], None]  # DeleteObject with the current VersionId
     delete_marker: Callable[[str], None]  # DeleteObject without one: a delete marker
     undelete: Callable[[str], None]  # DeleteObject of the current delete marker's VersionId
+    versions: Callable[[str], list[str]]  # ListObjectVersions: the key's version and marker ids
 
 
 @dataclass
@@ -85,7 +86,7 @@ def play(w: Wiring, records: list[dict]) -> None:
 def wired(name: str, tmp_path, monkeypatch) -> Iterator[Wiring]:
     if name == "fake":
         svc = fake_services()
-        yield Wiring("fake", svc, lambda who: photo_of(who), lambda: _drained(svc.photos.events), _fake_bucket(svc))
+        yield Wiring("fake", svc, lambda who: photo_of(who), lambda: _drained(svc.photos.events), fake_bucket(svc))
         return
     if name == "local":
         svc = wiring.services(Settings.from_env({"FACEPRINT_DATA_DIR": str(tmp_path / "data")}))
@@ -100,7 +101,7 @@ def wired(name: str, tmp_path, monkeypatch) -> Iterator[Wiring]:
         def take() -> list[dict]:
             return [{"eventName": "ObjectCreated:Put", **record} for record in resources.events.take()]
 
-        yield Wiring("dev", svc, lambda who: photo(REAL[who]), take, _s3_bucket(resources))
+        yield Wiring("dev", svc, lambda who: photo(REAL[who]), take, s3_bucket(resources))
 
 
 def _drained(events: list[dict]) -> list[dict]:
@@ -109,16 +110,21 @@ def _drained(events: list[dict]) -> list[dict]:
     return taken
 
 
-def _fake_bucket(svc: Services) -> Bucket:
+def fake_bucket(svc: Services) -> Bucket:
     photos = svc.photos
 
     def delete_current_version(key: str) -> None:
         photos.delete_version(key, photos.head(key).version_id)
 
-    return Bucket(delete_current_version, photos.delete_current, photos.undelete)
+    return Bucket(
+        delete_current_version,
+        photos.delete_current,
+        photos.undelete,
+        lambda key: [version_id for version_id, _ in photos.versions(key)],
+    )
 
 
-def _s3_bucket(resources) -> Bucket:
+def s3_bucket(resources) -> Bucket:
     s3, bucket = resources.s3, resources.bucket
 
     def latest(key: str, kind: str) -> str:
@@ -126,10 +132,15 @@ def _s3_bucket(resources) -> Bucket:
         (version,) = [v for v in listed.get(kind, []) if v["Key"] == key and v["IsLatest"]]
         return version["VersionId"]
 
+    def versions(key: str) -> list[str]:
+        listed = s3.list_object_versions(Bucket=bucket, Prefix=key)
+        return [v["VersionId"] for v in listed.get("Versions", []) + listed.get("DeleteMarkers", []) if v["Key"] == key]
+
     return Bucket(
         lambda key: s3.delete_object(Bucket=bucket, Key=key, VersionId=latest(key, "Versions")),
         lambda key: s3.delete_object(Bucket=bucket, Key=key),
         lambda key: s3.delete_object(Bucket=bucket, Key=key, VersionId=latest(key, "DeleteMarkers")),
+        versions,
     )
 
 
