@@ -280,15 +280,17 @@ def _changes(wired: Wiring, key: str) -> list[tuple[str, str | None]]:
 
 
 def test_a_put_names_its_version_and_no_sequencer_only_its_event_does(versioned):
-    """PutObject's reply has a VersionId and an ETag, no sequencer; nor has
-    HeadObject's. The event has all three."""
+    """PutObject's reply has a VersionId and an ETag, no sequencer and no
+    LastModified; HeadObject's has LastModified, no sequencer. The event
+    has the sequencer."""
     key = unique("put.jpg")
     wired = versioned
     wired.take_events()
-    stored = wired.store(key, wired.photo("keanu"))
+    stored = wired.svc.photos.put(key, wired.photo("keanu"), wired.content_type, {})
     head = wired.svc.photos.head(key)
-    assert stored.version_id and stored.sequencer is None
+    assert stored.version_id and stored.sequencer is None and stored.stored_at is None
     assert (head.version_id, head.etag, head.sequencer) == (stored.version_id, stored.etag, None)
+    assert head.stored_at  # LastModified
     (event,) = [r for r in wired.take_events() if r["key"] == key]
     assert event["eventName"].startswith("ObjectCreated:")
     assert (event["eTag"], event["versionId"]) == (stored.etag, stored.version_id)

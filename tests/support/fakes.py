@@ -22,7 +22,7 @@ import io
 import itertools
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from botocore.exceptions import ClientError
 from PIL import Image, UnidentifiedImageError
@@ -119,8 +119,8 @@ class InMemoryPhotoStore(FailsOnDemand, PhotoStore):
     holds it to the S3 adapter over moto):
 
     - every put is a new version; the reply names its VersionId and ETag,
-      never a sequencer (PutObject's reply has none), and neither does
-      `head` (HeadObject's);
+      never a sequencer nor when it was stored (PutObject's reply has
+      neither); `head` says when (LastModified), never a sequencer;
     - every change sends the notification S3 sends, into `events` (an
       S3Events-shaped record: eventName, key, size, eTag, versionId and a
       `sequencer` that orders the changes of a key), at least once is the
@@ -154,11 +154,11 @@ class InMemoryPhotoStore(FailsOnDemand, PhotoStore):
                 content_type,
                 dict(metadata),
                 version_id,
-                None,  # PutObject's reply carries no sequencer: only the event does
+                None,  # PutObject's reply carries no sequencer (only the event does), nor LastModified
                 original_content_type,
-                stored_at=self.clock(),
             )
-            self._history.setdefault(key, []).append(_Version(version_id, stored, data))
+            kept = replace(stored, stored_at=self.clock())  # what HeadObject and listings say
+            self._history.setdefault(key, []).append(_Version(version_id, kept, data))
             self._send_event("ObjectCreated:Put", key, version_id, stored)
             return stored
 
