@@ -116,10 +116,19 @@ restore: $(STAMP)
 	@test -n "$(FROM)" || { echo "make restore needs FROM=<a backup folder>, e.g. make restore FROM=backup"; exit 2; }
 	exec $(BIN)/python -m chalicelib.ops.cli restore "$(FROM)" --stage $(ARCHIVE_STAGE)
 
-# make explore [SCHEDULES=N] [SEED=S]: the deterministic simulation of indexing and
-# people (tests/simulation), N schedules from seed S (a fresh seed, printed, if none).
+# make explore [SCHEDULES=N] [SEED=S]: the deterministic simulation of what is deployed
+# (tests/simulation: the queue's workers, the re-drive, the daily check, make run's
+# server, people), N schedules from seed S (a fresh seed, printed, if none).
 explore: $(STAMP)
 	$(BIN)/python -m tests.simulation.explore --schedules $(or $(SCHEDULES),10000) $(if $(SEED),--seed $(SEED))
+
+# make mutants [SCHEDULES=2000] [ONLY="part of a name"]: each of scripts/mutants.py's
+# single-point bugs in the protocol, one at a time in a copy of the tree, against the
+# fast tests and SCHEDULES schedules; prints the score (README: "How indexing stays
+# right"). About an hour on a shared 2-core machine: not part of `make test`.
+.PHONY: mutants
+mutants: $(STAMP) check-faces
+	nice $(BIN)/python scripts/mutants.py --schedules $(or $(SCHEDULES),2000) $(if $(ONLY),--only "$(ONLY)")
 
 bench: $(STAMP) check-faces
 	$(BIN)/python scripts/bench.py

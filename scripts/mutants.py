@@ -5,12 +5,12 @@ Each mutant below changes one thing in the protocol's code (core/indexing.py,
 core/records.py, core/index_queue.py, the carry-over in core/people.py, the
 SQLite and DynamoDB record stores). One at a time, in a copy of the tree
 (never in the tree itself), it is put in and the fast tests run (`pytest -m
-"not slow"`, stopping at the first failure, the simulation's own test left
-to the next step), then, if they all pass, SCHEDULES schedules of the
-simulation (`make explore`, from a fixed seed). A mutant that fails either is
-killed; the score is the share killed. A mutant that survives must be killed
-by a new test, or argued equivalent here (`equivalent=`: why no test can
-tell it from the real code), which leaves it out of the score.
+"not slow"`, stopping at the first failure): the protocol's own first
+(tests/unit, tests/contract), then SCHEDULES schedules of the simulation
+(`make explore`, from a fixed seed), then the rest. A mutant that fails any
+of them is killed; the score is the share killed. A mutant that survives
+must be killed by a new test, or argued equivalent here (`equivalent=`: why
+no test can tell it from the real code), which leaves it out of the score.
 
     python scripts/mutants.py [--schedules 2000] [--only NAME ...] [--list]
 
@@ -29,7 +29,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 7_000_000  # the simulation's schedules: the same ones for every mutant
-TESTS = ["tests/unit", "tests/contract", "tests/adapters", "tests/ops", "tests/api", "tests/e2e"]
+# The fast tests, the protocol's own first: a mutant they kill need not wait for the rest.
+FIRST_TESTS = ["tests/unit", "tests/contract"]
+OTHER_TESTS = ["tests/adapters", "tests/ops", "tests/api", "tests/e2e"]
 SCORE_NEEDED = 0.9
 
 
@@ -344,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(chosen)} mutants, each against the fast tests, then {args.schedules:,} schedules", flush=True)
         for number, mutant in enumerate(chosen, 1):
             began = time.monotonic()
-            verdict = _run(tree, mutant, args.schedules)
+            verdict = _run(tree, mutant, args.schedules) or "SURVIVED"
             results.append((mutant, verdict))
             print(f"{number:2d}. {verdict:<58.58} {time.monotonic() - began:6.0f} s  {mutant.name}", flush=True)
     return _report(results, time.monotonic() - started)
@@ -367,29 +369,39 @@ def _run(tree: Path, mutant: Mutant, schedules: int) -> str:
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     env.setdefault("FACEPRINT_FACES_DIR", str((ROOT / ".." / "shared" / "faces").resolve()))
     try:
-        tests = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-x", "-m", "not slow", "-p", "no:cacheprovider", *TESTS],
-            cwd=tree,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        if tests.returncode != 0:
-            failed = [line for line in tests.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
-            return "killed: " + (failed[0].split("::", 1)[-1].split(" - ")[0] if failed else "the tests")
-        explored = subprocess.run(
-            [sys.executable, "-m", "tests.simulation.explore", "--schedules", str(schedules), "--seed", str(SEED)],
-            cwd=tree,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        if explored.returncode != 0:
-            first = explored.stderr.split(":", 1)[0] if explored.stderr else "a counterexample"
-            return f"killed: the simulation ({first})"
-        return "SURVIVED"
+        return _tests(tree, env, FIRST_TESTS) or _explore(tree, env, schedules) or _tests(tree, env, OTHER_TESTS)
     finally:
         path.write_text(original)
+
+
+def _tests(tree: Path, env: dict, paths: list[str]) -> str:
+    """ "killed: <the first test that failed>", or "" when they all pass."""
+    tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-m", "not slow", "-p", "no:cacheprovider", *paths],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if tests.returncode == 0:
+        return ""
+    failed = [line for line in tests.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
+    return "killed: " + (failed[0].split("::", 1)[-1].split(" - ")[0] if failed else "the tests")
+
+
+def _explore(tree: Path, env: dict, schedules: int) -> str:
+    """ "killed: the simulation (seed ...)", or "" when every schedule is clean."""
+    explored = subprocess.run(
+        [sys.executable, "-m", "tests.simulation.explore", "--schedules", str(schedules), "--seed", str(SEED)],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if explored.returncode == 0:
+        return ""
+    first = explored.stderr.split(":", 1)[0] if explored.stderr else "a counterexample"
+    return f"killed: the simulation ({first})"
 
 
 def _report(results: list, seconds: float) -> int:

@@ -2,27 +2,32 @@
 
 An upload validates the photo, stores it, records it `pending` and hands
 that version to the indexer: offline the indexer runs right after the store
-returns; on AWS the bucket's ObjectCreated event is the trigger.
+returns; on AWS the bucket's ObjectCreated event is the trigger. PutObject's
+reply orders its version by nothing (no sequencer): the upload writes only
+while the bucket still holds it.
 
 An indexing run works on one version of a photo (the event's etag, version
 id and sequencer) and stays right under S3's delivery rules (events come at
 least once, in any order, possibly at the same time) and under crashes at
 any step. Every decision is taken on a fresh read of the image record and
-of the bucket, and every write is a compare-and-set on the record's
-revision: when one fails, the run reads both again and decides again.
+then of the bucket, and every write is a compare-and-set on the record's
+revision: when one fails, the run reads both again and decides again. The
+bucket orders the versions: the one it holds now is the one to index.
 
 - The photo is gone from the bucket: its records and faces go too (a
   delete that raced an upload, a photo deleted from the bucket by hand).
-- The bucket holds another version, or the record a newer one: nothing to
-  do, that version's own event comes.
+- The bucket holds another version: nothing to do, that version is indexed
+  by its own event (or, when an older version became current again, by the
+  ObjectRemoved event that is all S3 sends then: remove_photo).
 - These bytes are indexed already (a repeated event, the same bytes put
   again): the faces stay; the record takes the newest upload's metadata.
 - Otherwise the run claims an attempt on the record (counted before it
   starts, so a crash counts too), indexes the version (IndexFaces reads
   that very version) and commits the faces. A run that loses (a duplicate
-  finished first, a newer version is recorded, the photo went) deletes the
-  faces it added. A throttle is back-pressure: the attempt is handed back.
-  After INDEX_ATTEMPTS attempts the version ends `failed` with the reason.
+  finished first, a newer version came, the photo went) deletes the faces
+  it added. A throttle of any service is back-pressure: the attempt is
+  handed back. After INDEX_ATTEMPTS attempts the version ends `failed` with
+  the reason, unless another attempt at it may still commit.
 
 What a commit leaves to do (the replaced faces leave the collection, their
 people carried over to the faces that stand on them; enrolment by upload)

@@ -422,3 +422,26 @@ def test_a_delete_cut_in_by_the_person_made_again_leaves_their_faces_with_them(w
     assert svc.records.get_person("p")["faceCount"] == 1
     assert _person_of(wired, face["FaceId"]) == ("p", "p")
     assert maintenance.check(svc) == []
+
+
+def test_a_delete_whose_person_is_made_again_meanwhile_takes_their_faces_from_the_user_too(wired, monkeypatch):
+    """DELETE /people/p takes the record (its faces lose p in the records);
+    before it looks at the User, p is made again: the User stays, and the
+    faces the delete took must leave it too, or the collection still says
+    they are p's (found by the simulation, seed 7001652, with no fault)."""
+    indexing.index_photo(wired.svc, KEY, _new(wired, "keanu"))
+    (face,) = wired.svc.records.faces_of(KEY)
+    svc = wired.svc
+    people.put_person(svc, "p", "first")
+    people.associate_faces(svc, "p", [face["FaceId"]], 0.0)
+    _then(
+        monkeypatch,
+        svc.records,
+        "remove_person",
+        lambda removed: removed is not None,
+        lambda: people.put_person(svc, "p", "second"),
+    )
+    people.delete_person(svc, "p")
+    assert svc.records.get_person("p")["faceCount"] == 0
+    assert _person_of(wired, face["FaceId"]) == (None, None)
+    assert maintenance.check(svc) == []

@@ -350,6 +350,7 @@ class Simulation:
             self.log(f"#{op.number} {op.waiting}" + (f": {fault}" if fault else ""))
         if fault:
             self._charge(op)
+            op.info["faults"] = op.info.get("faults", 0) + 1
         self.seconds += self.rng.random() * 0.05  # each call takes a little time
         call = op.glet.switch(fault)
         self.current = None
@@ -369,7 +370,7 @@ class Simulation:
             self.ended_processes.add(op.process)
         if op.kind == "worker" and op.outcome == "ok":  # Lambda's event source deletes the batch
             self.queue.delete([message.receipt for message in op.info["messages"]])
-        elif op.outcome not in ("ok", "") and op.kind in ("upload", "delete", "people") and self.rng.random() < 0.5:
+        elif _may_pass(op.outcome) and op.kind in ("upload", "delete", "people") and self.rng.random() < 0.5:
             again = Op(next(self._numbers), op.name + " (again)", op.body, op.kind, keys=set(op.keys), info=op.info)
             again.deadline = None if op.deadline is None else self.seconds + API_TIMEOUT
             self._begin(again)
@@ -679,11 +680,17 @@ class Simulation:
     def _failed_without_cause(self, key: str, head, image: dict) -> list[Problem]:
         """A photo ends `failed` for its own sake (it fails while others
         succeed), or after faults struck its attempts again and again; never
-        when a run indexed its version and ended well."""
-        if image["status"] != FAILED or {POISON, KILLER} & set(people_in(self.raw.photos.read(key))):
+        when a run indexed its version and went on to the end unharmed."""
+        if image["status"] != FAILED or image["etag"] != head.etag:
+            return []  # not failed, or the record of another version (that problem is check's)
+        if {POISON, KILLER} & set(people_in(self.raw.photos.read(key))):
             return []
         version = (key, head.version_id)
-        indexed_by = [op for op in self.done if op.outcome == "ok" and version in op.info.get("indexed", ())]
+        indexed_by = [
+            op
+            for op in self.done
+            if op.outcome == "ok" and op.info.get("indexed", {}).get(version) == op.info.get("faults", 0)
+        ]
         if indexed_by:
             text = f"{key}: failed ({image.get('error')}), though #{indexed_by[0].number} indexed it and ended well"
             return [Problem(key, text, promise=True)]
@@ -932,6 +939,12 @@ def _brief(args: tuple) -> str:
     return str(getattr(first, "key", first))[:40]
 
 
+def _may_pass(outcome: str) -> bool:
+    """Whether a client would try the request again: it died, or the reply
+    says the service failed (5xx), not that the request was wrong (4xx)."""
+    return outcome == "crashed" or outcome.startswith(("ServiceUnavailable", "Throttled", "TimeoutError"))
+
+
 def _creates(person: str, op: Op) -> bool:
     """Whether `op` may make `person`: PUT /people, or an upload naming them."""
     return person in (op.info.get("creates"), op.info.get("person"))
@@ -1007,7 +1020,9 @@ def _observe(sim: Simulation, call: str, args: tuple, result) -> None:
     if call.startswith("photos."):
         sim._notify()
     elif call == "engine.index_faces" and sim.current is not None:
-        sim.current.info.setdefault("indexed", set()).add((args[0].key, args[0].version_id))
+        # which version it indexed, and how many faults had struck it then (one after: no promise)
+        indexed = sim.current.info.setdefault("indexed", {})
+        indexed[(args[0].key, args[0].version_id)] = sim.current.info.get("faults", 0)
     elif call in ("records.associate_faces", "records.disassociate_faces") and sim.current is not None:
         slots = sim.current.info.setdefault("slots", {})
         for face_id in args[1]:
