@@ -376,13 +376,8 @@ def _run(tree: Path, mutant: Mutant, schedules: int) -> str:
 
 def _tests(tree: Path, env: dict, paths: list[str]) -> str:
     """ "killed: <the first test that failed>", or "" when they all pass."""
-    tests = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-m", "not slow", "-p", "no:cacheprovider", *paths],
-        cwd=tree,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    pytest = ["-m", "pytest", "-q", "-x", "-m", "not slow", "-p", "no:cacheprovider", *paths]
+    tests = _python(tree, env, pytest)
     if tests.returncode == 0:
         return ""
     failed = [line for line in tests.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
@@ -391,17 +386,16 @@ def _tests(tree: Path, env: dict, paths: list[str]) -> str:
 
 def _explore(tree: Path, env: dict, schedules: int) -> str:
     """ "killed: the simulation (seed ...)", or "" when every schedule is clean."""
-    explored = subprocess.run(
-        [sys.executable, "-m", "tests.simulation.explore", "--schedules", str(schedules), "--seed", str(SEED)],
-        cwd=tree,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    explore = ["-m", "tests.simulation.explore", "--schedules", str(schedules), "--seed", str(SEED)]
+    explored = _python(tree, env, explore)
     if explored.returncode == 0:
         return ""
     first = explored.stderr.split(":", 1)[0] if explored.stderr else "a counterexample"
     return f"killed: the simulation ({first})"
+
+
+def _python(tree: Path, env: dict, argv: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *argv], cwd=tree, env=env, capture_output=True, text=True)
 
 
 def _report(results: list, seconds: float) -> int:

@@ -167,12 +167,7 @@ def test_the_last_receive_of_one_copy_never_fails_a_run_of_the_other_about_to_co
 def test_offline_the_last_attempt_never_fails_a_run_about_to_commit(wired, monkeypatch):
     """The same race offline: the re-drive's run has indexed and is about
     to commit when another run's last attempt fails."""
-    version = wired.store(KEY, wired.photo("keanu"), {"name": "keanu"})
-    steps = Steps()
-    svc = steps.wrap(wired.svc)
-    steps.pause("run", "index_faces")
-    run = steps.start("run", indexing.index_photo, svc, KEY, version)
-    steps.reached("run", "index_faces")
+    run, steps, version = _paused_after_index_faces(wired)
 
     def unavailable(*args, **kwargs):
         raise ServiceUnavailable("The engine failed (simulated).")
@@ -211,6 +206,16 @@ def test_a_throttled_commit_hands_the_attempt_back_and_leaves_no_face(wired, mon
     monkeypatch.undo()
     indexing.index_photo(wired.svc, KEY, version)
     assert_settled(wired, {KEY: "keanu"})
+
+
+def _paused_after_index_faces(w: Wiring):
+    """A photo uploaded, and a run of it that has indexed and waits to commit."""
+    version = w.store(KEY, w.photo("keanu"), {"name": "keanu"})
+    steps = Steps()
+    steps.pause("run", "index_faces")
+    run = steps.start("run", indexing.index_photo, steps.wrap(w.svc), KEY, version)
+    steps.reached("run", "index_faces")
+    return run, steps, version
 
 
 def _created_message(version) -> str:
@@ -275,12 +280,7 @@ def test_a_run_under_way_in_a_live_process_is_still_waited_for(offline):
     """The other side: a mark of this very process (a run under way) keeps
     the re-drive away until its grace is over."""
     w = offline
-    version = w.store(KEY, w.photo("keanu"), {"name": "keanu"})
-    steps = Steps()
-    svc = steps.wrap(w.svc)
-    steps.pause("run", "index_faces")
-    run = steps.start("run", indexing.index_photo, svc, KEY, version)
-    steps.reached("run", "index_faces")
+    run, steps, _ = _paused_after_index_faces(w)
     assert indexing.redrive_pending(w.svc)["pending"] == 0
     steps.release("run")
     run.result(60)
