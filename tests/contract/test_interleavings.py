@@ -314,6 +314,34 @@ def test_a_person_change_made_while_a_reindex_runs_is_kept(wired, change):
     assert_settled(wired, {KEY: "keanu"})
 
 
+def test_a_person_deleted_and_made_again_after_a_reindex_committed_gets_none_of_its_faces(wired):
+    """The reindex has committed (the carry-over owed, with the owner the
+    records gave the old face) and not yet retired the old face when the
+    person is deleted and made again. The collection, which holds the truth
+    about whose face is whose, says the old face is no one's now (DeleteUser
+    took it along): the new face must not join the person made again, as it
+    would if the records' owner at the commit were trusted over it."""
+    version = _new(wired, "keanu")
+    indexing.index_photo(wired.svc, KEY, version)
+    (old,) = wired.svc.records.faces_of(KEY)
+    people.put_person(wired.svc, "keanu", "keanu")
+    people.associate_faces(wired.svc, "keanu", [old["FaceId"]], 0.0)
+    steps = Steps()
+    svc = steps.wrap(wired.svc)
+    steps.pause("reindex", "commit_faces")
+    run = steps.start("reindex", indexing.index_photo, svc, KEY, None, True)
+    steps.reached("reindex", "commit_faces")
+    people.delete_person(wired.svc, "keanu")
+    people.put_person(wired.svc, "keanu", "keanu again")
+    steps.release("reindex")
+    run.result(60)
+    (new,) = wired.svc.records.faces_of(KEY)
+    assert new["FaceId"] != old["FaceId"]
+    assert _person_of(wired, new["FaceId"]) == (None, None)
+    assert people.get_person(wired.svc, "keanu")["person"]["faceCount"] == 0
+    assert_settled(wired, {KEY: "keanu"})
+
+
 def test_failures_of_the_commit_are_counted_and_leave_no_face_behind(wired, monkeypatch):
     version = _new(wired, "keanu")
     records = wired.svc.records

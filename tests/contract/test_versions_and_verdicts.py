@@ -164,6 +164,27 @@ def test_the_last_receive_of_one_copy_never_fails_a_run_of_the_other_about_to_co
     assert_settled(wired, {KEY: "keanu"})
 
 
+@pytest.mark.parametrize("outcome", ["indexed", "refused"])
+def test_the_last_receive_failing_after_another_copy_concluded_changes_nothing(versioned, outcome):
+    """One copy of the event fails on its last receive while the other copy
+    concludes the version (indexed, or refused by the engine: final, not to
+    be tried again). The queue's verdict comes after: it must leave the
+    outcome as it is, faces, reason and all."""
+    w = versioned
+    data = w.photo("keanu") if outcome == "indexed" else b"text someone copied into the bucket\n" * 40
+    w.svc.photos.put(KEY, data, "image/jpeg", {"name": "keanu"})
+    (version,) = [wirings.event_version(r) for r in w.take_events() if r["key"] == KEY]
+    concluded = indexing.index_queued_photo(w.svc, KEY, version)
+    assert concluded["status"] == ("indexed" if outcome == "indexed" else "failed")
+    reason = "Indexing failed 5 times; the last time: Rekognition answered 500 (simulated)."
+    indexing.record_failure(w.svc, KEY, version, reason)
+    after = w.svc.records.get_image(KEY)
+    assert after == concluded
+    assert not after.get("attempts")  # a refusal is never tried again when an event comes back
+    if outcome == "indexed":
+        assert_settled(w, {KEY: "keanu"})
+
+
 def test_offline_the_last_attempt_never_fails_a_run_about_to_commit(wired, monkeypatch):
     """The same race offline: the re-drive's run has indexed and is about
     to commit when another run's last attempt fails."""
