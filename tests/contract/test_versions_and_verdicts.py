@@ -185,6 +185,29 @@ def test_the_last_receive_failing_after_another_copy_concluded_changes_nothing(v
         assert_settled(w, {KEY: "keanu"})
 
 
+def test_a_verdict_whose_write_loses_to_a_new_attempt_decides_again(versioned):
+    """The queue's verdict on the second version (the first one's faces to
+    go with it) has read the record, no attempt under way, when a run of
+    that version claims one. The verdict's write loses: it must decide
+    again (the attempt under way may commit), not write `failed` over it."""
+    w = versioned
+    indexing.index_queued_photo(w.svc, KEY, w.store(KEY, w.photo("keanu"), {"name": "keanu"}))
+    second = w.store(KEY, w.photo("avril"), {"name": "avril"})
+    steps = Steps()
+    steps.pause("verdict", "faces_of")  # about to write `failed`, the first version's faces to retire
+    reason = "Indexing failed 5 times; the last time: Rekognition answered 500 (simulated)."
+    verdict = steps.start("verdict", indexing.record_failure, steps.wrap(w.svc), KEY, second, reason)
+    steps.reached("verdict", "faces_of")
+    steps.pause("run", "put_image")  # its attempt claimed
+    run = steps.start("run", indexing.index_queued_photo, steps.wrap(w.svc), KEY, second)
+    steps.reached("run", "put_image")
+    steps.release("verdict")
+    verdict.result(60)
+    steps.release("run")
+    run.result(60)
+    assert_settled(w, {KEY: "avril"})
+
+
 def test_offline_the_last_attempt_never_fails_a_run_about_to_commit(wired, monkeypatch):
     """The same race offline: the re-drive's run has indexed and is about
     to commit when another run's last attempt fails."""
