@@ -252,6 +252,37 @@ def test_a_throttled_commit_hands_the_attempt_back_and_leaves_no_face(wired, mon
     assert_settled(wired, {KEY: "keanu"})
 
 
+def test_a_throttled_attempt_hands_itself_back_though_another_attempt_began_meanwhile(versioned, monkeypatch):
+    """Two runs of one version claim an attempt each; the first is then
+    throttled. Its hand-back loses the compare-and-set to the second's
+    claim: it must read again and still take its mark off and its count
+    back, or a stale mark would hold verdicts and repair for 15 minutes and
+    a throttle would count toward `failed`."""
+    w = versioned
+    version = w.store(KEY, w.photo("keanu"), {"name": "keanu"})
+    steps = Steps()
+    runs = {}
+    for name in ("first", "second"):
+        steps.pause(name, "put_image")  # its attempt claimed
+        runs[name] = steps.start(name, indexing.index_photo, steps.wrap(w.svc), KEY, version)
+        steps.reached(name, "put_image")
+    second_mark = w.svc.records.get_image(KEY)["running"][-1]
+
+    def throttled(*args, **kwargs):
+        raise Throttled("Rekognition throttled IndexFaces (simulated).")
+
+    monkeypatch.setattr(w.svc.engine, "index_faces", throttled)
+    steps.release("first")
+    with pytest.raises(Throttled):
+        runs["first"].result(60)
+    monkeypatch.undo()
+    image = w.svc.records.get_image(KEY)
+    assert image["running"] == [second_mark] and image["attempts"] == 1
+    steps.release("second")
+    runs["second"].result(60)
+    assert_settled(w, {KEY: "keanu"})
+
+
 def _paused_after_index_faces(w: Wiring):
     """A photo uploaded, and a run of it that has indexed and waits to commit."""
     version = w.store(KEY, w.photo("keanu"), {"name": "keanu"})
