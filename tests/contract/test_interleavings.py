@@ -360,6 +360,26 @@ def test_failures_of_the_commit_are_counted_and_leave_no_face_behind(wired, monk
     assert maintenance.check(wired.svc) == []
 
 
+def test_a_commit_whose_reply_was_lost_keeps_its_faces(wired, monkeypatch):
+    """The commit took effect but its reply never came (DynamoDB timed out
+    after the write; SQLite's connection dropped after its COMMIT): the run
+    must not take its faces back from the collection, or the records would
+    list faces the collection no longer has."""
+    version = _new(wired, "keanu")
+    commit = wired.svc.records.commit_faces
+
+    def reply_lost(*args, **kwargs):
+        commit(*args, **kwargs)
+        raise TimeoutError("the commit's reply timed out (simulated)")
+
+    monkeypatch.setattr(wired.svc.records, "commit_faces", reply_lost)
+    with pytest.raises(TimeoutError):
+        indexing.index_photo(wired.svc, KEY, version)
+    monkeypatch.undo()
+    indexing.index_photo(wired.svc, KEY, version)  # the event again, or the re-drive: what was owed is done
+    assert_settled(wired, {KEY: "keanu"})
+
+
 def test_what_a_commit_leaves_to_do_is_finished_by_the_next_run(wired, monkeypatch):
     """A run that dies after its commit, before the faces it replaced leave
     the collection: the next run (an event again, the re-drive) retires them."""
