@@ -416,6 +416,55 @@ def test_a_reindex_never_brings_back_a_person_deleted_after_enrolment(wired, tmp
     assert maintenance.check(wired.svc) == []
 
 
+def test_the_same_bytes_uploaded_again_naming_a_person_deleted_since_enrol_them_again(wired):
+    """A new upload is a new enrolment, even of the same bytes: one naming a
+    person deleted before it makes them again with the photo's face."""
+    indexing.index_photo(wired.svc, KEY, wired.store(KEY, wired.photo("keanu"), {"name": "keanu", "person": "mike"}))
+    people.delete_person(wired.svc, "mike")
+    again = wired.store(KEY, wired.photo("keanu"), {"name": "keanu", "person": "mike"})
+    indexing.index_photo(wired.svc, KEY, again)
+    (face,) = wired.svc.records.faces_of(KEY)
+    assert _person_of(wired, face["FaceId"]) == ("mike", "mike")
+    assert people.get_person(wired.svc, "mike")["person"]["faceCount"] == 1
+    assert maintenance.check(wired.svc) == []
+
+
+def test_a_reindex_keeps_not_this_person_said_after_an_enrolment(wired, tmp_path):
+    """The photo enrolled its face into mike; the user said "not this
+    person". The enrolment is done, for that upload: a reindex carries it
+    over to the new face and never enrols again."""
+    indexing.index_photo(wired.svc, KEY, wired.store(KEY, wired.photo("keanu"), {"name": "keanu", "person": "mike"}))
+    (old,) = wired.svc.records.faces_of(KEY)
+    people.disassociate_face(wired.svc, "mike", old["FaceId"])
+    maintenance.reindex(wired.svc, tmp_path / "progress.json")
+    (new,) = wired.svc.records.faces_of(KEY)
+    assert new["FaceId"] != old["FaceId"]
+    assert _person_of(wired, new["FaceId"]) == (None, None)
+    assert maintenance.check(wired.svc) == []
+
+
+def test_an_enrolment_added_while_a_run_strikes_off_its_work_is_left_to_the_re_drive(wired):
+    """A run has committed new bytes and retires the old faces when the same
+    bytes are uploaded again naming a person (their enrolment owed on the
+    record), and that upload's event is lost. The run strikes off only what
+    it did: the enrolment stays owed, and the re-drive does it."""
+    indexing.index_photo(wired.svc, KEY, wired.store(KEY, wired.photo("avril"), {"name": "avril"}))
+    second = wired.store(KEY, wired.photo("keanu"), {"name": "keanu"})
+    steps = Steps()
+    steps.pause("run", "delete_faces")  # committed; retiring the first version's faces
+    run = steps.start("run", indexing.index_photo, steps.wrap(wired.svc), KEY, second)
+    steps.reached("run", "delete_faces")
+    wired.store(KEY, wired.photo("keanu"), {"name": "keanu", "person": "mike"})  # its event never comes
+    steps.release("run")
+    run.result(60)
+    assert wired.svc.records.get_image(KEY)["owed"]["enrol"]
+    indexing.redrive_pending(wired.svc, moment=iso_before(now(), -RUN_GRACE_SECONDS - 60))
+    (face,) = wired.svc.records.faces_of(KEY)
+    assert _person_of(wired, face["FaceId"]) == ("mike", "mike")
+    assert wired.svc.records.get_image(KEY)["metadata"] == {"name": "keanu", "person": "mike"}
+    assert maintenance.check(wired.svc) == []
+
+
 def _then(monkeypatch, port, method: str, when: Callable[[object], bool], action: Callable[[], object]) -> None:
     """After the first call of `port.method` whose result satisfies `when`,
     run `action` (another request, start to end) before the caller goes on."""
