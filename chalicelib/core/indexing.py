@@ -346,10 +346,12 @@ def _record_pending(svc: Services, photo: StoredPhoto) -> dict:
     for _ in range(WRITE_ROUNDS):
         current = svc.records.get_image(photo.key)
         head = svc.photos.head(photo.key)
-        if head is None or _superseded(head, photo.version):
-            if head is None and _forget(svc, photo.key, current, time.perf_counter()) is _AGAIN:
+        if head is None:  # a delete overtook the upload: it stands
+            if _forget(svc, photo.key, current, time.perf_counter()) is _AGAIN:
                 continue
-            return (current if head is not None else None) or _pending_record(svc, photo, None)
+            return _pending_record(svc, photo, None)  # what the reply says of this upload
+        if _superseded(head, photo.version):  # a later put of the key stands, with its own record
+            return current or _pending_record(svc, photo, None)
         if is_final_for(current, photo):
             written = _refresh(svc, current, photo)
         else:
