@@ -121,8 +121,14 @@ MUTANTS = [
     Mutant(
         "a mark of a gone process taken for one that may run (items 5, 7)",
         RECORDS,
-        "    return not PROCESSES.gone(where)",
+        "    return PROCESSES.may_run(mark, where)",
         "    return True",
+    ),
+    Mutant(
+        "an attempt over in this process still taken for one under way",
+        INDEXING,
+        "        attempt_ended(token)  # whatever its mark on the record says: this process knows it is over",
+        "        pass",
     ),
     Mutant(
         "a restore keeping the marks the backup caught (item 5)",

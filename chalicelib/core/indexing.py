@@ -54,6 +54,7 @@ from chalicelib.core.records import (
     NO_FACES,
     PENDING,
     RUN_GRACE_SECONDS,
+    attempt_ended,
     attempt_mark,
     attempt_may_run,
     image_record,
@@ -217,12 +218,15 @@ def _index_version(
         return _stale(key, current, started) if outcome is _DEFERRED else outcome
     moment = svc.clock()
     token = attempt_mark(moment)
-    running = _running(current, moment, add=token)
-    claim = _pending_record(svc, photo, current, attempts=before + 1, running=running, retry_in=RUN_GRACE_SECONDS)
-    claimed = svc.records.put_image(claim, _revision(current))
-    if claimed is None:
-        return _AGAIN
-    return _attempt(svc, photo, claimed, token, attempts, started)
+    try:
+        running = _running(current, moment, add=token)
+        claim = _pending_record(svc, photo, current, attempts=before + 1, running=running, retry_in=RUN_GRACE_SECONDS)
+        claimed = svc.records.put_image(claim, _revision(current))
+        if claimed is None:
+            return _AGAIN
+        return _attempt(svc, photo, claimed, token, attempts, started)
+    finally:
+        attempt_ended(token)  # whatever its mark on the record says: this process knows it is over
 
 
 # What the indexing queue's workers call (core/index_queue.py).

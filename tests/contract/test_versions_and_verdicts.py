@@ -351,6 +351,33 @@ def test_a_run_whose_server_was_killed_is_taken_again_at_the_next_start(offline,
     assert "running" not in w.svc.records.get_image(KEY)
 
 
+def test_an_attempt_over_whose_mark_stayed_on_the_record_is_not_waited_for(offline, monkeypatch):
+    """A run failed, and so did the write that would have taken its mark off
+    the record. The process knows the attempt is over: its re-drive takes
+    the photo at its next round, not once 15 minutes have passed."""
+    w = offline
+    version = w.store(KEY, w.photo("keanu"), {"name": "keanu"})
+    put_image, writes = w.svc.records.put_image, []
+
+    def second_write_fails(*args, **kwargs):
+        writes.append(args)
+        if len(writes) == 2:
+            raise ServiceUnavailable("The records' store failed (simulated).")
+        return put_image(*args, **kwargs)
+
+    def unavailable(*args, **kwargs):
+        raise ServiceUnavailable("The engine failed (simulated).")
+
+    monkeypatch.setattr(w.svc.records, "put_image", second_write_fails)
+    monkeypatch.setattr(w.svc.engine, "index_faces", unavailable)
+    with pytest.raises(ServiceUnavailable):
+        indexing.index_photo(w.svc, KEY, version)
+    monkeypatch.undo()
+    assert w.svc.records.get_image(KEY)["running"]  # the claim's mark, and its retry 15 minutes on
+    assert indexing.redrive_pending(w.svc)["indexed"] == 1
+    assert_settled(w, {KEY: "keanu"})
+
+
 def test_a_run_under_way_in_a_live_process_is_still_waited_for(offline):
     """The other side: a mark of this very process (a run under way) keeps
     the re-drive away until its grace is over."""

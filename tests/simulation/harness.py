@@ -147,6 +147,11 @@ class Simulation:
         self.faulting = True
         self.struck = False  # whether any fault struck in this schedule
         self.faults = 0  # how many
+        # Whether one was a kill (a process dead mid-way, a Lambda's timeout),
+        # a lost notification or a message dead-lettered: what only the daily
+        # check repairs. Failed calls alone leave at most stray faces and
+        # people's requests half done.
+        self.hard = False
         self.charges: Counter = Counter()  # key -> faults that struck an operation about it
         self.outage_until = -1.0
         self.current: Op | None = None
@@ -262,6 +267,7 @@ class Simulation:
                 for op in self.live:
                     if op.deadline is not None and op.deadline <= until:
                         op.info["timed out"] = True
+                        self.hard = True
                         self.log(f"#{op.number} will be stopped by its timeout")
             else:
                 until = min(until, min(deadlines) - 0.001)
@@ -351,6 +357,7 @@ class Simulation:
         if fault:
             self._charge(op)
             op.info["faults"] = op.info.get("faults", 0) + 1
+            self.hard = self.hard or fault in ("crash", "crash_after")
         self.seconds += self.rng.random() * 0.05  # each call takes a little time
         call = op.glet.switch(fault)
         self.current = None
@@ -368,12 +375,38 @@ class Simulation:
         self.log(f"#{op.number} ends: {op.outcome}")
         if op.process.startswith("sim:cli"):
             self.ended_processes.add(op.process)
+        if op.kind == "redrive" and self.mode == "embedded" and op.outcome == "ok" and not self.faulting:
+            self._nothing_waited_for(op)
         if op.kind == "worker" and op.outcome == "ok":  # Lambda's event source deletes the batch
             self.queue.delete([message.receipt for message in op.info["messages"]])
         elif _may_pass(op.outcome) and op.kind in ("upload", "delete", "people") and self.rng.random() < 0.5:
             again = Op(next(self._numbers), op.name + " (again)", op.body, op.kind, keys=set(op.keys), info=op.info)
             again.deadline = None if op.deadline is None else self.seconds + API_TIMEOUT
             self._begin(again)
+
+    def _nothing_waited_for(self, op: Op) -> None:
+        """Offline every process is on this machine: once the server's
+        re-drive has run, no photo waits for an attempt that is over (its
+        process dead, or the server's own attempt ended, whatever its mark
+        says), as issue 25's seventh defect had `make run` wait 15 minutes."""
+        since = records.iso_before(self.now(), records.RUN_GRACE_SECONDS)
+        for key in self.raw.records.list_pending(maintenance.FAR_FUTURE, 50):
+            image = self.raw.records.get_image(key)
+            marks = image.get("running", []) if image["status"] == "pending" else []
+            if marks and image.get("retryAt", "") > self.now() and not any(self._may_run(m, since) for m in marks):
+                raise self._counterexample(
+                    f"after the re-drive #{op.number}, {key} waits until {image['retryAt'][11:19]} "
+                    f"for attempts that are over: {marks}"
+                )
+
+    def _may_run(self, mark: str, since: str) -> bool:
+        """What the server would know of a mark (attempt_may_run, from inside it)."""
+        where = mark.split("#")[1]
+        if mark <= since or where in self.ended_processes:
+            return False
+        if where == f"sim:server-{self.incarnation}:0":
+            return self._processes.under_way(mark)
+        return True
 
     def _restart_server(self) -> None:
         """Offline a crash is the server's: every request and run in it dies
@@ -466,6 +499,7 @@ class Simulation:
             if self._spend(0.05):
                 self.charges[change["key"]] += 1
                 self.log(f"S3 loses {name}")
+                self.hard = True
                 continue
             body = json.dumps(_s3_event(change))
             for copy in range(2 if self.rng.random() < 0.1 else 1):
@@ -616,6 +650,10 @@ class Simulation:
         found = self._problems()
         disagreements = maintenance.check(self.raw)
         if before_repair and self.struck:
+            if not self.hard:  # failed calls alone never leave a record naming faces the collection lacks
+                stored = {key for key in KEYS if self.raw.photos.head(key) is not None}
+                hard_only = (maintenance.RECORD_WITHOUT_FACE, maintenance.FACE_NOT_LISTED)
+                disagreements = [d for d in disagreements if d.kind not in hard_only or d.key not in stored]
             seen = {value for d in disagreements for value in (d.key, d.face_id, d.person_id) if value}
             found = [problem for problem in found if problem.promise or problem.subject not in seen]
             disagreements = []  # what the daily check is for
@@ -850,6 +888,7 @@ class SimQueue(IndexQueue):
             message["receives"] += 1
             if message["receives"] > index_queue.MAX_RECEIVES:
                 self.dead.append(self._messages.pop(number)["body"])
+                self._sim.hard = True
                 self._sim.log(f"message {number} moved to the dead-letter queue")
                 continue
             message["receipt"] = f"{number}.{message['receives']}"
@@ -895,6 +934,7 @@ class _Processes(records.Processes):
     another) or a command of its own."""
 
     def __init__(self, sim: Simulation) -> None:
+        super().__init__()
         self._sim = sim
 
     def this(self) -> str:
@@ -903,6 +943,10 @@ class _Processes(records.Processes):
 
     def gone(self, where: str) -> bool:
         return where in self._sim.ended_processes
+
+    def under_way(self, mark: str) -> bool:
+        with self._lock:
+            return mark in self._under_way
 
 
 def _s3_event(change: dict) -> dict:
@@ -1000,7 +1044,7 @@ def _index_faces_fate(sim: Simulation, op: Op | None, version) -> None:
     except Exception:  # a version that is gone: the real call says so
         return
     if KILLER in who:
-        sim.struck = True  # a process killed: what it was doing is left as a crash leaves it
+        sim.struck = sim.hard = True  # a process killed: what it was doing is left as a crash leaves it
         sim.faults += 1
         if op is not None:
             sim._charge(op)
