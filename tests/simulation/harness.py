@@ -23,9 +23,10 @@ whole server, which starts again (its re-drive's first round at once).
 Faults come from a budget (most schedules have none or one): a call
 throttled, failing, timing out after it took effect, the process killed
 before or after it, a crash between DynamoDB's two commit writes, a lost
-notification, a Lambda's timeout, an outage of Rekognition for minutes.
-A photo whose indexing always fails (`poison`) or kills its process
-(`killer`) is no fault of the service.
+notification, a Lambda's timeout, an outage of Rekognition for minutes,
+IndexFaces failing a few times in a row on one photo. A photo whose
+indexing always fails (`poison`) or kills its process (`killer`) is no
+fault of the service.
 
 Once every planned operation has ended, faults stop and the world settles
 (notifications delivered, the queue drained, the re-drive run minute after
@@ -154,6 +155,7 @@ class Simulation:
         self.hard = False
         self.charges: Counter = Counter()  # key -> faults that struck an operation about it
         self.outage_until = -1.0
+        self.flaky: Counter = Counter()  # key -> IndexFaces calls on it that fail yet (a 5xx that passes)
         self.current: Op | None = None
         self.planned_left = 0
         self.incarnation = 1  # of the offline server
@@ -296,10 +298,10 @@ class Simulation:
         if ":between" in call:
             return "crash"
         if self.mode == "embedded":
-            return self.rng.choice(["error", "crash", "crash_after"])
+            return self.rng.choice(["error", "crash", "crash_after"] + (["flaky"] if "index_faces" in call else []))
         kinds = ["throttle", "error", "timeout_after", "crash", "crash_after"]
         if call.startswith("engine.index_faces"):
-            kinds.append("outage")
+            kinds += ["outage", "flaky"]
         if call.startswith("queue."):
             kinds = ["error", "timeout_after", "crash"]
         return self.rng.choice(kinds)
@@ -1017,6 +1019,9 @@ class _Gated:
             if fault == "outage":
                 sim.outage_until = sim.seconds + sim.rng.uniform(120, 900)
                 sim.log(f"Rekognition fails every call until {sim.now()[11:19]}+{sim.outage_until - sim.seconds:.0f} s")
+            if fault == "flaky":
+                sim.flaky[args[0].key] = sim.rng.randint(2, 6)
+                sim.log(f"IndexFaces fails the next {sim.flaky[args[0].key]} calls on {args[0].key}")
             if call == "engine.index_faces":
                 _index_faces_fate(sim, op, args[0])
             if fault == "throttle":
@@ -1055,6 +1060,11 @@ def _index_faces_fate(sim: Simulation, op: Op | None, version) -> None:
         if op is not None:
             sim._charge(op)
         raise ServiceUnavailable("Rekognition answered 500 (simulated outage)")
+    if sim.flaky[version.key] > 0 and sim.faulting:
+        sim.flaky[version.key] -= 1
+        if op is not None:
+            sim._charge(op)
+        raise ServiceUnavailable(f"IndexFaces answered 500 on {version.key} (simulated)")
 
 
 def _observe(sim: Simulation, call: str, args: tuple, result) -> None:
