@@ -123,12 +123,14 @@ class _Timer:
 @dataclass(frozen=True)
 class Problem:
     """An invariant that does not hold: about a photo's key, a face or a
-    person (`subject`), which `check` may report; or a broken promise,
-    which no `check` can see (`promise`)."""
+    person (`subject`, and the people it involves: `also`), which `check`
+    may report about any of them; or a broken promise, which no `check`
+    can see (`promise`)."""
 
     subject: str
     text: str
     promise: bool = False
+    also: tuple = ()
 
 
 class Simulation:
@@ -657,7 +659,7 @@ class Simulation:
                 hard_only = (maintenance.RECORD_WITHOUT_FACE, maintenance.FACE_NOT_LISTED)
                 disagreements = [d for d in disagreements if d.kind not in hard_only or d.key not in stored]
             seen = {value for d in disagreements for value in (d.key, d.face_id, d.person_id) if value}
-            found = [problem for problem in found if problem.promise or problem.subject not in seen]
+            found = [p for p in found if p.promise or not {p.subject, *p.also} & seen]
             disagreements = []  # what the daily check is for
         lines = [problem.text for problem in found]
         if disagreements:
@@ -746,10 +748,11 @@ class Simulation:
         for face_id in recorded:
             owner = raw.records.get_face(face_id).get("UserId")
             if owner is not None and owner not in live:
-                problems.append(Problem(face_id, f"face {face_id[:8]} belongs to {owner!r}, who is not a person"))
+                text = f"face {face_id[:8]} belongs to {owner!r}, who is not a person"
+                problems.append(Problem(face_id, text, also=(owner,)))
             if owner != engine_owner.get(face_id):
                 text = f"face {face_id[:8]}: records say {owner!r}, the collection {engine_owner.get(face_id)!r}"
-                problems.append(Problem(face_id, text))
+                problems.append(Problem(face_id, text, also=tuple(filter(None, (owner, engine_owner.get(face_id))))))
         for user in set(raw.people.users) - live:
             problems.append(Problem(user, f"the collection's user {user!r} is no person"))
         for person in live - set(raw.people.users):
@@ -804,7 +807,7 @@ class Simulation:
             owners = [face.get("UserId") for face in faces]
             if owners != [person]:
                 text = f"{key}: enrolled as {person!r}, its faces now belong to {owners}"
-                problems += [Problem(face["FaceId"], text) for face in faces] or [Problem(key, text)]
+                problems += [Problem(face["FaceId"], text, also=(person,)) for face in faces] or [Problem(key, text)]
         return problems
 
     def _expect_owner(
@@ -837,10 +840,10 @@ class Simulation:
         subject = now[0]["FaceId"] if now else key
         if owner is not None and holder != owner:
             text = f"#{op.number} gave a face of {key} to {owner!r}; it now belongs to {holder!r}"
-            problems.append(Problem(subject, text))
+            problems.append(Problem(subject, text, also=tuple(filter(None, (owner, holder)))))
         if not_owner is not None and holder == not_owner:
             text = f"#{op.number} took a face of {key} from {not_owner!r}; it is theirs again"
-            problems.append(Problem(subject, text))
+            problems.append(Problem(subject, text, also=(not_owner,)))
 
     def _later(self, op: Op, matches: Callable[[Op], bool]) -> bool:
         """Whether an operation that may undo `op` overlapped it or came after."""
