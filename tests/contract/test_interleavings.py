@@ -58,9 +58,12 @@ def test_two_events_at_once_both_indexing_before_either_writes(wired, winner):
     loser = "B" if winner == "A" else "A"
     steps.release(winner)
     runs[winner].result(60)
+    committed = [face["FaceId"] for face in wired.svc.records.faces_of(KEY)]
     steps.release(loser)
     runs[loser].result(60)
     assert_settled(wired, {KEY: "keanu"})
+    # The loser takes its faces back: the ones a client may have read already stay.
+    assert [face["FaceId"] for face in wired.svc.records.faces_of(KEY)] == committed
 
 
 def test_two_events_at_once_the_second_reading_before_the_first_indexes(wired):
@@ -415,6 +418,27 @@ def test_a_reindex_never_brings_back_a_person_deleted_after_enrolment(wired, tmp
     indexing.redrive_pending(wired.svc, moment=iso_before(now(), -RUN_GRACE_SECONDS - 60))
     assert wired.svc.records.get_person("mike") is None and "mike" not in wired.svc.people.list_users()
     assert maintenance.check(wired.svc) == []
+
+
+def test_repair_following_the_collection_follows_it_as_it_stands_after_its_write(wired, monkeypatch):
+    """Repair gives a face record the person the collection says (p), while
+    a delete of p, made again meanwhile, takes the face out of p's User:
+    repair's write must not stand on what it read before (found by the
+    simulation, make explore, seed 248355877, with no fault)."""
+    indexing.index_photo(wired.svc, KEY, _new(wired, "keanu"))
+    (face,) = wired.svc.records.faces_of(KEY)
+    svc = wired.svc
+    people.put_person(svc, "p", "first")
+    people.associate_faces(svc, "p", [face["FaceId"]], 0.0)
+    svc.records.remove_person("p", now())  # DELETE /people/p, its first step ...
+    people.put_person(svc, "p", "second")  # ... p made again meanwhile: their User stays, with the face
+    found = maintenance.check(svc)
+    assert maintenance.Disagreement(maintenance.FACE_OWNER, face_id=face["FaceId"], person_id="p") in found
+    # ... and the delete's last step comes once repair has read whose the face is
+    _then(monkeypatch, svc.people, "owners", lambda _: True, lambda: people._leave_user(svc, "p", [face["FaceId"]]))
+    maintenance.repair(svc, found)
+    assert _person_of(wired, face["FaceId"]) == (None, None)
+    assert maintenance.check(svc) == []
 
 
 def test_the_same_bytes_uploaded_again_naming_a_person_deleted_since_enrol_them_again(wired):
