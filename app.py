@@ -10,15 +10,15 @@ import time
 from chalice import Rate, Response
 
 from chalicelib import wiring
-from chalicelib.api import api_key, context, cors, request_log
+from chalicelib.api import api_key, context, cors, guard, request_log, scopes
 from chalicelib.api.console import console
 from chalicelib.api.metadata import metadata_from_headers
 from chalicelib.api.openapi import openapi
-from chalicelib.api.params import key_from_path, key_from_query, number, page, person_from_path
+from chalicelib.api.params import flag, key_from_path, key_from_query, number, page, person_from_path, photos_to_erase
 from chalicelib.api.replies import json_errors, reshape_chalice_errors
 from chalicelib.api.requests import body_bytes, json_image, json_number, json_object
 from chalicelib.api.threadsafe import ThreadSafeChalice
-from chalicelib.core import index_queue, indexing, library, limits, logs, people, searching
+from chalicelib.core import erasure, index_queue, indexing, library, limits, logs, people, searching
 from chalicelib.core.config import index_workers_at_import
 from chalicelib.core.errors import BadRequest
 from chalicelib.core.ports import QueuedMessage
@@ -30,8 +30,11 @@ app.log.setLevel(logging.INFO)
 # Outermost first: settings are read once, then logged, checked, answered.
 app.register_middleware(context.read_settings, "http")
 app.register_middleware(request_log.log_requests, "http")
+app.register_middleware(guard.refuse_other_sites, "http")
 app.register_middleware(cors.allow_origins, "http")
 app.register_middleware(api_key.require_api_key, "http")
+app.register_middleware(scopes.require_scope, "http")
+app.register_middleware(guard.require_json_bodies(app), "http")
 app.register_middleware(reshape_chalice_errors(app), "http")
 app.register_blueprint(console)
 app.register_blueprint(openapi)
@@ -155,7 +158,30 @@ def get_person(person_id):
 @app.route("/people/{person_id}", methods=["DELETE"], api_key_required=True)
 @json_errors
 def delete_person(person_id):
+    """?erase=true: the erasure (POST /people/{id}/erase), so that no client
+    asking for one this way gets a plain delete instead."""
+    params = app.current_request.query_params
+    if flag(params, "erase"):
+        return _erase(person_id, params)
     return people.delete_person(context.services(), person_from_path(person_id))
+
+
+@app.route("/people/{person_id}/erase", methods=["POST"], api_key_required=True)
+@json_errors
+def erase_person(person_id):
+    return _erase(person_id, app.current_request.query_params)
+
+
+def _erase(person_id: str, params: dict | None) -> Response:
+    """The receipt: 200 when done, 202 when the request's time ran out first
+    (the same request again carries on)."""
+    receipt = erasure.erase_person(
+        context.services(),
+        person_from_path(person_id),
+        photos_to_erase(params),
+        budget_seconds=limits.ERASURE_SECONDS_PER_REQUEST,
+    )
+    return Response(body={"erasure": receipt}, status_code=200 if receipt["complete"] else 202)
 
 
 @app.route("/people/{person_id}/faces", methods=["POST"], content_types=["application/json"], api_key_required=True)
@@ -267,7 +293,9 @@ def check_archive(event):
     What a run under way may still finish is left to it."""
     started = time.perf_counter()
     svc = wiring.services()
+    erased = erasure.finish_under_way(svc)  # erasures a crash or a client left halfway
     found = maintenance.sweep(svc)
     kinds = sorted({d.kind for d in found})
-    logs.write({"event": "check", "disagreements": len(found), "kinds": kinds, "durationMs": logs.ms_since(started)})
+    line = {"event": "check", "disagreements": len(found), "kinds": kinds, "erasuresFinished": len(erased)}
+    logs.write({**line, "durationMs": logs.ms_since(started)})
     logs.write_metrics(svc.settings.stage, {"DisagreementsRepaired": len(found)})

@@ -36,7 +36,13 @@ from PIL import Image
 
 from chalicelib.aws import clients as aws
 from chalicelib.core.errors import BadRequest, NotFound
-from chalicelib.core.limits import AWS_MAX_UPLOAD_BYTES, MAX_FACES_PER_ASSOCIATION, MAX_FACES_PER_PERSON, MAX_MATCHES
+from chalicelib.core.limits import (
+    AWS_MAX_UPLOAD_BYTES,
+    MAX_FACES_PER_ASSOCIATION,
+    MAX_FACES_PER_PERSON,
+    MAX_MATCHES,
+    MAX_SEARCHED_FACES,
+)
 from chalicelib.core.naming import StrangerModel
 from chalicelib.core.pixels import decode_rgb
 from chalicelib.core.ports import FaceEngine, Page, PeopleEngine, PhotoVersion
@@ -124,7 +130,7 @@ class RekognitionEngine(FaceEngine):
     def search_all_faces_by_image(self, data: bytes, threshold: float, max_faces: int) -> list[dict]:
         with aws.translated(self._resource, self._stage):
             detected = self._client.detect_faces(Image={"Bytes": fit_for_rekognition(data)}, Attributes=["DEFAULT"])
-        details = sorted(detected.get("FaceDetails", []), key=_area, reverse=True)
+        details = sorted(detected.get("FaceDetails", []), key=_area, reverse=True)[:MAX_SEARCHED_FACES]
         if not details:
             return []
         image = decode_rgb(data, _MAX_PIXELS)

@@ -48,7 +48,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote_plus, unquote_plus
 
-from chalicelib.core import indexing
+from chalicelib.core import indexing, logs
 from chalicelib.core.errors import FaceprintError, Throttled
 from chalicelib.core.ports import PhotoVersion, QueuedMessage
 from chalicelib.core.records import iso_before, normalize_sequencer
@@ -190,8 +190,12 @@ def handle_batch(
             break
         except Exception as e:  # any failure: the message goes back to the queue (bounded by MAX_RECEIVES)
             reason = e.message if isinstance(e, FaceprintError) else f"unexpected {type(e).__name__} (see the log)"
-            log.warning(
-                "message failed (receive %d of %d): %s", message.receive_count, MAX_RECEIVES, reason, exc_info=True
+            log.warning(  # its kind only: a message names the photo
+                "message failed (receive %d of %d): %s",
+                message.receive_count,
+                MAX_RECEIVES,
+                logs.error_kind(e),
+                exc_info=not isinstance(e, FaceprintError),
             )
             if message.receive_count >= MAX_RECEIVES:
                 _give_up(svc, message, reason)
@@ -239,7 +243,7 @@ def _give_up(svc: Services, message: QueuedMessage, reason: str) -> None:
                 svc, event.key, event.version, f"Indexing failed {message.receive_count} times; the last time: {reason}"
             )
         except Exception:  # the message goes to the dead-letter queue all the same, and the photo stays pending
-            log.exception("could not record %r failed", event.key)
+            log.exception("could not record a photo failed")
 
 
 def redrive_limit(svc: Services) -> int:

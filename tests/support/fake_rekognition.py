@@ -553,8 +553,9 @@ def aws_stage(monkeypatch, stage: str = "dev") -> Iterator[AwsStage]:
         sqs = boto3.client("sqs", region_name=REGION, config=aws.config_for("sqs"))
         cloudwatch = boto3.client("cloudwatch", region_name=REGION)
         apigateway = boto3.client("apigateway", region_name=REGION)
+        logs = boto3.client("logs", region_name=REGION)
         rekognition = FakeRekognition(s3)
-        clients = {"s3": s3, "dynamodb": dynamodb, "rekognition": rekognition, "sqs": sqs}
+        clients = {"s3": s3, "dynamodb": dynamodb, "rekognition": rekognition, "sqs": sqs, "logs": logs}
         monkeypatch.setattr(aws, "client", lambda service, region=None: clients[service])
         settings = setup.stage_settings(env)
         setup.create_stage(
@@ -566,6 +567,7 @@ def aws_stage(monkeypatch, stage: str = "dev") -> Iterator[AwsStage]:
             sqs=sqs,
             cloudwatch=cloudwatch,
             apigateway=apigateway,
+            logs=logs,
         )
         # S3Events plays the bucket's notifications, with what moto's lack.
         s3.put_bucket_notification_configuration(Bucket=settings.bucket, NotificationConfiguration={})

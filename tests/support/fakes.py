@@ -164,11 +164,11 @@ class InMemoryPhotoStore(FailsOnDemand, PhotoStore):
 
     def head(self, key: str) -> StoredPhoto | None:
         with self._lock:
-            return self._current(key)
+            return self._current_of(key)
 
     def read(self, key: str) -> bytes:
         with self._lock:
-            if self._current(key) is None:
+            if self._current_of(key) is None:
                 raise NotFound(f"No photo named {key!r}.")
             return self._history[key][-1].data
 
@@ -228,6 +228,23 @@ class InMemoryPhotoStore(FailsOnDemand, PhotoStore):
         with self._lock:
             return [(v.version_id, v.photo.etag if v.photo else None) for v in self._history.get(key, [])]
 
+    def replace_metadata(self, key: str, etag: str, metadata: dict[str, str]) -> StoredPhoto | None:
+        """The S3 adapter's: CopyObject onto itself (ObjectCreated:Copy, a new
+        version of the same bytes), then every other version deleted by id."""
+        with self._lock:
+            current = self._current_of(key)
+            if current is None or current.etag != etag:
+                return None
+            history = self._history[key]
+            version_id = self.new_id().replace("-", "")
+            stored = replace(current, metadata=dict(metadata), version_id=version_id, stored_at=self.clock())
+            history.append(_Version(version_id, stored, history[-1].data))
+            self._send_event("ObjectCreated:Copy", key, version_id, stored)
+            for old in history[:-1]:
+                self._send_event("ObjectRemoved:Delete", key, old.version_id)
+            self._history[key] = history[-1:]
+            return stored
+
     def expire_noncurrent(self) -> None:
         """Drop every version that is no longer current, as the bucket's
         lifecycle rule does a day after it was replaced (make aws-setup)."""
@@ -237,12 +254,19 @@ class InMemoryPhotoStore(FailsOnDemand, PhotoStore):
 
     def list(self, limit: int, token: str | None = None) -> Page:
         with self._lock:
-            current = {key: self._current(key) for key in self._history}
+            current = {key: self._current_of(key) for key in self._history}
             keys = sorted(k for k, stored in current.items() if stored is not None and k > (token or ""))
             items = [ListedPhoto(k, current[k].etag, current[k].size, current[k].stored_at) for k in keys[:limit]]
         return Page(items, keys[limit - 1] if len(keys) > limit else None)
 
-    def _current(self, key: str) -> StoredPhoto | None:
+    @property
+    def current(self) -> dict[str, StoredPhoto]:
+        """Every key's current version (what a listing shows), for tests to compare."""
+        with self._lock:
+            current = {key: self._current_of(key) for key in self._history}
+        return {key: stored for key, stored in current.items() if stored is not None}
+
+    def _current_of(self, key: str) -> StoredPhoto | None:
         history = self._history.get(key)
         return history[-1].photo if history else None
 
@@ -571,7 +595,9 @@ class InMemoryRecordStore(FailsOnDemand, RecordStore):
         with self._lock:
             existing = self.people.get(person["personId"])
             if existing is not None and (
-                "deletedAt" not in existing or (not_deleted_since and existing["deletedAt"] >= not_deleted_since)
+                "deletedAt" not in existing
+                or "erasing" in existing
+                or (not_deleted_since and existing["deletedAt"] >= not_deleted_since)
             ):
                 return None
             self.people[person["personId"]] = {k: v for k, v in person.items() if k != "faceCount"}
@@ -597,6 +623,38 @@ class InMemoryRecordStore(FailsOnDemand, RecordStore):
     def person_deleted_at(self, person_id: str) -> str | None:
         with self._lock:
             return self.people.get(person_id, {}).get("deletedAt")
+
+    def mark_erasure(self, person_id: str, erasure: dict) -> dict:
+        with self._lock:
+            existing = self.people.get(person_id)
+            record = copy.deepcopy(existing) if existing else {"personId": person_id}
+            if "erasing" not in record:
+                found = "nothing" if existing is None else "tombstone" if "deletedAt" in existing else "person"
+                record["erasing"] = {**copy.deepcopy(erasure), "found": found}
+                record.setdefault("deletedAt", erasure["since"])
+                self.people[person_id] = record
+            return {**copy.deepcopy(record["erasing"]), "name": record.get("name")}
+
+    def update_erasure(self, person_id: str, erasure: dict) -> None:
+        with self._lock:
+            if "erasing" in self.people.get(person_id, {}):
+                self.people[person_id]["erasing"] = copy.deepcopy({k: v for k, v in erasure.items() if k != "name"})
+
+    def erasures_under_way(self) -> list[dict]:
+        with self._lock:
+            return [
+                {"personId": i, "since": p["erasing"]["since"], "photos": p["erasing"]["photos"]}
+                for i, p in sorted(self.people.items())
+                if "erasing" in p
+            ]
+
+    def finish_erasure(self, person_id: str, erased_at: str) -> None:
+        with self._lock:
+            deleted_at = self.people.get(person_id, {}).get("deletedAt", erased_at)
+            self.people[person_id] = {"personId": person_id, "deletedAt": deleted_at, "erasedAt": erased_at}
+            for face in self.faces.values():
+                if face.get("UserId") == person_id:
+                    del face["UserId"]
 
     def list_people(self, limit: int, token: str | None = None) -> Page:
         with self._lock:
