@@ -135,14 +135,15 @@ check-erasure: $(STAMP)
 explore: $(STAMP)
 	$(BIN)/python -m tests.simulation.explore --schedules $(or $(SCHEDULES),10000) $(if $(SEED),--seed $(SEED))
 
-# make mutants [SCHEDULES=2000] [ONLY="part of a name"] [SIMULATION_ONLY=1]: each of
+# make mutants [SCHEDULES=2000] [ONLY="part of a name"] [FILES="chalicelib/core/indexing.py ..."]
+# [SIMULATION_ONLY=1]: each of
 # scripts/mutants.py's single-point bugs in the protocol, one at a time in a copy of the
 # tree, against the fast tests and SCHEDULES schedules (SIMULATION_ONLY=1: the schedules
 # alone); prints the score (README: "How indexing stays right"). About an hour on a
 # shared 2-core machine: not part of `make test`.
 .PHONY: mutants
 mutants: $(STAMP) check-faces
-	nice $(BIN)/python scripts/mutants.py --schedules $(or $(SCHEDULES),2000) $(if $(ONLY),--only "$(ONLY)") \
+	nice $(BIN)/python scripts/mutants.py --schedules $(or $(SCHEDULES),2000) $(if $(ONLY),--only "$(ONLY)") $(if $(FILES),--files $(FILES)) \
 	  $(if $(SIMULATION_ONLY),--simulation-only)
 
 bench: $(STAMP) check-faces

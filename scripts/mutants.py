@@ -12,7 +12,7 @@ of them is killed; the score is the share killed. A mutant that survives
 must be killed by a new test, or argued equivalent here (`equivalent=`: why
 no test can tell it from the real code), which leaves it out of the score.
 
-    python scripts/mutants.py [--schedules 2000] [--only NAME ...] [--simulation-only] [--list]
+    python scripts/mutants.py [--schedules 2000] [--only NAME ...] [--files PATH ...] [--simulation-only] [--list]
 
 The list is kept with the code: a mutant whose text is no longer in its file
 (exactly once) stops the run, to be brought up to date."""
@@ -237,8 +237,8 @@ MUTANTS = [
     Mutant(
         "an outcome dropping the enrolment recorded for its version",
         INDEXING,
-        '    return {name: base[name] for name in ("uploadedAt", "enrolment") if base.get(name) is not None}',
-        '    return {name: base[name] for name in ("uploadedAt",) if base.get(name) is not None}',
+        '    kept = {name: base[name] for name in ("uploadedAt", "enrolment") if base.get(name) is not None}',
+        '    kept = {name: base[name] for name in ("uploadedAt",) if base.get(name) is not None}',
     ),
     Mutant(
         "a photo re-driven again and again never ending failed",
@@ -332,12 +332,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--schedules", type=int, default=2000)
     parser.add_argument("--only", nargs="*", help="names (or parts of names) of the mutants to run")
+    parser.add_argument("--files", nargs="*", help="only the mutants of these files (e.g. chalicelib/core/indexing.py)")
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
     parser.add_argument(
         "--simulation-only", action="store_true", help="the schedules alone, no test: what the simulation itself sees"
     )
     args = parser.parse_args(argv)
-    chosen = [m for m in MUTANTS if not args.only or any(part in m.name for part in args.only)]
+    chosen = [
+        m
+        for m in MUTANTS
+        if (not args.only or any(part in m.name for part in args.only)) and (not args.files or m.path in args.files)
+    ]
     stale = [m.name for m in MUTANTS if (ROOT / m.path).read_text().count(m.old) != 1]
     if stale:
         print("These mutants' text is no longer in their file exactly once; bring them up to date:")
