@@ -12,7 +12,8 @@ of them is killed; the score is the share killed. A mutant that survives
 must be killed by a new test, or argued equivalent here (`equivalent=`: why
 no test can tell it from the real code), which leaves it out of the score.
 
-    python scripts/mutants.py [--schedules 2000] [--only NAME ...] [--files PATH ...] [--simulation-only] [--list]
+    python scripts/mutants.py [--schedules 2000] [--only NAME ...] [--files PATH ...] [--reverse]
+                              [--simulation-only] [--list]
 
 The list is kept with the code: a mutant whose text is no longer in its file
 (exactly once) stops the run, to be brought up to date."""
@@ -340,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--schedules", type=int, default=2000)
     parser.add_argument("--only", nargs="*", help="names (or parts of names) of the mutants to run")
     parser.add_argument("--files", nargs="*", help="only the mutants of these files (e.g. chalicelib/core/indexing.py)")
+    parser.add_argument("--reverse", action="store_true", help="the last first (a second run meets the first halfway)")
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
     parser.add_argument(
         "--simulation-only", action="store_true", help="the schedules alone, no test: what the simulation itself sees"
@@ -350,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
         for m in MUTANTS
         if (not args.only or any(part in m.name for part in args.only)) and (not args.files or m.path in args.files)
     ]
+    if args.reverse:
+        chosen.reverse()
     stale = [m.name for m in MUTANTS if (ROOT / m.path).read_text().count(m.old) != 1]
     if stale:
         print("These mutants' text is no longer in their file exactly once; bring them up to date:")
