@@ -3,8 +3,10 @@ images and faces, and describing the stage."""
 
 from chalicelib import __version__
 from chalicelib.core import exclusions, limits, naming, synthetic
-from chalicelib.core.errors import NotFound
+from chalicelib.core.errors import NotFound, ServiceUnavailable
 from chalicelib.core.services import Services
+
+WRITE_ROUNDS = 8  # compare-and-set rounds before a delete gives up (each a change by another writer)
 
 
 def get_image(svc: Services, key: str) -> dict:
@@ -68,16 +70,37 @@ def delete_image(svc: Services, key: str) -> dict:
     finishes the job, and what is left behind is never a photo that a
     consistency repair would index again. Faces an indexing run committed
     meanwhile go with the records (and the run, seeing the photo gone,
-    takes back anything it writes after)."""
+    takes back anything it writes after). A PUT of the key stored after the
+    photo went stands: its record and faces are left to it (it retires the
+    faces of the version deleted), so the records go only at the revision
+    read while the bucket held nothing."""
     image = svc.records.get_image(key)
     if image is None and svc.photos.head(key) is None:
         raise NotFound(f"No image named {key!r}: already deleted?")
     svc.photos.delete(key)
-    face_ids = [face["FaceId"] for face in svc.records.faces_of(key)]
-    svc.engine.delete_faces(face_ids)
-    removed = svc.records.remove_image(key) or []
-    svc.engine.delete_faces([face_id for face_id in removed if face_id not in set(face_ids)])
-    return {"deleted": {"key": key, "faces": len(set(face_ids) | set(removed))}}
+    gone: set[str] = set()
+    for _ in range(WRITE_ROUNDS):
+        current = svc.records.get_image(key)
+        if current is None or svc.photos.head(key) is not None:
+            break  # nothing recorded, or a later PUT stands with its own record
+        face_ids = [face["FaceId"] for face in svc.records.faces_of(key)]
+        if _revision(svc.records.get_image(key)) != current["revision"]:
+            continue  # those may be the faces of a version stored since: read again
+        svc.engine.delete_faces(face_ids)  # the faces of the version deleted, whatever comes next
+        gone |= set(face_ids)
+        removed = svc.records.remove_image(key, current["revision"])
+        if removed is None:
+            continue
+        svc.engine.delete_faces([face_id for face_id in removed if face_id not in gone])
+        gone |= set(removed)
+        break
+    else:
+        raise ServiceUnavailable(f"Image {key!r} kept changing while it was being deleted; retry.")
+    return {"deleted": {"key": key, "faces": len(gone)}}
+
+
+def _revision(record: dict | None) -> int | None:
+    return record["revision"] if record else None
 
 
 def describe(svc: Services) -> dict:

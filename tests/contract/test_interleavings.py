@@ -20,7 +20,7 @@ from chalicelib.core.records import RUN_GRACE_SECONDS, iso_before, now
 from chalicelib.ops import maintenance
 from tests.support import wirings
 from tests.support.interleave import Steps
-from tests.support.wirings import Wiring, assert_settled
+from tests.support.wirings import Wiring, assert_settled, play
 
 KEY = "portrait.jpg"
 
@@ -221,6 +221,27 @@ def test_an_upload_that_a_delete_overtakes_leaves_no_record(wired):
     assert wired.svc.records.get_image(KEY) is None and wired.svc.photos.head(KEY) is None
     assert indexing.index_photo(wired.svc, KEY) is None  # its event, or the re-drive, later
     assert maintenance.check(wired.svc) == []
+
+
+def test_a_photo_put_again_while_a_delete_finishes_stands(wired):
+    """The key is put again, recorded and indexed after a DELETE removed the
+    photo and before it removed the records: the new photo keeps its record
+    and its faces (found by make explore, seeds 250015039 and 250066296: the
+    delete removed whatever record the key had, and the faces with it)."""
+    wired.upload(KEY, wired.photo("keanu"), {"name": "keanu"})
+    play(wired, wired.take_events())
+    steps = Steps()
+    svc = steps.wrap(wired.svc)
+    steps.pause("delete", "delete")  # the photo gone, its faces and records not yet
+    delete = steps.start("delete", library.delete_image, svc, KEY)
+    steps.reached("delete", "delete")
+    wired.upload(KEY, wired.photo("avril"), {"name": "avril"})
+    play(wired, wired.take_events())
+    steps.release("delete")
+    deleted = delete.result(60)["deleted"]
+    play(wired, wired.take_events())
+    assert_settled(wired, {KEY: "avril"})
+    assert deleted == {"key": KEY, "faces": 0}  # the faces of the version deleted went with the new put
 
 
 def test_records_whose_photo_is_gone_never_starve_the_re_drive(wired):
