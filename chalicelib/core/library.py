@@ -65,42 +65,30 @@ def delete_face(svc: Services, face_id: str) -> dict:
 
 
 def delete_image(svc: Services, key: str) -> dict:
-    """Photo first (so nothing indexes it again), then its faces in the
-    collection, then the records. If a step fails, the same request again
-    finishes the job, and what is left behind is never a photo that a
-    consistency repair would index again. Faces an indexing run committed
-    meanwhile go with the records (and the run, seeing the photo gone,
-    takes back anything it writes after). A PUT of the key stored after the
-    photo went stands: its record and faces are left to it (it retires the
-    faces of the version deleted), so the records go only at the revision
-    read while the bucket held nothing."""
+    """Photo first (so nothing indexes it again), then the records, then
+    their faces in the collection. What is left behind is never a photo
+    that a consistency repair would index again: at worst (the collection
+    failing after the records went) faces no record names, which `check`
+    finds and `repair` removes. Faces an indexing run committed meanwhile
+    go with the records (and the run, seeing the photo gone, takes back
+    anything it writes after). A PUT of the key stored after the photo went
+    stands: the records go only at a revision read while the bucket held
+    nothing, so a new version keeps its record, and the same bytes put
+    again keep their faces (which are the deleted version's too)."""
     image = svc.records.get_image(key)
     if image is None and svc.photos.head(key) is None:
         raise NotFound(f"No image named {key!r}: already deleted?")
     svc.photos.delete(key)
-    gone: set[str] = set()
     for _ in range(WRITE_ROUNDS):
         current = svc.records.get_image(key)
         if current is None or svc.photos.head(key) is not None:
-            break  # nothing recorded, or a later PUT stands with its own record
-        face_ids = [face["FaceId"] for face in svc.records.faces_of(key)]
-        if _revision(svc.records.get_image(key)) != current["revision"]:
-            continue  # those may be the faces of a version stored since: read again
-        svc.engine.delete_faces(face_ids)  # the faces of the version deleted, whatever comes next
-        gone |= set(face_ids)
+            return {"deleted": {"key": key, "faces": 0}}  # nothing recorded, or a later PUT stands with its own
         removed = svc.records.remove_image(key, current["revision"])
-        if removed is None:
-            continue
-        svc.engine.delete_faces([face_id for face_id in removed if face_id not in gone])
-        gone |= set(removed)
-        break
-    else:
-        raise ServiceUnavailable(f"Image {key!r} kept changing while it was being deleted; retry.")
-    return {"deleted": {"key": key, "faces": len(gone)}}
-
-
-def _revision(record: dict | None) -> int | None:
-    return record["revision"] if record else None
+        if removed is not None:
+            face_ids = list(dict.fromkeys(removed + (current.get("owed") or {}).get("retire", [])))
+            svc.engine.delete_faces(face_ids)
+            return {"deleted": {"key": key, "faces": len(removed)}}
+    raise ServiceUnavailable(f"Image {key!r} kept changing while it was being deleted; retry.")
 
 
 def describe(svc: Services) -> dict:
