@@ -151,10 +151,22 @@ check-erasure: $(STAMP)  ## PERSON=<id>: what of them is left anywhere
 	exec $(BIN)/python -m chalicelib.ops.cli check-erasure "$(PERSON)" --stage $(ARCHIVE_STAGE) \
 	  $(if $(NAME),--name "$(NAME)") $(foreach folder,$(BACKUPS),--backup "$(folder)")
 
-# make explore [SCHEDULES=N] [SEED=S]: the deterministic simulation of indexing and
-# people (tests/simulation), N schedules from seed S (a fresh seed, printed, if none).
-explore: $(STAMP)  ## the deterministic simulation of indexing and people (SCHEDULES=, SEED=)
+# make explore [SCHEDULES=N] [SEED=S]: the deterministic simulation of what is deployed
+# (tests/simulation: the queue's workers, the re-drive, the daily check, make run's
+# server, people), N schedules from seed S (a fresh seed, printed, if none).
+explore: $(STAMP)  ## the deterministic simulation of what is deployed (SCHEDULES=, SEED=)
 	$(BIN)/python -m tests.simulation.explore --schedules $(or $(SCHEDULES),10000) $(if $(SEED),--seed $(SEED))
+
+# make mutants [SCHEDULES=2000] [ONLY="part of a name"] [FILES="chalicelib/core/indexing.py ..."]
+# [SIMULATION_ONLY=1]: each of
+# scripts/mutants.py's single-point bugs in the protocol, one at a time in a copy of the
+# tree, against the fast tests and SCHEDULES schedules (SIMULATION_ONLY=1: the schedules
+# alone); prints the score (README: "How indexing stays right"). About an hour on a
+# shared 2-core machine: not part of `make test`.
+.PHONY: mutants
+mutants: $(STAMP) check-faces  ## the protocol's single-point bugs against the tests (about an hour)
+	nice $(BIN)/python scripts/mutants.py --schedules $(or $(SCHEDULES),2000) $(if $(ONLY),--only "$(ONLY)") $(if $(FILES),--files $(FILES)) \
+	  $(if $(SIMULATION_ONLY),--simulation-only)
 
 bench: $(STAMP) check-faces  ## the engine's speed and accuracy on the shared photos
 	$(BIN)/python scripts/bench.py

@@ -2,27 +2,32 @@
 
 An upload validates the photo, stores it, records it `pending` and hands
 that version to the indexer: offline the indexer runs right after the store
-returns; on AWS the bucket's ObjectCreated event is the trigger.
+returns; on AWS the bucket's ObjectCreated event is the trigger. PutObject's
+reply orders its version by nothing (no sequencer): the upload writes only
+while the bucket still holds it.
 
 An indexing run works on one version of a photo (the event's etag, version
 id and sequencer) and stays right under S3's delivery rules (events come at
 least once, in any order, possibly at the same time) and under crashes at
 any step. Every decision is taken on a fresh read of the image record and
-of the bucket, and every write is a compare-and-set on the record's
-revision: when one fails, the run reads both again and decides again.
+then of the bucket, and every write is a compare-and-set on the record's
+revision: when one fails, the run reads both again and decides again. The
+bucket orders the versions: the one it holds now is the one to index.
 
 - The photo is gone from the bucket: its records and faces go too (a
   delete that raced an upload, a photo deleted from the bucket by hand).
-- The bucket holds another version, or the record a newer one: nothing to
-  do, that version's own event comes.
+- The bucket holds another version: nothing to do, that version is indexed
+  by its own event (or, when an older version became current again, by the
+  ObjectRemoved event that is all S3 sends then: remove_photo).
 - These bytes are indexed already (a repeated event, the same bytes put
   again): the faces stay; the record takes the newest upload's metadata.
 - Otherwise the run claims an attempt on the record (counted before it
   starts, so a crash counts too), indexes the version (IndexFaces reads
   that very version) and commits the faces. A run that loses (a duplicate
-  finished first, a newer version is recorded, the photo went) deletes the
-  faces it added. A throttle is back-pressure: the attempt is handed back.
-  After INDEX_ATTEMPTS attempts the version ends `failed` with the reason.
+  finished first, a newer version came, the photo went) deletes the faces
+  it added. A throttle of any service is back-pressure: the attempt is
+  handed back. After INDEX_ATTEMPTS attempts the version ends `failed` with
+  the reason, unless another attempt at it may still commit.
 
 What a commit leaves to do (the replaced faces leave the collection, their
 people carried over to the faces that stand on them; enrolment by upload)
@@ -49,10 +54,11 @@ from chalicelib.core.records import (
     NO_FACES,
     PENDING,
     RUN_GRACE_SECONDS,
+    attempt_ended,
     attempt_mark,
+    attempt_may_run,
     image_record,
     is_final_for,
-    is_older,
     iso_after,
     iso_before,
     same_version,
@@ -81,7 +87,10 @@ CARRY_OVER_OVERLAP = 0.5
 # lost, or its message dead-lettered by crashes) ends `failed`.
 QUEUE_ATTEMPTS = 10**9
 MAX_REDRIVES = 3
+# Records the re-drive looks at beyond those due, for attempts whose process is gone.
+REDRIVE_LOOKAHEAD = 200
 _AGAIN = object()  # a compare-and-set lost: read again and decide again
+_DEFERRED = object()  # no verdict: another attempt at the version may still commit
 
 
 def upload_image(svc: Services, key: str, data: bytes, metadata: dict[str, str]) -> dict:
@@ -140,14 +149,20 @@ def index_photo(
 
 
 def remove_photo(svc: Services, key: str) -> dict | None:
-    """A photo left the bucket (ObjectRemoved: a delete through the API or
-    by any other means): if the bucket holds no version of it now, its
-    records and faces go. With bucket versioning a plain delete leaves a
-    delete marker, which is no version: the photo is gone as well."""
+    """A version left the bucket (ObjectRemoved: a delete through the API or
+    by any other means), and the records follow what the bucket holds now.
+    Nothing: its records and faces go (with bucket versioning a plain
+    delete leaves a delete marker, which is no version: the photo is gone
+    as well). Another version than the one recorded: it is indexed, for no
+    other event says so when an older version becomes current again (the
+    current version deleted by its id, a delete marker removed)."""
     for _ in range(WRITE_ROUNDS):
         current = svc.records.get_image(key)
-        if svc.photos.head(key) is not None:
-            return current  # stored again since: its own event indexes it
+        photo = svc.photos.head(key)
+        if photo is not None:
+            if current is not None and same_version(current, photo):
+                return current  # what the bucket holds is what is recorded (or being indexed)
+            return index_photo(svc, key)
         outcome = _forget(svc, key, current, time.perf_counter())
         if outcome is not _AGAIN:
             return outcome
@@ -161,7 +176,9 @@ def redrive_pending(svc: Services, moment: str | None = None) -> dict:
     over), work a crash left after a commit, and records whose photo is
     gone. Each visit moves the record out of the way (done, failed, gone,
     or due again later), so a batch always makes progress on the oldest."""
-    keys = svc.records.list_pending(moment or svc.clock(), REDRIVE_BATCH)
+    moment = moment or svc.clock()
+    keys = svc.records.list_pending(moment, REDRIVE_BATCH)
+    keys += _abandoned(svc, moment, set(keys))[: REDRIVE_BATCH - len(keys)]
     done = failed = gone = 0
     for key in keys:
         try:
@@ -176,27 +193,48 @@ def redrive_pending(svc: Services, moment: str | None = None) -> dict:
     return {"pending": len(keys), "indexed": done, "failed": failed, "removed": gone}
 
 
+def _abandoned(svc: Services, moment: str, due: set[str]) -> list[str]:
+    """Photos not due yet whose attempts under way are all of processes of
+    this machine that are gone (a server killed mid-run and started
+    again): nothing is left to wait for. Their attempts would be due once
+    RUN_GRACE_SECONDS after they began: those are the records looked at."""
+    since = iso_before(moment, RUN_GRACE_SECONDS)
+    soon = svc.records.list_pending(iso_after(moment, RUN_GRACE_SECONDS + 1), REDRIVE_LOOKAHEAD)
+    abandoned = []
+    for key in soon:
+        if key in due:
+            continue
+        image = svc.records.get_image(key)
+        marks = (image or {}).get("running") or []
+        if marks and not any(attempt_may_run(mark, since) for mark in marks):
+            abandoned.append(key)
+    return abandoned
+
+
 def _index_version(
     svc: Services, photo: StoredPhoto, current: dict | None, force: bool, attempts: int, started: float
 ) -> object:
     key = photo.key
-    if current is not None and is_older(photo.sequencer, current.get("sequencer")):
-        return _stale(key, current, started)
     if is_final_for(current, photo) and not force:
         refreshed = _refresh(svc, current, photo)
         return _AGAIN if refreshed is None else _finish(svc, refreshed)
     before = current.get("attempts", 0) if same_version(current, photo) and current["status"] == PENDING else 0
     if before >= attempts:  # counted as they began: the last one crashed or failed
         reason = current.get("error") or "the run stopped before it finished (a crash or a timeout)"
-        return _give_up(svc, photo, current, None, f"Indexing failed {before} times; the last time: {reason}", started)
+        verdict = f"Indexing failed {before} times; the last time: {reason}"
+        outcome = _give_up(svc, photo, current, None, verdict, started)
+        return _stale(key, current, started) if outcome is _DEFERRED else outcome
     moment = svc.clock()
     token = attempt_mark(moment)
-    running = _running(current, moment, add=token)
-    claim = _pending_record(svc, photo, current, attempts=before + 1, running=running, retry_in=RUN_GRACE_SECONDS)
-    claimed = svc.records.put_image(claim, _revision(current))
-    if claimed is None:
-        return _AGAIN
-    return _attempt(svc, photo, claimed, token, attempts, started)
+    try:
+        running = _running(current, moment, add=token)
+        claim = _pending_record(svc, photo, current, attempts=before + 1, running=running, retry_in=RUN_GRACE_SECONDS)
+        claimed = svc.records.put_image(claim, _revision(current))
+        if claimed is None:
+            return _AGAIN
+        return _attempt(svc, photo, claimed, token, attempts, started)
+    finally:
+        attempt_ended(token)  # whatever its mark on the record says: this process knows it is over
 
 
 # What the indexing queue's workers call (core/index_queue.py).
@@ -222,8 +260,10 @@ def index_queued_photo(svc: Services, key: str, version: PhotoVersion | None = N
 def record_failure(svc: Services, key: str, version: PhotoVersion | None, reason: str) -> dict | None:
     """End `version` of the photo (None: whatever the bucket holds) `failed`
     with `reason`: the queue gives up on its event. Nothing changes when the
-    bucket holds another version now, a newer one is recorded, or a run
-    indexed these bytes meanwhile. The faces of an earlier version go, as
+    bucket holds another version now, a run indexed these bytes meanwhile,
+    or another attempt at the version may still commit (a copy of the
+    event runs: it concludes; if it crashed, the re-drive visits the photo
+    once its attempt is surely over). The faces of an earlier version go, as
     with any version that failed (those of these very bytes stay: see
     _give_up). Returns the record as it stands."""
     started = time.perf_counter()
@@ -234,15 +274,15 @@ def record_failure(svc: Services, key: str, version: PhotoVersion | None, reason
             return current
         if version is not None:
             photo = replace(photo, sequencer=version.sequencer or photo.sequencer)
-        if current is not None and (
-            is_older(photo.sequencer, current.get("sequencer")) or is_final_for(current, photo)
-        ):
+        if is_final_for(current, photo):
             return current
         if current is None or not same_version(current, photo):
             current = svc.records.put_image(_pending_record(svc, photo, current), _revision(current))
             if current is None:
                 continue
         outcome = _give_up(svc, photo, current, None, reason, started)
+        if outcome is _DEFERRED:
+            return current
         if outcome is not _AGAIN:
             return outcome
     raise ServiceUnavailable(f"Image {key!r} kept changing while its failure was being recorded; retry.")
@@ -310,13 +350,20 @@ def _forget(svc: Services, key: str, current: dict | None, started: float) -> ob
 
 def _record_pending(svc: Services, photo: StoredPhoto) -> dict:
     """Record an upload pending, unless this very content is already
-    indexed (the same bytes again, or an S3 event that beat the reply) or a
-    newer version is recorded. A delete that came meanwhile stands: the
-    record goes again."""
+    indexed (the same bytes again, or an S3 event that beat the reply).
+    Only while the bucket still holds this version, read after the record:
+    PutObject's reply orders it by nothing (no sequencer), and another put
+    of the key may have been stored, recorded and indexed since; then that
+    one stands. A delete that came meanwhile stands too: the record goes."""
     for _ in range(WRITE_ROUNDS):
         current = svc.records.get_image(photo.key)
-        if current and is_older(photo.sequencer, current.get("sequencer")):
-            return current
+        head = svc.photos.head(photo.key)
+        if head is None:  # a delete overtook the upload: it stands
+            if _forget(svc, photo.key, current, time.perf_counter()) is _AGAIN:
+                continue
+            return _pending_record(svc, photo, None)  # what the reply says of this upload
+        if _superseded(head, photo.version):  # a later put of the key stands, with its own record
+            return current or _pending_record(svc, photo, None)
         if is_final_for(current, photo):
             written = _refresh(svc, current, photo)
         else:
@@ -390,10 +437,10 @@ def _attempt(svc: Services, photo: StoredPhoto, claimed: dict, token: str, attem
     try:
         result = svc.engine.index_faces(photo.version, external_image_id(photo.key))
     except NotFound:  # the version is gone (replaced or deleted meanwhile): decide again
-        _hand_back(svc, claimed, token)
+        _end_attempt(svc, photo, claimed, token)
         return _AGAIN
     except Throttled:
-        _hand_back(svc, claimed, token)
+        _end_attempt(svc, photo, claimed, token)
         logs.log_indexed(photo.key, claimed, started, outcome="throttled")
         raise
     except ImageRejected as e:
@@ -417,7 +464,12 @@ def _attempt(svc: Services, photo: StoredPhoto, claimed: dict, token: str, attem
         if _committed(svc, photo.key, faces):
             raise  # the commit took: what follows it is owed on the record, for the next run
         svc.engine.delete_faces([face["FaceId"] for face in faces])
-        return _failed(svc, photo, svc.records.get_image(photo.key) or claimed, token, attempts, e, started)
+        latest = svc.records.get_image(photo.key) or claimed
+        if isinstance(e, Throttled):  # back-pressure of any service (a throttled commit): handed back too
+            _end_attempt(svc, photo, latest, token)
+            logs.log_indexed(photo.key, latest, started, outcome="throttled")
+            raise
+        return _failed(svc, photo, latest, token, attempts, e, started)
 
 
 def _failed(
@@ -425,7 +477,7 @@ def _failed(
 ):
     """A failure that may pass: recorded (the attempt is counted already) and
     raised, for the caller to retry; the last attempt ends the version
-    `failed` with the reason."""
+    `failed` with the reason, unless another attempt may still commit."""
     unexpected = not isinstance(error, FaceprintError)
     reason = f"unexpected {type(error).__name__} (see the log)" if unexpected else error.message
     mine = same_version(claimed, photo) and claimed["status"] == PENDING
@@ -434,22 +486,24 @@ def _failed(
         "indexing failed (attempt %d of %d): %s", attempt, attempts, logs.error_kind(error), exc_info=unexpected
     )
     if mine and attempt >= attempts:
-        return _give_up(
-            svc, photo, claimed, token, f"Indexing failed {attempt} times; the last time: {reason}", started
-        )
+        verdict = f"Indexing failed {attempt} times; the last time: {reason}"
+        outcome = _give_up(svc, photo, claimed, token, verdict, started)
+        if outcome is not _DEFERRED:
+            return outcome
     if mine:
-        moment = svc.clock()
-        retry = {**claimed, "error": reason, "updatedAt": moment, "retryAt": iso_after(moment, REDRIVE_AFTER_SECONDS)}
-        retry["running"] = _running(claimed, moment, mine=token)
-        svc.records.put_image(_without_none(retry), claimed["revision"])  # lost to another writer: it carries on
-        logs.log_indexed(photo.key, retry, started, outcome="retry")
+        retry = _end_attempt(svc, photo, claimed, token, counted=True, error=reason)
+        logs.log_indexed(photo.key, retry or claimed, started, outcome="retry")
     raise error
 
 
 def _give_up(svc: Services, photo: StoredPhoto, base: dict, token: str | None, error: str, started: float) -> object:
     """The attempts ran out. The version ends `failed` with the reason and
     without faces, unless the faces on record come from these very bytes (a
-    reindex that failed): then they stay, and the record says so."""
+    reindex that failed): then they stay, and the record says so. No
+    verdict (_DEFERRED) while another attempt at the version may still be
+    under way: it may commit. A verdict whose write loses decides again."""
+    if _under_way(base, svc.clock(), mine=token):
+        return _DEFERRED
     if _faces_etag(base) == photo.etag:
         moment = svc.clock()
         kept = {**base, "status": INDEXED if base["faceCount"] else NO_FACES, "error": error, "updatedAt": moment}
@@ -460,8 +514,8 @@ def _give_up(svc: Services, photo: StoredPhoto, base: dict, token: str | None, e
         return _AGAIN if written is None else _finish(svc, written)
     moment = svc.clock()
     failed = image_record(photo, FAILED, error=error, attempts=max(1, base.get("attempts") or 0), moment=moment)
-    if base.get("faceCount") or svc.records.faces_of(photo.key):
-        return _conclude(svc, photo, failed, [], base, token, started)  # an older version's faces go with it
+    if base.get("faceCount") or svc.records.faces_of(photo.key):  # an older version's faces go with it
+        return _conclude(svc, photo, failed, [], base, token, started, decide_again=True)
     # No faces to replace: a plain write, which a commit that keeps failing cannot stop.
     written = svc.records.put_image(
         _without_none({**failed, **_carried(base, photo), "running": _running(base, moment, mine=token)}),
@@ -472,14 +526,41 @@ def _give_up(svc: Services, photo: StoredPhoto, base: dict, token: str | None, e
     return _AGAIN if written is None else written
 
 
-def _hand_back(svc: Services, claimed: dict, token: str) -> None:
-    """End the attempt without an outcome, uncounted (throttled, or the
-    version went): the re-drive may take the photo again a while later."""
-    moment = svc.clock()
-    back = {**claimed, "updatedAt": moment, "retryAt": iso_after(moment, REDRIVE_AFTER_SECONDS)}
-    back["running"] = _running(claimed, moment, mine=token)
-    back["attempts"] = claimed.get("attempts", 1) - 1 or None
-    svc.records.put_image(_without_none(back), claimed["revision"])  # lost to another writer: it carries on
+def _end_attempt(
+    svc: Services, photo: StoredPhoto, record: dict, token: str, counted: bool = False, error: str | None = None
+) -> dict | None:
+    """End the attempt `token` without an outcome: its mark off the record,
+    uncounted (throttled, or the version went) unless `counted` (a failure
+    that may pass, with its `error`), and the photo due again a while
+    later. Against other writers too, as long as the record is still this
+    version's, pending, with the attempt's mark: an attempt that stays
+    marked keeps `repair` and the verdicts waiting for nothing."""
+    for _ in range(WRITE_ROUNDS):
+        if (
+            record is None
+            or not same_version(record, photo)
+            or record["status"] != PENDING
+            or token not in record.get("running", [])
+        ):
+            return record
+        moment = svc.clock()
+        ended = {**record, "updatedAt": moment, "retryAt": iso_after(moment, REDRIVE_AFTER_SECONDS)}
+        ended["running"] = _running(record, moment, mine=token)
+        if not counted:
+            ended["attempts"] = record.get("attempts", 1) - 1 or None
+        if error is not None:
+            ended["error"] = error
+        written = svc.records.put_image(_without_none(ended), record["revision"])
+        if written is not None:
+            return written
+        record = svc.records.get_image(photo.key)
+    return None
+
+
+def _under_way(record: dict | None, moment: str, mine: str | None = None) -> bool:
+    """Whether an attempt other than `mine` may still be under way on the record."""
+    since = iso_before(moment, RUN_GRACE_SECONDS)
+    return any(mark != mine and attempt_may_run(mark, since) for mark in (record or {}).get("running", []))
 
 
 def _conclude(
@@ -490,12 +571,15 @@ def _conclude(
     base: dict | None,
     token: str | None,
     started: float,
+    decide_again: bool = False,
 ) -> object:
     """Commit this version's outcome (its faces, or none) by compare-and-set
     on `base`, the record as read, with what the commit leaves to do
     (`owed`); then do it. When another writer came first, read again: if
     this version is still the bucket's and not indexed by another run,
-    commit over it; else this run lost and takes its faces back."""
+    commit over it; else this run lost and takes its faces back. A verdict
+    of attempts run out (`decide_again`) never commits over another
+    writer: the caller decides again (another attempt may have begun)."""
     key = photo.key
     new_ids = {face["FaceId"] for face in faces}
     for _ in range(WRITE_ROUNDS):
@@ -511,6 +595,8 @@ def _conclude(
                 return _forget(svc, key, committed.record, started)
             logs.log_indexed(key, committed.record, started, outcome="indexed")
             return _finish(svc, committed.record)
+        if decide_again:
+            return _AGAIN
         base = svc.records.get_image(key)
         if _lost(base, svc.photos.head(key), photo):
             svc.engine.delete_faces(sorted(new_ids))
@@ -597,13 +683,11 @@ def _committed(svc: Services, key: str, faces: list[dict]) -> bool:
 
 def _lost(latest: dict | None, head: StoredPhoto | None, photo: StoredPhoto) -> bool:
     """Whether another writer's record must stand: the photo is gone or
-    holds another version now, a newer version is recorded, or a duplicate
-    run already indexed these bytes."""
+    holds another version now (read after the record: the bucket orders
+    the versions), or a duplicate run already indexed these bytes."""
     if head is None or _superseded(head, photo.version):
         return True
-    if latest is None:
-        return False
-    return is_older(photo.sequencer, latest.get("sequencer")) or is_final_for(latest, photo)
+    return is_final_for(latest, photo)
 
 
 def _carried(base: dict | None, photo: StoredPhoto) -> dict:
@@ -618,10 +702,11 @@ def _carried(base: dict | None, photo: StoredPhoto) -> dict:
 
 def _running(record: dict | None, moment: str, mine: str | None = None, add: str | None = None) -> list[str] | None:
     """The record's attempts under way (each its start time and a tag):
-    without `mine`, with `add`, and without those begun RUN_GRACE_SECONDS or
-    more ago, which are over by now (a crash ended them)."""
+    without `mine`, with `add`, and without those over by now: begun
+    RUN_GRACE_SECONDS or more ago, or by a process of this machine that is
+    gone (a crash ended them)."""
     since = iso_before(moment, RUN_GRACE_SECONDS)
-    running = [entry for entry in (record or {}).get("running", []) if entry != mine and entry > since]
+    running = [entry for entry in (record or {}).get("running", []) if entry != mine and attempt_may_run(entry, since)]
     return [*running, add] if add else running or None
 
 

@@ -3,8 +3,10 @@ images and faces, and describing the stage."""
 
 from chalicelib import __version__
 from chalicelib.core import exclusions, limits, naming, synthetic
-from chalicelib.core.errors import NotFound
+from chalicelib.core.errors import NotFound, ServiceUnavailable
 from chalicelib.core.services import Services
+
+WRITE_ROUNDS = 8  # compare-and-set rounds before a delete gives up (each a change by another writer)
 
 
 def get_image(svc: Services, key: str) -> dict:
@@ -63,21 +65,30 @@ def delete_face(svc: Services, face_id: str) -> dict:
 
 
 def delete_image(svc: Services, key: str) -> dict:
-    """Photo first (so nothing indexes it again), then its faces in the
-    collection, then the records. If a step fails, the same request again
-    finishes the job, and what is left behind is never a photo that a
-    consistency repair would index again. Faces an indexing run committed
-    meanwhile go with the records (and the run, seeing the photo gone,
-    takes back anything it writes after)."""
+    """Photo first (so nothing indexes it again), then the records, then
+    their faces in the collection. What is left behind is never a photo
+    that a consistency repair would index again: at worst (the collection
+    failing after the records went) faces no record names, which `check`
+    finds and `repair` removes. Faces an indexing run committed meanwhile
+    go with the records (and the run, seeing the photo gone, takes back
+    anything it writes after). A PUT of the key stored after the photo went
+    stands: the records go only at a revision read while the bucket held
+    nothing, so a new version keeps its record, and the same bytes put
+    again keep their faces (which are the deleted version's too)."""
     image = svc.records.get_image(key)
     if image is None and svc.photos.head(key) is None:
         raise NotFound(f"No image named {key!r}: already deleted?")
     svc.photos.delete(key)
-    face_ids = [face["FaceId"] for face in svc.records.faces_of(key)]
-    svc.engine.delete_faces(face_ids)
-    removed = svc.records.remove_image(key) or []
-    svc.engine.delete_faces([face_id for face_id in removed if face_id not in set(face_ids)])
-    return {"deleted": {"key": key, "faces": len(set(face_ids) | set(removed))}}
+    for _ in range(WRITE_ROUNDS):
+        current = svc.records.get_image(key)
+        if current is None or svc.photos.head(key) is not None:
+            return {"deleted": {"key": key, "faces": 0}}  # nothing recorded, or a later PUT stands with its own
+        removed = svc.records.remove_image(key, current["revision"])
+        if removed is not None:
+            face_ids = list(dict.fromkeys(removed + (current.get("owed") or {}).get("retire", [])))
+            svc.engine.delete_faces(face_ids)
+            return {"deleted": {"key": key, "faces": len(removed)}}
+    raise ServiceUnavailable(f"Image {key!r} kept changing while it was being deleted; retry.")
 
 
 def describe(svc: Services) -> dict:

@@ -109,8 +109,21 @@ def delete_person(svc: Services, person_id: str) -> dict:
         if svc.records.person_deleted_at(person_id) is not None:
             sync_user(svc, person_id)  # a delete that stopped halfway
         raise NotFound(f"No person {person_id!r}: already deleted?")
-    sync_user(svc, person_id)
+    if sync_user(svc, person_id) and faces:  # made again meanwhile: their User stayed, with these faces
+        _leave_user(svc, person_id, faces)
     return {"deleted": {"personId": person_id, "faces": len(faces)}}
+
+
+def _leave_user(svc: Services, person_id: str, face_ids: list[str]) -> None:
+    """The faces a delete took from a person's records leave their User too,
+    when the User stayed because the person was made again meanwhile (so
+    DeleteUser never took them along), unless the records give a face to
+    the person again by now."""
+    theirs = {face["FaceId"] for face in svc.records.faces_of_person(person_id)}
+    taken = [face_id for face_id in face_ids if face_id not in theirs]
+    if taken:
+        with contextlib.suppress(NotFound):  # the User went meanwhile, and its faces with it
+            svc.people.disassociate_faces(person_id, taken)
 
 
 def sync_user(svc: Services, person_id: str) -> bool:

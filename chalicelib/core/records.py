@@ -5,7 +5,9 @@ the re-drive owes it a visit."""
 import os
 import secrets
 import socket
+import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from chalicelib.core.ports import StoredPhoto
 
@@ -34,30 +36,99 @@ def iso_after(moment: str, seconds: float) -> str:
     return iso_before(moment, -seconds)
 
 
+class Processes:
+    """Who this process is, which of its own attempts are under way, and
+    whether a process of this machine is gone: what an attempt's mark says
+    about where it runs. A process is named by its host, its pid and its
+    start time (the kernel's, in clock ticks since boot, where /proc has
+    it), so that a pid used again by another process (a container started
+    again numbers its processes alike) never passes for the one that wrote
+    the mark. A simulation gives its own."""
+
+    def __init__(self) -> None:
+        self._under_way: set[str] = set()  # the marks of this process's attempts under way
+        self._lock = threading.Lock()
+        self._named: tuple[int, str] = (0, "")
+
+    def this(self) -> str:
+        pid = os.getpid()
+        if self._named[0] != pid:  # named once per process (a fork is another)
+            self._named = (pid, f"{socket.gethostname()}:{pid}:{_start_time(pid)}")
+        return self._named[1]
+
+    def began(self, mark: str) -> None:
+        with self._lock:
+            self._under_way.add(mark)
+
+    def ended(self, mark: str) -> None:
+        with self._lock:
+            self._under_way.discard(mark)
+
+    def may_run(self, mark: str, where: str) -> bool:
+        """Whether the attempt that wrote `mark` in the process `where` may
+        be under way: this process knows its own; of another process of
+        this machine, as long as that process runs; of another machine (a
+        Lambda), always."""
+        if where == self.this():
+            with self._lock:
+                return mark in self._under_way
+        return not self.gone(where)
+
+    def gone(self, where: str) -> bool:
+        """Whether the process named `where` ("host:pid:start", or the
+        older "host:pid") is a process of this machine that has ended. One
+        of another machine (a Lambda) may be under way: never gone."""
+        host, _, rest = where.partition(":")
+        pid, _, started = rest.partition(":")
+        if host != socket.gethostname() or not pid.isdigit():
+            return False
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass  # it runs, as another user
+        return bool(started) and started != _start_time(int(pid))
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot (field 22 of
+    /proc/<pid>/stat), or "" where there is no /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rpartition(")")[2].split()[19]
+
+
+PROCESSES = Processes()
+
+
 def attempt_mark(moment: str) -> str:
     """What an indexing attempt writes in its record's `running` while it is
-    under way: when it began, and where (host and process), so that another
-    process on the same machine can tell a crashed run from one under way."""
-    return f"{moment}#{socket.gethostname()}:{os.getpid()}#{secrets.token_hex(4)}"
+    under way: when it began, and where (host, process and its start), so
+    that another process on the same machine can tell a crashed run from
+    one under way. Under way until attempt_ended."""
+    mark = f"{moment}#{PROCESSES.this()}#{secrets.token_hex(4)}"
+    PROCESSES.began(mark)
+    return mark
+
+
+def attempt_ended(mark: str) -> None:
+    """The attempt is over in this process, whatever its mark on the record
+    says now (a write that would have taken it off failed)."""
+    PROCESSES.ended(mark)
 
 
 def attempt_may_run(mark: str, since: str) -> bool:
     """Whether the attempt that wrote `mark` may still be under way: begun
-    after `since` (RUN_GRACE_SECONDS ago), and not from a process of this
-    machine that has ended (a server killed, or stopped mid-run)."""
+    after `since` (RUN_GRACE_SECONDS ago), not an attempt of this process
+    that has ended, and not from a process of this machine that has ended
+    (a server killed, or stopped mid-run)."""
     if mark <= since:
         return False
-    begun, _, where = mark.partition("#")
-    host, _, pid = where.partition("#")[0].rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    where = mark.split("#")[1] if mark.count("#") >= 2 else ""
+    return PROCESSES.may_run(mark, where)
 
 
 def first_revision() -> int:
@@ -99,11 +170,6 @@ def normalize_sequencer(sequencer: str | None) -> str | None:
     if not sequencer:
         return None
     return sequencer.upper().rjust(SEQUENCER_WIDTH, "0")
-
-
-def is_older(sequencer: str | None, than: str | None) -> bool:
-    """True only when both are known and `sequencer` came first."""
-    return bool(sequencer and than and sequencer < than)
 
 
 def same_version(record: dict | None, photo: StoredPhoto) -> bool:

@@ -5,6 +5,7 @@ its `user_id` column (indexed: GET /faces?person=) and its record's
 removed with their image leave their person at once."""
 
 import json
+import sqlite3
 from contextlib import AbstractContextManager
 
 from chalicelib.core.ports import Committed, FaceKey, ImageState, Page, RecordStore
@@ -397,6 +398,30 @@ class SqliteRecordStore(RecordStore):
             (record["key"], record["etag"], json.dumps(record), revision, pending_since),
         )
         return {**record, "revision": revision}
+
+
+def end_attempts_under_way(conn: sqlite3.Connection, moment: str) -> int:
+    """End every attempt an archive's records mark as under way, on a
+    database no process runs on yet (a backup being restored): whatever
+    ran when the copy was taken runs on the original archive, never on
+    this one, so nothing here is to be waited for. Each pending photo is
+    due to the re-drive at once; `repair` then leaves nothing to a run
+    that will never come (its stray faces included). Returns how many
+    records had marks."""
+    rows = conn.execute("SELECT key, record, revision FROM images WHERE json_extract(record, '$.running') IS NOT NULL")
+    ended = 0
+    for key, text, revision in rows.fetchall():
+        record = json.loads(text)
+        record.pop("running")
+        if record["status"] == PENDING:
+            record["retryAt"] = moment
+        conn.execute(
+            "UPDATE images SET record = ?, revision = ?, pending_since = ? WHERE key = ?",
+            (json.dumps(record), next_revision(revision), redrive_due(record), key),
+        )
+        ended += 1
+    conn.commit()
+    return ended
 
 
 def _image(row) -> dict:

@@ -28,6 +28,8 @@ that has removed the photo but not yet its records, faces added to the
 collection but not yet recorded) is in the copy as a crash would leave it:
 `restore` finishes each as `make check-consistency REPAIR=1` does after a
 crash (it indexes the pending photo; it completes the delete), and says so.
+The runs under way at that moment run on the original archive, never on
+the restored one: a restore starts with no attempt marked under way.
 """
 
 import contextlib
@@ -47,6 +49,7 @@ from chalicelib.core.errors import ConfigurationError
 from chalicelib.core.records import iso_before, now
 from chalicelib.embedded import private
 from chalicelib.embedded.photos import file_name, write_atomically
+from chalicelib.embedded.records import end_attempts_under_way
 
 DATABASE = "faceprint.db"
 PHOTOS = "photos"
@@ -172,6 +175,8 @@ def restore_files(source: Path, data_dir: Path, on_photo: Callable[[int, int], N
     shutil.copyfile(database, partial)
     with contextlib.closing(sqlite3.connect(partial)) as conn:
         verdict = conn.execute("PRAGMA quick_check").fetchone()[0]  # every page readable and well formed
+        if verdict == "ok":
+            end_attempts_under_way(conn, now())  # restored, the archive starts with no run under way
     if verdict != "ok":
         partial.unlink()
         raise ConfigurationError(f"The backup's database {database} is damaged ({verdict}): restore another backup.")

@@ -8,7 +8,15 @@ import json
 import pytest
 
 from chalicelib.core.errors import ConfigurationError
-from chalicelib.core.records import INDEXED, image_record
+from chalicelib.core.records import (
+    INDEXED,
+    PENDING,
+    RUN_GRACE_SECONDS,
+    attempt_mark,
+    image_record,
+    iso_after,
+    now,
+)
 from chalicelib.embedded.database import Database
 from chalicelib.embedded.photos import FilePhotoStore
 from chalicelib.embedded.records import SqliteRecordStore
@@ -131,3 +139,21 @@ def test_a_backup_into_a_folder_it_may_not_write_says_so_in_a_line(archive, tmp_
     assert cli.main(["backup", str(tmp_path / "taken" / "backup")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("Stopped: Not a directory") and "Traceback" not in err
+
+
+def test_a_restored_archive_has_no_attempt_under_way(archive, tmp_path):
+    """Issue 25, item 5, at the files' level (tests/ops/test_backup_in_flight.py
+    has it with a real run): the backup caught an attempt under way, marked
+    by this very process, alive. Restored, nothing is marked under way and
+    the pending photo is due to the re-drive at once."""
+    current = archive.records.get_image("album/0.png")
+    mark = attempt_mark(now())
+    marked = {**current, "status": PENDING, "running": [mark], "retryAt": iso_after(now(), RUN_GRACE_SECONDS)}
+    assert archive.records.put_image(marked, current["revision"]) is not None
+    backup.backup(tmp_path / "data", tmp_path / "backup")
+    backup.restore_files(tmp_path / "backup", tmp_path / "restored")
+    restored = Archive(tmp_path / "restored")
+    image = restored.records.get_image("album/0.png")
+    assert "running" not in image and image["status"] == PENDING
+    assert restored.records.list_pending(now(), 10) == ["album/0.png"]
+    assert archive.records.get_image("album/0.png")["running"] == [mark]  # the original is the original's

@@ -7,88 +7,30 @@ the records exactly once, labelled from its current version, and `check`
 finds nothing to repair."""
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import pytest
 
-from chalicelib import wiring
 from chalicelib.core import indexing, library, people, searching
-from chalicelib.core.config import Settings
 from chalicelib.core.errors import NotFound
 from chalicelib.core.ports import PhotoVersion
-from chalicelib.core.records import RUN_GRACE_SECONDS, iso_before, normalize_sequencer, now
-from chalicelib.core.services import Services
+from chalicelib.core.records import RUN_GRACE_SECONDS, iso_before, now
 from chalicelib.ops import maintenance
-from tests.support.fakes import fake_services, photo_of
+from tests.support import wirings
 from tests.support.interleave import Steps
-from tests.support.photos import photo
+from tests.support.wirings import Wiring, assert_settled, play
 
 KEY = "portrait.jpg"
-REAL = {"keanu": "Keanu-Reeves.jpg", "avril": "Avril-Lavigne.jpg"}
-
-
-@dataclass
-class Wiring:
-    name: str
-    svc: Services
-    store: Callable[[str, bytes, dict], PhotoVersion]  # what an upload stores; the version its event names
-    photo: Callable[[str], bytes]
-
-
-def _upload(svc: Services, version_of: Callable[[str], PhotoVersion]):
-    """An upload that records the photo pending and leaves indexing to the
-    test, which plays the S3 events."""
-
-    def store(key: str, data: bytes, metadata: dict) -> PhotoVersion:
-        indexing.upload_image(replace(svc, index_on_upload=False), key, data, metadata)
-        return version_of(key)
-
-    return store
 
 
 @pytest.fixture(
     params=["fake", pytest.param("local", marks=pytest.mark.slow), pytest.param("dev", marks=pytest.mark.slow)]
 )
 def wired(request, tmp_path, monkeypatch) -> Iterator[Wiring]:
-    if request.param == "fake":
-        svc = fake_services()
-        yield Wiring("fake", svc, _upload(svc, lambda key: svc.photos.head(key).version), lambda who: photo_of(who))
-        return
-    if request.param == "local":
-        svc = wiring.services(Settings.from_env({"FACEPRINT_DATA_DIR": str(tmp_path / "data")}))
-        yield Wiring("local", svc, _upload(svc, lambda key: svc.photos.head(key).version), lambda who: photo(REAL[who]))
-        return
-    from tests.support.fake_rekognition import aws_stage
-
-    with aws_stage(monkeypatch, "dev") as resources:
-        resources.events.held = True  # the test plays the events
-        svc = wiring.services(Settings.from_env(resources.env))
-
-        def event_version(key: str) -> PhotoVersion:
-            taken = resources.events.take()
-            created = [r for r in taken if r.get("eventName", "ObjectCreated").startswith("ObjectCreated")]
-            (record,) = [r for r in created if r["key"] == key][-1:]
-            return PhotoVersion(key, record["eTag"], record.get("versionId"), normalize_sequencer(record["sequencer"]))
-
-        yield Wiring("dev", svc, _upload(svc, event_version), lambda who: photo(REAL[who]))
-
-
-def assert_settled(w: Wiring, expected: dict[str, str]) -> None:
-    """`expected`: key -> the person its current version shows (the label)."""
-    svc = w.svc
-    recorded = {face["FaceId"] for key in expected for face in svc.records.faces_of(key)}
-    collection = {face["FaceId"] for face in maintenance._all(svc.engine.list_faces)}
-    assert collection == recorded, "the collection and the records disagree"
-    for key, person in expected.items():
-        image = svc.records.get_image(key)
-        assert image["status"] == "indexed" and image["etag"] == svc.photos.head(key).etag
-        assert image["metadata"] == {"name": person}
-        assert image["faceCount"] == len(svc.records.faces_of(key)) == 1
-        found = searching.search_image(svc, w.photo(person), 80.0, 100)
-        assert [m["imageKey"] for m in found["matches"]] == [key], "the photo is not found exactly once"
-        assert found["matchedFaces"] == [person]
-    assert maintenance.check(svc) == []
+    with wirings.wired(request.param, tmp_path, monkeypatch) as w:
+        yield w
 
 
 def _new(w: Wiring, person: str) -> PhotoVersion:
@@ -116,9 +58,12 @@ def test_two_events_at_once_both_indexing_before_either_writes(wired, winner):
     loser = "B" if winner == "A" else "A"
     steps.release(winner)
     runs[winner].result(60)
+    committed = [face["FaceId"] for face in wired.svc.records.faces_of(KEY)]
     steps.release(loser)
     runs[loser].result(60)
     assert_settled(wired, {KEY: "keanu"})
+    # The loser takes its faces back: the ones a client may have read already stay.
+    assert [face["FaceId"] for face in wired.svc.records.faces_of(KEY)] == committed
 
 
 def test_two_events_at_once_the_second_reading_before_the_first_indexes(wired):
@@ -278,6 +223,31 @@ def test_an_upload_that_a_delete_overtakes_leaves_no_record(wired):
     assert maintenance.check(wired.svc) == []
 
 
+@pytest.mark.parametrize("again", ["other bytes", "same bytes"])
+def test_a_photo_put_again_while_a_delete_finishes_stands(wired, again):
+    """The key is put again, recorded and indexed after a DELETE removed the
+    photo and before it removed the records: the new photo keeps its record
+    and its faces (found by make explore, seeds 250015039 and 250066296: the
+    delete removed whatever record the key had, and the faces with it; and
+    250052311: the same bytes again keep the deleted version's faces, which
+    a delete must not take from the collection before its records go)."""
+    person = "avril" if again == "other bytes" else "keanu"
+    wired.upload(KEY, wired.photo("keanu"), {"name": "keanu"})
+    play(wired, wired.take_events())
+    steps = Steps()
+    svc = steps.wrap(wired.svc)
+    steps.pause("delete", "delete")  # the photo gone, its faces and records not yet
+    delete = steps.start("delete", library.delete_image, svc, KEY)
+    steps.reached("delete", "delete")
+    wired.upload(KEY, wired.photo(person), {"name": person})
+    play(wired, wired.take_events())
+    steps.release("delete")
+    deleted = delete.result(60)["deleted"]
+    play(wired, wired.take_events())
+    assert_settled(wired, {KEY: person})
+    assert deleted == {"key": KEY, "faces": 0}  # the faces of the version deleted went with the new put
+
+
 def test_records_whose_photo_is_gone_never_starve_the_re_drive(wired):
     """More records than a batch whose photos were deleted from the bucket by
     hand, then a real photo whose event was lost: the re-drive removes the
@@ -373,6 +343,34 @@ def test_a_person_change_made_while_a_reindex_runs_is_kept(wired, change):
     assert_settled(wired, {KEY: "keanu"})
 
 
+def test_a_person_deleted_and_made_again_after_a_reindex_committed_gets_none_of_its_faces(wired):
+    """The reindex has committed (the carry-over owed, with the owner the
+    records gave the old face) and not yet retired the old face when the
+    person is deleted and made again. The collection, which holds the truth
+    about whose face is whose, says the old face is no one's now (DeleteUser
+    took it along): the new face must not join the person made again, as it
+    would if the records' owner at the commit were trusted over it."""
+    version = _new(wired, "keanu")
+    indexing.index_photo(wired.svc, KEY, version)
+    (old,) = wired.svc.records.faces_of(KEY)
+    people.put_person(wired.svc, "keanu", "keanu")
+    people.associate_faces(wired.svc, "keanu", [old["FaceId"]], 0.0)
+    steps = Steps()
+    svc = steps.wrap(wired.svc)
+    steps.pause("reindex", "commit_faces")
+    run = steps.start("reindex", indexing.index_photo, svc, KEY, None, True)
+    steps.reached("reindex", "commit_faces")
+    people.delete_person(wired.svc, "keanu")
+    people.put_person(wired.svc, "keanu", "keanu again")
+    steps.release("reindex")
+    run.result(60)
+    (new,) = wired.svc.records.faces_of(KEY)
+    assert new["FaceId"] != old["FaceId"]
+    assert _person_of(wired, new["FaceId"]) == (None, None)
+    assert people.get_person(wired.svc, "keanu")["person"]["faceCount"] == 0
+    assert_settled(wired, {KEY: "keanu"})
+
+
 def test_failures_of_the_commit_are_counted_and_leave_no_face_behind(wired, monkeypatch):
     version = _new(wired, "keanu")
     records = wired.svc.records
@@ -389,6 +387,26 @@ def test_failures_of_the_commit_are_counted_and_leave_no_face_behind(wired, monk
     assert image["status"] == "failed" and image["error"].startswith(f"Indexing failed {indexing.INDEX_ATTEMPTS} times")
     assert list(maintenance._all(wired.svc.engine.list_face_ids)) == []
     assert maintenance.check(wired.svc) == []
+
+
+def test_a_commit_whose_reply_was_lost_keeps_its_faces(wired, monkeypatch):
+    """The commit took effect but its reply never came (DynamoDB timed out
+    after the write; SQLite's connection dropped after its COMMIT): the run
+    must not take its faces back from the collection, or the records would
+    list faces the collection no longer has."""
+    version = _new(wired, "keanu")
+    commit = wired.svc.records.commit_faces
+
+    def reply_lost(*args, **kwargs):
+        commit(*args, **kwargs)
+        raise TimeoutError("the commit's reply timed out (simulated)")
+
+    monkeypatch.setattr(wired.svc.records, "commit_faces", reply_lost)
+    with pytest.raises(TimeoutError):
+        indexing.index_photo(wired.svc, KEY, version)
+    monkeypatch.undo()
+    indexing.index_photo(wired.svc, KEY, version)  # the event again, or the re-drive: what was owed is done
+    assert_settled(wired, {KEY: "keanu"})
 
 
 def test_what_a_commit_leaves_to_do_is_finished_by_the_next_run(wired, monkeypatch):
@@ -424,6 +442,77 @@ def test_a_reindex_never_brings_back_a_person_deleted_after_enrolment(wired, tmp
         people.get_person(wired.svc, "mike")
     indexing.redrive_pending(wired.svc, moment=iso_before(now(), -RUN_GRACE_SECONDS - 60))
     assert wired.svc.records.get_person("mike") is None and "mike" not in wired.svc.people.list_users()
+    assert maintenance.check(wired.svc) == []
+
+
+def test_repair_following_the_collection_follows_it_as_it_stands_after_its_write(wired, monkeypatch):
+    """Repair gives a face record the person the collection says (p), while
+    a delete of p, made again meanwhile, takes the face out of p's User:
+    repair's write must not stand on what it read before (found by the
+    simulation, make explore, seed 248355877, with no fault)."""
+    indexing.index_photo(wired.svc, KEY, _new(wired, "keanu"))
+    (face,) = wired.svc.records.faces_of(KEY)
+    svc = wired.svc
+    people.put_person(svc, "p", "first")
+    people.associate_faces(svc, "p", [face["FaceId"]], 0.0)
+    svc.records.remove_person("p", now())  # DELETE /people/p, its first step ...
+    people.put_person(svc, "p", "second")  # ... p made again meanwhile: their User stays, with the face
+    found = maintenance.check(svc)
+    assert maintenance.Disagreement(maintenance.FACE_OWNER, face_id=face["FaceId"], person_id="p") in found
+    # ... and the delete's last step comes once repair has read whose the face is
+    _then(monkeypatch, svc.people, "owners", lambda _: True, lambda: people._leave_user(svc, "p", [face["FaceId"]]))
+    maintenance.repair(svc, found)
+    assert _person_of(wired, face["FaceId"]) == (None, None)
+    assert maintenance.check(svc) == []
+
+
+def test_the_same_bytes_uploaded_again_naming_a_person_deleted_since_enrol_them_again(wired):
+    """A new upload is a new enrolment, even of the same bytes: one naming a
+    person deleted before it makes them again with the photo's face."""
+    indexing.index_photo(wired.svc, KEY, wired.store(KEY, wired.photo("keanu"), {"name": "keanu", "person": "mike"}))
+    people.delete_person(wired.svc, "mike")
+    time.sleep(0.005)  # the upload comes after the deletion, not in the same millisecond
+    again = wired.store(KEY, wired.photo("keanu"), {"name": "keanu", "person": "mike"})
+    indexing.index_photo(wired.svc, KEY, again)
+    (face,) = wired.svc.records.faces_of(KEY)
+    assert _person_of(wired, face["FaceId"]) == ("mike", "mike")
+    assert people.get_person(wired.svc, "mike")["person"]["faceCount"] == 1
+    assert maintenance.check(wired.svc) == []
+
+
+def test_a_reindex_keeps_not_this_person_said_after_an_enrolment(wired, tmp_path):
+    """The photo enrolled its face into mike; the user said "not this
+    person". The enrolment is done, for that upload: a reindex carries it
+    over to the new face and never enrols again."""
+    indexing.index_photo(wired.svc, KEY, wired.store(KEY, wired.photo("keanu"), {"name": "keanu", "person": "mike"}))
+    (old,) = wired.svc.records.faces_of(KEY)
+    people.disassociate_face(wired.svc, "mike", old["FaceId"])
+    maintenance.reindex(wired.svc, tmp_path / "progress.json")
+    (new,) = wired.svc.records.faces_of(KEY)
+    assert new["FaceId"] != old["FaceId"]
+    assert _person_of(wired, new["FaceId"]) == (None, None)
+    assert maintenance.check(wired.svc) == []
+
+
+def test_an_enrolment_added_while_a_run_strikes_off_its_work_is_left_to_the_re_drive(wired):
+    """A run has committed new bytes and retires the old faces when the same
+    bytes are uploaded again naming a person (their enrolment owed on the
+    record), and that upload's event is lost. The run strikes off only what
+    it did: the enrolment stays owed, and the re-drive does it."""
+    indexing.index_photo(wired.svc, KEY, wired.store(KEY, wired.photo("avril"), {"name": "avril"}))
+    second = wired.store(KEY, wired.photo("keanu"), {"name": "keanu"})
+    steps = Steps()
+    steps.pause("run", "delete_faces")  # committed; retiring the first version's faces
+    run = steps.start("run", indexing.index_photo, steps.wrap(wired.svc), KEY, second)
+    steps.reached("run", "delete_faces")
+    wired.store(KEY, wired.photo("keanu"), {"name": "keanu", "person": "mike"})  # its event never comes
+    steps.release("run")
+    run.result(60)
+    assert wired.svc.records.get_image(KEY)["owed"]["enrol"]
+    indexing.redrive_pending(wired.svc, moment=iso_before(now(), -RUN_GRACE_SECONDS - 60))
+    (face,) = wired.svc.records.faces_of(KEY)
+    assert _person_of(wired, face["FaceId"]) == ("mike", "mike")
+    assert wired.svc.records.get_image(KEY)["metadata"] == {"name": "keanu", "person": "mike"}
     assert maintenance.check(wired.svc) == []
 
 
@@ -480,4 +569,27 @@ def test_a_delete_cut_in_by_the_person_made_again_leaves_their_faces_with_them(w
     people.delete_person(svc, "p")
     assert svc.records.get_person("p")["faceCount"] == 1
     assert _person_of(wired, face["FaceId"]) == ("p", "p")
+    assert maintenance.check(svc) == []
+
+
+def test_a_delete_whose_person_is_made_again_meanwhile_takes_their_faces_from_the_user_too(wired, monkeypatch):
+    """DELETE /people/p takes the record (its faces lose p in the records);
+    before it looks at the User, p is made again: the User stays, and the
+    faces the delete took must leave it too, or the collection still says
+    they are p's (found by the simulation, seed 7001652, with no fault)."""
+    indexing.index_photo(wired.svc, KEY, _new(wired, "keanu"))
+    (face,) = wired.svc.records.faces_of(KEY)
+    svc = wired.svc
+    people.put_person(svc, "p", "first")
+    people.associate_faces(svc, "p", [face["FaceId"]], 0.0)
+    _then(
+        monkeypatch,
+        svc.records,
+        "remove_person",
+        lambda removed: removed is not None,
+        lambda: people.put_person(svc, "p", "second"),
+    )
+    people.delete_person(svc, "p")
+    assert svc.records.get_person("p")["faceCount"] == 0
+    assert _person_of(wired, face["FaceId"]) == (None, None)
     assert maintenance.check(svc) == []

@@ -36,7 +36,8 @@ def photos(request, tmp_path, monkeypatch) -> Iterator:
 def every_stored_byte(photos, tmp_path) -> bytes:
     """All that the store keeps, every version and description included."""
     if isinstance(photos, InMemoryPhotoStore):
-        return repr(photos._current).encode() + b"".join(photos._versions.values())
+        history = [v for versions in photos._history.values() for v in versions]
+        return b"".join(repr(v.photo).encode() + v.data for v in history)
     if isinstance(photos, FilePhotoStore):
         return b"".join(path.read_bytes() for path in sorted((tmp_path / "photos").iterdir()))
     client = photos._client

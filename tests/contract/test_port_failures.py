@@ -14,7 +14,12 @@ Where a wiring cannot meet a situation it is left out, and said so:
   missing collection is a ConfigurationError, on every call.
 - A replaced version is gone at once offline (the file store keeps one
   version of a photo); on AWS and in the fakes, once the bucket's lifecycle
-  rule has expired it (a day later): until then IndexFaces reads it."""
+  rule has expired it (a day later): until then IndexFaces reads it.
+- Versions, delete markers, deleting a version by its id, undeleting and
+  the bucket's notifications are S3's (the fakes and moto): the file store
+  offline keeps one version, gives each put its own sequencer, and sends
+  no events (the upload's own run indexes). moto sends no notifications
+  either: on AWS they are tests/support/s3_events.py's, after moto's reply."""
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
@@ -29,9 +34,10 @@ from chalicelib.core.errors import ConfigurationError, InvalidImage, NotFound, P
 from chalicelib.core.keys import external_image_id
 from chalicelib.core.limits import MAX_IMAGE_BYTES
 from chalicelib.core.ports import PhotoVersion
-from chalicelib.core.records import now
+from chalicelib.core.records import normalize_sequencer, now
 from chalicelib.core.services import Services
 from chalicelib.ops import maintenance
+from tests.support import wirings
 from tests.support.fakes import fake_services, photo_of
 from tests.support.faults import service_error
 from tests.support.photos import photo
@@ -40,6 +46,7 @@ from tests.support.records import face, image
 REAL = {"keanu": "Keanu-Reeves.jpg", "avril": "Avril-Lavigne.jpg"}
 WIRINGS = ["fake", "local", "dev"]
 THROTTLING = ["fake", "dev"]  # nothing throttles offline
+VERSIONED = ["fake", "dev"]  # the file store keeps one version of a photo
 
 
 @dataclass
@@ -51,6 +58,8 @@ class Wiring:
     throttled: Callable[[str, str], AbstractContextManager] = lambda port, method: nullcontext()
     resources: object = None  # the AWS wiring's clients
     content_type: str = "image/jpeg"
+    bucket: wirings.Bucket | None = None  # S3's own tools on a versioned bucket
+    take_events: Callable[[], list[dict]] = lambda: []  # the bucket's notifications since the last call
 
     def store(self, key: str, data: bytes) -> PhotoVersion:
         """Bytes put in the photo store as they are (as a photo copied into
@@ -87,6 +96,11 @@ class Stages:
             yield
             assert method not in vars(fake), f"{port}.{method} was never called"
 
+        def take_events() -> list[dict]:
+            taken = list(svc.photos.events)
+            svc.photos.events.clear()
+            return taken
+
         return Wiring(
             "fake",
             svc,
@@ -95,6 +109,8 @@ class Stages:
             throttled,
             None,
             "image/png",
+            wirings.fake_bucket(svc),
+            take_events,
         )
 
     def _local(self) -> Wiring:
@@ -124,7 +140,19 @@ class Stages:
             with service_error(getattr(resources, service), operation, status, code):
                 yield
 
-        return Wiring("dev", svc, lambda who: photo(REAL[who]), expire_replaced, throttled, resources)
+        def take_events() -> list[dict]:
+            return [{"eventName": "ObjectCreated:Put", **record} for record in resources.events.take()]
+
+        return Wiring(
+            "dev",
+            svc,
+            lambda who: photo(REAL[who]),
+            expire_replaced,
+            throttled,
+            resources,
+            bucket=wirings.s3_bucket(resources),
+            take_events=take_events,
+        )
 
 
 # Each service's own word for "slow down", for the fakes of its port.
@@ -173,6 +201,11 @@ def wired(request, stages) -> Wiring:
 
 @pytest.fixture(params=THROTTLING)
 def throttling(request, stages) -> Wiring:
+    return stages[request.param]
+
+
+@pytest.fixture(params=VERSIONED)
+def versioned(request, stages) -> Wiring:
     return stages[request.param]
 
 
@@ -236,6 +269,97 @@ def test_a_stored_photo_over_15_mb_is_too_large_everywhere(wired):
     with pytest.raises(PayloadTooLarge):
         wired.svc.engine.index_faces(version, external_image_id(key))
     assert wired.collection() == before
+
+
+# The bucket's versions, as S3 keeps them (issue 25: the fake was kinder).
+
+
+def _changes(wired: Wiring, key: str) -> list[tuple[str, str | None]]:
+    """The notifications of `key` since the last look: (event name, versionId)."""
+    return [(r["eventName"], r.get("versionId")) for r in wired.take_events() if r["key"] == key]
+
+
+def test_a_put_names_its_version_and_no_sequencer_only_its_event_does(versioned):
+    """PutObject's reply has a VersionId and an ETag, no sequencer and no
+    LastModified; HeadObject's has LastModified, no sequencer. The event
+    has the sequencer."""
+    key = unique("put.jpg")
+    wired = versioned
+    wired.take_events()
+    stored = wired.svc.photos.put(key, wired.photo("keanu"), wired.content_type, {})
+    head = wired.svc.photos.head(key)
+    assert stored.version_id and stored.sequencer is None and stored.stored_at is None
+    assert (head.version_id, head.etag, head.sequencer) == (stored.version_id, stored.etag, None)
+    assert head.stored_at  # LastModified
+    (event,) = [r for r in wired.take_events() if r["key"] == key]
+    assert event["eventName"].startswith("ObjectCreated:")
+    assert (event["eTag"], event["versionId"]) == (stored.etag, stored.version_id)
+    assert int(event["sequencer"], 16) > 0
+
+
+def test_a_delete_marker_hides_the_photo_and_an_undelete_brings_it_back(versioned):
+    key = unique("hidden.jpg")
+    wired, photos = versioned, versioned.svc.photos
+    stored = wired.store(key, wired.photo("keanu"))
+    wired.take_events()
+    wired.bucket.delete_marker(key)
+    assert photos.head(key) is None
+    with pytest.raises(NotFound):
+        photos.read(key)
+    assert key not in {listed.key for listed in maintenance._all(photos.list)}
+    [(name, marker)] = _changes(wired, key)
+    assert name == "ObjectRemoved:DeleteMarkerCreated" and marker not in (None, stored.version_id)
+    wired.bucket.undelete(key)
+    assert _changes(wired, key) == [("ObjectRemoved:Delete", marker)]  # nothing says a version is back
+    head = photos.head(key)
+    assert (head.version_id, head.etag) == (stored.version_id, stored.etag)
+    assert photos.read(key) == wired.photo("keanu")
+
+
+def test_deleting_the_current_version_by_its_id_makes_the_one_before_current(versioned):
+    key = unique("back.jpg")
+    wired, photos = versioned, versioned.svc.photos
+    old = wired.store(key, wired.photo("keanu"))
+    new = wired.store(key, wired.photo("avril"))
+    wired.take_events()
+    wired.bucket.delete_current_version(key)
+    assert _changes(wired, key) == [("ObjectRemoved:Delete", new.version_id)]
+    head = photos.head(key)
+    assert (head.version_id, head.etag) == (old.version_id, old.etag)
+    assert {listed.key: listed.etag for listed in maintenance._all(photos.list)}[key] == old.etag
+    with pytest.raises(NotFound):
+        wired.svc.engine.index_faces(new, external_image_id(key))
+
+
+def test_the_events_of_a_key_come_with_sequencers_in_the_order_of_its_changes(versioned):
+    key = unique("order.jpg")
+    wired = versioned
+    wired.take_events()
+    wired.store(key, wired.photo("keanu"))
+    wired.store(key, wired.photo("avril"))
+    wired.bucket.delete_marker(key)
+    wired.bucket.undelete(key)
+    wired.bucket.delete_current_version(key)
+    events = [r for r in wired.take_events() if r["key"] == key]
+    assert [r["eventName"].split(":")[0] for r in events] == ["ObjectCreated"] * 2 + ["ObjectRemoved"] * 3
+    sequencers = [normalize_sequencer(r["sequencer"]) for r in events]
+    assert sequencers == sorted(sequencers) and len(set(sequencers)) == len(sequencers)
+
+
+def test_the_ports_delete_takes_every_version_and_delete_marker(versioned):
+    """What DELETE /images does: no version left to come back."""
+    key = unique("all.jpg")
+    wired = versioned
+    first = wired.store(key, wired.photo("keanu"))
+    second = wired.store(key, wired.photo("avril"))
+    wired.bucket.delete_marker(key)
+    wired.take_events()
+    wired.svc.photos.delete(key)
+    assert wired.bucket.versions(key) == []
+    assert wired.svc.photos.head(key) is None
+    removed = _changes(wired, key)
+    assert {name for name, _ in removed} == {"ObjectRemoved:Delete"} and len(removed) == 3
+    assert {first.version_id, second.version_id} < {version for _, version in removed}
 
 
 # Missing photos, faces, records and people: what each port says.

@@ -13,9 +13,10 @@ from pathlib import Path
 from tests.simulation.harness import Counterexample, Simulation
 
 
-def explore(first: int, schedules: int, workdir: Path, report=print) -> int:
+def explore(first: int, schedules: int, workdir: Path, report=None) -> int:
     """Runs the schedules; returns how many ran clean before a failure (all
     of them when none failed). Raises Counterexample."""
+    report = report or (lambda line: print(line, flush=True))  # progress shows in a log as it runs
     started = time.monotonic()
     for seed in range(first, first + schedules):
         Simulation(seed, workdir=workdir).run()

@@ -405,10 +405,9 @@ class SimBucket(InMemoryPhotoStore):
         self._sim.sleep(0.04)
         self._counts.s3_puts += 1
         stored = super().put(key, data, content_type, metadata, original_content_type)
+        sequencer = self.events.pop()["sequencer"]  # the fake's own notification of the put: only it has one
         record = {"key": quote_plus(key), "size": stored.size, "eTag": stored.etag, "versionId": stored.version_id}
-        self._notify(
-            {"eventName": "ObjectCreated:Put", "object": {**record, "sequencer": stored.sequencer.lstrip("0")}}
-        )
+        self._notify({"eventName": "ObjectCreated:Put", "object": {**record, "sequencer": sequencer}})
         return stored
 
     def head(self, key):

@@ -22,7 +22,7 @@ import io
 import itertools
 import threading
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from botocore.exceptions import ClientError
 from PIL import Image, UnidentifiedImageError
@@ -46,7 +46,7 @@ from chalicelib.core.ports import (
     RecordStore,
     StoredPhoto,
 )
-from chalicelib.core.records import next_revision, normalize_sequencer, now, redrive_due
+from chalicelib.core.records import next_revision, now, redrive_due
 from chalicelib.core.services import Services
 
 MODEL = "fake-1"
@@ -105,14 +105,40 @@ def _operation(method: str) -> str:
     return "".join(part.capitalize() for part in method.split("_"))
 
 
+@dataclass
+class _Version:
+    """One entry of a key's version history: a stored photo, or a delete marker (`photo` None)."""
+
+    version_id: str
+    photo: StoredPhoto | None = None
+    data: bytes = b""
+
+
 class InMemoryPhotoStore(FailsOnDemand, PhotoStore):
-    """A versioned bucket: every put is a new version with a sequencer."""
+    """A versioned bucket as strict as S3 (tests/contract/test_port_failures.py
+    holds it to the S3 adapter over moto):
+
+    - every put is a new version; the reply names its VersionId and ETag,
+      never a sequencer nor when it was stored (PutObject's reply has
+      neither); `head` says when (LastModified), never a sequencer;
+    - every change sends the notification S3 sends, into `events` (an
+      S3Events-shaped record: eventName, key, size, eTag, versionId and a
+      `sequencer` that orders the changes of a key), at least once is the
+      caller's business;
+    - `delete` (the port: every version and delete marker, as the adapter
+      does) sends ObjectRemoved:Delete per version; `delete_current` is
+      S3's plain DeleteObject on a versioned bucket, a delete marker
+      (ObjectRemoved:DeleteMarkerCreated); `delete_version` deletes one
+      version or marker by id (ObjectRemoved:Delete), which makes the one
+      before it current again: S3's documented way back to an earlier
+      version, and, on a delete marker, an undelete. No ObjectCreated
+      event says that an older version became current."""
 
     def __init__(self) -> None:
-        self._current: dict[str, StoredPhoto] = {}
-        self._versions: dict[tuple[str, str], bytes] = {}
-        self._sequence = itertools.count(1)
+        self._history: dict[str, list[_Version]] = {}  # oldest first; the last one is current
+        self._sequence = itertools.count(0x5AED6DCD9028)
         self._lock = threading.Lock()
+        self.events: list[dict] = []
         self.clock = now  # what stored_at says: a simulation gives its own
         self.new_id = _new_id  # version ids: a simulation gives its own, seeded
 
@@ -121,84 +147,134 @@ class InMemoryPhotoStore(FailsOnDemand, PhotoStore):
     ) -> StoredPhoto:
         with self._lock:
             version_id = self.new_id().replace("-", "")
-            sequencer = normalize_sequencer(f"{next(self._sequence):X}")
-            digest = hashlib.md5(data).hexdigest()
             stored = StoredPhoto(
                 key,
-                digest,
+                hashlib.md5(data).hexdigest(),
                 len(data),
                 content_type,
                 dict(metadata),
                 version_id,
-                sequencer,
+                None,  # PutObject's reply carries no sequencer (only the event does), nor LastModified
                 original_content_type,
-                stored_at=self.clock(),
             )
-            self._versions[(key, version_id)] = data
-            self._current[key] = stored
+            kept = replace(stored, stored_at=self.clock())  # what HeadObject and listings say
+            self._history.setdefault(key, []).append(_Version(version_id, kept, data))
+            self._send_event("ObjectCreated:Put", key, version_id, stored)
             return stored
 
     def head(self, key: str) -> StoredPhoto | None:
         with self._lock:
-            return self._current.get(key)
+            return self._current_of(key)
 
     def read(self, key: str) -> bytes:
         with self._lock:
-            if key not in self._current:
+            if self._current_of(key) is None:
                 raise NotFound(f"No photo named {key!r}.")
-            return self._versions[(key, self._current[key].version_id)]
+            return self._history[key][-1].data
 
     def read_version(self, version: PhotoVersion) -> bytes:
         with self._lock:
-            if (version.key, version.version_id) not in self._versions:
-                raise NotFound(f"No version {version.version_id} of {version.key!r}.")
-            return self._versions[(version.key, version.version_id)]
+            for stored in self._history.get(version.key, []):
+                if stored.version_id == version.version_id and stored.photo is not None:
+                    return stored.data
+            raise NotFound(f"No version {version.version_id} of {version.key!r}.")
 
     def download_url(self, key: str) -> None:
         return None
 
     def delete(self, key: str) -> None:
+        """Every version and delete marker of the key (the port's delete: the S3 adapter's)."""
         with self._lock:
-            self._current.pop(key, None)
-            for stored in [k for k in self._versions if k[0] == key]:
-                del self._versions[stored]
+            for stored in self._history.pop(key, []):
+                self._send_event("ObjectRemoved:Delete", key, stored.version_id)
+
+    def delete_current(self, key: str) -> str:
+        """DeleteObject without a version id on a versioned bucket: a delete
+        marker becomes current (even over a key with no photo, as S3 does).
+        Returns the marker's version id."""
+        with self._lock:
+            marker = self.new_id().replace("-", "")
+            self._history.setdefault(key, []).append(_Version(marker))
+            self._send_event("ObjectRemoved:DeleteMarkerCreated", key, marker)
+            return marker
+
+    def delete_version(self, key: str, version_id: str) -> None:
+        """DeleteObject with a version id: that version (or delete marker) is
+        gone for good, and the one before it is current if it was."""
+        with self._lock:
+            history = self._history.get(key, [])
+            kept = [stored for stored in history if stored.version_id != version_id]
+            if len(kept) == len(history):
+                return  # S3 answers 204 for a version that is not there, and sends nothing
+            self._history[key] = kept
+            if not kept:
+                del self._history[key]
+            self._send_event("ObjectRemoved:Delete", key, version_id)
+
+    def undelete(self, key: str) -> bool:
+        """Remove the delete marker that hides the key (the console's
+        "undelete"): False when the current version is no marker."""
+        with self._lock:
+            history = self._history.get(key, [])
+            marker = history[-1].version_id if history and history[-1].photo is None else None
+        if marker is None:
+            return False
+        self.delete_version(key, marker)
+        return True
+
+    def versions(self, key: str) -> list[tuple[str, str | None]]:
+        """ListObjectVersions for one key, oldest first: (version id, etag;
+        None for a delete marker)."""
+        with self._lock:
+            return [(v.version_id, v.photo.etag if v.photo else None) for v in self._history.get(key, [])]
 
     def replace_metadata(self, key: str, etag: str, metadata: dict[str, str]) -> StoredPhoto | None:
+        """The S3 adapter's: CopyObject onto itself (ObjectCreated:Copy, a new
+        version of the same bytes), then every other version deleted by id."""
         with self._lock:
-            current = self._current.get(key)
+            current = self._current_of(key)
             if current is None or current.etag != etag:
                 return None
-            data = self._versions[(key, current.version_id)]
+            history = self._history[key]
             version_id = self.new_id().replace("-", "")
-            stored = replace(
-                current,
-                metadata=dict(metadata),
-                version_id=version_id,
-                sequencer=normalize_sequencer(f"{next(self._sequence):X}"),
-                stored_at=self.clock(),
-            )
-            for old in [k for k in self._versions if k[0] == key]:
-                del self._versions[old]
-            self._versions[(key, version_id)] = data
-            self._current[key] = stored
+            stored = replace(current, metadata=dict(metadata), version_id=version_id, stored_at=self.clock())
+            history.append(_Version(version_id, stored, history[-1].data))
+            self._send_event("ObjectCreated:Copy", key, version_id, stored)
+            for old in history[:-1]:
+                self._send_event("ObjectRemoved:Delete", key, old.version_id)
+            self._history[key] = history[-1:]
             return stored
 
     def expire_noncurrent(self) -> None:
         """Drop every version that is no longer current, as the bucket's
         lifecycle rule does a day after it was replaced (make aws-setup)."""
         with self._lock:
-            current = {(key, stored.version_id) for key, stored in self._current.items()}
-            for stored in [k for k in self._versions if k not in current]:
-                del self._versions[stored]
+            for key, history in list(self._history.items()):
+                self._history[key] = history[-1:]
 
     def list(self, limit: int, token: str | None = None) -> Page:
         with self._lock:
-            keys = sorted(k for k in self._current if k > (token or ""))
-            items = [
-                ListedPhoto(k, self._current[k].etag, self._current[k].size, self._current[k].stored_at)
-                for k in keys[:limit]
-            ]
+            current = {key: self._current_of(key) for key in self._history}
+            keys = sorted(k for k, stored in current.items() if stored is not None and k > (token or ""))
+            items = [ListedPhoto(k, current[k].etag, current[k].size, current[k].stored_at) for k in keys[:limit]]
         return Page(items, keys[limit - 1] if len(keys) > limit else None)
+
+    @property
+    def current(self) -> dict[str, StoredPhoto]:
+        """Every key's current version (what a listing shows), for tests to compare."""
+        with self._lock:
+            current = {key: self._current_of(key) for key in self._history}
+        return {key: stored for key, stored in current.items() if stored is not None}
+
+    def _current_of(self, key: str) -> StoredPhoto | None:
+        history = self._history.get(key)
+        return history[-1].photo if history else None
+
+    def _send_event(self, name: str, key: str, version_id: str, stored: StoredPhoto | None = None) -> None:
+        record = {"eventName": name, "key": key, "versionId": version_id, "sequencer": f"{next(self._sequence):X}"}
+        if stored is not None:
+            record.update(size=stored.size, eTag=stored.etag)
+        self.events.append(record)
 
 
 class FakeEngine(FailsOnDemand, FaceEngine):

@@ -47,7 +47,7 @@ def everything(svc) -> str:
             svc.records.faces,
             {i: p for i, p in svc.records.people.items() if i != "ada"},  # her tombstone: below
             svc.records.suggestions,
-            {k: p.metadata for k, p in svc.photos._current.items()},
+            {k: p.metadata for k, p in svc.photos.current.items()},
             {i: f for i, f in svc.engine.faces.items()},
             sorted(svc.people.users),
         ],
@@ -113,7 +113,7 @@ def test_photos_all_deletes_group_photos_too_with_everyone_in_them(svc):
     archive(svc)
     receipt = erase_person(svc, "ada", photos="all")
     assert receipt["removed"]["photos"] == 3 and receipt["keptPhotos"] == []  # caption.png named her
-    assert sorted(svc.photos._current) == ["bob.png"]
+    assert sorted(svc.photos.current) == ["bob.png"]
     assert search_labels(svc, "bob") == ["Bob"]
     assert_erased(svc)
 
@@ -228,7 +228,7 @@ def test_a_crash_at_any_call_is_finished_by_the_same_request_again(photos):
             receipt = erase_person(svc, "ada", photos=photos)
             assert receipt["complete"], at
             assert_erased(svc)
-            assert sorted(svc.photos._current) == sorted(clean.photos._current), at
+            assert sorted(svc.photos.current) == sorted(clean.photos.current), at
             assert receipt["removed"]["photos"] <= expected["removed"]["photos"]
             assert receipt["keptPhotos"] == expected["keptPhotos"], at
             continue

@@ -242,7 +242,7 @@ def test_a_photo_redriven_again_and_again_ends_failed(svc):
         with pytest.raises(Killed):
             handle_batch(crashing, [message], plenty)
         assert svc.records.get_image("a.png")["status"] == "pending"
-    handle_batch(crashing, [message], plenty)
+    handle_batch(crashing, [message], plenty)  # the attempts died in this process, which knows they are over
     image = svc.records.get_image("a.png")
     assert image["status"] == "failed" and image["error"].startswith(
         f"Its indexing was lost {indexing.MAX_REDRIVES} times"
