@@ -1,6 +1,6 @@
 """Create or tear down what a Faceprint AWS stage needs and Chalice does not
 create: the private, versioned photo bucket, the three DynamoDB tables (the
-images table with its `pending` index, the faces table, the people table),
+images table with its `due` index, the faces table, the people table),
 the Rekognition collection, the indexing queue (the bucket's events go to
 it) with its dead-letter queue, the CloudWatch alarms on them, the API's
 usage plan and key (once `chalice deploy` has made the API) and,
@@ -43,7 +43,7 @@ from botocore.exceptions import (  # noqa: E402
     ProfileNotFound,
 )
 
-from chalicelib.aws.dynamodb import PENDING_INDEX, PENDING_SINCE  # noqa: E402
+from chalicelib.aws.dynamodb import DUE_INDEX, DUE_SHARD, PENDING_INDEX, PENDING_SINCE, due_shard  # noqa: E402
 from chalicelib.core.config import Settings  # noqa: E402
 from chalicelib.core.errors import ConfigurationError  # noqa: E402
 from chalicelib.core.index_queue import MAX_RECEIVES, REDRIVE_EVERY_SECONDS  # noqa: E402
@@ -52,11 +52,17 @@ from chalicelib.core.logs import METRICS_NAMESPACE  # noqa: E402
 PLACEHOLDER = "change-me"
 Log = Callable[[str], None]
 
-# The sparse index through which the re-drive finds photos left pending:
-# only pending image records carry PENDING_SINCE, so only they are in it.
-PENDING_INDEX_DEFINITION = {
-    "IndexName": PENDING_INDEX,
-    "KeySchema": [{"AttributeName": PENDING_SINCE, "KeyType": "HASH"}],
+# The sparse index through which the re-drive finds the records it owes a
+# visit, the longest due first: only they carry DUE_SHARD and PENDING_SINCE
+# (when they are due), so only they are in it. It replaces the older
+# `pending` index (keyed by the time alone, so read whole), which a stage
+# made before it is migrated from (migrate_due_index).
+DUE_INDEX_DEFINITION = {
+    "IndexName": DUE_INDEX,
+    "KeySchema": [
+        {"AttributeName": DUE_SHARD, "KeyType": "HASH"},
+        {"AttributeName": PENDING_SINCE, "KeyType": "RANGE"},
+    ],
     "Projection": {"ProjectionType": "KEYS_ONLY"},
 }
 INDEX_WAIT_SECONDS = 30 * 60  # a new index on a large table backfills first
@@ -253,17 +259,63 @@ def create_stage(
 
 
 def create_tables(dynamodb, settings: Settings, log: Log = print, sleep=time.sleep) -> None:
-    """The images table (with the `pending` index, added to a table made
-    before it existed), the faces table and the people table, all
-    on-demand and ACTIVE."""
-    _create_table(dynamodb, settings.images_table, "key", log, indexes=(PENDING_INDEX_DEFINITION,))
+    """The images table (with the `due` index, added to a table made before
+    it existed), the faces table and the people table, all on-demand and
+    ACTIVE."""
+    _create_table(dynamodb, settings.images_table, "key", log, indexes=(DUE_INDEX_DEFINITION,))
     _create_table(dynamodb, settings.faces_table, "FaceId", log)
     _create_table(dynamodb, settings.people_table, "personId", log)
     for table in (settings.images_table, settings.faces_table, settings.people_table):
         dynamodb.get_waiter("table_exists").wait(TableName=table)
         enable_point_in_time_recovery(dynamodb, table, log)
-    _add_index(dynamodb, settings.images_table, PENDING_INDEX_DEFINITION, log)
-    _wait_for_index(dynamodb, settings.images_table, PENDING_INDEX, log, sleep)
+    migrate_due_index(dynamodb, settings.images_table, log, sleep)
+
+
+def migrate_due_index(dynamodb, table: str, log: Log = print, sleep=time.sleep) -> None:
+    """A table made before the `due` index: its due records get their shard
+    (read through the older `pending` index, which holds only them), the
+    `due` index is added (DynamoDB fills it from the items), and once it is
+    ACTIVE the older index goes. Run again after an interruption, it
+    carries on."""
+    indexes = {
+        i["IndexName"] for i in dynamodb.describe_table(TableName=table)["Table"].get("GlobalSecondaryIndexes", [])
+    }
+    if PENDING_INDEX in indexes:
+        marked = 0
+        request = {
+            "TableName": table,
+            "IndexName": PENDING_INDEX,
+            "ProjectionExpression": "#key",
+            "ExpressionAttributeNames": {"#key": "key"},
+        }
+        for page in dynamodb.get_paginator("scan").paginate(**request):
+            for item in page.get("Items", []):
+                marked += _give_shard(dynamodb, table, item["key"]["S"])
+        if marked:
+            log(f"gave {marked} due record(s) of DynamoDB table {table} their shard of the {DUE_INDEX} index")
+    _add_index(dynamodb, table, DUE_INDEX_DEFINITION, log)
+    _wait_for_index(dynamodb, table, DUE_INDEX, log, sleep)
+    if PENDING_INDEX in indexes:
+        dynamodb.update_table(TableName=table, GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": PENDING_INDEX}}])
+        log(f"removing the older index {PENDING_INDEX} of DynamoDB table {table}")
+
+
+def _give_shard(dynamodb, table: str, key: str) -> bool:
+    """The record's shard of the `due` index, if it is still due."""
+    try:
+        dynamodb.update_item(
+            TableName=table,
+            Key={"key": {"S": key}},
+            UpdateExpression="SET #shard = :shard",
+            ConditionExpression="attribute_exists(#pending)",
+            ExpressionAttributeNames={"#shard": DUE_SHARD, "#pending": PENDING_SINCE},
+            ExpressionAttributeValues={":shard": {"S": due_shard(key)}},
+        )
+    except ClientError as e:
+        if _code(e) != "ConditionalCheckFailedException":
+            raise
+        return False
+    return True
 
 
 def enable_point_in_time_recovery(dynamodb, table: str, log: Log = print) -> None:

@@ -39,7 +39,15 @@ import time
 from dataclasses import replace
 
 from chalicelib.core import logs, people, synthetic
-from chalicelib.core.errors import FaceprintError, ImageRejected, NotFound, ServiceUnavailable, Throttled
+from chalicelib.core.errors import (
+    COLLECTION_FULL,
+    CollectionFull,
+    FaceprintError,
+    ImageRejected,
+    NotFound,
+    ServiceUnavailable,
+    Throttled,
+)
 from chalicelib.core.images import prepare_upload
 from chalicelib.core.keys import external_image_id
 from chalicelib.core.ports import PhotoVersion, StoredPhoto
@@ -91,6 +99,8 @@ def upload_image(svc: Services, key: str, data: bytes, metadata: dict[str, str])
     offline, usually `pending` on AWS."""
     if people.PERSON_METADATA in metadata:
         people.validate_person_id(metadata[people.PERSON_METADATA])
+    if svc.pacing is not None and svc.pacing.collection_full():  # nothing stored for a collection that is full
+        raise CollectionFull(COLLECTION_FULL.format(limit=f"{svc.settings.collection_faces:,} faces"))
     upload = prepare_upload(data)
     stored = svc.photos.put(key, upload.data, upload.content_type, metadata, upload.original_content_type)
     image = _record_pending(svc, stored)
@@ -285,16 +295,20 @@ def _stale(key: str, current: dict | None, started: float) -> dict | None:
 
 
 def _forget(svc: Services, key: str, current: dict | None, started: float) -> object:
-    """The photo is gone: remove its record and faces, unless the record
-    changed since it was read (then decide again). A synthetic image has no
-    photo by design and stays."""
+    """The photo is gone: its faces leave the collection, then its record
+    goes, unless it changed since it was read (then decide again). Faces
+    first: a DeleteFaces that fails (throttled, a crash) leaves the record,
+    which names them, to the retry (the event's next receive, the re-drive,
+    the check). A synthetic image has no photo by design and stays."""
     if current is None or synthetic.is_synthetic(key, current["etag"]):
         logs.log_indexed(key, current, started, outcome="gone")
         return current
+    owed = [face["FaceId"] for face in svc.records.faces_of(key)] + (current.get("owed") or {}).get("retire", [])
+    svc.engine.delete_faces(list(dict.fromkeys(owed)))
     removed = svc.records.remove_image(key, current["revision"])
     if removed is None:
         return _AGAIN
-    svc.engine.delete_faces(list(dict.fromkeys(removed + (current.get("owed") or {}).get("retire", []))))
+    svc.engine.delete_faces([face_id for face_id in dict.fromkeys(removed) if face_id not in set(owed)])
     log.info("removed the records of %r: its photo is no longer in the store", key)
     logs.log_indexed(key, None, started, outcome="removed")
     return None

@@ -20,18 +20,20 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.apigateway.models import UsagePlan
 
+from chalicelib.aws.dynamodb import DynamoRecordStore
 from chalicelib.core import index_queue
 from chalicelib.core.config import Settings
 from chalicelib.core.errors import ConfigurationError
 from tests.support.fake_rekognition import AWS_ENV, REGION, FakeRekognition, load_setup_script
 from tests.support.photos import REPO
 
-ADAPTERS = {
-    "rekognition": REPO / "chalicelib" / "aws" / "rekognition.py",
-    "dynamodb": REPO / "chalicelib" / "aws" / "dynamodb.py",
-    "s3": REPO / "chalicelib" / "aws" / "s3.py",
-    "sqs": REPO / "chalicelib" / "aws" / "sqs.py",
-}
+ADAPTERS = [
+    ("rekognition", REPO / "chalicelib" / "aws" / "rekognition.py"),
+    ("dynamodb", REPO / "chalicelib" / "aws" / "dynamodb.py"),
+    ("dynamodb", REPO / "chalicelib" / "aws" / "state.py"),
+    ("s3", REPO / "chalicelib" / "aws" / "s3.py"),
+    ("sqs", REPO / "chalicelib" / "aws" / "sqs.py"),
+]
 # Client methods whose IAM action is not their own name.
 IAM_ACTION = {
     "s3:HeadObject": "s3:GetObject",
@@ -56,15 +58,16 @@ LOGS = {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
 
 
 def _called_actions() -> set[str]:
-    """Every `self._client.<method>(...)` in the adapters, as IAM actions."""
+    """Every `self._client.<method>(...)` (and `self._paced...`, the client
+    of the paced calls) in the adapters, as IAM actions."""
     actions = set()
-    for service, path in ADAPTERS.items():
+    for service, path in ADAPTERS:
         for node in ast.walk(ast.parse(path.read_text())):
             if (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute)
                 and isinstance(node.func.value, ast.Attribute)
-                and node.func.value.attr == "_client"
+                and node.func.value.attr in ("_client", "_paced")
             ):
                 name = "".join(part.capitalize() for part in node.func.attr.split("_"))
                 action = f"{service}:{name}"
@@ -144,8 +147,8 @@ def _index(dynamodb, table: str, name: str) -> dict | None:
     return next((index for index in indexes if index["IndexName"] == name), None)
 
 
-def _pending_keys(dynamodb, table: str) -> list[str]:
-    items = dynamodb.scan(TableName=table, IndexName="pending")["Items"]
+def _due_keys(dynamodb, table: str) -> list[str]:
+    items = dynamodb.scan(TableName=table, IndexName="due")["Items"]
     return sorted(item["key"]["S"] for item in items)
 
 
@@ -227,35 +230,50 @@ def test_setup_keeps_the_bucket_rules_it_does_not_own(aws):
     assert sorted(rule["ID"] for rule in cors) == ["faceprint-presigned-downloads", "uploads"]
 
 
-def test_setup_creates_the_images_table_with_an_active_sparse_pending_index(aws):
+def test_setup_creates_the_images_table_with_an_active_sparse_due_index(aws):
     setup, settings = _dev_settings()
     setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=lambda _: None)
-    index = _index(aws.dynamodb, settings.images_table, "pending")
+    index = _index(aws.dynamodb, settings.images_table, "due")
     assert index["IndexStatus"] == "ACTIVE"
-    assert index["KeySchema"] == [{"AttributeName": "pendingSince", "KeyType": "HASH"}]
+    assert index["KeySchema"] == [
+        {"AttributeName": "dueShard", "KeyType": "HASH"},
+        {"AttributeName": "pendingSince", "KeyType": "RANGE"},
+    ]
     assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
-    assert _index(aws.dynamodb, settings.faces_table, "pending") is None
+    assert _index(aws.dynamodb, settings.images_table, "pending") is None
+    assert _index(aws.dynamodb, settings.faces_table, "due") is None
     table = settings.images_table
-    aws.dynamodb.put_item(TableName=table, Item={"key": {"S": "late.jpg"}, "pendingSince": {"S": "2026-11-26T03:00"}})
+    due = {"pendingSince": {"S": "2026-11-26T03:00"}, "dueShard": {"S": "1"}}
+    aws.dynamodb.put_item(TableName=table, Item={"key": {"S": "late.jpg"}, **due})
     aws.dynamodb.put_item(TableName=table, Item={"key": {"S": "done.jpg"}})
-    assert _pending_keys(aws.dynamodb, table) == ["late.jpg"]
+    assert _due_keys(aws.dynamodb, table) == ["late.jpg"]
 
 
-def test_setup_adds_the_pending_index_to_an_images_table_made_before_it(aws):
+def test_setup_moves_a_stage_from_the_older_pending_index_to_the_due_index(aws):
+    """A stage made before: its due records get their shard, the `due`
+    index comes, the older one goes; the re-drive finds what was due."""
     setup, settings = _dev_settings()
     table = settings.images_table
-    setup._create_table(aws.dynamodb, table, "key", log=lambda _: None)  # how setup made it before
+    older = {
+        "IndexName": "pending",
+        "KeySchema": [{"AttributeName": "pendingSince", "KeyType": "HASH"}],
+        "Projection": {"ProjectionType": "KEYS_ONLY"},
+    }
+    setup._create_table(aws.dynamodb, table, "key", log=lambda _: None, indexes=(older,))  # how setup made it before
     aws.dynamodb.put_item(TableName=table, Item={"key": {"S": "kept.jpg"}})
+    aws.dynamodb.put_item(TableName=table, Item={"key": {"S": "late.jpg"}, "pendingSince": {"S": "2026-11-26T03:00"}})
     said = []
     setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=said.append)
-    assert f"adding index pending to DynamoDB table {table}" in said
-    assert _index(aws.dynamodb, table, "pending")["IndexStatus"] == "ACTIVE"
-    assert aws.dynamodb.get_item(TableName=table, Key={"key": {"S": "kept.jpg"}})["Item"]
-    aws.dynamodb.put_item(TableName=table, Item={"key": {"S": "late.jpg"}, "pendingSince": {"S": "2026-11-26T03:00"}})
-    assert _pending_keys(aws.dynamodb, table) == ["late.jpg"]
+    assert f"gave 1 due record(s) of DynamoDB table {table} their shard of the due index" in said
+    assert f"adding index due to DynamoDB table {table}" in said
+    assert f"removing the older index pending of DynamoDB table {table}" in said
+    assert _index(aws.dynamodb, table, "due")["IndexStatus"] == "ACTIVE"
+    assert _due_keys(aws.dynamodb, table) == ["late.jpg"]
+    records = DynamoRecordStore(aws.dynamodb, table, settings.faces_table, settings.bucket, settings.people_table)
+    assert records.list_pending("2027-01-01T00:00", 10) == ["late.jpg"]
     said.clear()
     setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=said.append)
-    assert not [line for line in said if "index pending" in line]
+    assert not [line for line in said if "index due" in line or "shard" in line]
 
 
 class _IndexStillCreating:
@@ -288,7 +306,7 @@ def test_setup_creates_the_indexing_queue_with_its_dead_letter_queue_and_sends_i
     queue, dead = _queue(aws, "faceprint-dev-index"), _queue(aws, "faceprint-dev-index-dead")
     fortnight = str(14 * 24 * 3600)
     assert queue["MessageRetentionPeriod"] == dead["MessageRetentionPeriod"] == fortnight
-    assert queue["VisibilityTimeout"] == str(6 * 120)  # six times the workers' timeout, as AWS advises
+    assert queue["VisibilityTimeout"] == str(6 * 300)  # six times the workers' timeout, as AWS advises
     redrive = json.loads(queue["RedrivePolicy"])
     assert redrive == {"deadLetterTargetArn": dead["QueueArn"], "maxReceiveCount": index_queue.MAX_RECEIVES}
     [allowed] = json.loads(queue["Policy"])["Statement"]
@@ -429,13 +447,13 @@ def test_setup_waits_until_the_new_index_is_active(aws):
     dynamodb = _IndexStillCreating(aws.dynamodb, times=3)
     setup.create_stage(settings, aws.s3, dynamodb, aws.rekognition, **aws.indexing, log=said.append, sleep=slept.append)
     assert len(slept) == 3
-    assert sum("waiting for index pending" in line for line in said) == 1
+    assert sum("waiting for index due" in line for line in said) == 1
 
 
 def test_setup_stops_with_a_clear_error_when_the_index_stays_creating(aws):
     setup, settings = _dev_settings()
     dynamodb = _IndexStillCreating(aws.dynamodb, times=10**6)
-    with pytest.raises(ConfigurationError, match="index pending of DynamoDB table .* is CREATING"):
+    with pytest.raises(ConfigurationError, match="index due of DynamoDB table .* is CREATING"):
         setup.create_stage(
             settings, aws.s3, dynamodb, aws.rekognition, **aws.indexing, log=lambda _: None, sleep=lambda _: None
         )
@@ -705,7 +723,10 @@ def test_chalice_packages_the_dev_stage_for_terraform_offline(tmp_path):
     functions = resources["aws_lambda_function"]
     assert set(functions) == {"api_handler", "index_queued_photos", "redrive_pending", "check_archive"}
     schedules = {rule["schedule_expression"] for rule in resources["aws_cloudwatch_event_rule"].values()}
-    assert schedules == {"rate(1 minute)", "rate(1 day)"}  # the re-drive (index_queue.REDRIVE_EVERY_SECONDS), the check
+    assert schedules == {
+        "rate(1 minute)",
+        "rate(1 hour)",
+    }  # the re-drive (index_queue.REDRIVE_EVERY_SECONDS), the check
     assert (functions["check_archive"]["memory_size"], functions["check_archive"]["timeout"]) == (1024, 900)
     assert functions["api_handler"]["environment"]["variables"]["FACEPRINT_ENGINE"] == "rekognition"
     [source] = resources["aws_lambda_event_source_mapping"].values()
@@ -713,9 +734,9 @@ def test_chalice_packages_the_dev_stage_for_terraform_offline(tmp_path):
     assert source["function_name"] == "${aws_lambda_function.index_queued_photos.arn}"
     assert source["batch_size"] == index_queue.BATCH_SIZE
     settings = Settings.from_env(functions["index_queued_photos"]["environment"]["variables"])
-    assert source["scaling_config"] == {"maximum_concurrency": settings.workers} == {"maximum_concurrency": 5}
+    assert source["scaling_config"] == {"maximum_concurrency": settings.workers} == {"maximum_concurrency": 10}
     timeout = functions["index_queued_photos"]["timeout"]
-    assert timeout == load_setup_script().worker_timeout("dev") == 120
+    assert timeout == load_setup_script().worker_timeout("dev") == 300
     assert timeout - index_queue.RESERVE_SECONDS >= index_queue.BATCH_SIZE * settings.index_interval
     assert "aws_s3_bucket_notification" not in resources  # make aws-setup sends the bucket's events to the queue
     policy = json.dumps(resources["aws_iam_role_policy"])

@@ -489,7 +489,12 @@ AWS_ENV = {
 
 # The tests' pace: each IndexFaces 2 ms apart (the pace itself is tested on a
 # virtual clock, tests/unit/test_index_queue.py, and at volume by the simulation).
-TEST_PACE = {"FACEPRINT_INDEX_TPS": "1000", "FACEPRINT_INDEX_WORKERS": "2"}
+TEST_PACE = {
+    "FACEPRINT_INDEX_TPS": "1000",
+    "FACEPRINT_INDEX_WORKERS": "2",
+    "FACEPRINT_SEARCH_TPS": "1000",
+    "FACEPRINT_DELETE_TPS": "1000",
+}
 
 
 @dataclass
@@ -555,7 +560,7 @@ def aws_stage(monkeypatch, stage: str = "dev") -> Iterator[AwsStage]:
         apigateway = boto3.client("apigateway", region_name=REGION)
         rekognition = FakeRekognition(s3)
         clients = {"s3": s3, "dynamodb": dynamodb, "rekognition": rekognition, "sqs": sqs}
-        monkeypatch.setattr(aws, "client", lambda service, region=None: clients[service])
+        monkeypatch.setattr(aws, "client", lambda service, region=None, paced=False: clients[service])
         settings = setup.stage_settings(env)
         setup.create_stage(
             settings,
