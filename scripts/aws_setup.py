@@ -46,7 +46,7 @@ from botocore.exceptions import (  # noqa: E402
 from chalicelib.aws.dynamodb import DUE_INDEX, DUE_SHARD, PENDING_INDEX, PENDING_SINCE, due_shard  # noqa: E402
 from chalicelib.core.config import Settings  # noqa: E402
 from chalicelib.core.errors import ConfigurationError  # noqa: E402
-from chalicelib.core.index_queue import MAX_RECEIVES, REDRIVE_EVERY_SECONDS  # noqa: E402
+from chalicelib.core.index_queue import COLLECTION_NEARLY_FULL, MAX_RECEIVES, REDRIVE_EVERY_SECONDS  # noqa: E402
 from chalicelib.core.logs import METRICS_NAMESPACE  # noqa: E402
 
 PLACEHOLDER = "change-me"
@@ -480,18 +480,25 @@ def _notify_queue(s3, settings: Settings, queue_arn: str, log: Log) -> None:
 
 
 # The alarms: a message in the dead-letter queue (a photo whose indexing kept
-# failing), and photos pending for more than a day (the re-drive counts
-# them every run, in the stage's metric PhotosPendingTooLong).
+# failing); photos stuck (pending over a day while the queue does not drain
+# at the stage's pace: the re-drive's PhotosStuck, every run; a long import
+# at the quota's pace is not stuck); the collection nearly full (fewer faces
+# left than COLLECTION_NEARLY_FULL of FACEPRINT_COLLECTION_FACES: the
+# re-drive's CollectionFacesLeft).
 
 
-def alarm_names(settings: Settings) -> tuple[str, str]:
-    return f"{settings.index_queue}-dead-letters", f"{settings.index_queue}-pending-too-long"
+def alarm_names(settings: Settings) -> tuple[str, str, str]:
+    return (
+        f"{settings.index_queue}-dead-letters",
+        f"{settings.index_queue}-pending-too-long",
+        f"{settings.collection}-nearly-full",
+    )
 
 
 def create_alarms(settings: Settings, cloudwatch, log: Log = print) -> None:
-    dead_letters, pending = alarm_names(settings)
+    dead_letters, pending, full = alarm_names(settings)
     existing = {
-        a["AlarmName"]: a for a in cloudwatch.describe_alarms(AlarmNames=[dead_letters, pending])["MetricAlarms"]
+        a["AlarmName"]: a for a in cloudwatch.describe_alarms(AlarmNames=[*alarm_names(settings)])["MetricAlarms"]
     }
     common = {
         "Statistic": "Maximum",
@@ -500,6 +507,7 @@ def create_alarms(settings: Settings, cloudwatch, log: Log = print) -> None:
         "ComparisonOperator": "GreaterThanThreshold",
         "TreatMissingData": "notBreaching",
     }
+    ours = [{"Name": "Stage", "Value": settings.stage}]
     alarms = {
         dead_letters: {
             "AlarmDescription": (
@@ -513,17 +521,32 @@ def create_alarms(settings: Settings, cloudwatch, log: Log = print) -> None:
         },
         pending: {
             "AlarmDescription": (
-                f"Photos of stage {settings.stage!r} pending for more than a day (counted by the re-drive every "
-                f"{REDRIVE_EVERY_SECONDS // 60} minutes; docs/deploy.md, 'Alarms')."
+                f"Photos of stage {settings.stage!r} pending for more than a day while the indexing queue does not "
+                f"drain at the stage's pace (counted by the re-drive every {REDRIVE_EVERY_SECONDS // 60} minutes; "
+                "docs/deploy.md, 'The dead-letter queue and the alarms')."
             ),
             "Namespace": METRICS_NAMESPACE,
-            "MetricName": "PhotosPendingTooLong",
-            "Dimensions": [{"Name": "Stage", "Value": settings.stage}],
+            "MetricName": "PhotosStuck",
+            "Dimensions": ours,
             "Period": 3 * REDRIVE_EVERY_SECONDS,
+        },
+        full: {
+            "AlarmDescription": (
+                f"Rekognition collection {settings.collection!r} of stage {settings.stage!r} has room for fewer "
+                f"than {COLLECTION_NEARLY_FULL:.0%} of its {settings.collection_faces:,} faces "
+                "(FACEPRINT_COLLECTION_FACES); once full, new photos are refused (docs/deploy.md, 'A full collection')."
+            ),
+            "Namespace": METRICS_NAMESPACE,
+            "MetricName": "CollectionFacesLeft",
+            "Dimensions": ours,
+            "Period": 3 * REDRIVE_EVERY_SECONDS,
+            "Statistic": "Minimum",
+            "ComparisonOperator": "LessThanThreshold",
+            "Threshold": float(int(COLLECTION_NEARLY_FULL * settings.collection_faces)),
         },
     }
     for name, alarm in alarms.items():
-        wanted = {**alarm, **common}
+        wanted = {**common, **alarm}
         if name in existing and all(existing[name].get(field) == value for field, value in wanted.items()):
             log(f"CloudWatch alarm {name} already exists")
             continue

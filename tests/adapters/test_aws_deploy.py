@@ -169,8 +169,8 @@ def test_setup_is_idempotent_and_teardown_removes_every_version(aws):
     first = len(said)
     setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=said.append)
     again = said[first:]
-    # The bucket, three tables, the collection, two queues, two alarms; the bucket already sends to the queue.
-    assert sum("already exists" in line for line in again) == 9
+    # The bucket, three tables, the collection, two queues, three alarms; the bucket already sends to the queue.
+    assert sum("already exists" in line for line in again) == 10
     assert not [line for line in again if line.startswith(("created", "updated", "enabled"))]
     assert sum("enabled versioning" in line for line in said) == 1
     block = aws.s3.get_public_access_block(Bucket=settings.bucket)["PublicAccessBlockConfiguration"]
@@ -346,17 +346,24 @@ def test_setup_replaces_the_old_s3_handler_and_keeps_the_buckets_other_notificat
     assert aws.sqs.list_queues()["QueueUrls"] == [theirs]
 
 
-def test_setup_creates_the_alarms_on_dead_letters_and_photos_pending_too_long_and_keeps_their_actions(aws):
+def test_setup_creates_the_alarms_on_dead_letters_stuck_photos_and_a_full_collection_and_keeps_their_actions(aws):
     setup, settings = _dev_settings()
     setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=lambda _: None)
     alarms = {a["AlarmName"]: a for a in aws.cloudwatch.describe_alarms()["MetricAlarms"]}
     dead, pending = alarms["faceprint-dev-index-dead-letters"], alarms["faceprint-dev-index-pending-too-long"]
     assert (dead["Namespace"], dead["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
     assert dead["Dimensions"] == [{"Name": "QueueName", "Value": "faceprint-dev-index-dead"}]
-    assert (pending["Namespace"], pending["MetricName"]) == ("Faceprint", "PhotosPendingTooLong")
+    assert (pending["Namespace"], pending["MetricName"]) == ("Faceprint", "PhotosStuck")  # not a long backlog
     assert pending["Dimensions"] == [{"Name": "Stage", "Value": "dev"}]
     for alarm in (dead, pending):
         assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0.0)
+    full = alarms["faceprint-dev-nearly-full"]
+    assert (full["MetricName"], full["Statistic"], full["ComparisonOperator"]) == (
+        "CollectionFacesLeft",
+        "Minimum",
+        "LessThanThreshold",
+    )
+    assert full["Threshold"] == 0.05 * settings.collection_faces == 500_000
     topic = "arn:aws:sns:us-east-1:123456789012:ops"
     aws.cloudwatch.put_metric_alarm(
         **{k: dead[k] for k in setup_alarm_fields(dead)}, AlarmActions=[topic], Threshold=5.0
