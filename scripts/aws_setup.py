@@ -103,7 +103,11 @@ OLD_S3_HANDLER = "index_stored_photo"
 # key; the routes that call a Rekognition search at the stage's
 # FACEPRINT_SEARCH_TPS, so a client gets API Gateway's 429 before
 # Rekognition throttles; a monthly quota a steady load at those rates
-# cannot exhaust.
+# cannot exhaust. API Gateway throttles each method on its own (POST and
+# PUT /search would let twice the rate through), and `faces=all` makes a
+# SearchFacesByImage a face: the stage's one search budget (core/pacing.py)
+# keeps SearchFacesByImage to FACEPRINT_SEARCH_TPS whatever the route, the
+# method or the faces, and answers 429 beyond it.
 API_RATE, API_BURST = 50, 100
 SEARCH_ROUTES = (
     ("/search", "POST"),
