@@ -485,6 +485,9 @@ def sweep(svc: Services) -> list[Disagreement]:
 CHECK = "check"  # where the scheduled check stands (the stage's SharedState)
 CHECK_THREADS = 16  # lookups at once (a photo's HEAD, an image's faces)
 CHECK_EVERY_HOURS = 1
+# A round begins at most this long after the last one began (a large
+# archive's round takes many runs; a small one's, one short run).
+CHECK_ROUND_HOURS = 24
 # A run starts no page this close to its timeout (a page of the image
 # records' pass takes seconds; a listing's call up to one call's worst case).
 CHECK_MARGIN_SECONDS = 150
@@ -495,13 +498,15 @@ def sweep_for(svc: Services, seconds: float, threads: int = CHECK_THREADS) -> di
     the last run stopped, each page checked and its disagreements repaired,
     until `seconds` are spent (a page is started only before then); then
     its place saved for the next run. When a round ends, the next begins
-    at the next run. Returns what it did."""
+    CHECK_ROUND_HOURS after it began. Returns what it did."""
     state, clock = svc.pacing.state, svc.pacing.clock
     started = clock()
     saved = state.read(CHECK)
     place = Place(saved.get("step", 0), saved.get("token"), saved.get("round", 1), saved.get("started") or started)
     done = {"pages": 0, "found": 0, "repaired": 0, "failed": 0, "left": 0, "byKind": {}}
-    rounds_done = []
+    rounds_done: list[dict] = []
+    if saved.get("started") is None and (saved.get("notBefore") or 0) > started:
+        return {**done, "pass": "waiting", "round": place.round, "roundsDone": rounds_done}  # the next round's day
     while clock() - started < seconds:
         try:
             step, token, page = next(_pages(svc, place, threads))
@@ -521,16 +526,13 @@ def sweep_for(svc: Services, seconds: float, threads: int = CHECK_THREADS) -> di
         for name in ("repaired", "failed", "left"):
             done[name] += outcome[name]
         place.step, place.token = step, token
+        values = {"step": step, "token": token, "started": place.started}
         if step >= len(PASSES):
             rounds_done.append({"round": place.round, "hours": round((clock() - place.started) / 3600, 2)})
-            place = Place(round=place.round + 1, started=None)
-        state.update(
-            CHECK,
-            {"step": place.step, "token": place.token, "round": place.round, "started": place.started},
-            add={"found": len(page)},
-        )
-        if place.started is None:
-            place.started = clock()
-            state.update(CHECK, {"started": place.started})
-            break  # a round ended: the next begins at the next run
+            next_round = place.started + CHECK_ROUND_HOURS * 3600
+            place = Place(round=place.round + 1)
+            values = {"step": 0, "token": None, "round": place.round, "started": None, "notBefore": next_round}
+        state.update(CHECK, values, add={"found": len(page)})
+        if rounds_done:
+            break  # a round ended: the next begins a day after this one began
     return {**done, "pass": place.name, "round": place.round, "roundsDone": rounds_done}

@@ -1677,13 +1677,23 @@ def simulate_two_stages(photos: int, tps: float, shared_pace: bool, seed: int = 
 
 
 class CheckClock:
+    """The virtual clock of the check, and what its calls cost."""
+
     def __init__(self) -> None:
         self.now = EPOCH_SECONDS
         self.calls = 0
+        self.read_units = 0.0
+        self.s3_gets = 0
+        self.s3_lists = 0
 
-    def spend(self, seconds: float) -> None:
+    def spend(self, seconds: float, read_units: float = 0.0) -> None:
         self.now += seconds
         self.calls += 1
+        self.read_units += read_units
+
+    @property
+    def cost(self) -> float:
+        return self.read_units * PRICE_READ_UNIT + self.s3_gets * PRICE_S3_GET + self.s3_lists * PRICE_S3_PUT
 
 
 def _page_of(token: str | None, total: int, size: int) -> tuple[range, str | None]:
@@ -1801,21 +1811,22 @@ class SynthRecords(InMemoryRecordStore):
         return [{"FaceId": f"{photo:07d}-{j:02d}", "imageKey": self._a.key(photo)} for j in range(self._a.per_photo)]
 
     def get_image(self, key: str) -> dict | None:
-        self._clock.spend(0.005)
+        self._clock.spend(0.005, 1)
         photo = self._a.number(key)
         return self._image(photo) if self._a.recorded(photo) else None
 
     def get_images(self, keys: list[str]) -> dict[str, dict]:
-        self._clock.spend(0.015 * math.ceil(len(keys) / 100))
+        self._clock.spend(0.015 * math.ceil(len(keys) / 100), len(keys))
         return {key: self._image(self._a.number(key)) for key in keys if self._a.recorded(self._a.number(key))}
 
     def faces_of(self, key: str) -> list[dict]:
-        self._clock.spend((0.005 + 0.015) / CHECK_THREADS)  # looked up CHECK_THREADS at a time
+        self._clock.spend((0.005 + 0.015) / CHECK_THREADS, 1 + self._a.per_photo)  # CHECK_THREADS at a time
         photo = self._a.number(key)
         return self._faces(photo) if self._a.recorded(photo) else []
 
     def find_faces(self, face_ids: list[str]) -> dict[str, tuple[dict, dict]]:
-        self._clock.spend(0.015 * math.ceil(len(face_ids) / 100) * 1.1)  # the faces, then their images
+        images = len({face_id.split("-")[0] for face_id in face_ids})
+        self._clock.spend(0.015 * math.ceil(len(face_ids) / 100) * 1.1, len(face_ids) + images)  # faces, images
         return {
             face_id: ({"FaceId": face_id, "imageKey": self._a.key(self._a.photo_of(face_id))}, {})
             for face_id in face_ids
@@ -1827,13 +1838,13 @@ class SynthRecords(InMemoryRecordStore):
 
     def list_face_keys(self, limit: int, token: str | None = None) -> Page:
         indexes, token = _page_of(token, self._a.photos * self._a.per_photo, min(limit, 1000))
-        self._clock.spend(0.03)
+        self._clock.spend(0.03, 0.5 * len(indexes) * 300 / 4096)  # a Scan: eventually consistent, by size
         keys = [FaceKey(self._a.face_id(i), self._a.key(i // self._a.per_photo)) for i in indexes]
         return Page([k for k in keys if self._a.recorded(self._a.photo_of(k.face_id))], token)
 
     def list_image_states(self, limit: int, token: str | None = None) -> Page:
         indexes, token = _page_of(token, self._a.photos, min(limit, 1000))
-        self._clock.spend(0.03)
+        self._clock.spend(0.03, 0.5 * len(indexes) * 1000 / 4096)  # image items of some 1 KB
         return Page(
             [
                 ImageState(self._a.key(i), f"etag-{i}", "indexed", self._a.per_photo, "2026-01-01T00:00:00.000+00:00")
@@ -1859,6 +1870,7 @@ class SynthBucket(PhotoStore):
 
     def head(self, key: str) -> StoredPhoto | None:
         self._clock.spend(0.015 / CHECK_THREADS)  # looked up CHECK_THREADS at a time
+        self._clock.s3_gets += 1
         photo = self._a.number(key)
         if photo in self._a.gone:
             return None
@@ -1867,6 +1879,7 @@ class SynthBucket(PhotoStore):
     def list(self, limit: int, token: str | None = None) -> Page:
         indexes, token = _page_of(token, self._a.photos, min(limit, 1000))
         self._clock.spend(0.05)
+        self._clock.s3_lists += 1
         return Page([ListedPhoto(self._a.key(i), f"etag-{i}", 1) for i in indexes if i not in self._a.gone], token)
 
     def put(self, key, data, content_type, metadata, original_content_type=""):
@@ -1897,6 +1910,7 @@ class CheckResult:
     strays_left: int
     records_left: int
     calls: int
+    cost: float
 
     def report(self) -> str:
         found = ", ".join(f"{n:,} {kind}" for kind, n in sorted(self.found.items())) or "nothing"
@@ -1907,7 +1921,8 @@ class CheckResult:
                 f"  a full round took {self.runs} runs ({self.round_hours:.0f} h); the longest run"
                 f" {self.longest_run_seconds:.0f} s of Lambda's 900; at most {self.peak_mb:.1f} MB held",
                 f"  found and repaired: {found}; left: {self.strays_left} stray faces,"
-                f" {self.records_left} records without their photo; {self.calls:,} calls",
+                f" {self.records_left} records without their photo; {self.calls:,} calls,"
+                f" ${self.cost:,.2f} a round (DynamoDB reads, S3 HEADs and listings)",
             ]
         )
 
@@ -1969,4 +1984,5 @@ def simulate_check(faces: int = 10_000_000, seed: int = 1, per_photo: int = 10) 
         sum(1 for face_id in archive.strays if archive.in_collection(face_id)),
         sum(1 for photo in archive.gone if archive.recorded(photo)),
         clock.calls,
+        clock.cost,
     )

@@ -214,6 +214,9 @@ def test_the_scheduled_check_works_in_segments_and_carries_on_where_it_stopped(s
     assert "stray" not in svc.engine.faces and svc.records.get_image("photo-4.png") is None
     assert runs[-1]["round"] == 2 and stage.pacing.state.read(maintenance.CHECK)["step"] == 0
     assert maintenance.check(svc) == []
+    assert maintenance.sweep_for(stage, seconds=5)["pass"] == "waiting"  # a round a day at most
+    clock.now += maintenance.CHECK_ROUND_HOURS * 3600
+    assert maintenance.sweep_for(stage, seconds=5)["pages"] > 0
 
 
 def test_the_scheduled_check_leaves_pending_photos_to_the_queue_and_one_failure_stops_nothing():
