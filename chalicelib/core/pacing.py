@@ -60,6 +60,8 @@ CUT_GAP_SECONDS = 2.0
 FLOOR_SHARE = 0.01
 RECOVERY_SECONDS = 20.0
 TURN_LEAD_SECONDS = 0.02
+# botocore's standard backoff before a further attempt: up to this x 2^(attempt - 1).
+BACKOFF_SECONDS = 1.0
 # How long an API request waits for its turn before it is told to retry:
 # a search (429), a delete (503; its photo's ObjectRemoved event finishes it).
 API_WAIT_SECONDS = 2.0
@@ -333,7 +335,7 @@ class Pacing:
             except ServiceUnavailable:
                 if attempt == AWS_CALL_ATTEMPTS:
                     raise
-                self.sleep(self.random() * 2 ** (attempt - 1))
+                self.sleep(self.random() * BACKOFF_SECONDS * 2 ** (attempt - 1))
         raise AssertionError("unreachable")
 
     def note_room(self, room: int | None) -> None:
