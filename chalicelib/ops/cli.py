@@ -125,13 +125,14 @@ def _run(args) -> int:
     if args.command in ("seed", "unseed"):
         return _seed(svc, args) if args.command == "seed" else _unseed(svc, args)
     if args.command == "check":
-        found = maintenance.check(svc)
+        threads = maintenance.CHECK_THREADS if svc.queue is not None else 1  # AWS: its lookups are requests
+        found = maintenance.check(svc, threads)
         for disagreement in found:
             print(disagreement)
         print(f"{len(found)} disagreement(s) in stage {args.stage!r}")
         if found and args.repair:
             maintenance.repair(svc, found)
-            left = maintenance.check(svc)
+            left = maintenance.check(svc, threads)
             print(f"repaired; {len(left)} left")
             return 1 if left else 0
         return 1 if found else 0

@@ -73,11 +73,12 @@ class Disagreement:
         return f"{self.kind}: " + ", ".join(f"{k}={v!r}" for k, v in asdict(self).items() if v and k != "kind")
 
 
-def check(svc: Services) -> list[Disagreement]:
+def check(svc: Services, threads: int = 1) -> list[Disagreement]:
     """Every disagreement between the three stores, and between the people
     records and the collection's Users: every pass to its end (see the
-    module's docstring), then the work commits left owed."""
-    found = [d for _, _, page in _pages(svc, Place()) for d in page]
+    module's docstring), then the work commits left owed. `threads`: the
+    per-photo lookups made at once (on AWS, requests)."""
+    found = [d for _, _, page in _pages(svc, Place(), threads) for d in page]
     reported = {d.key for d in found if d.key}
     return found + [Disagreement(WORK_OWED, key) for key in _owing(svc) if key not in reported]
 
