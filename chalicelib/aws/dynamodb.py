@@ -368,10 +368,10 @@ class DynamoRecordStore(RecordStore):
         """Over nothing, or over a tombstone (deleted before `not_deleted_since`
         when one is given)."""
         item = {name: person[name] for name in ("personId", "name", "createdAt", "updatedAt")}
-        condition = "attribute_not_exists(personId) OR attribute_exists(deletedAt)"
+        condition = "attribute_not_exists(personId) OR (attribute_exists(deletedAt) AND attribute_not_exists(erasing))"
         values = {}
         if not_deleted_since is not None:
-            condition = "attribute_not_exists(personId) OR deletedAt < :since"
+            condition = "attribute_not_exists(personId) OR (deletedAt < :since AND attribute_not_exists(erasing))"
             values = {":since": not_deleted_since}
         with self._translated(self._people):
             try:
@@ -398,7 +398,9 @@ class DynamoRecordStore(RecordStore):
         has left it), then each face leaves in a transaction with the set.
         A crash in between leaves faces naming a tombstone: `check` finds
         them (face_owner_disagrees) and `repair` clears them."""
-        item = self._update_person(person_id, "SET deletedAt = :at", {":at": deleted_at})
+        item = self._update_person(
+            person_id, "SET deletedAt = :at REMOVE #name, createdAt, updatedAt", {":at": deleted_at}, {"#name": "name"}
+        )
         if item is None:
             return None
         face_ids = sorted(item.get("faceIds", set()))
@@ -407,6 +409,65 @@ class DynamoRecordStore(RecordStore):
     def person_deleted_at(self, person_id: str) -> str | None:
         item = self._get(self._people, {"personId": person_id}, projection="deletedAt")
         return (item or {}).get("deletedAt")
+
+    def mark_erasure(self, person_id: str, erasure: dict) -> dict:
+        """A person, a tombstone or nothing: one conditional write each,
+        tried in turn until one takes or an erasure is found under way. The
+        item keeps its name while the erasure runs."""
+        tries = (
+            (
+                "person",
+                "SET deletedAt = :at, erasing = :erasing",
+                "attribute_exists(personId) AND attribute_not_exists(deletedAt)",
+            ),
+            ("tombstone", "SET erasing = :erasing", "attribute_exists(deletedAt) AND attribute_not_exists(erasing)"),
+            ("nothing", "SET deletedAt = :at, erasing = :erasing", "attribute_not_exists(personId)"),
+        )
+        for _ in range(BATCH_ATTEMPTS):
+            for found, update, condition in tries:
+                values = {":erasing": {**erasure, "found": found}}
+                if ":at" in update:
+                    values[":at"] = erasure["since"]
+                item = self._update_people_item(person_id, update, condition, values)
+                if item is not None:
+                    return {**item["erasing"], "name": item.get("name")}
+            item = self._get(self._people, {"personId": person_id})
+            if item is not None and "erasing" in item:
+                return {**item["erasing"], "name": item.get("name")}
+        raise ServiceUnavailable(f"Person {person_id!r} kept changing while their erasure began; retry.")
+
+    def update_erasure(self, person_id: str, erasure: dict) -> None:
+        progress = {name: value for name, value in erasure.items() if name != "name"}
+        self._update_people_item(
+            person_id, "SET erasing = :erasing", "attribute_exists(erasing)", {":erasing": progress}
+        )
+
+    def erasures_under_way(self) -> list[dict]:
+        """A scan of the people table (people and tombstones: small) for the items holding an erasure."""
+        found, request = [], {"TableName": self._people, "FilterExpression": "attribute_exists(erasing)"}
+        with self._translated(self._people):
+            while True:
+                response = self._client.scan(**request)
+                found += [_plain(item) for item in response.get("Items", [])]
+                if "LastEvaluatedKey" not in response:
+                    break
+                request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return [
+            {"personId": item["personId"], "since": item["erasing"]["since"], "photos": item["erasing"]["photos"]}
+            for item in sorted(found, key=lambda item: item["personId"])
+        ]
+
+    def finish_erasure(self, person_id: str, erased_at: str) -> None:
+        """Everything but the id and the times goes (the face set too: the
+        erasure deleted each face)."""
+        self._update_people_item(
+            person_id,
+            "SET erasedAt = :at, deletedAt = if_not_exists(deletedAt, :at) "
+            "REMOVE #name, createdAt, updatedAt, erasing, faceIds",
+            "attribute_exists(personId)",
+            {":at": erased_at},
+            {"#name": "name"},
+        )
 
     def list_people(self, limit: int, token: str | None = None) -> Page:
         items, next_token = self._scan(self._people, limit, token, "personId")
@@ -491,7 +552,17 @@ class DynamoRecordStore(RecordStore):
     def _update_person(self, person_id: str, update: str, values: dict, names: dict | None = None) -> dict | None:
         """UpdateItem on an existing person; the item after, or None when
         there is no such person."""
+        return self._update_people_item(person_id, update, None, values, names)
+
+    def _update_people_item(
+        self, person_id: str, update: str, condition: str | None, values: dict, names: dict | None = None
+    ) -> dict | None:
+        """UpdateItem on the people table under `condition` (None: on a
+        person that is one, not a tombstone): the item after, or None when
+        the condition failed."""
         request = _person_update(self._people, person_id, update, values, names)["Update"]
+        if condition is not None:
+            request["ConditionExpression"] = condition
         with self._translated(self._people):
             try:
                 response = self._client.update_item(**request, ReturnValues="ALL_NEW")

@@ -6,6 +6,7 @@ sends its ObjectCreated (and ObjectRemoved) events to the indexing queue
 other means. The bucket is versioned (`make aws-setup`), so an indexing
 run reads exactly the version its event names."""
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from botocore.exceptions import ClientError
@@ -98,10 +99,47 @@ class S3PhotoStore(PhotoStore):
             "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=DOWNLOAD_URL_SECONDS
         )
 
-    def delete(self, key: str) -> None:
-        """Every version of the key, and its delete markers: a deleted photo
-        is gone, not hidden (an unversioned bucket lists its one object as
-        version "null")."""
+    def replace_metadata(self, key: str, etag: str, metadata: dict[str, str]) -> StoredPhoto | None:
+        """CopyObject onto itself (if it still holds `etag`) with the new
+        metadata: a new version, the same bytes (a photo put in one part, as
+        the API puts them, keeps its etag); then every other version goes,
+        each of which carries the old metadata."""
+        current = self.head(key)
+        if current is None or current.etag != etag:
+            return None
+        stored_metadata = dict(metadata)
+        if current.original_content_type:
+            stored_metadata[RESERVED_METADATA] = current.original_content_type
+        with aws.translated(self._resource, self._stage):
+            try:
+                response = self._client.copy_object(
+                    Bucket=self._bucket,
+                    Key=key,
+                    CopySource={"Bucket": self._bucket, "Key": key, **_version(current.version_id)},
+                    CopySourceIfMatch=f'"{etag}"',
+                    ContentType=current.content_type,
+                    Metadata=stored_metadata,
+                    MetadataDirective="REPLACE",
+                )
+            except ClientError as e:
+                if aws.error_code(e) in _MISSING | {"PreconditionFailed"}:
+                    return None
+                raise
+        version_id = response.get("VersionId")
+        self.delete(key, keep=version_id)
+        copied = response.get("CopyObjectResult", {})
+        return replace(
+            current,
+            etag=_etag(copied.get("ETag", f'"{etag}"')),
+            metadata=dict(metadata),
+            version_id=version_id,
+            stored_at=_iso(copied.get("LastModified")),
+        )
+
+    def delete(self, key: str, keep: str | None = None) -> None:
+        """Every version of the key (but `keep`, a version id), and its
+        delete markers: a deleted photo is gone, not hidden (an unversioned
+        bucket lists its one object as version "null")."""
         request = {"Bucket": self._bucket, "Prefix": key}
         with aws.translated(self._resource, self._stage):
             while True:
@@ -109,7 +147,7 @@ class S3PhotoStore(PhotoStore):
                 doomed = [
                     {"Key": v["Key"], "VersionId": v["VersionId"]}
                     for v in response.get("Versions", []) + response.get("DeleteMarkers", [])
-                    if v["Key"] == key
+                    if v["Key"] == key and (keep is None or v["VersionId"] != keep)
                 ]
                 if doomed:
                     self._client.delete_objects(Bucket=self._bucket, Delete={"Objects": doomed, "Quiet": True})
@@ -131,6 +169,10 @@ class S3PhotoStore(PhotoStore):
             for obj in response.get("Contents", [])
         ]
         return Page(items, response.get("NextContinuationToken") if response.get("IsTruncated") else None)
+
+
+def _version(version_id: str | None) -> dict:
+    return {"VersionId": version_id} if version_id else {}
 
 
 def _etag(value: str) -> str:

@@ -61,6 +61,12 @@ AWS_READ_TIMEOUT = 20
 AWS_BACKOFF_SECONDS = sum(2**attempt for attempt in range(AWS_CALL_ATTEMPTS - 1))
 # Lambda's bounds for an SQS event source's maximum concurrency.
 MIN_WORKERS, MAX_WORKERS = 2, 1000
+# How long logs and backups are kept (docs/privacy.md). CloudWatch Logs
+# takes only these retentions, in days.
+LOG_RETENTION_CHOICES = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557)
+DEFAULT_LOG_RETENTION_DAYS = 30  # the functions' logs: no personal data in them
+DEFAULT_AUDIT_RETENTION_DAYS = 90  # the audit log: who asked, and whose ids came back
+DEFAULT_BACKUP_KEEP_DAYS = 30  # a backup folder not renewed for this long goes at the next `make backup`
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,9 @@ class Settings:
     # and out of repr, so the key never reaches a log.
     api_key: str = field(default="", compare=False, repr=False)
     cors_origins: tuple[str, ...] = field(default=(), compare=False)
+    log_retention_days: int = DEFAULT_LOG_RETENTION_DAYS
+    audit_retention_days: int = DEFAULT_AUDIT_RETENTION_DAYS
+    backup_keep_days: int = DEFAULT_BACKUP_KEEP_DAYS  # 0: keep every backup folder
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
@@ -136,8 +145,16 @@ class Settings:
             api_key=env.get("FACEPRINT_API_KEY", "").strip(),
             cors_origins=_origins(env.get("FACEPRINT_CORS_ORIGINS", "")),
             stranger_model=_stranger_model(env.get("FACEPRINT_STRANGER_SIMILARITY", "")),
+            log_retention_days=_retention(env, "FACEPRINT_LOG_RETENTION_DAYS", DEFAULT_LOG_RETENTION_DAYS),
+            audit_retention_days=_retention(env, "FACEPRINT_AUDIT_RETENTION_DAYS", DEFAULT_AUDIT_RETENTION_DAYS),
+            backup_keep_days=_whole_number(env, "FACEPRINT_BACKUP_KEEP_DAYS", DEFAULT_BACKUP_KEEP_DAYS, 0, 36500),
             **aws,
         )
+
+    @property
+    def audit_log_group(self) -> str:
+        """The AWS stage's audit log (make aws-setup creates it, with its own retention)."""
+        return f"/faceprint/{self.stage}/audit"
 
     @property
     def workers(self) -> int:
@@ -198,6 +215,18 @@ def _whole_number(env, name: str, default: int, low: int, high: int) -> int:
     if not low <= value <= high:
         raise ConfigurationError(f"{name}={raw!r}: set it to a whole number from {low} to {high}.")
     return value
+
+
+def _retention(env, name: str, default: int) -> int:
+    raw = env.get(name, "")
+    if not raw:
+        return default
+    if not raw.strip().isdigit() or int(raw) not in LOG_RETENTION_CHOICES:
+        raise ConfigurationError(
+            f"{name}={raw!r}: set it to one of the retentions CloudWatch Logs takes, in days: "
+            f"{', '.join(map(str, LOG_RETENTION_CHOICES))}."
+        )
+    return int(raw)
 
 
 def _stranger_model(raw: str) -> StrangerModel | None:

@@ -69,7 +69,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote_plus, unquote_plus
 
-from chalicelib.core import indexing
+from chalicelib.core import indexing, logs
 from chalicelib.core.config import worst_call_seconds
 from chalicelib.core.errors import FaceprintError, Throttled
 from chalicelib.core.pacing import BREAKER, NoTurn, is_service_failure, turns_until
@@ -374,7 +374,13 @@ def _failed(svc: Services, message: QueuedMessage, error: Exception, batch: _Bat
     """A failure that counts: back to the queue after a backoff (that is a
     receive); on the last receive, the photo ends `failed`."""
     reason = error.message if isinstance(error, FaceprintError) else f"unexpected {type(error).__name__} (see the log)"
-    log.warning("message failed (receive %d of %d): %s", message.receive_count, MAX_RECEIVES, reason, exc_info=True)
+    log.warning(  # its kind only: a message names the photo
+        "message failed (receive %d of %d): %s",
+        message.receive_count,
+        MAX_RECEIVES,
+        logs.error_kind(error),
+        exc_info=not isinstance(error, FaceprintError),
+    )
     backoff = RETRY_SECONDS * 2 ** (min(message.receive_count, 8) - 1)
     if isinstance(error, _GaveUp):
         backoff = 0  # its photo is recorded failed: the dead-letter queue takes it at once
@@ -444,7 +450,7 @@ def _give_up(svc: Services, message: QueuedMessage, reason: str) -> None:
                 svc, event.key, event.version, f"Indexing failed {message.receive_count} times; the last time: {reason}"
             )
         except Exception:  # the message goes to the dead-letter queue all the same, and the photo stays pending
-            log.exception("could not record %r failed", event.key)
+            log.exception("could not record a photo failed")
 
 
 def redrive_limit(svc: Services) -> int:

@@ -38,7 +38,7 @@ import logging
 import time
 from dataclasses import replace
 
-from chalicelib.core import logs, people, synthetic
+from chalicelib.core import exclusions, logs, people, synthetic
 from chalicelib.core.errors import (
     COLLECTION_FULL,
     CollectionFull,
@@ -103,11 +103,19 @@ def upload_image(svc: Services, key: str, data: bytes, metadata: dict[str, str])
         raise CollectionFull(COLLECTION_FULL.format(limit=f"{svc.settings.collection_faces:,} faces"))
     upload = prepare_upload(data)
     stored = svc.photos.put(key, upload.data, upload.content_type, metadata, upload.original_content_type)
+    image = record_stored(svc, stored)
+    faces = svc.records.faces_of(key) if image["status"] != PENDING else []
+    return {"image": image, "faces": faces}
+
+
+def record_stored(svc: Services, stored: StoredPhoto) -> dict:
+    """A version just stored (an upload, or an erasure that replaced the
+    photo's metadata): recorded, and offline indexed, as an upload is. The
+    same bytes keep their faces and take the version's metadata."""
     image = _record_pending(svc, stored)
     if svc.index_on_upload:
         image = _index_now(svc, stored.version) or image
-    faces = svc.records.faces_of(key) if image["status"] != PENDING else []
-    return {"image": image, "faces": faces}
+    return image
 
 
 def index_photo(
@@ -309,7 +317,7 @@ def _forget(svc: Services, key: str, current: dict | None, started: float) -> ob
     if removed is None:
         return _AGAIN
     svc.engine.delete_faces([face_id for face_id in dict.fromkeys(removed) if face_id not in set(owed)])
-    log.info("removed the records of %r: its photo is no longer in the store", key)
+    log.info("removed the records of a photo no longer in the store")
     logs.log_indexed(key, None, started, outcome="removed")
     return None
 
@@ -358,6 +366,7 @@ def _pending_record(
         "owed": (current or {}).get("owed"),
         "running": _running(current, moment),
         "retryAt": iso_after(moment, retry_in),
+        **exclusions.carried(current),
         **extra,
     }
     return image_record(photo, PENDING, face_count=current["faceCount"] if current else 0, moment=moment, **fields)
@@ -431,10 +440,13 @@ def _failed(
     """A failure that may pass: recorded (the attempt is counted already) and
     raised, for the caller to retry; the last attempt ends the version
     `failed` with the reason."""
-    reason = error.message if isinstance(error, FaceprintError) else f"unexpected {type(error).__name__} (see the log)"
+    unexpected = not isinstance(error, FaceprintError)
+    reason = f"unexpected {type(error).__name__} (see the log)" if unexpected else error.message
     mine = same_version(claimed, photo) and claimed["status"] == PENDING
     attempt = claimed.get("attempts", 1) if mine else 0
-    log.warning("indexing %r failed (attempt %d of %d): %s", photo.key, attempt, attempts, reason, exc_info=True)
+    log.warning(  # no key, no message (both name the photo): the record keeps them
+        "indexing failed (attempt %d of %d): %s", attempt, attempts, logs.error_kind(error), exc_info=unexpected
+    )
     if mine and attempt >= attempts:
         return _give_up(
             svc, photo, claimed, token, f"Indexing failed {attempt} times; the last time: {reason}", started
@@ -501,6 +513,7 @@ def _conclude(
     key = photo.key
     new_ids = {face["FaceId"] for face in faces}
     for _ in range(WRITE_ROUNDS):
+        faces, image = exclusions.honour(svc, base, photo.etag, faces, image)  # deleted faces stay deleted
         listed = [face for face in svc.records.faces_of(key) if face["FaceId"] not in new_ids]
         record = {**image, **_carried(base, photo)}
         enrol = record["status"] in (INDEXED, NO_FACES) and not _enrolled(record)
@@ -608,11 +621,13 @@ def _lost(latest: dict | None, head: StoredPhoto | None, photo: StoredPhoto) -> 
 
 
 def _carried(base: dict | None, photo: StoredPhoto) -> dict:
-    """What an outcome keeps of the record of the same version it replaces:
-    its first upload time and its enrolment."""
+    """What an outcome keeps of the record it replaces: the faces removed
+    for good (core/exclusions.py); of the same version, its first upload
+    time and its enrolment too."""
     if not same_version(base, photo):
-        return {}
-    return {name: base[name] for name in ("uploadedAt", "enrolment") if base.get(name) is not None}
+        return exclusions.carried(base)
+    kept = {name: base[name] for name in ("uploadedAt", "enrolment") if base.get(name) is not None}
+    return {**exclusions.carried(base), **kept}
 
 
 def _running(record: dict | None, moment: str, mine: str | None = None, add: str | None = None) -> list[str] | None:

@@ -2,7 +2,7 @@
 images and faces, and describing the stage."""
 
 from chalicelib import __version__
-from chalicelib.core import limits, naming, synthetic
+from chalicelib.core import exclusions, limits, naming, synthetic
 from chalicelib.core.errors import NotFound
 from chalicelib.core.services import Services
 
@@ -49,11 +49,14 @@ def get_photo(svc: Services, key: str) -> tuple[bytes | None, str | None, str]:
 
 
 def delete_face(svc: Services, face_id: str) -> dict:
-    """Collection first, record last: if a step fails, the record is still
-    there and a retry of the same request finishes the job."""
+    """The exclusion first (no indexing of the photo, a reindex or a
+    restore included, brings the face back: core/exclusions.py), then the
+    collection, record last: if a step fails, the record is still there and
+    a retry of the same request finishes the job."""
     face = svc.records.get_face(face_id)
     if face is None:
         raise NotFound(f"No face {face_id!r}: already deleted?")
+    exclusions.exclude(svc, face["imageKey"], [face], svc.clock())
     svc.engine.delete_faces([face_id])
     svc.records.delete_face(face_id)
     return {"deleted": {"FaceId": face_id, "imageKey": face["imageKey"]}}

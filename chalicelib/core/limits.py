@@ -44,6 +44,11 @@ DEFAULT_MIN_FACES = 2  # a suggested person has at least this many faces
 MAX_SUGGESTION_FACES = 5000
 
 
+# An erasure through the API works at most this long per request (API
+# Gateway gives up at 29 s), then replies 202: the same request carries on.
+ERASURE_SECONDS_PER_REQUEST = 20
+
+
 def as_dict() -> dict:
     return {
         "maxImageBytes": MAX_IMAGE_BYTES,

@@ -1,7 +1,9 @@
 """One JSON line per event worth following, on stderr (CloudWatch on
 Lambda): each request (chalicelib.api.request_log), each indexing run, each
 batch of the indexing queue and each re-drive; and the metrics CloudWatch
-reads from such a line (its embedded metric format)."""
+reads from such a line (its embedded metric format). No line holds a photo
+key, a person id, a name or metadata (docs/privacy.md): who asked for what
+is the audit log's (core/ports.py AuditLog), kept apart."""
 
 import json
 import logging
@@ -84,10 +86,11 @@ def log_indexed(key: str, image: dict | None, started: float, outcome: str) -> N
     """The line of one indexing run. `outcome`: indexed (this run's version
     is on record), lost (another run's record stands), stale (a version the
     bucket no longer holds), retry (failed; it will be retried), failed (the
-    queue gave up on its event), gone (the photo was deleted)."""
+    queue gave up on its event), gone (the photo was deleted). Never the
+    photo's key, nor the error's text (which names it): the image record
+    keeps both; the request's line, and the audit log, the request id."""
     line = {
         "event": "indexed",
-        "key": key,
         "outcome": outcome,
         "status": image["status"] if image else "gone",
         "faces": image["faceCount"] if image else 0,
@@ -96,5 +99,11 @@ def log_indexed(key: str, image: dict | None, started: float, outcome: str) -> N
     if request_id.get():
         line["requestId"] = request_id.get()
     if image and image.get("error"):
-        line["error"] = image["error"]
+        line["failed"] = True
     write(line)
+
+
+def error_kind(error: BaseException) -> str:
+    """An error as a log may name it: its code or type, never its message
+    (messages name photos and people, for the client who asked)."""
+    return getattr(error, "code", None) or type(error).__name__

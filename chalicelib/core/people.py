@@ -342,7 +342,7 @@ def _carry(svc: Services, person_id: str, old: str, new: str) -> None:
             svc.people.disassociate_faces(person_id, [old])
             result = _associate_in_engine(svc, person_id, [new], 0.0)
     except (BadRequest, NotFound) as e:
-        log.warning("face %s could not rejoin person %r: %s", new, person_id, e.message)
+        log.warning("a face indexed again could not rejoin its person: %s", e.code)
         return
     if new not in {failure["FaceId"] for failure in result.get("UnsuccessfulFaceAssociations", [])}:
         svc.records.associate_faces(person_id, [new])
@@ -372,7 +372,7 @@ def _record_enrolment(svc: Services, image: dict, enrolment: dict) -> dict:
         if written is not None:
             return written
         current = svc.records.get_image(image["key"])
-    log.warning("could not record the enrolment of %r: %s", image["key"], enrolment)
+    log.warning("could not record an enrolment by upload: %s (the record kept changing)", enrolment["status"])
     return current
 
 

@@ -200,6 +200,14 @@ class PhotoStore(ABC):
     def list(self, limit: int, token: str | None = None) -> Page:
         """ListedPhoto items, a page at a time."""
 
+    @abstractmethod
+    def replace_metadata(self, key: str, etag: str, metadata: dict[str, str]) -> StoredPhoto | None:
+        """Store the current version of `key` again, the same bytes with
+        `metadata` instead of its own, as a new version; the versions before
+        it go (they carry the old metadata). None when the photo is gone or
+        no longer holds the bytes `etag`. (An erasure takes a name out of a
+        photo it keeps.)"""
+
 
 class RecordStore(ABC):
     """Image and face records (DynamoDB, or SQLite).
@@ -319,8 +327,9 @@ class RecordStore(ABC):
     # updatedAt}; a face record associated with a person carries its id as
     # `UserId` (as Rekognition's Face does). Removing face records (a
     # commit that replaces them, remove_image, delete_face) also takes
-    # them out of their person. A deleted person leaves a tombstone (when)
-    # that no read but person_deleted_at sees.
+    # them out of their person. A deleted person leaves a tombstone (their
+    # id and when, never their name) that no read but person_deleted_at
+    # and the erasure methods see.
 
     @abstractmethod
     def get_person(self, person_id: str) -> dict | None: ...
@@ -343,6 +352,34 @@ class RecordStore(ABC):
     @abstractmethod
     def person_deleted_at(self, person_id: str) -> str | None:
         """When the person was deleted, if their tombstone is all there is."""
+
+    # Erasure (core/erasure.py). While a person is being erased their
+    # tombstone holds the erasure under way (`erasure`: its progress, and
+    # their name, which it needs until the end): a crash leaves it there
+    # for the retry to finish. No person can be created over it meanwhile.
+
+    @abstractmethod
+    def mark_erasure(self, person_id: str, erasure: dict) -> dict:
+        """Begin the erasure of a person, whatever is left of them: a person
+        becomes a tombstone (deleted at erasure["since"]; their faces keep
+        their UserId until they are deleted), a tombstone or no record at
+        all holds the erasure too. Returns the erasure as stored, with
+        "name" (None when no record names them) and "found" (what the first
+        marking found: "person", "tombstone" or "nothing"); an erasure
+        already under way is returned as it stands (a retry)."""
+
+    @abstractmethod
+    def update_erasure(self, person_id: str, erasure: dict) -> None:
+        """Record the progress of the erasure under way (its name stays)."""
+
+    @abstractmethod
+    def erasures_under_way(self) -> list[dict]:
+        """The erasures begun and not finished: {"personId", "since", "photos"} each."""
+
+    @abstractmethod
+    def finish_erasure(self, person_id: str, erased_at: str) -> None:
+        """The erasure is done: the tombstone keeps the person's id and when
+        they were deleted and erased, nothing else."""
 
     @abstractmethod
     def list_people(self, limit: int, token: str | None = None) -> Page: ...
@@ -516,3 +553,15 @@ class SharedState(ABC):
         """Set `values` and add the numbers in `add` to their fields, if each
         field of `only_if` still holds that value (None: the field is
         absent). The item after, or None when the condition failed."""
+
+
+class AuditLog(ABC):
+    """Who asked what of the archive, and whose ids came back: one line per
+    request (chalicelib.api.request_log), kept apart from the other logs and
+    for its own retention (docs/privacy.md): a file a day offline, a
+    CloudWatch log group on AWS."""
+
+    @abstractmethod
+    def write(self, line: dict) -> None:
+        """Keep the line; a failure to keep it is logged, never raised (the
+        request it describes has been answered)."""

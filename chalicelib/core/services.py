@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from chalicelib.core import records
 from chalicelib.core.config import Settings
 from chalicelib.core.pacing import Pacing
-from chalicelib.core.ports import FaceEngine, IndexQueue, PeopleEngine, PhotoStore, RecordStore
+from chalicelib.core.ports import AuditLog, FaceEngine, IndexQueue, PeopleEngine, PhotoStore, RecordStore
 
 
 @dataclass(frozen=True)
@@ -31,3 +31,10 @@ class Services:
     # when an attempt began, when the re-drive owes a visit. A simulation
     # gives its own clock.
     clock: Callable[[], str] = lambda: records.now()  # noqa: E731 (looked up at each call)
+    # After an erasure (core/erasure.py): make the stage's own leftover
+    # copies go where it can (embedded: the SQLite write-ahead log, the
+    # index snapshot), and say which copies remain and until when (backups,
+    # point-in-time recovery, logs), each {"copy", "holds", "until", "note"}.
+    copies: Callable[[str], list[dict]] = lambda erased_at: []  # noqa: E731
+    # The audit log: who asked, which route, which ids came back (None: none kept).
+    audit: AuditLog | None = None

@@ -23,6 +23,15 @@ indexes other processes hold in memory. Once the collection has grown
 RETRAIN_GROWTH times since the index was trained, a new one is trained and
 built in the background, and takes over when it has caught up.
 
+The collection records which model its descriptors come from (`model` in
+collection_state; an archive made before the record is dlib's ResNet, the
+only model there was). Descriptors of two models cannot be compared, so a
+collection opened by an engine of another model refuses to start
+(ModelMismatch), unless it holds no face, and then takes the new model.
+A change of model therefore needs the archive's photos indexed again with
+the new engine, into a new data folder: none is needed today (issue 23 kept
+dlib's descriptors, only computed faster).
+
 A search asks the index for candidates, then reads their float32 descriptors
 from SQLite and ranks them by exact distance; Face JSON is read only for the
 faces returned. A face the index still holds after its row went (another
@@ -38,8 +47,10 @@ from pathlib import Path
 
 import numpy as np
 
+from chalicelib.core.errors import ConfigurationError
 from chalicelib.core.ports import Page
 from chalicelib.embedded.database import Database
+from chalicelib.embedded.descriptor_net import MODEL
 from chalicelib.embedded.paging import decode_token, encode_token
 from chalicelib.embedded.vectors import APPROXIMATION_SLACK, DIMENSIONS, VectorIndex
 
@@ -51,6 +62,8 @@ RETRAIN_GROWTH = 2
 MIN_RETRAIN_FACES = 1024  # smaller collections keep the index trained on synthetic faces
 MAX_LIMIT = 4096
 _DESCRIPTOR_BYTES = DIMENSIONS * 4
+# The model of the archives made before collections recorded theirs: the only one there was.
+FIRST_MODEL = "dlib_face_recognition_resnet_model_v1"
 
 _SCHEMA = (
     f"""CREATE TABLE IF NOT EXISTS collection (
@@ -103,8 +116,12 @@ _STATE = """
 """
 
 
+class ModelMismatch(ConfigurationError):
+    """The collection's faces were described by another model than the engine's."""
+
+
 class Collection:
-    def __init__(self, db: Database, index_path: Path) -> None:
+    def __init__(self, db: Database, index_path: Path, model: str = MODEL) -> None:
         self._db = db
         self._index_path = index_path
         self._lock = threading.RLock()
@@ -122,6 +139,7 @@ class Collection:
                 "SELECT 1, ?, count(*), 0 FROM collection",
                 (str(uuid.uuid4()),),
             )
+            _check_model(db, model)
         self._uuid = db.read("SELECT uuid FROM collection_state")[0]["uuid"]
 
     # --- writes ------------------------------------------------------------------------------
@@ -245,6 +263,17 @@ class Collection:
         with self._lock:
             self._catch_up()  # what the writer left in the log
         self.close()
+
+    def flush(self) -> None:
+        """Bring the saved snapshot up to the table now (after an erasure:
+        the snapshot must not keep deleted faces' vectors until the next
+        save). Loads the snapshot first if this process has not."""
+        with self._lock:
+            if self._index is None and VectorIndex.recorded(self._index_path) is None:
+                return  # no snapshot: no copy of any vector on disk but the table's
+            self._catch_up()
+            if self._seq != self._saved_seq:
+                self._save()
 
     def close(self) -> None:
         """Save the index (if it was loaded and changed since)."""
@@ -398,6 +427,29 @@ def _descriptor_bytes(descriptor: np.ndarray) -> bytes:
     if vector.shape != (DIMENSIONS,) or not np.isfinite(vector).all():
         raise ValueError(f"a descriptor is {DIMENSIONS} finite numbers, not {vector.shape} {vector.dtype}")
     return vector.tobytes()
+
+
+def _check_model(db: Database, model: str) -> None:
+    """Record the collection's model (FIRST_MODEL for an archive made before
+    the record; `model` for an empty one), and refuse another model's."""
+    if "model" not in {row["name"] for row in db.read("PRAGMA table_info(collection_state)")}:
+        db.write("ALTER TABLE collection_state ADD COLUMN model TEXT")
+    db.write(
+        "UPDATE collection_state SET model = CASE WHEN faces = 0 THEN ? ELSE ? END WHERE model IS NULL",
+        (model, FIRST_MODEL),
+    )
+    recorded, faces = db.read("SELECT model, faces FROM collection_state")[0]
+    if recorded == model:
+        return
+    if faces == 0:
+        db.write("UPDATE collection_state SET model = ?", (model,))
+        return
+    raise ModelMismatch(
+        f"This archive's {faces} faces were described by the model {recorded}, and this engine describes faces "
+        f"with {model}: the two models' descriptors cannot be compared, so they are never mixed in one index. "
+        "Run the version of Faceprint that made the archive, or index its photos again with this one into a new "
+        "data folder (FACEPRINT_DATA_DIR)."
+    )
 
 
 def _migrate_from_unkeyed_table(db: Database) -> None:

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from chalicelib.embedded import private
+
 BUSY_TIMEOUT_MS = 30_000
 
 
@@ -26,7 +28,11 @@ class Database:
         self._pool: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._local = threading.local()
         self._write_lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private.folder(path.parent)
+        private.file(path)  # SQLite gives its write-ahead log and shared memory the database's mode
+        for beside in (path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
+            if beside.exists():  # made before: tightened too
+                private.file(beside)
         with self._connection() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
 
@@ -98,6 +104,23 @@ class Database:
         else:
             callback()
 
+    def checkpoint(self) -> bool:
+        """Copy the write-ahead log into the database and empty it
+        (TRUNCATE), so that rows deleted (and, with secure_delete, zeroed)
+        leave no older copy in the log. False when a reader kept part of it:
+        the next checkpoint (SQLite's own, every 1000 pages) finishes."""
+        with self._connection() as conn:
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return busy == 0
+
+    def close(self) -> None:
+        """Close the idle connections (a command done with the database)."""
+        while True:
+            try:
+                self._pool.get_nowait().close()
+            except queue.Empty:
+                return
+
     def _begin_if_needed(self, conn: sqlite3.Connection) -> None:
         if not self._local.begun:
             # One writer per process at a time (no "database is locked" between
@@ -132,4 +155,7 @@ class Database:
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA synchronous=NORMAL")
+        # What is deleted is overwritten with zeros, not left in free pages
+        # (an erasure must not leave a person's name in the file).
+        conn.execute("PRAGMA secure_delete=ON")
         return conn

@@ -113,7 +113,7 @@ class LocalEngine(FaceEngine):
         return self._search(analysis.faces[0], analysis, threshold, max_faces)
 
     def search_all_faces_by_image(self, data: bytes, threshold: float, max_faces: int) -> list[dict]:
-        analysis = self._analyzer.analyze(data)
+        analysis = self._analyzer.analyze(data, searching=True)
         faces = sorted(analysis.faces, key=lambda f: f.width * f.height, reverse=True)
         return [self._search(face, analysis, threshold, max_faces) for face in faces]
 

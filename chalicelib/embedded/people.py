@@ -185,7 +185,7 @@ class LocalPeople(PeopleEngine):
         return {"DisassociatedFaces": done, "UnsuccessfulFaceDisassociations": refused, "UserStatus": status}
 
     def search_users_by_image(self, data: bytes, threshold: float, max_users: int) -> dict:
-        analysis = self._analyzer.analyze(data)
+        analysis = self._analyzer.analyze(data, searching=True)  # the faces turned to the camera
         if not analysis.faces:
             return {"UserMatches": [], "FaceModelVersion": MODEL_VERSION, "UnsearchedFaces": []}
         largest, *others = analysis.faces

@@ -11,11 +11,13 @@ import os
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from chalicelib.core.errors import NotFound
 from chalicelib.core.ports import ListedPhoto, Page, PhotoStore, StoredPhoto
 from chalicelib.core.records import normalize_sequencer, now
+from chalicelib.embedded import private
 from chalicelib.embedded.paging import decode_token, encode_token
 
 _LOCK_STRIPES = 64
@@ -24,7 +26,7 @@ _LOCK_STRIPES = 64
 class FilePhotoStore(PhotoStore):
     def __init__(self, root: Path) -> None:
         self._root = root
-        self._root.mkdir(parents=True, exist_ok=True)
+        private.folder(self._root)  # each file is written 0600 (write_atomically: mkstemp)
         self._locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
         self._clock = threading.Lock()
         self._last_sequence = 0
@@ -66,6 +68,18 @@ class FilePhotoStore(PhotoStore):
             path.with_suffix(".json").unlink(missing_ok=True)
             path.unlink(missing_ok=True)
 
+    def replace_metadata(self, key: str, etag: str, metadata: dict[str, str]) -> StoredPhoto | None:
+        """A new description (new metadata, a new sequencer): the bytes stay,
+        and the old description is replaced whole (no copy is kept)."""
+        path = self._path(key)
+        with self._locks[hash(key) % _LOCK_STRIPES]:
+            current = self._head_by_name(path.name)
+            if current is None or current.etag != etag:
+                return None
+            stored = replace(current, metadata=dict(metadata), sequencer=self._sequencer(), stored_at=now())
+            write_atomically(path.with_suffix(".json"), json.dumps(_describe(stored)).encode())
+        return stored
+
     def list(self, limit: int, token: str | None = None) -> Page:
         """In the order of the files' names (hashes of the keys): stable, not alphabetical."""
         after = decode_token(token) or ""
@@ -81,16 +95,7 @@ class FilePhotoStore(PhotoStore):
             return None
         if not (self._root / name).exists():
             return None  # its description outlived it (a crash mid-delete, or a hand): it is gone
-        return StoredPhoto(
-            info["key"],
-            info["etag"],
-            info["size"],
-            info["contentType"],
-            info["metadata"],
-            sequencer=info.get("sequencer"),
-            original_content_type=info.get("originalContentType", ""),
-            stored_at=info.get("storedAt"),
-        )
+        return described(info)
 
     def _sequencer(self) -> str:
         """Increasing across puts, in this process and across restarts
@@ -107,6 +112,20 @@ def file_name(key: str) -> str:
     """The name of a photo's file (and, with `.json`, of its description):
     the SHA-256 of its key, so any key is safe on disk."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def described(info: dict) -> StoredPhoto:
+    """The photo a description (`<file>.json`) describes."""
+    return StoredPhoto(
+        info["key"],
+        info["etag"],
+        info["size"],
+        info["contentType"],
+        info["metadata"],
+        sequencer=info.get("sequencer"),
+        original_content_type=info.get("originalContentType", ""),
+        stored_at=info.get("storedAt"),
+    )
 
 
 def _describe(photo: StoredPhoto) -> dict:

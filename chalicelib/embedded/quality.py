@@ -12,15 +12,18 @@ Rekognition's rules, as its IndexFaces documentation states them:
   filtered out first, then the smallest, with reason EXCEEDS_MAX_FACES.
 
 The measures, each on Rekognition's scale:
-- Confidence (0-100): the HOG detector's score s as 100 / (1 + e^(-2 (s + 1))).
+- Confidence (0-100): YuNet's score (yunet.py), times 100. The engine keeps
+  detections scoring 75 or more (analysis.SCORE_FLOOR).
 - Brightness (0-100): the mean luminance of the face's box.
 - Sharpness (0-100): the variance of the Laplacian of the face's box, taken
   at most SHARPNESS_SIDE pixels wide (larger faces are averaged down, so a
   big face is not sharper for being big), divided by the box's own variance
   (so a dark or flat face is not blurry for being dark), as 100 x / (x + 0.5).
-- Pose (degrees): Roll from the line through the eyes; Yaw and Pitch from
-  where the nose sits against the eyes (dlib's 5 landmarks), a rough estimate.
-- Size: the side of the face's box, in pixels of the analysed image.
+- Pose (degrees), from YuNet's five landmarks (eye centres, nose tip, mouth
+  corners), a rough estimate: Roll from the line through the eyes; Yaw from
+  how far the nose tip stands off the line from the eyes' midpoint to the
+  mouth's; Pitch from how high the nose tip sits between eyes and mouth.
+- Size: the side of the face's (square) box, in pixels of the analysed image.
 """
 
 import math
@@ -39,11 +42,13 @@ SMALL_BOUNDING_BOX = "SMALL_BOUNDING_BOX"
 
 SHARPNESS_SIDE = 48
 _HALF_SHARP = 0.5  # the contrast-normalised Laplacian variance that scores 50
-# Pose from 5 landmarks: the nose's offset from the eyes' midpoint, in eye
-# distances. NOSE_DEPTH is how far the nose's base stands out in front of
-# the eyes, and NOSE_DROP how far below them it sits on a level face.
+# Pose from YuNet's landmarks. NOSE_DEPTH: how far the nose tip stands out in
+# front of the eyes, in eye distances. NOSE_HEIGHT: where the tip sits from
+# the eyes (0) to the mouth (1) on a level face, and NOSE_PITCH_DEPTH its
+# depth in eyes-to-mouth distances (the shared faces: 0.54 .. 0.65, mean 0.58).
 NOSE_DEPTH = 0.5
-NOSE_DROP = 0.8
+NOSE_HEIGHT = 0.58
+NOSE_PITCH_DEPTH = 0.48
 
 
 @dataclass(frozen=True)
@@ -78,26 +83,29 @@ class Bar:
 
 # The bars, calibrated on the shared photos (../shared/faces), figures from
 # scripts/quality_figures.py. The 20 faces of people.json measure:
-#   size         44 (Lawrence3.jpg), 46 (the 30°-tilted inset face of
-#                Justin-Trudeau-Barack-Obama-Lawrence.jpg), then 133 .. 643 px
-#   confidence   97.6 (Lawrence2.jpg) .. 99.9
-#   brightness   32.4 (smiling-lady.jpg), 40.1 .. 61.7
-#   sharpness    40.0 (the inset face), 46.4 .. 70.7
-#   |yaw|        at most 19.4 (Lawrence3.jpg); |pitch| at most 16.1
+#   size         42 (Lawrence3.jpg), 43 (the 30°-rolled inset face of
+#                Justin-Trudeau-Barack-Obama-Lawrence.jpg), then 115 .. 667 px
+#   confidence   86.8 (the inset face, found in the frame turned), 90.7 .. 95.1
+#   brightness   32.5 (smiling-lady.jpg), 41.5 .. 61.0
+#   sharpness    42.6 (the inset face), 46.8 .. 72.2
+#   |yaw|        at most 14.6 (the inset face); |pitch| at most 8.9
+# and the profile beside smiling-lady.jpg's face (which dlib's HOG detector
+# never found): yaw 61, confidence 86.1.
 # Made-up bad faces (from Keanu-Reeves.jpg, Jim-Carrey.jpg, Mike-Meyers.jpg, Lawrence2.jpg):
-#   darkened to 15% / 8% of their light: brightness 6.4 .. 9.1 / 3.2 .. 4.7
-#                (at 3% no face is found at all)
-#   Gaussian blur, radius 8 / 16 / 24: sharpness 21 .. 36 / 6.6 .. 8.0 / 1.9 .. 2.7
-#                (Lawrence2.jpg, a 155 px face, is no longer found from radius 8)
-#   Keanu shrunk to a 40 .. 45 / 60 px face: size 44 .. 45 / 63; to 20 px:
-#                never found (HOG's 80 px window, upsampled 2x at most)
-# So AUTO (the LOW bar) keeps every shared face and declines the dark and
-# the strongly blurred; MEDIUM also declines faces under 60 px (the two
-# smallest shared faces), HIGH under 80 px and the inset face's sharpness.
+#   darkened to 15% / 8% of their light: brightness 6.3 .. 8.9 / 3.3 .. 4.6,
+#                confidence 85.6 .. 94.3 (at 3% no face is found at all)
+#   Gaussian blur, radius 8 / 16 / 24: sharpness 3.0 .. 35.8 / 6.7 .. 9.7 / 2.4 .. 3.7
+#                (Lawrence2.jpg, a 150 px face, is no longer found from radius 16)
+#   Keanu shrunk to a 20 / 40 / 45 / 60 px face: size 22 / 41 / 46 / 59
+# So AUTO (the LOW bar) keeps every shared face and declines the profile,
+# the dark and the strongly blurred (its size bar leaves the smallest shared
+# faces room for the box's +-7%); MEDIUM also declines faces under 60 px (the
+# two smallest shared faces), HIGH under 80 px, and the inset face's
+# sharpness and confidence.
 BARS = {
-    "LOW": Bar(min_size=40, min_confidence=90, min_brightness=10, min_sharpness=20, max_pose=45),
-    "MEDIUM": Bar(min_size=60, min_confidence=94, min_brightness=15, min_sharpness=30, max_pose=35),
-    "HIGH": Bar(min_size=80, min_confidence=97, min_brightness=20, min_sharpness=42, max_pose=25),
+    "LOW": Bar(min_size=36, min_confidence=80, min_brightness=10, min_sharpness=20, max_pose=45),
+    "MEDIUM": Bar(min_size=60, min_confidence=85, min_brightness=15, min_sharpness=30, max_pose=35),
+    "HIGH": Bar(min_size=80, min_confidence=90, min_brightness=20, min_sharpness=44, max_pose=25),
 }
 BARS["AUTO"] = BARS["LOW"]
 _RANKED = ("LOW", "MEDIUM", "HIGH")
@@ -126,8 +134,8 @@ def _grade(m: Measures) -> int:
 
 
 def confidence(score: float) -> float:
-    """HOG detector score (0 is dlib's threshold) as a 0-100 confidence."""
-    return 100.0 / (1.0 + math.exp(-2.0 * (score + 1.0)))
+    """YuNet's score (0-1) as a 0-100 confidence."""
+    return 100.0 * score
 
 
 def brightness(gray: np.ndarray) -> float:
@@ -149,28 +157,37 @@ def sharpness(gray: np.ndarray) -> float:
     return 100.0 * x / (x + _HALF_SHARP)
 
 
-def pose(landmarks: tuple[tuple[float, float], ...]) -> tuple[float, float, float]:
-    """(Roll, Yaw, Pitch) in degrees from dlib's 5 landmarks: the corners of
-    the eye on the image's right (0, 1), of the other eye (2, 3), and the
-    base of the nose (4)."""
-    left = np.mean(landmarks[2:4], axis=0)
-    right = np.mean(landmarks[0:2], axis=0)
-    nose = np.asarray(landmarks[4])
-    across = right - left
+def pose(landmarks: np.ndarray) -> tuple[float, float, float]:
+    """(Roll, Yaw, Pitch) in degrees from YuNet's 5 landmarks: the eye on the
+    image's left (0), the other eye (1), the nose tip (2), the corners of the
+    mouth (3 on the image's left, 4)."""
+    points = np.asarray(landmarks, np.float64)
+    eyes, mouth = points[0:2].mean(0), points[3:5].mean(0)
+    across = points[1] - points[0]
     distance = float(np.hypot(*across)) or 1.0
     cos, sin = across / distance
-    offset = nose - (left + right) / 2
-    # The nose's offset in the face's own frame (x along the eyes, y down).
-    x = (offset[0] * cos + offset[1] * sin) / distance
-    y = (-offset[0] * sin + offset[1] * cos) / distance
+
+    def in_face(offset: np.ndarray) -> tuple[float, float]:
+        """An offset from the eyes' midpoint in the face's own frame (x along the eyes, y down)."""
+        return offset[0] * cos + offset[1] * sin, -offset[0] * sin + offset[1] * cos
+
+    nose_x, nose_y = in_face(points[2] - eyes)
+    mouth_x, mouth_y = in_face(mouth - eyes)
     roll = math.degrees(math.atan2(across[1], across[0]))
-    yaw = math.degrees(math.atan2(x, NOSE_DEPTH))
-    pitch = math.degrees(math.atan2(y - NOSE_DROP, NOSE_DEPTH))
+    yaw = math.degrees(math.atan2((nose_x - mouth_x / 2) / distance, NOSE_DEPTH))
+    height = nose_y / mouth_y if mouth_y > 0 else NOSE_HEIGHT
+    pitch = math.degrees(math.atan2(height - NOSE_HEIGHT, NOSE_PITCH_DEPTH))
     return roll, yaw, pitch
 
 
-def measure(gray: np.ndarray, size: float, score: float, landmarks: tuple[tuple[float, float], ...]) -> Measures:
+def turned_to_camera(pose: tuple[float, float, float]) -> bool:
+    """Whether a face of this (Roll, Yaw, Pitch) is one a search looks at:
+    the LOW bar's pose (a profile's descriptor says little about who it is)."""
+    return max(abs(pose[1]), abs(pose[2])) <= BARS["LOW"].max_pose
+
+
+def measure(gray: np.ndarray, size: float, score: float, pose: tuple[float, float, float]) -> Measures:
     """The measures of one face: `gray` is its box in the analysed image
-    (8-bit grayscale), `size` the box's side, `score` the detector's."""
-    roll, yaw, pitch = pose(landmarks)
+    (8-bit grayscale), `size` the box's side, `score` YuNet's, `pose` pose()'s."""
+    roll, yaw, pitch = pose
     return Measures(size, confidence(score), brightness(gray), sharpness(gray), roll, yaw, pitch)

@@ -73,6 +73,11 @@ class SqliteRecordStore(RecordStore):
             for column, statement in _ADDED_PEOPLE_COLUMNS.items():
                 if column not in people_columns:
                     db.write(statement)
+            # Tombstones written before they were kept nameless forget the name now.
+            db.write(
+                "UPDATE people SET record = json_object('personId', person_id) WHERE deleted_at IS NOT NULL "
+                "AND json_extract(record, '$.erasing') IS NULL AND json_extract(record, '$.name') IS NOT NULL"
+            )
 
     def get_image(self, key: str) -> dict | None:
         rows = self._db.read("SELECT record, revision FROM images WHERE key = ?", (key,))
@@ -241,7 +246,8 @@ class SqliteRecordStore(RecordStore):
             written = self._db.write(
                 "INSERT INTO people (person_id, record) VALUES (?, ?) ON CONFLICT (person_id) DO UPDATE "
                 "SET record = excluded.record, deleted_at = NULL "
-                "WHERE people.deleted_at IS NOT NULL AND (? IS NULL OR people.deleted_at < ?)",
+                "WHERE people.deleted_at IS NOT NULL AND (? IS NULL OR people.deleted_at < ?) "
+                "AND json_extract(people.record, '$.erasing') IS NULL",
                 (person["personId"], json.dumps(record), not_deleted_since, not_deleted_since),
             )
             return self.get_person(person["personId"]) if written else None
@@ -258,7 +264,9 @@ class SqliteRecordStore(RecordStore):
     def remove_person(self, person_id: str, deleted_at: str) -> list[str] | None:
         with self._db.transaction(immediate=True):
             if not self._db.write(
-                "UPDATE people SET deleted_at = ? WHERE person_id = ? AND deleted_at IS NULL", (deleted_at, person_id)
+                "UPDATE people SET deleted_at = ?, record = json_object('personId', person_id) "
+                "WHERE person_id = ? AND deleted_at IS NULL",
+                (deleted_at, person_id),
             ):
                 return None
             faces = [
@@ -270,6 +278,47 @@ class SqliteRecordStore(RecordStore):
     def person_deleted_at(self, person_id: str) -> str | None:
         rows = self._db.read("SELECT deleted_at FROM people WHERE person_id = ?", (person_id,))
         return rows[0]["deleted_at"] if rows else None
+
+    def mark_erasure(self, person_id: str, erasure: dict) -> dict:
+        with self._db.transaction(immediate=True):
+            rows = self._db.read("SELECT record, deleted_at FROM people WHERE person_id = ?", (person_id,))
+            record = json.loads(rows[0]["record"]) if rows else {"personId": person_id}
+            if "erasing" in record:
+                return {**record["erasing"], "name": record.get("name")}
+            found = "nothing" if not rows else "person" if rows[0]["deleted_at"] is None else "tombstone"
+            marked = {**record, "erasing": {**erasure, "found": found}}
+            self._db.write(
+                "INSERT INTO people (person_id, record, deleted_at) VALUES (?, ?, ?) ON CONFLICT (person_id) "
+                "DO UPDATE SET record = excluded.record, deleted_at = coalesce(people.deleted_at, excluded.deleted_at)",
+                (person_id, json.dumps(marked), erasure["since"]),
+            )
+        return {**marked["erasing"], "name": record.get("name")}
+
+    def update_erasure(self, person_id: str, erasure: dict) -> None:
+        progress = {name: value for name, value in erasure.items() if name != "name"}
+        self._db.write(
+            "UPDATE people SET record = json_set(record, '$.erasing', json(?)) "
+            "WHERE person_id = ? AND json_extract(record, '$.erasing') IS NOT NULL",
+            (json.dumps(progress), person_id),
+        )
+
+    def erasures_under_way(self) -> list[dict]:
+        rows = self._db.read(
+            "SELECT person_id, json_extract(record, '$.erasing.since') AS since, "
+            "json_extract(record, '$.erasing.photos') AS photos FROM people "
+            "WHERE json_extract(record, '$.erasing') IS NOT NULL ORDER BY person_id"
+        )
+        return [{"personId": row["person_id"], "since": row["since"], "photos": row["photos"]} for row in rows]
+
+    def finish_erasure(self, person_id: str, erased_at: str) -> None:
+        with self._db.transaction(immediate=True):
+            self._db.write(
+                "UPDATE people SET record = json_object('personId', person_id, 'erasedAt', ?), "
+                "deleted_at = coalesce(deleted_at, ?) WHERE person_id = ?",
+                (erased_at, erased_at, person_id),
+            )
+            faces = [row[0] for row in self._db.read("SELECT face_id FROM faces WHERE user_id = ?", (person_id,))]
+            self._set_owner(faces, None)
 
     def list_people(self, limit: int, token: str | None = None) -> Page:
         rows = self._db.read(

@@ -37,6 +37,7 @@ logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
+from chalicelib.embedded import private  # noqa: E402
 from chalicelib.embedded.synthetic import synthetic_descriptors  # noqa: E402
 
 DIMENSIONS = 128
@@ -110,6 +111,7 @@ class VectorIndex:
         data = path.with_name(f"{path.name}.{uuid.uuid4().hex}.faiss")
         try:
             faiss.write_index(self._index, str(data))
+            os.chmod(data, private.FILE)
             _fsync(data)
             manifest = {
                 "format": FORMAT,
@@ -172,7 +174,7 @@ def _fsync(path: Path) -> None:
 def _replace(path: Path, content: bytes) -> None:
     temporary = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        with temporary.open("wb") as f:
+        with os.fdopen(os.open(temporary, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, private.FILE), "wb") as f:
             f.write(content)
             f.flush()
             os.fsync(f.fileno())

@@ -1,11 +1,20 @@
 """The analysis worker processes of the embedded engine: their pool, the
 time limit, the restart after a runaway photo, and their end.
 
-dlib's shape predictor, descriptor and detector.run() hold the GIL
-(measured: two threads take as long as one after the other), and its
-objects are not documented as thread-safe, so processes are what lets 2
-cores serve 2 requests, and a worker that runs past the time limit can be
-killed without touching the server.
+dlib's shape predictor and face chips hold the GIL, and its objects are not
+documented as thread-safe, so processes are what lets 2 cores serve 2
+requests, and a worker that runs past the time limit can be killed without
+touching the server.
+
+One worker per core, each computing on one thread: an import keeps every
+core busy with a photo of its own, and a second thread in a worker would
+only compete with the other workers for the same cores (oversubscription:
+the machine slower for all). So each worker sets it explicitly: its
+onnxruntime sessions (YuNet, dlib's ResNet) run on one thread, without an
+inter-op pool (descriptor_net.session), and threadpoolctl limits every BLAS
+and OpenMP library loaded in it (numpy's OpenBLAS; faiss's OpenMP, when the
+server's modules bring it in) to one thread. A lone search on an idle
+machine forgoes the second core, which would save it a few milliseconds.
 
 The workers end with the server, however it ends:
 - A stop (SIGINT, SIGTERM: wiring.stop_on_signals; or an exit, by `close`,
@@ -29,6 +38,8 @@ import time
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
+
+from threadpoolctl import threadpool_limits
 
 from chalicelib.core.errors import ImageTooComplex
 from chalicelib.core.limits import MAX_FACES, TIME_LIMIT_SECONDS
@@ -64,10 +75,16 @@ class FaceAnalyzer:
         self._unfinished: set[Future] = set()
 
     def analyze(
-        self, data: bytes, largest_only: bool = False, quality_filter: str = "NONE", max_faces: int = MAX_FACES
+        self,
+        data: bytes,
+        largest_only: bool = False,
+        quality_filter: str = "NONE",
+        max_faces: int = MAX_FACES,
+        searching: bool = False,
     ) -> analysis.Analysis:
+        """analysis.analyze in a worker (its arguments mean the same)."""
         for attempt in (1, 2):
-            executor, future = self._submit(data, largest_only, quality_filter, max_faces)
+            executor, future = self._submit(data, largest_only, quality_filter, max_faces, searching)
             try:
                 return future.result(timeout=self._time_limit)
             except FutureTimeout:
@@ -176,6 +193,7 @@ def _start_worker(parent: int) -> None:
     # decides when its workers stop, not the keyboard.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with, args=(parent,), name="exit-with-parent", daemon=True).start()
+    threadpool_limits(1)  # every BLAS and OpenMP library loaded: one thread (the module's docstring)
     _models = analysis.load_models()
 
 
@@ -199,5 +217,21 @@ def _alive(parent: int) -> bool:
     return True
 
 
-def _analyze_in_worker(data: bytes, largest_only: bool, quality_filter: str, max_faces: int) -> analysis.Analysis:
-    return analysis.analyze(_models, data, largest_only, quality_filter, max_faces)
+def _analyze_in_worker(
+    data: bytes, largest_only: bool, quality_filter: str, max_faces: int, searching: bool
+) -> analysis.Analysis:
+    return analysis.analyze(_models, data, largest_only, quality_filter, max_faces, searching)
+
+
+def threads_in_worker() -> dict:
+    """How many threads each thread pool of this worker may use (the tests ask a worker)."""
+    from threadpoolctl import threadpool_info
+
+    sessions = {"yunet": _models.detector.session, "descriptors": _models.descriptors.session}
+    return {
+        "libraries": {info["internal_api"]: info["num_threads"] for info in threadpool_info()},
+        "onnxruntime": {
+            name: (s.get_session_options().intra_op_num_threads, s.get_session_options().inter_op_num_threads)
+            for name, s in sessions.items()
+        },
+    }

@@ -44,11 +44,16 @@ from pathlib import Path
 
 from chalicelib.core import synthetic
 from chalicelib.core.errors import ConfigurationError
+from chalicelib.core.records import iso_before, now
+from chalicelib.embedded import private
 from chalicelib.embedded.photos import file_name, write_atomically
 
 DATABASE = "faceprint.db"
 PHOTOS = "photos"
 MANIFEST = "backup.json"
+# In the data folder: every folder this archive was backed up into, and when
+# last (what an erasure's receipt lists, what retention prunes and purges reach).
+REGISTRY = "backups.json"
 _COPY_ATTEMPTS = 3  # a photo replaced while it is read is read again
 
 
@@ -90,8 +95,8 @@ def backup(data_dir: Path, to: Path, on_photo: Callable[[int, int], None] = lamb
         raise ConfigurationError(f"No archive in {data_dir}: {database} does not exist (FACEPRINT_DATA_DIR).")
     if to.resolve() == data_dir.resolve() or data_dir.resolve() in to.resolve().parents:
         raise ConfigurationError(f"Back up into a folder outside the data folder {data_dir}, not {to}.")
-    photos = to / PHOTOS
-    photos.mkdir(parents=True, exist_ok=True)
+    photos = private.folder(to / PHOTOS)
+    private.folder(to)
     with _only_backup(to):
         copied = _Copied()
         names = _live_names(live)
@@ -131,6 +136,7 @@ def backup(data_dir: Path, to: Path, on_photo: Callable[[int, int], None] = lamb
             database_seconds=round(database_seconds, 2),
         )
         write_atomically(to / MANIFEST, json.dumps(asdict(report), indent=2).encode())
+    _register(data_dir, to)
     return report
 
 
@@ -151,18 +157,18 @@ def restore_files(source: Path, data_dir: Path, on_photo: Callable[[int, int], N
         derived.unlink()  # an index of another archive would be of no use: the server builds this one's
     recorded = list(_recorded_photos(database))
     missing = [key for key, etag in recorded if not (source / PHOTOS / f"{file_name(key)}.{etag}").is_file()]
-    photos = data_dir / PHOTOS
-    photos.mkdir(parents=True, exist_ok=True)
+    photos = private.folder(data_dir / PHOTOS)
     for done, (key, etag) in enumerate(recorded, start=1):
         stored = source / PHOTOS / f"{file_name(key)}.{etag}"
         if key in missing:
             continue
-        shutil.copyfile(stored, photos / f".restoring-{file_name(key)}")
+        shutil.copyfile(stored, private.file(photos / f".restoring-{file_name(key)}"))
         os.replace(photos / f".restoring-{file_name(key)}", photos / file_name(key))
-        shutil.copyfile(stored.with_name(stored.name + ".json"), photos / f".restoring-{file_name(key)}.json")
-        os.replace(photos / f".restoring-{file_name(key)}.json", photos / f"{file_name(key)}.json")
+        described = private.file(photos / f".restoring-{file_name(key)}.json")
+        shutil.copyfile(stored.with_name(stored.name + ".json"), described)
+        os.replace(described, photos / f"{file_name(key)}.json")
         on_photo(done, len(recorded))
-    partial = data_dir / f"{DATABASE}.partial"
+    partial = private.file(data_dir / f"{DATABASE}.partial")
     shutil.copyfile(database, partial)
     with contextlib.closing(sqlite3.connect(partial)) as conn:
         verdict = conn.execute("PRAGMA quick_check").fetchone()[0]  # every page readable and well formed
@@ -197,8 +203,11 @@ def _copy_photo(live: Path, photos: Path, name: str, etag: str | None, copied: _
         if etag is not None and info["etag"] != etag:
             return False
         target = photos / f"{name}.{info['etag']}"
-        if target.exists():
-            return True  # this version was copied by an earlier pass or backup
+        if target.exists():  # this version was copied by an earlier pass or backup
+            copied_description = photos / f"{name}.{info['etag']}.json"
+            if not copied_description.exists() or copied_description.read_bytes() != described:
+                write_atomically(copied_description, described)  # the same bytes with new metadata (an erasure)
+            return True
         try:
             data = (live / name).read_bytes()
         except FileNotFoundError:
@@ -216,6 +225,7 @@ def _copy_photo(live: Path, photos: Path, name: str, etag: str | None, copied: _
 def _copy_database(database: Path, to: Path) -> None:
     """SQLite's online backup in one step: one read transaction, so one
     moment of the archive; in WAL mode writers and readers go on meanwhile."""
+    private.file(to)
     with (
         contextlib.closing(sqlite3.connect(database, timeout=30)) as source,
         contextlib.closing(sqlite3.connect(to)) as target,
@@ -264,7 +274,7 @@ def _remove_unrecorded(photos: Path, kept: set[str]) -> int:
 @contextlib.contextmanager
 def _only_backup(to: Path) -> Iterator[None]:
     """One backup at a time into a folder."""
-    with (to / ".backup-lock").open("w") as lock:
+    with private.file(to / ".backup-lock").open("w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -281,3 +291,87 @@ def _replace(partial: Path, final: Path) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+# Where the archive's backups are, how long they are kept, and purging a
+# person from them (docs/privacy.md).
+
+
+def registered_backups(data_dir: Path) -> list[dict]:
+    """[{"folder", "takenAt"}]: the folders this archive was backed up into, newest first."""
+    try:
+        listed = json.loads((data_dir / REGISTRY).read_text())["backups"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return sorted(listed, key=lambda entry: entry["takenAt"], reverse=True)
+
+
+def _register(data_dir: Path, folder: Path, taken_at: str | None = None) -> None:
+    where = str(folder.resolve())
+    kept = [entry for entry in registered_backups(data_dir) if entry["folder"] != where]
+    entries = [{"folder": where, "takenAt": taken_at or now()}, *kept]
+    write_atomically(data_dir / REGISTRY, json.dumps({"backups": entries}, indent=2).encode())
+
+
+def prune(data_dir: Path, keep_days: int, moment: str | None = None) -> list[str]:
+    """Delete the registered backup folders last taken more than
+    `keep_days` ago (0: keep every one), and forget them. Only a folder that
+    is still a backup (its manifest and database, nothing but backup files)
+    is deleted; one moved or changed by hand is only forgotten. Returns the
+    folders deleted."""
+    if keep_days <= 0:
+        return []
+    since = iso_before(moment or now(), keep_days * 86400)
+    kept, deleted = [], []
+    for entry in registered_backups(data_dir):
+        folder = Path(entry["folder"])
+        if entry["takenAt"] >= since:
+            kept.append(entry)
+        elif _is_backup(folder):
+            shutil.rmtree(folder)
+            deleted.append(str(folder))
+    write_atomically(data_dir / REGISTRY, json.dumps({"backups": kept}, indent=2).encode())
+    return deleted
+
+
+def _is_backup(folder: Path) -> bool:
+    if not ((folder / MANIFEST).is_file() and (folder / DATABASE).is_file()):
+        return False
+    ours = {DATABASE, PHOTOS, MANIFEST, ".backup-lock", f"{DATABASE}.partial"}
+    return all(entry.name in ours or entry.name.startswith(f"{DATABASE}-") for entry in folder.iterdir())
+
+
+def person_name(folder: Path, person_id: str) -> str | None:
+    """The person's name as the backup in `folder` knows it, if it does."""
+    if not (folder / DATABASE).is_file():
+        return None
+    with contextlib.closing(sqlite3.connect(f"file:{folder / DATABASE}?mode=ro", uri=True)) as conn:
+        try:
+            row = conn.execute("SELECT json_extract(record, '$.name') FROM people WHERE person_id = ?", (person_id,))
+            found = row.fetchone()
+        except sqlite3.OperationalError:  # a backup from before people were kept
+            return None
+    return found[0] if found else None
+
+
+def purge_person(folder: Path, person_id: str, photos: str = "none", name: str | None = None) -> dict:
+    """Erase the person from the backup in `folder`, as from a live archive
+    (core/erasure.py, the same use case over the backup's database and its
+    photo files): their faces (excluded, so a restore never brings them
+    back), their name, their photos if asked; then the database is
+    compacted (VACUUM), so no free page keeps what went. Returns the
+    erasure's receipt."""
+    from chalicelib.core import erasure
+    from chalicelib.ops.backup_archive import opened
+
+    if not (folder / DATABASE).is_file():
+        raise ConfigurationError(f"{folder} holds no backup: {folder / DATABASE} does not exist.")
+    with _only_backup(folder), opened(folder) as svc:
+        receipt = erasure.erase_person(svc, person_id, photos, name=name)
+    with contextlib.closing(sqlite3.connect(folder / DATABASE)) as conn:
+        conn.execute("VACUUM")  # no free page keeps anything of them
+    manifest = json.loads((folder / MANIFEST).read_text()) if (folder / MANIFEST).is_file() else {}
+    manifest.update(_counts(folder / DATABASE))
+    manifest["purged"] = [*manifest.get("purged", []), {"personId": person_id, "at": receipt.get("erasedAt")}]
+    write_atomically(folder / MANIFEST, json.dumps(manifest, indent=2).encode())
+    return receipt

@@ -7,9 +7,11 @@
     python -m chalicelib.ops.cli unseed [--stage local]
     python -m chalicelib.ops.cli backup FOLDER [--stage local]
     python -m chalicelib.ops.cli restore FOLDER [--stage local]
+    python -m chalicelib.ops.cli erase PERSON [--photos none|own|all] [--name NAME] [--backup DIR] [--stage local]
+    python -m chalicelib.ops.cli check-erasure PERSON [--name NAME] [--backup FOLDER ...] [--stage local]
 
 (`make check-consistency`, `make reindex`, `make import`, `make seed`, `make unseed`, `make backup`,
-`make restore`). A stage's settings come from
+`make restore`, `make erase`, `make check-erasure`). A stage's settings come from
 .chalice/config.json; variables already set in the environment win.
 """
 
@@ -24,10 +26,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from chalicelib.core import logs
+from chalicelib.core import erasure, logs
 from chalicelib.core.config import Settings
 from chalicelib.core.errors import ConfigurationError
-from chalicelib.ops import backup, importer, maintenance, seeding
+from chalicelib.embedded import private
+from chalicelib.ops import backup, backup_archive, erased_files, importer, maintenance, seeding
 from chalicelib.ops.progress import Bar, Progress
 from chalicelib.ops.serve import interrupted_status
 from chalicelib.wiring import services
@@ -55,6 +58,8 @@ STOPPED = {
     "unseed": "Stopped. Run it again to remove the synthetic faces that are left.",
     "backup": "Stopped. The backup folder still holds the previous backup, whole; run it again to take this one.",
     "restore": "Stopped part way: empty the data folder, then run the restore again.",
+    "erase": "Stopped. Run the same command again: the erasure carries on where it stopped.",
+    "check-erasure": "Stopped.",
 }
 
 
@@ -92,7 +97,19 @@ def main(argv: list[str] | None = None) -> int:
     restore = commands.add_parser("restore", help="restore a backup into the stage's empty data folder, and check it")
     restore.add_argument("folder", type=Path)
     restore.add_argument("--stage", default="local")
+    forget = commands.add_parser("erase", help="erase a person for good, from the archive and its backups")
+    forget.add_argument("person", help="their personId")
+    forget.add_argument("--photos", choices=erasure.PHOTO_CHOICES, default="none", help="their photos: keep, own, all")
+    forget.add_argument("--name", help="their name, when no record knows it any more (a person deleted before)")
+    forget.add_argument("--backup", type=Path, action="append", default=[], help="a backup folder to purge too")
+    forget.add_argument("--stage", default="local")
+    proof = commands.add_parser("check-erasure", help="what of a person the archive and its backups still hold")
+    proof.add_argument("person", help="their personId")
+    proof.add_argument("--name", help="their name, to look for it too (no record keeps it after an erasure)")
+    proof.add_argument("--backup", type=Path, action="append", default=[], help="a backup folder to look in too")
+    proof.add_argument("--stage", default="local")
     args = parser.parse_args(argv)
+    os.umask(private.UMASK)  # log, progress and journal files: the owner's alone, like the archive
     try:
         return _run(args)
     except _Stopped:  # stopped watching an import: it said so
@@ -119,12 +136,20 @@ def _run(args) -> int:
                 "point-in-time recovery and the bucket's versioning keep the archive (docs/deploy.md, 'Backups')."
             )
         return _backup(settings, args) if args.command == "backup" else _restore(settings, args)
+    if args.command in ("erase", "check-erasure"):
+        return _erase(args) if args.command == "erase" else _check_erasure(args)
     svc = services(stage_settings(args.stage))
     if args.command == "import":
         return _import(svc, args)
     if args.command in ("seed", "unseed"):
         return _seed(svc, args) if args.command == "seed" else _unseed(svc, args)
     if args.command == "check":
+        under_way = svc.records.erasures_under_way()
+        if under_way and args.repair:
+            finished = erasure.finish_under_way(svc)
+            print(f"finished {len(finished)} erasure(s) left halfway")
+        elif under_way:
+            print(f"{len(under_way)} erasure(s) left halfway: --repair (REPAIR=1) finishes them")
         threads = maintenance.CHECK_THREADS if svc.queue is not None else 1  # AWS: its lookups are requests
         found = maintenance.check(svc, threads)
         for disagreement in found:
@@ -293,7 +318,67 @@ def _backup(settings: Settings, args) -> int:
             f"{len(report.missed)} photo(s) were deleted or replaced at the moment the backup was taken: "
             "`make restore` finishes their deletion (the next backup holds a replacement)."
         )
+    for folder in backup.prune(settings.data_dir, settings.backup_keep_days):
+        print(f"Deleted the backup in {folder}: taken more than {settings.backup_keep_days} days ago (retention).")
     return 0
+
+
+def _erase(args) -> int:
+    """The erasure, then the backups: those `make backup` took of this
+    archive and those named. The receipt, as JSON, on stdout."""
+    settings = stage_settings(args.stage)
+    backups = _backup_folders(settings, args)
+    # A person deleted before has no name left in the archive: a backup may still know it.
+    name = args.name or next(filter(None, (backup.person_name(folder, args.person) for folder in backups)), None)
+    receipt = erasure.erase_person(services(settings), args.person, args.photos, name=name)
+    purged, unreachable = [], []
+    for folder in backups:
+        if not (folder / backup.DATABASE).is_file():
+            unreachable.append(str(folder))
+            continue
+        backup.purge_person(folder, args.person, args.photos, name=name)
+        purged.append(str(folder))
+    receipt["copies"] = [c for c in receipt.get("copies", []) if not any(f in c["copy"] for f in purged)]
+    receipt["backups"] = {"purged": purged, "notFound": unreachable}
+    print(json.dumps({"erasure": receipt}, indent=2, ensure_ascii=False))
+    print(
+        f"Erased person {args.person!r} from stage {args.stage!r}: {receipt['removed']['faces']} face(s), "
+        f"{receipt['removed']['photos']} photo(s), {receipt['removed']['names']} metadata field(s) naming them; "
+        f"{len(purged)} backup(s) purged"
+        + (f", {len(unreachable)} not found: {', '.join(unreachable)}" if unreachable else "")
+        + ". `make check-erasure PERSON=... NAME=...` proves it.",
+        file=sys.stderr,
+    )
+    return 0 if receipt["complete"] and not unreachable else 1
+
+
+def _check_erasure(args) -> int:
+    """Every trace of the person the stage and its backups still hold (none: exit 0)."""
+    settings = stage_settings(args.stage)
+    backups = _backup_folders(settings, args)
+    found = erasure.check_erased(services(settings), args.person, args.name)
+    if settings.engine == "local":
+        found += [f"{where}: holds their name" for where in erased_files.naming(settings.data_dir, args.name)]
+    for folder in backups:
+        if (folder / backup.DATABASE).is_file():
+            with backup_archive.opened(folder) as svc:
+                found += [
+                    f"the backup in {folder}: {trace}" for trace in erasure.check_erased(svc, args.person, args.name)
+                ]
+            found += [f"{where}: holds their name" for where in erased_files.naming(folder, args.name)]
+    for trace in found:
+        print(trace)
+    print(f"{len(found)} trace(s) of person {args.person!r} in stage {args.stage!r} and {len(backups)} backup(s)")
+    return 1 if found else 0
+
+
+def _backup_folders(settings: Settings, args) -> list[Path]:
+    if settings.engine != "local":
+        if args.backup:
+            raise ConfigurationError("--backup is for the embedded stage: on AWS the backups are the services' own.")
+        return []
+    registered = [Path(entry["folder"]) for entry in backup.registered_backups(settings.data_dir)]
+    return list(dict.fromkeys([*registered, *(folder.resolve() for folder in args.backup)]))
 
 
 def _restore(settings: Settings, args) -> int:

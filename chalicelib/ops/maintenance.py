@@ -33,8 +33,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from chalicelib.core import people, synthetic
-from chalicelib.core.errors import Throttled
+from chalicelib.core import logs, people, synthetic
+from chalicelib.core.errors import FaceprintError, Throttled
 from chalicelib.core.indexing import index_photo, remove_photo
 from chalicelib.core.keys import key_from_external_image_id
 from chalicelib.core.ports import FaceKey, ImageState, ListedPhoto, Page
@@ -291,12 +291,16 @@ class _Outcome:
             return
         try:
             fix()
-        except Throttled as e:
-            log.info("repair throttled (%s): the rest is left to the next check", e.message)
+        except Throttled:
+            log.info("a repair was throttled: the rest of the indexing is left to the next check")
             self.throttled = True
             self.left += 1
-        except Exception:  # one disagreement: logged, left to the next check
-            log.warning("a repair failed; the next check tries again", exc_info=True)
+        except Exception as e:  # one disagreement: logged (its kind only: a message may name a photo), left
+            log.warning(
+                "a repair failed (%s); the next check tries again",
+                logs.error_kind(e),
+                exc_info=not isinstance(e, FaceprintError),
+            )
             self.failed += 1
         else:
             self.repaired += 1
@@ -511,8 +515,8 @@ def sweep_for(svc: Services, seconds: float, threads: int = CHECK_THREADS) -> di
     while clock() - started < seconds:
         try:
             step, token, page = next(_pages(svc, place, threads))
-        except Throttled as e:  # a listing throttled: the next run carries on
-            log.info("the check's listing was throttled (%s): the next run carries on", e.message)
+        except Throttled:  # a listing throttled: the next run carries on
+            log.info("the check's listing was throttled: the next run carries on")
             break
         except Exception:  # a listing's token no longer valid (or any failure of one page): that pass again
             log.warning("the check could not read a page of %s: that pass starts again", place.name, exc_info=True)

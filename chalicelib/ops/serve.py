@@ -17,6 +17,13 @@ def main(argv: list[str]) -> int:
     from chalice.cli import cli
 
     sys.argv = ["chalice", "local", *argv]  # what app.py looks for: `chalice local` (wiring.stop_on_signals)
+    from chalice.local import ChaliceRequestHandler
+
+    from chalicelib.api.request_log import quiet_access_log
+    from chalicelib.embedded.private import UMASK
+
+    os.umask(UMASK)  # what the server writes is its owner's alone (docs/privacy.md)
+    quiet_access_log(ChaliceRequestHandler)  # its access log: route templates, no paths or query strings
     try:
         cli.main(["local", *argv], prog_name="chalice", obj={}, standalone_mode=False)
     except (click.exceptions.Abort, KeyboardInterrupt):

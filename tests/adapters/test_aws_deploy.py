@@ -42,6 +42,7 @@ IAM_ACTION = {
     "s3:ListObjectVersions": "s3:ListBucketVersions",
     "s3:DeleteObjects": "s3:DeleteObject",
     "s3:GeneratePresignedUrl": "s3:GetObject",  # the link is signed with the function's role
+    "s3:CopyObject": "s3:PutObject",  # and GetObject(Version) on its source: an erasure copies a photo onto itself
     # A transaction's updates need the UpdateItem permission (there is no action of its own).
     "dynamodb:TransactWriteItems": "dynamodb:UpdateItem",
     # SQS's batch calls need the permission of the single one.
@@ -117,8 +118,9 @@ def aws(monkeypatch):
             "route53": boto3.client("route53", region_name=REGION),
             "sqs": boto3.client("sqs", region_name=REGION),
             "cloudwatch": boto3.client("cloudwatch", region_name=REGION),
+            "logs": boto3.client("logs", region_name=REGION),
         }
-        indexing = {name: clients[name] for name in ("sqs", "cloudwatch", "apigateway")}
+        indexing = {name: clients[name] for name in ("sqs", "cloudwatch", "apigateway", "logs")}
         yield SimpleNamespace(**clients, indexing=indexing, factory=lambda: (REGION, clients.__getitem__))
 
 

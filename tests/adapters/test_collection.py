@@ -431,3 +431,42 @@ def test_a_grown_collection_retrains_in_the_background(tmp_path, descriptors, mo
     query = descriptors[N + 5]
     assert ids(collection.search(query, 3.0, 10)) == exact_nearest(descriptors, list(range(400)), query, 10)
     assert ids(collection.search(descriptors[399], 0.01, 10)) == [face(399)["FaceId"]]
+
+
+def _recorded_model(folder: Path) -> str:
+    with sqlite3.connect(folder / "faceprint.db") as db:
+        return db.execute("SELECT model FROM collection_state").fetchone()[0]
+
+
+def test_a_collection_records_the_model_of_its_descriptors(tmp_path, descriptors):
+    fill(open_collection(tmp_path), descriptors, range(3))
+    assert _recorded_model(tmp_path) == collection_module.MODEL == "dlib_face_recognition_resnet_model_v1"
+
+
+def test_an_archive_made_before_the_record_is_dlibs_and_keeps_working(tmp_path, descriptors):
+    fill(open_collection(tmp_path), descriptors, range(3))
+    with sqlite3.connect(tmp_path / "faceprint.db") as db:
+        db.execute("ALTER TABLE collection_state DROP COLUMN model")  # as every archive was before issue 23
+    reopened = open_collection(tmp_path)
+    assert _recorded_model(tmp_path) == collection_module.FIRST_MODEL
+    assert ids(reopened.search(descriptors[1], 0.01, 5)) == [face(1)["FaceId"]]
+
+
+def test_another_models_engine_refuses_the_archive_and_changes_nothing(tmp_path, descriptors):
+    fill(open_collection(tmp_path), descriptors, range(3))
+    with pytest.raises(collection_module.ModelMismatch, match="3 faces were described by the model dlib_face_rec"):
+        Collection(Database(tmp_path / "faceprint.db"), tmp_path / "faceprint.index", model="another-model-v2")
+    assert _recorded_model(tmp_path) == collection_module.MODEL
+    assert open_collection(tmp_path).count() == 3
+
+
+def test_an_empty_collection_takes_the_model_of_the_engine_that_opens_it(tmp_path, descriptors):
+    collection = open_collection(tmp_path)
+    fill(collection, descriptors, range(2))
+    collection.delete([face(0)["FaceId"], face(1)["FaceId"]])
+    Collection(Database(tmp_path / "faceprint.db"), tmp_path / "faceprint.index", model="another-model-v2")
+    assert _recorded_model(tmp_path) == "another-model-v2"
+    fill(open_collection(tmp_path), descriptors, [5])  # still empty: dlib's model again, then a face
+    assert _recorded_model(tmp_path) == collection_module.MODEL
+    with pytest.raises(collection_module.ModelMismatch):
+        Collection(Database(tmp_path / "faceprint.db"), tmp_path / "faceprint.index", model="another-model-v2")

@@ -43,7 +43,7 @@ def test_the_local_stage_in_order_but_for_the_browser(tmp_path, monkeypatch, cap
     assert _lines(out) == {
         "Python": "ok",
         "packages": "ok",
-        "dlib's models": "ok",
+        "the engine's models": "ok",
         "data folder": "ok",
         "test photos": "ok",
         "browser": "FIX",

@@ -9,15 +9,31 @@ import threading
 import time
 
 import pytest
+from PIL import Image
 
+from chalicelib.embedded import workers
 from chalicelib.embedded.workers import FaceAnalyzer
+from tests.support import imagegen
 from tests.support.photos import people, photo
 from tests.support.processes import wait_gone, workers_below
 
 pytestmark = pytest.mark.slow
 
-BIG = "Keanu-Avril-Lawrence.jpg"  # three faces: long enough to be caught mid-analysis
 GRACE = 120  # seconds: far more than the photos take, even on a loaded machine
+
+
+def _collage(name: str, side: int) -> bytes:
+    """`side` x `side` copies of a shared photo in one: a photo with many
+    faces, whose analysis lasts long enough to be caught midway."""
+    tile = imagegen.shared(name).reduce(side)
+    collage = Image.new("RGB", (tile.width * side, tile.height * side))
+    for i in range(side * side):
+        collage.paste(tile, (tile.width * (i % side), tile.height * (i // side)))
+    return imagegen.jpeg(collage)
+
+
+BIG = _collage("Keanu-Avril-Lawrence.jpg", 4)  # 48 faces, each described
+BIG_FACES = 4 * 4 * len(people()["Keanu-Avril-Lawrence.jpg"])
 
 
 @pytest.fixture
@@ -36,7 +52,7 @@ def _analyse_in_threads(pool: FaceAnalyzer, count: int) -> tuple[list[threading.
 
     def analyse() -> None:
         try:
-            outcomes.append(len(pool.analyze(photo(BIG)).faces))
+            outcomes.append(len(pool.analyze(BIG).faces))
         except SystemExit as e:
             outcomes.append(e)
 
@@ -57,7 +73,7 @@ def test_closing_lets_the_photo_being_analysed_finish_and_abandons_the_waiting_o
         thread.join(30)
     finished = [o for o in outcomes if not isinstance(o, SystemExit)]
     abandoned = [o for o in outcomes if isinstance(o, SystemExit)]
-    assert finished and finished == [len(people()[BIG])] * len(finished)
+    assert finished and finished == [BIG_FACES] * len(finished)
     assert abandoned and {str(e) for e in abandoned} == {"the analysis workers were stopped"}
     assert closed == {"finished": len(finished), "abandoned": len(abandoned)}
     assert wait_gone([worker], timeout=5) == []
@@ -78,6 +94,15 @@ def test_no_analysis_starts_after_closing(analyzer):
     pool.close()
     before = set(workers_below(os.getpid()))
     with pytest.raises(SystemExit, match="the analysis workers were stopped"):
-        pool.analyze(photo(BIG))
+        pool.analyze(BIG)
     assert set(workers_below(os.getpid())) <= before
     assert wait_gone([worker], timeout=5) == []
+
+
+def test_each_worker_computes_on_one_thread(analyzer):
+    """One worker per core, each on one thread: onnxruntime's sessions and
+    every BLAS or OpenMP library loaded in the worker (numpy's OpenBLAS)."""
+    pool, _ = analyzer
+    threads = pool._pool().submit(workers.threads_in_worker).result(60)
+    assert threads["onnxruntime"] == {"yunet": (1, 1), "descriptors": (1, 1)}
+    assert "openblas" in threads["libraries"] and set(threads["libraries"].values()) == {1}

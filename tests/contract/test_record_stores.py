@@ -361,3 +361,92 @@ def test_suggestions_are_saved_whole_and_read_back(records):
     assert records.get_suggestions() == saved
     records.save_suggestions({**saved, "suggestions": []})
     assert records.get_suggestions()["suggestions"] == []
+
+
+def raw_person(records, person_id: str) -> dict | None:
+    """Everything the store keeps of a person, tombstone or not, as stored."""
+    if isinstance(records, InMemoryRecordStore):
+        return records.people.get(person_id)
+    if isinstance(records, SqliteRecordStore):
+        rows = records._db.read("SELECT record, deleted_at FROM people WHERE person_id = ?", (person_id,))
+        return {**json.loads(rows[0]["record"]), "deletedAt": rows[0]["deleted_at"]} if rows else None
+    item = records._client.get_item(TableName=PEOPLE, Key={"personId": {"S": person_id}}).get("Item")
+    return {name: next(iter(value.values())) for name, value in item.items()} if item else None
+
+
+def test_a_tombstone_keeps_no_name(records):
+    records.create_person(person("keanu", "Keanu Reeves"))
+    records.remove_person("keanu", "2026-03-01T00:00:00.000+00:00")
+    kept = raw_person(records, "keanu")
+    assert "Keanu" not in json.dumps(kept)
+    assert {name: value for name, value in kept.items() if value is not None} == {
+        "personId": "keanu",
+        "deletedAt": "2026-03-01T00:00:00.000+00:00",
+    }
+
+
+SINCE, ERASED = "2026-03-01T00:00:00.000+00:00", "2026-03-01T00:05:00.000+00:00"
+
+
+def test_an_erasure_marks_a_person_keeping_their_name_and_faces_until_it_ends(records):
+    stored(records, "k.jpg", [face("f1", "k.jpg")])
+    records.create_person(person("keanu", "Keanu Reeves"))
+    records.associate_faces("keanu", ["f1"])
+    marked = records.mark_erasure("keanu", {"since": SINCE, "photos": "none"})
+    assert marked == {"since": SINCE, "photos": "none", "found": "person", "name": "Keanu Reeves"}
+    assert records.get_person("keanu") is None and records.list_people(10).items == []
+    assert records.person_deleted_at("keanu") == SINCE
+    assert records.get_face("f1")["UserId"] == "keanu"  # until the erasure deletes it
+    assert records.associate_faces("keanu", ["f1"]) is None
+    assert records.create_person(person("keanu", "Again")) is None  # not while the erasure runs
+    assert records.create_person(person("keanu"), not_deleted_since="2027-01-01T00:00:00.000+00:00") is None
+
+
+def test_an_erasure_under_way_is_found_again_with_its_progress(records):
+    records.create_person(person("keanu", "Keanu Reeves"))
+    first = records.mark_erasure("keanu", {"since": SINCE, "photos": "none"})
+    records.update_erasure("keanu", {**first, "faces": ["f1"], "removed": {"faces": 1}})
+    again = records.mark_erasure("keanu", {"since": ERASED, "photos": "all"})
+    assert again == {**first, "faces": ["f1"], "removed": {"faces": 1}}
+    assert again["name"] == "Keanu Reeves" and again["since"] == SINCE
+
+
+@pytest.mark.parametrize("before", ["tombstone", "nothing"])
+def test_an_erasure_of_what_is_left_of_someone_leaves_a_tombstone(records, before):
+    if before == "tombstone":
+        records.create_person(person("keanu"))
+        records.remove_person("keanu", "2026-02-01T00:00:00.000+00:00")
+    marked = records.mark_erasure("keanu", {"since": SINCE, "photos": "own"})
+    assert (marked["found"], marked["name"]) == (before, None)
+    records.finish_erasure("keanu", ERASED)
+    deleted = "2026-02-01T00:00:00.000+00:00" if before == "tombstone" else SINCE
+    assert records.person_deleted_at("keanu") == deleted
+    assert {k: v for k, v in raw_person(records, "keanu").items() if v is not None} == {
+        "personId": "keanu",
+        "deletedAt": deleted,
+        "erasedAt": ERASED,
+    }
+
+
+def test_a_finished_erasure_keeps_only_the_id_and_the_times(records):
+    stored(records, "k.jpg", [face("f1", "k.jpg")])
+    records.create_person(person("keanu", "Keanu Reeves"))
+    records.associate_faces("keanu", ["f1"])
+    records.mark_erasure("keanu", {"since": SINCE, "photos": "none"})
+    records.delete_face("f1")
+    records.finish_erasure("keanu", ERASED)
+    kept = raw_person(records, "keanu")
+    assert "Keanu" not in json.dumps(kept) and "erasing" not in kept
+    assert records.person_deleted_at("keanu") == SINCE
+    assert records.create_person(person("keanu", "Someone new")) == person("keanu", "Someone new")
+    assert records.mark_erasure("keanu", {"since": ERASED, "photos": "none"})["found"] == "person"
+
+
+def test_the_erasures_under_way_are_listed_until_finished(records):
+    records.create_person(person("keanu"))
+    records.create_person(person("ada"))
+    assert records.erasures_under_way() == []
+    records.mark_erasure("keanu", {"since": SINCE, "photos": "own"})
+    assert records.erasures_under_way() == [{"personId": "keanu", "since": SINCE, "photos": "own"}]
+    records.finish_erasure("keanu", ERASED)
+    assert records.erasures_under_way() == []

@@ -764,6 +764,9 @@ class SimBucket(PhotoStore):
                 }
             )
 
+    def replace_metadata(self, key: str, etag: str, metadata: dict[str, str]) -> StoredPhoto | None:
+        raise NotImplementedError("not used at volume")
+
     def list(self, limit: int, token: str | None = None) -> Page:
         keys = sorted(k for k in self._current if k > (token or ""))
         items = [
@@ -1907,6 +1910,9 @@ class SynthBucket(PhotoStore):
         return None
 
     def delete(self, key: str) -> None:
+        raise NotImplementedError
+
+    def replace_metadata(self, key: str, etag: str, metadata: dict[str, str]) -> StoredPhoto | None:
         raise NotImplementedError
 
 

@@ -559,8 +559,9 @@ def aws_stage(monkeypatch, stage: str = "dev") -> Iterator[AwsStage]:
         sqs = boto3.client("sqs", region_name=REGION, config=aws.config_for("sqs"))
         cloudwatch = boto3.client("cloudwatch", region_name=REGION)
         apigateway = boto3.client("apigateway", region_name=REGION)
+        logs = boto3.client("logs", region_name=REGION)
         rekognition = FakeRekognition(s3)
-        clients = {"s3": s3, "dynamodb": dynamodb, "rekognition": rekognition, "sqs": sqs}
+        clients = {"s3": s3, "dynamodb": dynamodb, "rekognition": rekognition, "sqs": sqs, "logs": logs}
         monkeypatch.setattr(aws, "client", lambda service, region=None, paced=False: clients[service])
         # The pacing's retries and the workers' pauses after a throttle, without waiting: the fake
         # Rekognition fails at once, and a test's turns are a millisecond apart (TEST_PACE).
@@ -576,6 +577,7 @@ def aws_stage(monkeypatch, stage: str = "dev") -> Iterator[AwsStage]:
             sqs=sqs,
             cloudwatch=cloudwatch,
             apigateway=apigateway,
+            logs=logs,
         )
         # S3Events plays the bucket's notifications, with what moto's lack.
         s3.put_bucket_notification_configuration(Bucket=settings.bucket, NotificationConfiguration={})

@@ -22,6 +22,7 @@ import io
 import itertools
 import threading
 import uuid
+from dataclasses import replace
 
 from botocore.exceptions import ClientError
 from PIL import Image, UnidentifiedImageError
@@ -161,6 +162,26 @@ class InMemoryPhotoStore(FailsOnDemand, PhotoStore):
             self._current.pop(key, None)
             for stored in [k for k in self._versions if k[0] == key]:
                 del self._versions[stored]
+
+    def replace_metadata(self, key: str, etag: str, metadata: dict[str, str]) -> StoredPhoto | None:
+        with self._lock:
+            current = self._current.get(key)
+            if current is None or current.etag != etag:
+                return None
+            data = self._versions[(key, current.version_id)]
+            version_id = self.new_id().replace("-", "")
+            stored = replace(
+                current,
+                metadata=dict(metadata),
+                version_id=version_id,
+                sequencer=normalize_sequencer(f"{next(self._sequence):X}"),
+                stored_at=self.clock(),
+            )
+            for old in [k for k in self._versions if k[0] == key]:
+                del self._versions[old]
+            self._versions[(key, version_id)] = data
+            self._current[key] = stored
+            return stored
 
     def expire_noncurrent(self) -> None:
         """Drop every version that is no longer current, as the bucket's
@@ -498,7 +519,9 @@ class InMemoryRecordStore(FailsOnDemand, RecordStore):
         with self._lock:
             existing = self.people.get(person["personId"])
             if existing is not None and (
-                "deletedAt" not in existing or (not_deleted_since and existing["deletedAt"] >= not_deleted_since)
+                "deletedAt" not in existing
+                or "erasing" in existing
+                or (not_deleted_since and existing["deletedAt"] >= not_deleted_since)
             ):
                 return None
             self.people[person["personId"]] = {k: v for k, v in person.items() if k != "faceCount"}
@@ -524,6 +547,38 @@ class InMemoryRecordStore(FailsOnDemand, RecordStore):
     def person_deleted_at(self, person_id: str) -> str | None:
         with self._lock:
             return self.people.get(person_id, {}).get("deletedAt")
+
+    def mark_erasure(self, person_id: str, erasure: dict) -> dict:
+        with self._lock:
+            existing = self.people.get(person_id)
+            record = copy.deepcopy(existing) if existing else {"personId": person_id}
+            if "erasing" not in record:
+                found = "nothing" if existing is None else "tombstone" if "deletedAt" in existing else "person"
+                record["erasing"] = {**copy.deepcopy(erasure), "found": found}
+                record.setdefault("deletedAt", erasure["since"])
+                self.people[person_id] = record
+            return {**copy.deepcopy(record["erasing"]), "name": record.get("name")}
+
+    def update_erasure(self, person_id: str, erasure: dict) -> None:
+        with self._lock:
+            if "erasing" in self.people.get(person_id, {}):
+                self.people[person_id]["erasing"] = copy.deepcopy({k: v for k, v in erasure.items() if k != "name"})
+
+    def erasures_under_way(self) -> list[dict]:
+        with self._lock:
+            return [
+                {"personId": i, "since": p["erasing"]["since"], "photos": p["erasing"]["photos"]}
+                for i, p in sorted(self.people.items())
+                if "erasing" in p
+            ]
+
+    def finish_erasure(self, person_id: str, erased_at: str) -> None:
+        with self._lock:
+            deleted_at = self.people.get(person_id, {}).get("deletedAt", erased_at)
+            self.people[person_id] = {"personId": person_id, "deletedAt": deleted_at, "erasedAt": erased_at}
+            for face in self.faces.values():
+                if face.get("UserId") == person_id:
+                    del face["UserId"]
 
     def list_people(self, limit: int, token: str | None = None) -> Page:
         with self._lock:

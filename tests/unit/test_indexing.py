@@ -118,13 +118,16 @@ def test_on_aws_each_failed_run_is_recorded_and_raised_until_the_last_ends_faile
     assert image["status"] == "failed" and image["attempts"] == indexing.INDEX_ATTEMPTS
 
 
-def test_every_indexing_failure_is_logged_with_the_key_and_the_reason(on_aws, capsys):
-    indexing.upload_image(on_aws, "k.png", photo_of("ada"), {})
-    failing = replace(on_aws, engine=Failing(on_aws.engine, ServiceUnavailable("The service is busy."), 1))
+def test_every_indexing_failure_is_logged_without_the_key_and_recorded_with_the_reason(on_aws, capsys, caplog):
+    indexing.upload_image(on_aws, "keanu-at-home.png", photo_of("ada"), {})
+    failing = replace(on_aws, engine=Failing(on_aws.engine, ServiceUnavailable("The photo 'keanu-at-home.png'."), 1))
     with pytest.raises(ServiceUnavailable):
-        indexing.index_photo(failing, "k.png")
-    (line,) = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
-    assert (line["key"], line["outcome"], line["error"]) == ("k.png", "retry", "The service is busy.")
+        indexing.index_photo(failing, "keanu-at-home.png")
+    err = capsys.readouterr().err
+    (line,) = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert (line["outcome"], line["failed"]) == ("retry", True) and "key" not in line
+    assert "keanu" not in err + caplog.text
+    assert on_aws.records.get_image("keanu-at-home.png")["error"] == "The photo 'keanu-at-home.png'."
 
 
 def test_a_new_version_resets_the_attempts(on_aws):

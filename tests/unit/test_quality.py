@@ -10,7 +10,7 @@ from chalicelib.core.errors import ConfigurationError
 from chalicelib.embedded import quality
 from chalicelib.embedded.quality import BARS, Measures, reasons, select
 
-GOOD = Measures(size=300, confidence=99.5, brightness=45, sharpness=55, roll=5, yaw=3, pitch=-4)
+GOOD = Measures(size=300, confidence=94.5, brightness=45, sharpness=55, roll=5, yaw=3, pitch=-4)
 LEVELS = ("AUTO", "LOW", "MEDIUM", "HIGH")
 
 
@@ -27,7 +27,7 @@ def test_a_good_face_passes_every_level(level):
     "bad, reason",
     [
         (face(size=30), "SMALL_BOUNDING_BOX"),
-        (face(confidence=85), "LOW_CONFIDENCE"),
+        (face(confidence=78), "LOW_CONFIDENCE"),
         (face(brightness=4), "LOW_BRIGHTNESS"),
         (face(sharpness=5), "LOW_SHARPNESS"),
         (face(yaw=60), "EXTREME_POSE"),
@@ -107,12 +107,14 @@ def test_brightness_is_the_mean_light_of_the_face_from_0_to_100():
     assert quality.brightness(np.full((50, 50), 255, np.uint8)) == 100
 
 
-def _landmarks(nose_dx: float = 0.0, nose_dy: float = 0.8, angle: float = 0.0) -> tuple:
-    """dlib's 5 points for eyes 100 px apart, the nose offset by (dx, dy) eye
-    distances, the whole face turned by `angle` degrees in the image."""
-    points = [(60, 0), (40, 0), (-40, 0), (-60, 0), (nose_dx * 100, nose_dy * 100)]
+def _landmarks(nose_dx: float = 0.0, nose_height: float = quality.NOSE_HEIGHT, angle: float = 0.0) -> np.ndarray:
+    """YuNet's 5 points for eyes 100 px apart and the mouth 100 px below
+    them, the nose tip off the middle by `nose_dx` eye distances and at
+    `nose_height` of the way from the eyes to the mouth, the whole face
+    turned by `angle` degrees in the image."""
+    points = [(-50, 0), (50, 0), (nose_dx * 100, nose_height * 100), (-40, 100), (40, 100)]
     a = np.radians(angle)
-    return tuple((200 + x * np.cos(a) - y * np.sin(a), 200 + x * np.sin(a) + y * np.cos(a)) for x, y in points)
+    return np.array([(200 + x * np.cos(a) - y * np.sin(a), 200 + x * np.sin(a) + y * np.cos(a)) for x, y in points])
 
 
 def test_a_frontal_face_has_no_yaw_nor_pitch_however_it_is_tilted():
@@ -125,8 +127,18 @@ def test_a_nose_off_the_middle_is_a_turned_head():
     _, yaw, _ = quality.pose(_landmarks(nose_dx=0.5))
     _, other_way, _ = quality.pose(_landmarks(nose_dx=-0.5, angle=20))
     assert yaw == pytest.approx(45) and other_way == pytest.approx(-45)
-    _, _, pitch = quality.pose(_landmarks(nose_dy=0.3))
-    assert pitch < -40
+    _, _, pitch = quality.pose(_landmarks(nose_height=quality.NOSE_HEIGHT - quality.NOSE_PITCH_DEPTH))
+    assert pitch == pytest.approx(-45)
+
+
+def test_a_search_looks_at_faces_turned_to_the_camera_not_at_profiles():
+    assert quality.turned_to_camera(quality.pose(_landmarks(nose_dx=0.3, angle=40)))
+    assert not quality.turned_to_camera(quality.pose(_landmarks(nose_dx=0.95)))  # a profile: yaw 62
+    assert not quality.turned_to_camera((0.0, 0.0, -50.0))
+
+
+def test_confidence_is_the_detector_score_in_percent():
+    assert quality.confidence(0.75) == pytest.approx(75) and quality.confidence(1.0) == pytest.approx(100)
 
 
 def test_the_settings_take_a_known_filter_and_a_limit_from_1_to_100():
