@@ -10,7 +10,7 @@ import time
 from chalice import Rate, Response
 
 from chalicelib import wiring
-from chalicelib.api import api_key, context, cors, request_log
+from chalicelib.api import api_key, context, cors, guard, request_log, scopes
 from chalicelib.api.console import console
 from chalicelib.api.metadata import metadata_from_headers
 from chalicelib.api.openapi import openapi
@@ -30,8 +30,11 @@ app.log.setLevel(logging.INFO)
 # Outermost first: settings are read once, then logged, checked, answered.
 app.register_middleware(context.read_settings, "http")
 app.register_middleware(request_log.log_requests, "http")
+app.register_middleware(guard.refuse_other_sites, "http")
 app.register_middleware(cors.allow_origins, "http")
 app.register_middleware(api_key.require_api_key, "http")
+app.register_middleware(scopes.require_scope, "http")
+app.register_middleware(guard.require_json_bodies(app), "http")
 app.register_middleware(reshape_chalice_errors(app), "http")
 app.register_blueprint(console)
 app.register_blueprint(openapi)

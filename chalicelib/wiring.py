@@ -23,6 +23,7 @@ STOP_DEADLINE_SECONDS = 8.0
 
 _lock = threading.Lock()
 _built: dict[Settings, Services] = {}
+_key_scopes: dict[Settings, object] = {}
 _analyzers: list = []
 _analyzers_lock = threading.Lock()  # services() holds _lock while it builds
 
@@ -41,6 +42,20 @@ def reset() -> None:
     (tests that swap the AWS clients between cases)."""
     with _lock:
         _built.clear()
+        _key_scopes.clear()
+
+
+def key_scopes(settings: Settings):
+    """The AWS stage's lookup of API key scopes (api/scopes.py), one per stage."""
+    with _lock:
+        if settings not in _key_scopes:
+            from chalicelib.api.scopes import SCOPE_TAG, SCOPES
+            from chalicelib.aws import clients as aws
+            from chalicelib.aws.api_keys import ApiKeyScopes
+
+            client = aws.client("apigateway", settings.region)
+            _key_scopes[settings] = ApiKeyScopes(client, SCOPE_TAG, SCOPES, settings.stage)
+        return _key_scopes[settings]
 
 
 def _build(settings: Settings) -> Services:

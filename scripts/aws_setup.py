@@ -1,10 +1,11 @@
 """Create or tear down what a Faceprint AWS stage needs and Chalice does not
-create: the private, versioned photo bucket, the three DynamoDB tables (the
+create: the private, versioned, TLS-only photo bucket, the three DynamoDB tables (the
 images table with its `due` index, the faces table, the people table),
 the Rekognition collection, the indexing queue (the bucket's events go to
 it) with its dead-letter queue, the CloudWatch alarms on them, the log
 groups with their retention (the functions' and the audit log's), the API's
-usage plan and key (once `chalice deploy` has made the API) and,
+usage plan and its read, write and admin keys (once `chalice deploy` has
+made the API) and,
 when the stage has a custom domain and you name its Route53 hosted zone,
 the domain's DNS record. Idempotent: run it again and it only reports what
 already exists.
@@ -25,6 +26,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -44,6 +46,7 @@ from botocore.exceptions import (  # noqa: E402
     ProfileNotFound,
 )
 
+from chalicelib.api.scopes import SCOPE_HELP, SCOPE_TAG, SCOPES  # noqa: E402
 from chalicelib.aws.dynamodb import DUE_INDEX, DUE_SHARD, PENDING_INDEX, PENDING_SINCE, due_shard  # noqa: E402
 from chalicelib.core.config import Settings  # noqa: E402
 from chalicelib.core.errors import ConfigurationError  # noqa: E402
@@ -88,6 +91,23 @@ CORS_RULE = {
     "AllowedHeaders": ["*"],
     "MaxAgeSeconds": 3600,
 }
+
+# The bucket answers only requests made over TLS, whoever makes them (a
+# presigned link included): a Deny on every action when aws:SecureTransport
+# is false. (A Deny grants nothing, so BlockPublicPolicy lets it in.)
+TLS_ONLY_SID = "faceprint-tls-only"
+
+
+def tls_only_statement(bucket: str) -> dict:
+    return {
+        "Sid": TLS_ONLY_SID,
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
 
 # The indexing queue (docs/deploy.md, "Indexing at volume"). Messages are
 # kept as long as SQS allows, so a backlog of days loses nothing. AWS asks
@@ -174,14 +194,27 @@ def stage_settings(env: dict[str, str]) -> Settings:
     return settings
 
 
+def policy_files(stage: str, chalice_dir: Path = REPO / ".chalice") -> list[str]:
+    """The stage's policy files: the API's (the stage's own), then each
+    function's role's (its lambda_functions' iam_policy_file)."""
+    _, stage_config = _stage_config(stage, chalice_dir)
+    files = [stage_config.get("iam_policy_file", f"policy-{stage}.json")]
+    for function in stage_config.get("lambda_functions", {}).values():
+        if function.get("iam_policy_file") and function["iam_policy_file"] not in files:
+            files.append(function["iam_policy_file"])
+    return files
+
+
 def check_policy(settings: Settings, chalice_dir: Path = REPO / ".chalice") -> None:
-    """The policy file must grant access to the very resources we create."""
+    """The policy files must grant access to the very resources we create:
+    the API's names them all, and no function's names another bucket."""
     if settings.bucket.endswith(PLACEHOLDER):
         raise ConfigurationError(
             f"Bucket names are global: replace {settings.bucket!r} with a name of your own in "
-            f".chalice/config.json (FACEPRINT_BUCKET) and .chalice/policy-{settings.stage}.json."
+            f".chalice/config.json (FACEPRINT_BUCKET) and .chalice/policy-{settings.stage}*.json."
         )
-    policy = (chalice_dir / f"policy-{settings.stage}.json").read_text()
+    files = policy_files(settings.stage, chalice_dir)
+    policy = (chalice_dir / files[0]).read_text()
     expected = {
         "bucket": f"arn:aws:s3:::{settings.bucket}",
         "images table": f":table/{settings.images_table}",
@@ -195,8 +228,19 @@ def check_policy(settings: Settings, chalice_dir: Path = REPO / ".chalice") -> N
     ]
     if missing:
         raise ConfigurationError(
-            f".chalice/policy-{settings.stage}.json does not name the stage's {', '.join(missing)}: "
+            f".chalice/{files[0]} does not name the stage's {', '.join(missing)}: "
             "make it agree with .chalice/config.json."
+        )
+    other = [
+        name
+        for name in files
+        if re.search(rf'arn:aws:s3:::(?!{re.escape(settings.bucket)}["/])', (chalice_dir / name).read_text())
+    ]
+    if other:
+        raise ConfigurationError(
+            f"{', '.join(f'.chalice/{name}' for name in other)} name{'s' if len(other) == 1 else ''} another bucket "
+            f"than the stage's {settings.bucket!r}: make {'it' if len(other) == 1 else 'them'} agree with "
+            ".chalice/config.json."
         )
 
 
@@ -619,7 +663,12 @@ def usage_plan_name(settings: Settings) -> str:
     return f"faceprint-{settings.stage}-plan"
 
 
-def api_key_name(settings: Settings) -> str:
+def api_key_name(settings: Settings, scope: str) -> str:
+    return f"faceprint-{settings.stage}-{scope}"
+
+
+def old_api_key_name(settings: Settings) -> str:
+    """The stage's one key, before keys had scopes."""
     return f"faceprint-{settings.stage}-key"
 
 
@@ -642,8 +691,8 @@ def usage_plan(settings: Settings, api_id: str, api_stage: str) -> dict:
 
 
 def create_usage_plan(settings: Settings, apigateway, log: Log = print, chalice_dir: Path = REPO / ".chalice") -> bool:
-    """Create (or bring up to date) the plan and its key; False (and say
-    what to do) while the API is not deployed."""
+    """Create (or bring up to date) the plan and its keys, one per scope;
+    False (and say what to do) while the API is not deployed."""
     api_id = deployed_api_id(settings.stage, apigateway, chalice_dir)
     if api_id is None:
         log(
@@ -664,18 +713,50 @@ def create_usage_plan(settings: Settings, apigateway, log: Log = print, chalice_
             _delete_plan(apigateway, plan, keys)
         plan = apigateway.create_usage_plan(**wanted)
         log(f"{'updated' if keys else 'created'} API usage plan {wanted['name']}")
-    key = _find(apigateway.get_api_keys(nameQuery=api_key_name(settings))["items"], api_key_name(settings))
-    if key is None:
-        key = apigateway.create_api_key(name=api_key_name(settings), enabled=True)
-        log(
-            f"created API key {api_key_name(settings)}: its value is "
-            f"`aws apigateway get-api-key --api-key {key['id']} --include-value --query value --output text`"
-        )
+    wanted_keys = [_scoped_key(settings, apigateway, scope, log) for scope in SCOPES]
+    old_key = _old_key(settings, apigateway, log)
     attached = {k["id"] for k in apigateway.get_usage_plan_keys(usagePlanId=plan["id"])["items"]}
-    for key_id in dict.fromkeys([*keys, key["id"]]):
+    for key_id in dict.fromkeys([*keys, *wanted_keys, *([old_key] if old_key else [])]):
         if key_id not in attached:
             apigateway.create_usage_plan_key(usagePlanId=plan["id"], keyId=key_id, keyType="API_KEY")
     return True
+
+
+def _scoped_key(settings: Settings, apigateway, scope: str, log: Log) -> str:
+    """The stage's key of `scope` (api/scopes.py: read, write or admin), tagged with it."""
+    name = api_key_name(settings, scope)
+    key = _find(apigateway.get_api_keys(nameQuery=name)["items"], name)
+    if key is None:
+        key = apigateway.create_api_key(name=name, enabled=True, tags={SCOPE_TAG: scope})
+        log(
+            f"created API key {name} ({SCOPE_HELP[scope]}): its value is "
+            f"`aws apigateway get-api-key --api-key {key['id']} --include-value --query value --output text`"
+        )
+    elif key.get("tags", {}).get(SCOPE_TAG) != scope:
+        _tag_key(settings, apigateway, key["id"], scope)
+        log(f"API key {name} is now a {scope} key")
+    return key["id"]
+
+
+def _old_key(settings: Settings, apigateway, log: Log) -> str | None:
+    """The stage's key from before scopes, which clients may still send:
+    an admin key, until it is deleted (docs/deploy.md, section 5)."""
+    name = old_api_key_name(settings)
+    key = _find(apigateway.get_api_keys(nameQuery=name)["items"], name)
+    if key is None:
+        return None
+    if key.get("tags", {}).get(SCOPE_TAG) != "admin":
+        _tag_key(settings, apigateway, key["id"], "admin")
+        log(
+            f"API key {name}, the stage's key before scopes, is now an admin key: give each client the read, "
+            f"write or admin key it needs, then delete it (aws apigateway delete-api-key --api-key {key['id']})"
+        )
+    return key["id"]
+
+
+def _tag_key(settings: Settings, apigateway, key_id: str, scope: str) -> None:
+    region = settings.region or apigateway.meta.region_name
+    apigateway.tag_resource(resourceArn=f"arn:aws:apigateway:{region}::/apikeys/{key_id}", tags={SCOPE_TAG: scope})
 
 
 def remove_usage_plan(settings: Settings, apigateway, log: Log = print) -> None:
@@ -684,10 +765,11 @@ def remove_usage_plan(settings: Settings, apigateway, log: Log = print) -> None:
         keys = [k["id"] for k in apigateway.get_usage_plan_keys(usagePlanId=plan["id"])["items"]]
         _delete_plan(apigateway, plan, keys)
         log(f"deleted API usage plan {usage_plan_name(settings)}")
-    key = _find(apigateway.get_api_keys(nameQuery=api_key_name(settings))["items"], api_key_name(settings))
-    if key is not None:
-        apigateway.delete_api_key(apiKey=key["id"])
-        log(f"deleted API key {api_key_name(settings)}")
+    for name in [*(api_key_name(settings, scope) for scope in SCOPES), old_api_key_name(settings)]:
+        key = _find(apigateway.get_api_keys(nameQuery=name)["items"], name)
+        if key is not None:
+            apigateway.delete_api_key(apiKey=key["id"])
+            log(f"deleted API key {name}")
 
 
 def deployed_api_id(stage: str, apigateway, chalice_dir: Path = REPO / ".chalice") -> str | None:
@@ -886,6 +968,24 @@ def _create_bucket(s3, bucket: str, region: str | None, log: Log) -> None:
             raise
         cors = []
     s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": _with_rule(cors, CORS_RULE)})
+    _require_tls(s3, bucket, log)
+
+
+def _require_tls(s3, bucket: str, log: Log) -> None:
+    """The bucket policy with our TLS-only statement, and every other
+    statement it held (another owner's) kept."""
+    try:
+        policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    except ClientError as e:
+        if _code(e) != "NoSuchBucketPolicy":
+            raise
+        policy = {"Version": "2012-10-17", "Statement": []}
+    ours = tls_only_statement(bucket)
+    if ours in policy["Statement"]:
+        return
+    policy["Statement"] = [st for st in policy["Statement"] if st.get("Sid") != TLS_ONLY_SID] + [ours]
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    log(f"S3 bucket {bucket} now refuses requests made without TLS")
 
 
 def _with_rule(rules: list[dict], ours: dict) -> list[dict]:

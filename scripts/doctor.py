@@ -192,7 +192,7 @@ def _aws(stage: str, environment: dict[str, str], clients, chalice_dir: Path) ->
     try:
         settings = aws_setup.stage_settings(environment)
         aws_setup.check_policy(settings, chalice_dir)
-        found.append(Finding(OK, "stage names", f"bucket {settings.bucket}, in config.json and policy-{stage}.json"))
+        found.append(Finding(OK, "stage names", f"bucket {settings.bucket}, in config.json and policy-{stage}*.json"))
     except ConfigurationError as e:
         found.append(Finding(FIX, "stage names", str(e)))
         settings = Settings.from_env({**environment, "FACEPRINT_STAGE": stage})

@@ -14,6 +14,11 @@ _STRAYS_BEFORE = pytest.StashKey[set]()
 
 
 def pytest_configure(config):
+    from moto.s3.models import FakeBucket
+
+    from tests.support.moto_tls import permission_over_tls
+
+    FakeBucket.get_permission = permission_over_tls  # every request to moto stands for one over HTTPS
     if not (FACES_DIR / "people.json").is_file():
         raise pytest.UsageError(
             f"The tests need the shared photos: {FACES_DIR}/people.json is missing. "

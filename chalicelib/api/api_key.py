@@ -8,9 +8,11 @@ the page must load before it can ask for the key.
 """
 
 import hmac
+from collections.abc import Mapping
 
 from chalicelib.api import context
 from chalicelib.api.replies import error_reply
+from chalicelib.core.config import Settings
 from chalicelib.core.errors import Forbidden
 
 OPEN_ROUTES = frozenset({"/", "/console/{name}", "/openapi.json"})
@@ -18,10 +20,16 @@ OPEN_ROUTES = frozenset({"/", "/console/{name}", "/openapi.json"})
 
 def require_api_key(event, get_response):
     """403 unless the request carries the offline stage's key (when one is set)."""
-    settings = context.settings()
-    if settings.engine != "local" or not settings.api_key or event.path in OPEN_ROUTES:
-        return get_response(event)
-    sent = event.headers.get("x-api-key") or ""
+    refused = None if event.path in OPEN_ROUTES else refusal(event.headers, context.settings())
+    return error_reply(refused) if refused else get_response(event)
+
+
+def refusal(headers: Mapping[str, str], settings: Settings) -> Forbidden | None:
+    """Why a request with these headers is refused for its key, or None.
+    ops/serve.py asks too, before it reads a request's body."""
+    if settings.engine != "local" or not settings.api_key:
+        return None
+    sent = headers.get("x-api-key") or ""
     if not hmac.compare_digest(sent.encode(), settings.api_key.encode()):
-        return error_reply(Forbidden("Send the API key in the x-api-key header (FACEPRINT_API_KEY)."))
-    return get_response(event)
+        return Forbidden("Send the API key in the x-api-key header (FACEPRINT_API_KEY).")
+    return None

@@ -8,7 +8,9 @@ from pathlib import Path
 
 from chalice import Blueprint, Response
 
+from chalicelib.api import context
 from chalicelib.api.replies import error_reply
+from chalicelib.core.config import Settings
 from chalicelib.core.errors import NotFound
 
 console = Blueprint(__name__)
@@ -23,17 +25,32 @@ CONTENT_TYPES = {
 }
 # Everything the page loads comes from this origin; photos are blob: URLs
 # made from authenticated fetches. On AWS those fetches follow the API's 307
-# to a presigned S3 link (virtual-hosted: https://<bucket>.s3[.<region>].amazonaws.com),
-# which connect-src must allow, or the browser blocks the redirect.
-S3_ORIGINS = "https://*.amazonaws.com"
+# to a presigned link to the stage's own bucket, which connect-src must
+# allow, or the browser blocks the redirect: that bucket only (photo_origins).
 SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
-        f"connect-src 'self' {S3_ORIGINS}; base-uri 'self'; form-action 'none'; frame-ancestors 'none'"
-    ),
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-cache",
 }
+
+
+def content_security_policy(settings: Settings) -> str:
+    connect = " ".join(["'self'", *photo_origins(settings)])
+    return (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
+        f"connect-src {connect}; base-uri 'self'; form-action 'none'; frame-ancestors 'none'"
+    )
+
+
+def photo_origins(settings: Settings) -> list[str]:
+    """Where a presigned link to the stage's bucket leads: virtual-hosted, at
+    S3's global and regional names (botocore picks one by region); a bucket
+    name with dots is addressed by path instead."""
+    if settings.engine != "rekognition" or not settings.bucket:
+        return []
+    region = settings.region or "us-east-1"
+    if "." in settings.bucket:
+        return ["https://s3.amazonaws.com", f"https://s3.{region}.amazonaws.com"]
+    return [f"https://{settings.bucket}.s3.amazonaws.com", f"https://{settings.bucket}.s3.{region}.amazonaws.com"]
 
 
 @console.route("/", methods=["GET"])
@@ -67,4 +84,5 @@ def _served_file(name: str) -> Path | None:
 
 
 def _reply(text: str, suffix: str) -> Response:
-    return Response(body=text, status_code=200, headers={"Content-Type": CONTENT_TYPES[suffix], **SECURITY_HEADERS})
+    headers = {"Content-Security-Policy": content_security_policy(context.settings()), **SECURITY_HEADERS}
+    return Response(body=text, status_code=200, headers={"Content-Type": CONTENT_TYPES[suffix], **headers})

@@ -32,7 +32,7 @@ def json_object(body: bytes | None, example: str) -> dict:
     """The request body as a JSON object; BadRequest (showing `example`) otherwise."""
     try:
         value = json.loads(body or b"")
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested too deep
         value = None
     if not isinstance(value, dict):
         raise BadRequest(f"Send a JSON object, e.g. {example}.")

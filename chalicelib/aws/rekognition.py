@@ -43,7 +43,13 @@ from chalicelib.core.errors import (
     NotFound,
     ServiceUnavailable,
 )
-from chalicelib.core.limits import AWS_MAX_UPLOAD_BYTES, MAX_FACES_PER_ASSOCIATION, MAX_FACES_PER_PERSON, MAX_MATCHES
+from chalicelib.core.limits import (
+    AWS_MAX_UPLOAD_BYTES,
+    MAX_FACES_PER_ASSOCIATION,
+    MAX_FACES_PER_PERSON,
+    MAX_MATCHES,
+    MAX_SEARCHED_FACES,
+)
 from chalicelib.core.naming import StrangerModel
 from chalicelib.core.pixels import decode_rgb
 from chalicelib.core.ports import FaceEngine, Page, PeopleEngine, PhotoVersion
@@ -147,7 +153,7 @@ class RekognitionEngine(FaceEngine):
     def search_all_faces_by_image(self, data: bytes, threshold: float, max_faces: int) -> list[dict]:
         with aws.translated(self._resource, self._stage):
             detected = self._client.detect_faces(Image={"Bytes": fit_for_rekognition(data)}, Attributes=["DEFAULT"])
-        details = sorted(detected.get("FaceDetails", []), key=_area, reverse=True)
+        details = sorted(detected.get("FaceDetails", []), key=_area, reverse=True)[:MAX_SEARCHED_FACES]
         if not details:
             return []
         image = decode_rgb(data, _MAX_PIXELS)

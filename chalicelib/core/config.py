@@ -6,6 +6,7 @@ so nothing here runs at import time: wiring.py calls `Settings.from_env()`.
 
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,6 +99,12 @@ class Settings:
     # and out of repr, so the key never reaches a log.
     api_key: str = field(default="", compare=False, repr=False)
     cors_origins: tuple[str, ...] = field(default=(), compare=False)
+    # Offline only: the host names the server answers to besides loopback
+    # names and IP addresses (api/guard.py), lower case, without a port.
+    allowed_hosts: tuple[str, ...] = field(default=(), compare=False)
+    # FACEPRINT_KEEP_LOCATION: keep the GPS location of uploaded photos
+    # (stripped by default: core/location.py).
+    keep_location: bool = field(default=False, compare=False)
     log_retention_days: int = DEFAULT_LOG_RETENTION_DAYS
     audit_retention_days: int = DEFAULT_AUDIT_RETENTION_DAYS
     backup_keep_days: int = DEFAULT_BACKUP_KEEP_DAYS  # 0: keep every backup folder
@@ -130,7 +137,7 @@ class Settings:
             stage=stage,
             engine=engine,
             data_dir=Path(env.get("FACEPRINT_DATA_DIR") or DEFAULT_DATA_DIR),
-            debug=env.get("FACEPRINT_DEBUG", "").lower() in ("1", "true", "yes"),
+            debug=_yes(env.get("FACEPRINT_DEBUG", "")),
             quality_filter=quality_filter,
             max_faces=_whole_number(env, "FACEPRINT_MAX_FACES", MAX_FACES, 1, MAX_FACES),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
@@ -144,6 +151,8 @@ class Settings:
             ),
             api_key=env.get("FACEPRINT_API_KEY", "").strip(),
             cors_origins=_origins(env.get("FACEPRINT_CORS_ORIGINS", "")),
+            allowed_hosts=_host_names(env.get("FACEPRINT_ALLOWED_HOSTS", "")),
+            keep_location=_yes(env.get("FACEPRINT_KEEP_LOCATION", "")),
             stranger_model=_stranger_model(env.get("FACEPRINT_STRANGER_SIMILARITY", "")),
             log_retention_days=_retention(env, "FACEPRINT_LOG_RETENTION_DAYS", DEFAULT_LOG_RETENTION_DAYS),
             audit_retention_days=_retention(env, "FACEPRINT_AUDIT_RETENTION_DAYS", DEFAULT_AUDIT_RETENTION_DAYS),
@@ -241,6 +250,22 @@ def _stranger_model(raw: str) -> StrangerModel | None:
             f"FACEPRINT_STRANGER_SIMILARITY={raw!r}: set it to the mean and standard deviation of the similarity "
             f"a stranger's face scores, as mean,sd ({e}), e.g. 33,11."
         ) from None
+
+
+def _yes(raw: str) -> bool:
+    return raw.strip().lower() in ("1", "true", "yes")
+
+
+def _host_names(raw: str) -> tuple[str, ...]:
+    """FACEPRINT_ALLOWED_HOSTS: comma-separated host names (any port)."""
+    names = tuple(name.strip().lower().rstrip(".") for name in raw.split(",") if name.strip())
+    for name in names:
+        if not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*", name):
+            raise ConfigurationError(
+                f"FACEPRINT_ALLOWED_HOSTS has {name!r}: list each host name the server answers to "
+                "(photos.lan, my-laptop), comma-separated, without scheme, port or wildcard."
+            )
+    return names
 
 
 def _origins(raw: str) -> tuple[str, ...]:

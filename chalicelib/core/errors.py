@@ -25,6 +25,13 @@ class NotFound(FaceprintError):
     status, code = 404, "NotFound"
 
 
+class MisdirectedRequest(FaceprintError):
+    """A request for a host name the server does not answer to (a web page
+    whose name was re-pointed at this machine: DNS rebinding)."""
+
+    status, code = 421, "MisdirectedRequest"
+
+
 class ImageRejected(FaceprintError):
     """The photo itself is unusable. On upload it is refused; a stored photo
     that an engine rejects is recorded with status `failed`."""

@@ -1,8 +1,10 @@
-"""What the API accepts as a photo. JPEG and PNG are kept byte for byte;
-HEIC/HEIF, WebP and AVIF are converted to JPEG (upright, with their EXIF and
-ICC profile), so the archive and the engines only ever see JPEG and PNG.
+"""What the API accepts as a photo. JPEG and PNG are kept byte for byte
+(but for their GPS location, core/location.py); HEIC/HEIF, WebP and AVIF
+are converted to JPEG (upright, with their EXIF and ICC profile), so the
+archive and the engines only ever see JPEG and PNG.
 Every check reads the header first: a decompression bomb is refused by its
-dimensions, before a pixel is decoded."""
+dimensions, its decoded size or its scans, before a pixel is decoded
+(core/decoding.py)."""
 
 import io
 import struct
@@ -12,8 +14,10 @@ from functools import cache
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from chalicelib.core.decoding import DeadlineReader, check_budget, check_jpeg_scans, decode_slot, decode_within
 from chalicelib.core.errors import InvalidImage, PayloadTooLarge, UnsupportedMediaType
 from chalicelib.core.limits import ACCEPTED_TYPES, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, STORED_TYPES
+from chalicelib.core.location import strip_location
 from chalicelib.core.pixels import to_rgb
 
 # The one message for a photo, or a Content-Type, that the API does not take.
@@ -84,21 +88,27 @@ def inspect_image(data: bytes) -> ImageInfo:
     return info
 
 
-def prepare_upload(data: bytes) -> Upload:
-    """The photo to store: JPEG and PNG exactly as sent; the other accepted
-    types converted to JPEG, upright, keeping their EXIF (Orientation set
-    to 1) and ICC profile."""
+def prepare_upload(data: bytes, keep_location: bool = False) -> Upload:
+    """The photo to store: JPEG and PNG as sent; the other accepted types
+    converted to JPEG, upright, keeping their EXIF (Orientation set to 1)
+    and ICC profile. Without `keep_location` (FACEPRINT_KEEP_LOCATION), its
+    GPS position is taken out of both (core/location.py)."""
     info = inspect_image(data)
     if info.content_type in STORED_TYPES:
-        return Upload(data, info.content_type, info.content_type, info.width, info.height)
-    image, _ = _open(data)  # the header again (cheap), this time to decode it
-    jpeg, width, height = _convert_to_jpeg(image)
-    return Upload(jpeg, "image/jpeg", info.content_type, width, height)
+        stored, width, height = data, info.width, info.height
+    else:
+        image, _ = _open(data)  # the header again (cheap), this time to decode it
+        stored, width, height = _convert_to_jpeg(image)
+    content_type = info.content_type if info.content_type in STORED_TYPES else "image/jpeg"
+    if not keep_location:
+        stored = strip_location(stored, content_type)
+    return Upload(stored, content_type, info.content_type, width, height)
 
 
 def prepare_search(data: bytes) -> bytes:
-    """The photo as the engines take it (JPEG or PNG), converted like an upload."""
-    return prepare_upload(data).data
+    """The photo as the engines take it (JPEG or PNG), converted like an
+    upload (nothing is stored: its location may stay)."""
+    return prepare_upload(data, keep_location=True).data
 
 
 def _open(data: bytes) -> tuple[Image.Image, ImageInfo]:
@@ -110,11 +120,13 @@ def _open(data: bytes) -> tuple[Image.Image, ImageInfo]:
     fmt, content_type = kind
     if fmt == "HEIF":
         _register_heif_opener()
+    if fmt == "JPEG":
+        check_jpeg_scans(data)
     try:
         with warnings.catch_warnings():
             # Our own pixel limit, below, is lower than Pillow's: no warning needed.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=[fmt])
+            image = Image.open(DeadlineReader(data), formats=[fmt])
     except Image.DecompressionBombError as e:
         raise PayloadTooLarge(
             f"The image has too many pixels; the limit is {MAX_IMAGE_PIXELS // 1_000_000} megapixels."
@@ -126,6 +138,7 @@ def _open(data: bytes) -> tuple[Image.Image, ImageInfo]:
         raise PayloadTooLarge(
             f"The image is {width}x{height} pixels; the limit is {MAX_IMAGE_PIXELS // 1_000_000} megapixels."
         )
+    check_budget(image)
     return image, ImageInfo(fmt, content_type, width, height)
 
 
@@ -139,37 +152,43 @@ def _register_heif_opener() -> None:
 
 
 def _check_decodes(image: Image.Image) -> None:
-    """Decode cheaply (JPEG at 1/8 scale) to reject truncated or corrupt files."""
+    """Decode cheaply (JPEG at 1/8 scale) to reject truncated or corrupt
+    files, within the time limit."""
     try:
         if image.format == "JPEG":
             image.draft(image.mode, (max(1, image.width // 8), max(1, image.height // 8)))
-        image.load()
+        with decode_slot(), decode_within(image):
+            image.load()
     except (OSError, ValueError, SyntaxError) as e:
         raise _unreadable(e) from e
 
 
 def _convert_to_jpeg(image: Image.Image) -> tuple[bytes, int, int]:
     """The first frame, upright, as an 8-bit JPEG with the photo's EXIF
-    (Orientation 1: the pixels are turned already), ICC profile and XMP."""
-    try:
-        exif = image.getexif()
-        upright = ImageOps.exif_transpose(image)  # decodes; HEIF's own rotation is applied on decoding
-    except (OSError, ValueError, SyntaxError, RuntimeError) as e:
-        raise _unreadable(e) from e
-    options = {}
-    if len(exif):
-        exif[_ORIENTATION] = 1
-        options["exif"] = exif
-    if image.info.get("icc_profile"):
-        options["icc_profile"] = image.info["icc_profile"]
-    if upright.info.get("xmp"):
-        options["xmp"] = upright.info["xmp"]  # exif_transpose took the orientation out of it
-    pixels = upright if upright.mode in ("RGB", "L") else to_rgb(upright)
-    for quality in _JPEG_QUALITIES:
-        out = io.BytesIO()
-        pixels.save(out, "JPEG", quality=quality, **options)
-        if out.tell() <= MAX_IMAGE_BYTES:
-            return out.getvalue(), pixels.width, pixels.height
+    (Orientation 1: the pixels are turned already), ICC profile and XMP.
+    One full-size image is held at a time (turned in place); the decoders
+    of these types decode in one call, bounded by the photo's budget."""
+    with decode_slot():
+        try:
+            exif = image.getexif()
+            image.load()
+            ImageOps.exif_transpose(image, in_place=True)  # HEIF's own rotation is applied on decoding
+        except (OSError, ValueError, SyntaxError, RuntimeError) as e:
+            raise _unreadable(e) from e
+        options = {}
+        if len(exif):
+            exif[_ORIENTATION] = 1
+            options["exif"] = exif
+        if image.info.get("icc_profile"):
+            options["icc_profile"] = image.info["icc_profile"]
+        if image.info.get("xmp"):
+            options["xmp"] = image.info["xmp"]  # exif_transpose took the orientation out of it
+        pixels = image if image.mode in ("RGB", "L") else to_rgb(image)
+        for quality in _JPEG_QUALITIES:
+            out = io.BytesIO()
+            pixels.save(out, "JPEG", quality=quality, **options)
+            if out.tell() <= MAX_IMAGE_BYTES:
+                return out.getvalue(), pixels.width, pixels.height
     raise PayloadTooLarge(
         f"The photo, converted to JPEG, is over {MAX_IMAGE_BYTES} bytes (15 MB) even at quality "
         f"{_JPEG_QUALITIES[-1]}: send a smaller photo, or a JPEG."

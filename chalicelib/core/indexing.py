@@ -101,7 +101,7 @@ def upload_image(svc: Services, key: str, data: bytes, metadata: dict[str, str])
         people.validate_person_id(metadata[people.PERSON_METADATA])
     if svc.pacing is not None and svc.pacing.collection_full():  # nothing stored for a collection that is full
         raise CollectionFull(COLLECTION_FULL.format(limit=f"{svc.settings.collection_faces:,} faces"))
-    upload = prepare_upload(data)
+    upload = prepare_upload(data, keep_location=svc.settings.keep_location)
     stored = svc.photos.put(key, upload.data, upload.content_type, metadata, upload.original_content_type)
     image = record_stored(svc, stored)
     faces = svc.records.faces_of(key) if image["status"] != PENDING else []

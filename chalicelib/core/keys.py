@@ -4,25 +4,29 @@ Rekognition ExternalImageId each key maps to."""
 import base64
 import binascii
 import hashlib
-import unicodedata
 
 from chalicelib.core.errors import BadRequest
 from chalicelib.core.limits import EXTERNAL_IMAGE_ID, MAX_KEY_BYTES
+from chalicelib.core.text import hidden_characters
 
 ENCODED_PREFIX = "b64:"
 _HASHED_PREFIX = "sha256:"
 
 
 def validate_key(key: str) -> str:
-    """A key the API accepts: 1-255 bytes of UTF-8, no control characters,
-    no backslash; `/` separates folders (as in S3), but no segment may be
+    """A key the API accepts: 1-255 bytes of UTF-8, no control or format
+    characters (core/text.py), no backslash; `/` separates folders (as in S3), but no segment may be
     empty, `.` or `..`."""
     if not key:
         raise BadRequest("The filename must not be empty.")
     if len(key.encode("utf-8")) > MAX_KEY_BYTES:
         raise BadRequest(f"The filename must be at most {MAX_KEY_BYTES} bytes in UTF-8.")
-    if any(unicodedata.category(ch) == "Cc" for ch in key):
-        raise BadRequest("The filename must not contain control characters.")
+    hidden = hidden_characters(key)
+    if hidden:
+        raise BadRequest(
+            "The filename must not contain control or invisible formatting characters "
+            f"(bidi overrides, zero-width spaces); it has {', '.join(hidden[:5])}."
+        )
     if "\\" in key or any(segment in ("", ".", "..") for segment in key.split("/")):
         raise BadRequest(
             "The filename must be a plain name or a folder path: no '\\', and no empty, '.' or '..' "

@@ -4,6 +4,14 @@ import re
 
 MAX_IMAGE_BYTES = 15 * 1024 * 1024
 MAX_IMAGE_PIXELS = 50_000_000
+# What a photo may take once decoded: width x height x channels x bytes per
+# channel, a 50 MP RGB photo (fewer pixels with alpha or 16-bit samples).
+MAX_DECODED_BYTES = 150_000_000
+MAX_JPEG_SCANS = 100  # a progressive JPEG has about 10
+# The largest request body the local server reads (/compare's two photos as
+# base64 in JSON); a larger one is refused from its Content-Length, unread.
+# (On AWS, API Gateway takes at most 10 MB.)
+MAX_REQUEST_BYTES = 2 * (MAX_IMAGE_BYTES * 4 // 3) + 1024 * 1024
 # On AWS a request body reaches Lambda base64-encoded, within its 6 MB payload
 # limit: larger photos go straight into the bucket (up to MAX_IMAGE_BYTES).
 AWS_MAX_UPLOAD_BYTES = 4_400_000
@@ -19,6 +27,9 @@ DEFAULT_MAX_MATCHES = 10
 MAX_MATCHES = 4096
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
+# A search with faces=all searches at most this many faces, the largest
+# (on AWS each is a SearchFacesByImage call, against a quota of 5 to 50 a second).
+MAX_SEARCHED_FACES = 20
 MAX_FACES = 100  # indexed per photo at most (Rekognition's MaxFaces ceiling): FACEPRINT_MAX_FACES's default and top
 TIME_LIMIT_SECONDS = 30.0  # to decode, detect and describe one photo offline
 # The photos the API takes. JPEG and PNG are stored as sent; the others are
@@ -53,6 +64,9 @@ def as_dict() -> dict:
     return {
         "maxImageBytes": MAX_IMAGE_BYTES,
         "maxImagePixels": MAX_IMAGE_PIXELS,
+        "maxDecodedBytes": MAX_DECODED_BYTES,
+        "maxJpegScans": MAX_JPEG_SCANS,
+        "maxRequestBytes": MAX_REQUEST_BYTES,
         "maxKeyBytes": MAX_KEY_BYTES,
         "maxMetadataBytes": MAX_METADATA_BYTES,
         "defaultThreshold": DEFAULT_THRESHOLD,
@@ -60,6 +74,7 @@ def as_dict() -> dict:
         "maxMatches": MAX_MATCHES,
         "maxPageSize": MAX_PAGE_SIZE,
         "maxFacesPerImage": MAX_FACES,
+        "maxSearchedFaces": MAX_SEARCHED_FACES,
         "analysisTimeLimitSeconds": TIME_LIMIT_SECONDS,
         "acceptedTypes": list(ACCEPTED_TYPES),
         "maxFacesPerPerson": MAX_FACES_PER_PERSON,

@@ -18,6 +18,7 @@ from chalicelib.core.images import PHOTO_TYPES, prepare_search
 from chalicelib.core.records import same_record_version
 from chalicelib.core.searching import naming_for, search_and_join
 from chalicelib.core.services import Services
+from chalicelib.core.text import hidden_characters
 
 log = logging.getLogger("faceprint")
 
@@ -33,6 +34,8 @@ RESERVED_IDS = frozenset({"suggestions"})
 def validate_person_id(person_id: str) -> str:
     if person_id in RESERVED_IDS:
         raise BadRequest(f"{person_id!r} is reserved (GET /people/{person_id}): choose another personId.")
+    if person_id in (".", ".."):
+        raise BadRequest(f"A personId cannot be {person_id!r}: a browser would not send it in a URL path.")
     if not isinstance(person_id, str) or not limits.PERSON_ID.fullmatch(person_id):
         raise BadRequest(
             f"A personId is 1 to 128 characters of a-z, A-Z, 0-9, '_', '.', '-' and ':' "
@@ -45,8 +48,14 @@ def validate_name(name) -> str:
     if not isinstance(name, str) or not name.strip():
         raise BadRequest('Send the person\'s name as JSON: {"name": "Keanu Reeves"}.')
     name = name.strip()
-    if len(name) > limits.MAX_PERSON_NAME_CHARS or any(ord(ch) < 32 for ch in name):
-        raise BadRequest(f"A name is at most {limits.MAX_PERSON_NAME_CHARS} characters, without control characters.")
+    if len(name) > limits.MAX_PERSON_NAME_CHARS:
+        raise BadRequest(f"A name is at most {limits.MAX_PERSON_NAME_CHARS} characters.")
+    hidden = hidden_characters(name)
+    if hidden:
+        raise BadRequest(
+            "A name must not contain control or invisible formatting characters "
+            f"(bidi overrides, zero-width spaces); it has {', '.join(hidden[:5])}."
+        )
     return name
 
 
@@ -295,8 +304,10 @@ def enrol_from_upload(svc: Services, image: dict) -> dict:
 
 
 def _enrol(svc: Services, image: dict, person_id: str) -> dict:
-    if not limits.PERSON_ID.fullmatch(person_id):
-        return _refused(f"x-amz-meta-person {person_id[:140]!r} is not a valid personId (Rekognition's UserId rule).")
+    try:
+        validate_person_id(person_id)
+    except BadRequest as e:
+        return _refused(f"x-amz-meta-person: {e.message}")
     faces = svc.records.faces_of(image["key"])
     if len(faces) != 1:
         return _refused(f"The photo has {len(faces)} faces; enrolling by upload needs exactly one.")

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from chalicelib.core.errors import NotFound, PayloadTooLarge
-from chalicelib.core.limits import MAX_FACES, MAX_IMAGE_BYTES
+from chalicelib.core.limits import MAX_FACES, MAX_IMAGE_BYTES, MAX_SEARCHED_FACES
 from chalicelib.core.naming import StrangerModel
 from chalicelib.core.ports import FaceEngine, Page, PhotoStore, PhotoVersion
 from chalicelib.embedded.analysis import MODEL_VERSION, Analysis, Face
@@ -114,7 +114,7 @@ class LocalEngine(FaceEngine):
 
     def search_all_faces_by_image(self, data: bytes, threshold: float, max_faces: int) -> list[dict]:
         analysis = self._analyzer.analyze(data, searching=True)
-        faces = sorted(analysis.faces, key=lambda f: f.width * f.height, reverse=True)
+        faces = sorted(analysis.faces, key=lambda f: f.width * f.height, reverse=True)[:MAX_SEARCHED_FACES]
         return [self._search(face, analysis, threshold, max_faces) for face in faces]
 
     def _search(self, face: Face, analysis: Analysis, threshold: float, max_faces: int) -> dict:

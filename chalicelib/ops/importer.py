@@ -38,6 +38,7 @@ from chalicelib.core.indexing import upload_image
 from chalicelib.core.limits import MAX_KEY_BYTES, MAX_METADATA_BYTES
 from chalicelib.core.records import FAILED, INDEXED, NO_FACES, PENDING
 from chalicelib.core.services import Services
+from chalicelib.core.text import hidden_characters
 from chalicelib.ops.progress import Progress
 
 EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".heic", ".heif", ".webp", ".avif"})
@@ -91,12 +92,12 @@ class Indexing:
 def key_for(relative: Path) -> str:
     """A valid key for a path below the folder: its parts joined by `/`
     (folders are kept, as S3 keys keep them), in Unicode NFC (as macOS and
-    Linux may spell the same name differently), control characters and `\\`
-    replaced by `_`. A key over 255 bytes keeps its extension and the end of
-    its path, and gains a short digest of the whole path, so two long paths
-    never share a key."""
+    Linux may spell the same name differently), control and format
+    characters (core/text.py) and `\\` replaced by `_`. A key over 255 bytes
+    keeps its extension and the end of its path, and gains a short digest of
+    the whole path, so two long paths never share a key."""
     parts = [unicodedata.normalize("NFC", part) for part in relative.parts]
-    cleaned = ["".join("_" if unicodedata.category(ch) == "Cc" or ch == "\\" else ch for ch in part) for part in parts]
+    cleaned = ["".join("_" if hidden_characters(ch) or ch == "\\" else ch for ch in part) for part in parts]
     key = "/".join(cleaned)
     if len(key.encode("utf-8")) <= MAX_KEY_BYTES:
         return key

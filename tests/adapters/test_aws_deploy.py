@@ -28,6 +28,7 @@ from tests.support.fake_rekognition import AWS_ENV, REGION, FakeRekognition, loa
 from tests.support.photos import REPO
 
 ADAPTERS = [
+    ("apigateway", REPO / "chalicelib" / "aws" / "api_keys.py"),
     ("rekognition", REPO / "chalicelib" / "aws" / "rekognition.py"),
     ("dynamodb", REPO / "chalicelib" / "aws" / "dynamodb.py"),
     ("dynamodb", REPO / "chalicelib" / "aws" / "state.py"),
@@ -36,6 +37,7 @@ ADAPTERS = [
 ]
 # Client methods whose IAM action is not their own name.
 IAM_ACTION = {
+    "apigateway:GetApiKey": "apigateway:GET",  # API Gateway's actions are HTTP verbs on its resources
     "s3:HeadObject": "s3:GetObject",
     "s3:HeadBucket": "s3:ListBucket",  # HeadBucket has no action of its own
     "s3:ListObjectsV2": "s3:ListBucket",
@@ -76,8 +78,15 @@ def _called_actions() -> set[str]:
     return actions
 
 
-def _policy_actions(stage: str) -> list[str]:
-    policy = json.loads((REPO / ".chalice" / f"policy-{stage}.json").read_text())
+def _policies(stage: str) -> dict[str, dict]:
+    """The stage's policy files by function (as the stage's config names them)."""
+    stage_config = json.loads((REPO / ".chalice" / "config.json").read_text())["stages"][stage]
+    files = {"api_handler": stage_config["iam_policy_file"]}
+    files |= {name: f["iam_policy_file"] for name, f in stage_config["lambda_functions"].items()}
+    return {name: json.loads((REPO / ".chalice" / file).read_text()) for name, file in files.items()}
+
+
+def _policy_actions(policy: dict) -> list[str]:
     return [action for statement in policy["Statement"] for action in statement["Action"]]
 
 
@@ -86,18 +95,42 @@ def test_the_adapters_call_what_the_policies_are_checked_against():
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
-def test_each_policy_grants_exactly_the_actions_the_code_calls(stage):
-    actions = _policy_actions(stage)
-    assert not [a for a in actions if "*" in a]
-    assert len(actions) == len(set(actions))
-    assert set(actions) == _called_actions() | IMPLIED | LOGS
+def test_the_policies_grant_together_exactly_the_actions_the_code_calls(stage):
+    granted = set()
+    for policy in _policies(stage).values():
+        actions = _policy_actions(policy)
+        assert not [a for a in actions if "*" in a]
+        assert len(actions) == len(set(actions))
+        granted |= set(actions)
+    assert granted == _called_actions() | IMPLIED | LOGS
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
-def test_each_stage_uses_its_policy_file(stage):
+def test_each_function_has_a_role_of_its_own_with_only_what_its_job_needs(stage):
+    """tests/api/test_aws_roles.py checks each grants what its function calls."""
+    actions = {name: set(_policy_actions(policy)) for name, policy in _policies(stage).items()}
+    assert "rekognition:IndexFaces" not in actions["api_handler"]
+    assert not {"sqs:ReceiveMessage", "sqs:DeleteMessage"} & actions["api_handler"]
+    assert {"apigateway:GET"} == {a for name in actions for a in actions[name] if a.startswith("apigateway:")}
+    assert "apigateway:GET" in actions["api_handler"]
+    searches = {"rekognition:DetectFaces", "rekognition:SearchFacesByImage", "rekognition:CompareFaces"}
+    assert not searches & (actions["index_queued_photos"] | actions["check_archive"] | actions["redrive_pending"])
+    assert not {a for a in actions["index_queued_photos"] if a.startswith("s3:") and "Get" not in a and "List" not in a}
+    assert {a.split(":")[0] for a in actions["redrive_pending"]} == {"logs", "dynamodb", "sqs"}
+    assert not {"sqs:ReceiveMessage", "sqs:DeleteMessage"} & actions["check_archive"]
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_each_stage_uses_its_policy_files(stage):
     config = json.loads((REPO / ".chalice" / "config.json").read_text())["stages"][stage]
     assert config["autogen_policy"] is False
     assert config["iam_policy_file"] == f"policy-{stage}.json"
+    roles = {name: f["iam_policy_file"] for name, f in config["lambda_functions"].items()}
+    assert roles == {
+        "index_queued_photos": f"policy-{stage}-index.json",
+        "redrive_pending": f"policy-{stage}-redrive.json",
+        "check_archive": f"policy-{stage}-check.json",
+    }
 
 
 @pytest.fixture
@@ -412,10 +445,13 @@ def test_setup_makes_the_usage_plan_and_key_once_the_api_is_deployed(aws, tmp_pa
     assert plan["throttle"] == {"rateLimit": 50.0, "burstLimit": 100}
     # A steady load at the plan's rate cannot use up the month's quota.
     assert plan["quota"]["period"] == "MONTH" and plan["quota"]["limit"] >= 50 * 31 * 24 * 3600
-    [key] = aws.apigateway.get_usage_plan_keys(usagePlanId=plan["id"])["items"]
-    assert key["name"] == "faceprint-dev-key"
-    assert any("get-api-key" in line for line in said)
-    # Again: nothing changes. With another FACEPRINT_SEARCH_TPS: the plan is replaced, the key kept.
+    keys = aws.apigateway.get_usage_plan_keys(usagePlanId=plan["id"])["items"]
+    assert sorted(key["name"] for key in keys) == ["faceprint-dev-admin", "faceprint-dev-read", "faceprint-dev-write"]
+    for key in keys:
+        tags = aws.apigateway.get_api_key(apiKey=key["id"])["tags"]
+        assert tags == {"faceprint:scope": key["name"].rsplit("-", 1)[1]}
+    assert sum("get-api-key" in line for line in said) == 3
+    # Again: nothing changes. With another FACEPRINT_SEARCH_TPS: the plan is replaced, the keys kept.
     said.clear()
     setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=said.append)
     assert "API usage plan faceprint-dev-plan already exists" in said
@@ -423,9 +459,54 @@ def test_setup_makes_the_usage_plan_and_key_once_the_api_is_deployed(aws, tmp_pa
     setup.create_stage(faster, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=said.append)
     [plan] = aws.apigateway.get_usage_plans()["items"]
     assert {t["rateLimit"] for t in plan["apiStages"][0]["throttle"].values()} == {50.0}
-    assert [k["id"] for k in aws.apigateway.get_usage_plan_keys(usagePlanId=plan["id"])["items"]] == [key["id"]]
+    kept = aws.apigateway.get_usage_plan_keys(usagePlanId=plan["id"])["items"]
+    assert sorted(k["id"] for k in kept) == sorted(k["id"] for k in keys)
     setup.teardown_stage(faster, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=lambda _: None)
     assert aws.apigateway.get_usage_plans()["items"] == [] and aws.apigateway.get_api_keys()["items"] == []
+
+
+def test_the_stages_key_from_before_scopes_becomes_an_admin_key_until_it_is_deleted(aws, monkeypatch):
+    """Its clients keep working: it stays on the plan, tagged admin, and the script says to retire it."""
+    setup, settings = _dev_settings()
+    _deploy_api(aws)
+    old = aws.apigateway.create_api_key(name="faceprint-dev-key", enabled=True)
+    tagged = {}
+    # moto 5.2 tags no API key (TagResource answers NotFound for /apikeys/...): record what API Gateway would set.
+    monkeypatch.setattr(aws.apigateway, "tag_resource", lambda resourceArn, tags: tagged.update({resourceArn: tags}))
+    said = []
+    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=said.append)
+    assert tagged == {f"arn:aws:apigateway:{REGION}::/apikeys/{old['id']}": {"faceprint:scope": "admin"}}
+    assert any("faceprint-dev-key" in line and "admin key" in line and "delete" in line for line in said)
+    [plan] = aws.apigateway.get_usage_plans()["items"]
+    assert old["id"] in {k["id"] for k in aws.apigateway.get_usage_plan_keys(usagePlanId=plan["id"])["items"]}
+    setup.teardown_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=lambda _: None)
+    assert aws.apigateway.get_api_keys()["items"] == []
+
+
+def test_setup_makes_the_bucket_refuse_requests_without_tls_and_keeps_other_statements(aws):
+    setup, settings = _dev_settings()
+    said = []
+    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=said.append)
+    [statement] = json.loads(aws.s3.get_bucket_policy(Bucket=settings.bucket)["Policy"])["Statement"]
+    assert statement["Effect"] == "Deny" and statement["Action"] == "s3:*" and statement["Principal"] == "*"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert statement["Resource"] == [f"arn:aws:s3:::{settings.bucket}", f"arn:aws:s3:::{settings.bucket}/*"]
+    theirs = {
+        "Sid": "someone-elses",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:DeleteBucket",
+        "Resource": f"arn:aws:s3:::{settings.bucket}",
+    }
+    aws.s3.put_bucket_policy(
+        Bucket=settings.bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [theirs]})
+    )
+    said.clear()
+    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=said.append)
+    setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=said.append)
+    statements = json.loads(aws.s3.get_bucket_policy(Bucket=settings.bucket)["Policy"])["Statement"]
+    assert [st["Sid"] for st in statements] == ["someone-elses", "faceprint-tls-only"]
+    assert sum("refuses requests made without TLS" in line for line in said) == 1
 
 
 def test_setup_takes_the_api_chalice_recorded_when_several_share_the_apps_name(aws, tmp_path):
@@ -543,7 +624,7 @@ def _own_chalice_dir(tmp_path, stage: str = "prod", **stage_settings) -> Path:
     """A copy of .chalice with the stage's bucket named and `stage_settings` added."""
     chalice_dir = tmp_path / ".chalice"
     shutil.copytree(REPO / ".chalice", chalice_dir, ignore=shutil.ignore_patterns("deployments"))
-    for name in ("config.json", f"policy-{stage}.json"):
+    for name in ("config.json", *(p.name for p in chalice_dir.glob(f"policy-{stage}*.json"))):
         path = chalice_dir / name
         path.write_text(path.read_text().replace("photos-change-me", "photos-mine"))
     config = json.loads((chalice_dir / "config.json").read_text())
@@ -690,6 +771,14 @@ def test_setup_checks_the_policy_names_the_stage_resources(tmp_path):
         path = tmp_path / ".chalice" / name
         path.write_text(path.read_text().replace("photos-change-me", "photos-mine"))
     settings = setup.stage_settings(setup.stage_environment("dev", tmp_path / ".chalice"))
+    # The functions' own roles still name the placeholder bucket.
+    with pytest.raises(
+        ConfigurationError, match=r"policy-dev-index\.json, \.chalice/policy-dev-check\.json name another"
+    ):
+        setup.check_policy(settings, tmp_path / ".chalice")
+    for name in ("policy-dev-index.json", "policy-dev-check.json"):
+        path = tmp_path / ".chalice" / name
+        path.write_text(path.read_text().replace("photos-change-me", "photos-mine"))
     setup.check_policy(settings, tmp_path / ".chalice")
     policy = tmp_path / ".chalice" / "policy-dev.json"
     policy.write_text(policy.read_text().replace("faceprint-dev-faces", "faceprint-other-faces"))
@@ -748,8 +837,16 @@ def test_chalice_packages_the_dev_stage_for_terraform_offline(tmp_path):
     assert timeout == load_setup_script().worker_timeout("dev") == 300
     assert timeout - index_queue.RESERVE_SECONDS >= index_queue.BATCH_SIZE * settings.index_interval
     assert "aws_s3_bucket_notification" not in resources  # make aws-setup sends the bucket's events to the queue
-    policy = json.dumps(resources["aws_iam_role_policy"])
-    assert "rekognition:IndexFaces" in policy
+    # A role per function, each with its own policy file's statements.
+    roles = {name: f["role"] for name, f in functions.items()}
+    assert roles == {name: f"${{aws_iam_role.{name}_role.arn}}" for name in functions}
+    policies = {
+        name.removesuffix("_role"): json.dumps(policy["policy"])
+        for name, policy in resources["aws_iam_role_policy"].items()
+    }
+    assert "rekognition:IndexFaces" in policies["index_queued_photos"]
+    assert "rekognition:IndexFaces" not in policies["api_handler"] and "apigateway:GET" in policies["api_handler"]
+    assert "rekognition:" not in policies["redrive_pending"]
     swagger = json.loads(terraform["locals"]["chalice_api_swagger"])
     assert "api_key" in swagger["securityDefinitions"]
     guarded = [

@@ -1,8 +1,9 @@
 """The offline stage's API key (FACEPRINT_API_KEY), its CORS origins and
-`make run`'s refusal to open a keyless API to the network."""
+the local server's refusal to open a keyless API to the network."""
 
 import os
 import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -11,6 +12,7 @@ from chalice.test import Client
 
 from app import app
 from chalicelib.api import api_key as auth
+from chalicelib.ops import serve
 from tests.support.photos import REPO, photo
 
 KEY = "s3cret-key-for-tests"
@@ -105,7 +107,7 @@ def test_the_key_never_shows_in_the_settings_repr(monkeypatch):
 
 
 @pytest.fixture
-def fake_chalice(tmp_path):
+def fake_python(tmp_path):
     """`make run` with BIN pointing at a python that only says how it was
     called (make run starts chalice local through chalicelib.ops.serve)."""
     (tmp_path / "python").write_text('#!/bin/sh\necho "python $*"\n')
@@ -113,32 +115,44 @@ def fake_chalice(tmp_path):
     return tmp_path
 
 
-def _make_run(fake_chalice, key: str | None, *args: str) -> subprocess.CompletedProcess:
+def _without_key(key: str | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "FACEPRINT_API_KEY"}
-    if key:
-        env["FACEPRINT_API_KEY"] = key
-    return subprocess.run(
-        ["make", "--no-print-directory", "run", "STAMP=", f"BIN={fake_chalice}", *args],
+    return {**env, "FACEPRINT_API_KEY": key} if key else env
+
+
+def test_make_run_starts_our_server_on_loopback_by_default(fake_python):
+    run = subprocess.run(
+        ["make", "--no-print-directory", "run", "STAMP=", f"BIN={fake_python}"],
         cwd=REPO,
-        env=env,
+        env=_without_key(),
         capture_output=True,
         text=True,
         timeout=60,
     )
-
-
-def test_make_run_without_a_key_says_the_api_is_open_and_binds_loopback(fake_chalice):
-    run = _make_run(fake_chalice, None)
     assert run.returncode == 0, run.stderr
-    assert "the API is open" in run.stdout and "-m chalicelib.ops.serve --stage local --host 127.0.0.1 " in run.stdout
+    assert "-m chalicelib.ops.serve --stage local --host 127.0.0.1 " in run.stdout
 
 
-def test_make_run_refuses_a_network_host_without_a_key(fake_chalice):
-    run = _make_run(fake_chalice, None, "HOST=0.0.0.0")
-    assert run.returncode != 0 and "FACEPRINT_API_KEY" in run.stdout + run.stderr
-    assert "chalicelib.ops.serve" not in run.stdout
+def test_the_server_refuses_a_network_host_without_a_key():
+    run = subprocess.run(
+        [sys.executable, "-m", "chalicelib.ops.serve", "--stage", "local", "--host", "0.0.0.0", "--no-autoreload"],
+        cwd=REPO,
+        env=_without_key(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2 and "FACEPRINT_API_KEY" in run.stdout
+    assert "Serving on" not in run.stdout + run.stderr
 
 
-def test_make_run_with_a_key_may_listen_on_the_network(fake_chalice):
-    run = _make_run(fake_chalice, KEY, "HOST=0.0.0.0")
-    assert run.returncode == 0 and "--host 0.0.0.0 " in run.stdout
+def test_without_a_key_the_server_says_the_api_is_open_and_listens_on_loopback_only():
+    for host in ("127.0.0.1", "localhost", "::1"):
+        said, refused = serve.how_it_listens(host, {})
+        assert not refused and f"the API is open to programs on this machine (listening on {host})" in said
+    assert serve.how_it_listens("192.168.1.5", {})[1]
+
+
+def test_with_a_key_the_server_may_listen_on_the_network():
+    said, refused = serve.how_it_listens("0.0.0.0", {"FACEPRINT_API_KEY": KEY})
+    assert not refused and "x-api-key" in said

@@ -16,6 +16,8 @@ import pytest
 from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
 
 from app import app
+from chalicelib.api.console import content_security_policy
+from chalicelib.core.config import Settings
 from tests.support import imagegen, photos, presigned_links
 from tests.support.live_server import Server, live_server
 from tests.support.photos import FACES_DIR, REPO, people
@@ -754,13 +756,24 @@ def test_photos_and_face_thumbnails_follow_the_apis_redirect_to_s3(browser, peop
         location = f"{presigned_links.BUCKET_URL}/{key}?X-Amz-Expires=300&X-Amz-Signature=test"
         route.fulfill(status=307, headers={"Location": location, "Cache-Control": "no-store"})
 
+    def as_served_on_aws(route) -> None:
+        """The page with the CSP an AWS stage whose bucket is the stand-in's sends."""
+        page = route.fetch()
+        bucket, region = "faceprint-photos", "eu-west-1"  # presigned_links.BUCKET_URL
+        aws = Settings(stage="dev", engine="rekognition", data_dir=tmp_path, bucket=bucket, region=region)
+        route.fulfill(response=page, headers={**page.headers, "content-security-policy": content_security_policy(aws)})
+
     with presigned_links.serving(stored, tmp_path) as s3:
-        args = [*CHROMIUM_ARGS, *presigned_links.chromium_args(s3.port)]
+        # The page is served through the route above, from no address: to Chromium a public page,
+        # which its Local Network Access checks keep from the stand-in on loopback.
+        args = [*CHROMIUM_ARGS, *presigned_links.chromium_args(s3.port), "--disable-features=LocalNetworkAccessChecks"]
         aws_browser = browser.browser_type.launch(executable_path=CHROMIUM, headless=True, args=args)
         console = Console(aws_browser, server, DESKTOP, "desktop")
         try:
             page = console.page
             page.route(re.compile(r"/images/[^/?]+/file$"), to_s3)
+            page.route(server.url + "/", as_served_on_aws)
+            page.reload()
             page.get_by_label("API key").fill(API_KEY)  # this stage takes no key, but S3 must accept the header
             console.tab("Browse")
             cards = page.locator(".card")

@@ -38,7 +38,7 @@ def own_chalice_dir(tmp_path: Path) -> Path:
     """A copy of .chalice whose dev bucket is named, as step 1 of the guide has the user do."""
     chalice_dir = tmp_path / ".chalice"
     shutil.copytree(REPO / ".chalice", chalice_dir, ignore=shutil.ignore_patterns("deployments"))
-    for name in ("config.json", "policy-dev.json"):
+    for name in ("config.json", *(p.name for p in chalice_dir.glob("policy-dev*.json"))):
         path = chalice_dir / name
         path.write_text(path.read_text().replace("photos-change-me", "photos-mine"))
     return chalice_dir

@@ -123,3 +123,19 @@ def noise_png(side: int, seed: int = 7) -> bytes:
     rng = random.Random(seed)
     pixels = Image.frombytes("RGB", (side, side), rng.randbytes(side * side * 3))
     return encode(pixels, "PNG", compress_level=1)
+
+
+# A photo's location, as a phone's EXIF holds it: the GPS IFD's date is
+# stored out of line, easy to find in a file's bytes.
+DATESTAMP = "1999:12:31"
+GPS = {0: b"\x02\x03\x00\x00", 1: "N", 2: (48.0, 51.0, 29.6), 3: "E", 4: (2.0, 17.0, 40.2), 29: DATESTAMP}
+
+
+def exif_with_location(orientation: int = 6, endian: str = "<") -> Image.Exif:
+    """EXIF with an orientation, a Make and a GPS position."""
+    exif = Image.Exif()
+    exif.endian = endian
+    exif[0x0112] = orientation
+    exif[0x010F] = "Faceprint test camera"
+    exif[0x8825] = GPS
+    return exif

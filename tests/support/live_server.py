@@ -1,4 +1,5 @@
-"""A real `chalice local` server on a free port, as `make run` starts it."""
+"""A real `chalice local` server on a free port, as `make run` starts it
+(through chalicelib/ops/serve.py, our server around chalice local's)."""
 
 import json
 import os
@@ -13,8 +14,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.support.photos import REPO
-
-CHALICE = Path(sys.executable).parent / "chalice"
 
 
 def free_port() -> int:
@@ -36,7 +35,8 @@ def live_server(
     port = free_port()
     environ = {**os.environ, "FACEPRINT_DATA_DIR": str(data_dir), **(env or {})}
     log = open(data_dir.parent / f"server-{port}.log", "wb")  # noqa: SIM115 - closed below
-    command = [str(CHALICE), "local", "--stage", "local", "--host", "127.0.0.1", "--port", str(port), "--no-autoreload"]
+    command = [sys.executable, "-m", "chalicelib.ops.serve", "--stage", "local", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--no-autoreload"]
     process = subprocess.Popen(
         [*AS_BACKGROUND_JOB, *command] if background_job else command,
         cwd=REPO,
