@@ -78,13 +78,17 @@ def _build_aws(settings: Settings) -> Services:
     rekognition = aws.client("rekognition", settings.region)
     dynamodb = aws.client("dynamodb", settings.region)
     # One schedule per quota, shared by every function of the stage (and by
-    # the stages that name the same FACEPRINT_PACE_TABLE).
+    # the stages that name the same FACEPRINT_PACE_TABLE); the breaker and
+    # the re-drive's and check's places are the stage's own (its people table).
+    own = DynamoSharedState(dynamodb, settings.people_table, stage=settings.stage)
+    shared = settings.pace_table and settings.pace_table != settings.people_table
     pacing = Pacing(
-        DynamoSharedState(dynamodb, settings.pace_table or settings.people_table, stage=settings.stage),
+        own,
         index_tps=settings.index_tps,
         delete_tps=settings.delete_tps,
         search_tps=settings.search_tps,
         region=settings.region,
+        paces=DynamoSharedState(dynamodb, settings.pace_table, stage=settings.stage) if shared else None,
     )
     engine = RekognitionEngine(
         rekognition,

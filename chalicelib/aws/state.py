@@ -1,7 +1,8 @@
 """SharedState on DynamoDB: each named item is one item of a table keyed by
 `personId` (the stage's people table by default, whose reserved items
 start with `#`, which no person id holds; FACEPRINT_PACE_TABLE names
-another, shared by the stages of one account and region). Every change is
+another for the schedules, shared by the stages of one account and
+region, while the breaker and the check stay the stage's). Every change is
 one UpdateItem with a condition, so functions running at once never lose
 each other's writes:
 

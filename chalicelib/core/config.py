@@ -40,7 +40,8 @@ AWS_RESOURCES = {
 # method throttles (`make aws-setup`).
 # FACEPRINT_PACE_TABLE: the DynamoDB table that holds the schedules (the
 # stage's people table by default); stages that share an account and
-# region and name the same one share one pace.
+# region and name the same one share one pace (each keeps its breaker and
+# its check's place in its own people table).
 DEFAULT_INDEX_TPS = 5.0
 DEFAULT_SEARCH_TPS = 5.0
 DEFAULT_DELETE_TPS = 5.0

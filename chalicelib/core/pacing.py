@@ -293,7 +293,12 @@ def is_outage(item: dict, key: str, now: float) -> bool:
 
 @dataclass
 class Pacing:
-    """A stage's schedules and breaker (wiring.py builds it on AWS)."""
+    """A stage's schedules and breaker (wiring.py builds it on AWS). The
+    schedules are kept in `paces` when given (a state that stages of one
+    account and region share: FACEPRINT_PACE_TABLE), else in `state`; the
+    stage's own items (the breaker, the re-drive's and the check's places)
+    always in `state`: another stage's photos, collection and check are
+    not this one's."""
 
     state: SharedState
     index_tps: float
@@ -303,6 +308,7 @@ class Pacing:
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
     random: Callable[[], float] = random.random
+    paces: SharedState | None = None
 
     def __post_init__(self) -> None:
         self.index = self._pace(INDEX_FACES, self.index_tps)
@@ -313,7 +319,8 @@ class Pacing:
         self._room_read_at = -math.inf
 
     def _pace(self, operation: str, rate: float) -> SharedPace:
-        return SharedPace(self.state, schedule_name(operation, self.region), rate, self.clock, self.sleep)
+        paces = self.state if self.paces is None else self.paces
+        return SharedPace(paces, schedule_name(operation, self.region), rate, self.clock, self.sleep)
 
     def call(self, pace: SharedPace, call: Callable[[], T]) -> T:
         """`call` (one attempt at a paced operation: its client makes no

@@ -90,3 +90,45 @@ def test_the_shared_items_never_show_as_people(dynamodb):
     records = DynamoRecordStore(dynamodb, "images-test", "faces-test", "unused", PEOPLE, stage="test")
     assert records.list_people(100).items == []
     assert records.get_person("#breaker") is None and records.find_people(["#breaker"]) == {}
+
+
+def test_stages_that_name_one_pace_table_share_its_schedules_and_keep_their_breakers_and_checks(dynamodb):
+    """FACEPRINT_PACE_TABLE: two stages of one account and region take
+    their turns on one schedule, a step apart; the breaker, the re-drive's
+    and the check's places stay each stage's own (another stage's photos
+    and collection are not this one's)."""
+    from chalicelib import wiring
+    from chalicelib.core.config import Settings
+    from chalicelib.core.pacing import BREAKER
+
+    dynamodb.create_table(
+        TableName="people-other",
+        KeySchema=[{"AttributeName": "personId", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "personId", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+    def stage(name: str, people: str):
+        env = {
+            "FACEPRINT_STAGE": name,
+            "FACEPRINT_ENGINE": "rekognition",
+            "FACEPRINT_BUCKET": f"bucket-{name}",
+            "FACEPRINT_IMAGES_TABLE": f"images-{name}",
+            "FACEPRINT_FACES_TABLE": f"faces-{name}",
+            "FACEPRINT_PEOPLE_TABLE": people,
+            "FACEPRINT_COLLECTION": f"collection-{name}",
+            "FACEPRINT_INDEX_QUEUE": f"queue-{name}",
+            "FACEPRINT_INDEX_TPS": "2",
+            "FACEPRINT_PACE_TABLE": PEOPLE,
+        }
+        return wiring._build_aws(Settings.from_env(env)).pacing
+
+    one, other = stage("test", PEOPLE), stage("other", "people-other")
+    one.index.take()
+    after_one = one.index.state.read(one.index.name)["tat"]
+    other.index.take()  # within the other's step: its turn is the next on the same schedule
+    assert other.index.state.read(other.index.name)["tat"] == after_one + 0.5
+    assert one.breaker.failed("a.jpg") and other.breaker.failed("b.jpg")  # each its stage's first failure: counted
+    assert one.state.read(BREAKER)["failKey"] == "a.jpg" and other.state.read(BREAKER)["failKey"] == "b.jpg"
+    other.state.update("check", {"step": 3})
+    assert one.state.read("check") == {}

@@ -971,7 +971,7 @@ class _Environment:
 
 class Stage:
     """The simulated stage: bucket, records, collection, queue, workers,
-    re-drive; `account` (Rekognition's quotas) and `state` (the shared
+    re-drive; `account` (Rekognition's quotas) and `paces` (the shared
     schedules: FACEPRINT_PACE_TABLE) may be another stage's."""
 
     def __init__(
@@ -979,7 +979,7 @@ class Stage:
         scenario: Scenario,
         sim: Simulator | None = None,
         account: Account | None = None,
-        state: SimState | None = None,
+        paces: SimState | None = None,
         prefix: str = "photos",
         counts: Counts | None = None,
     ) -> None:
@@ -1010,7 +1010,8 @@ class Stage:
         self.bucket = SimBucket(self.sim, self.counts, self._event)
         self.records = SimRecords(self.sim, self.counts, self._none_pending)
         self.engine = FakeEngine(self.bucket)
-        self.state = state or SimState(self.sim, self.counts)
+        self.state = SimState(self.sim, self.counts)  # the stage's own items: its breaker, its check
+        self.paces = paces  # the schedules, when another stage's (FACEPRINT_PACE_TABLE)
         self.queue = SimQueue(
             self.sim, self.counts, visibility=6 * scenario.worker_timeout, max_receives=index_queue.MAX_RECEIVES
         )
@@ -1037,7 +1038,9 @@ class Stage:
     def _pacing(self) -> Pacing:
         s = self.settings
         sim = self.sim
-        return Pacing(self.state, s.index_tps, s.delete_tps, s.search_tps, "sim", sim.epoch, sim.sleep, sim.rng.random)
+        return Pacing(
+            self.state, s.index_tps, s.delete_tps, s.search_tps, "sim", sim.epoch, sim.sleep, sim.rng.random, self.paces
+        )
 
     # S3 -> SQS.
 
@@ -1658,8 +1661,8 @@ def simulate_two_stages(photos: int, tps: float, shared_pace: bool, seed: int = 
     against the quota's minimum for both."""
     scenario = Scenario(photos=photos, tps=tps, seed=seed)
     first = Stage(scenario, prefix="a")
-    shared_state = first.state if shared_pace else None
-    second = Stage(scenario, first.sim, first.account, shared_state, prefix="b", counts=first.counts)
+    paces = first.state if shared_pace else None  # the first stage's table holds the schedules
+    second = Stage(scenario, first.sim, first.account, paces, prefix="b", counts=first.counts)
     with _quiet():
         first.start()
         second.start()
