@@ -20,7 +20,7 @@ import argparse
 import random
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,19 +129,28 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     rows = TABLE if args.table else [_row(args)]
     faults = NO_FAULTS if args.no_faults else None
+    done = []
     if args.jobs > 1 and len(rows) > 1:
         with ProcessPoolExecutor(args.jobs) as pool:
-            done = list(pool.map(run, rows, [args.seed] * len(rows)))
+            # The longest first (the 1M backlog); each printed as it ends, the tables in their order.
+            futures = [pool.submit(run, row, args.seed) for row in sorted(rows, key=lambda r: -r.photos)]
+            for future in as_completed(futures):
+                done.append(_printed(future.result()))
+        done.sort(key=lambda d: rows.index(d[0]))
     else:
-        done = [run(row, args.seed, faults) for row in rows]
-    for _, result, seconds in done:
-        print(result.report())
-        print(f"  (simulated in {seconds:.1f} s)", flush=True)
+        done = [_printed(run(row, args.seed, faults)) for row in rows]
     if args.table:
         print()
         print(tables(done))
         print(f"\n(`make simulate-aws TABLE=1`, seed {args.seed}: {time.perf_counter() - started:.0f} s)")
     return 0 if all(_fine(result) for _, result, _ in done) else 1
+
+
+def _printed(done: tuple[Row, object, float]) -> tuple[Row, object, float]:
+    _, result, seconds = done
+    print(result.report())
+    print(f"  (simulated in {seconds:.1f} s)", flush=True)
+    return done
 
 
 def _row(args) -> Row:
