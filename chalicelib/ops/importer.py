@@ -229,7 +229,7 @@ def watch(
     """Follow the indexing of the photos `keys` until none is pending (on
     AWS the bucket's events index them; the caller may stop watching at any
     time with Ctrl-C). Each round reads the stage's pending photos (the
-    images table's sparse `pending` index: only they are in it), then once
+    images table's sparse `due` index: only they are in it), then once
     each photo that left it, its record: how it ended, and why if it failed."""
     waiting = set(keys)
     indexing = Indexing(total=len(waiting))
@@ -253,8 +253,8 @@ def _pause(seconds: float) -> None:
 
 def pending_among(svc: Services, keys) -> list[str]:
     """Those of `keys` whose photo is pending: one read of every pending
-    photo of the stage (on AWS the sparse `pending` index, which holds them
-    and nothing else)."""
+    photo of the stage (on AWS the sparse `due` index, which holds them and
+    the records the re-drive owes a visit, nothing else)."""
     pending = set(svc.records.list_pending(_AFTER_ANY_TIME, len(keys) + 1_000_000))
     return [key for key in keys if key in pending]
 
