@@ -149,13 +149,15 @@ bench-names: $(STAMP) check-faces
 	nice $(BIN)/python scripts/bench_names.py $(if $(SIZES),--sizes $(SIZES))
 
 # make simulate-aws N=100000 TPS=5 [QUOTA=...] [RATE=...] [SEED=...] [OUTAGE=hours] [OUTAGE_KIND=5xx|throttle|hang]
-# [SCENARIO=deletes-api|deletes-s3|searches|two-stages|check]: an AWS stage at volume, simulated
+# [LATENCY=seconds] [BURST=calls] [CRASHING=photos] [FULL=faces]
+# [SCENARIO=deletes-api|deletes-s3|searches|two-stages|two-stages-one-pace|check]: an AWS stage at volume, simulated
 # (docs/deploy.md, "Indexing at volume"); TABLE=1 [JOBS=2]: every scenario of the README's tables.
 simulate-aws: $(STAMP)
 	$(BIN)/python scripts/simulate_aws.py $(if $(TABLE),--table,--photos $(or $(N),100000) --tps $(or $(TPS),5)) \
 	  $(if $(QUOTA),--quota $(QUOTA)) $(if $(RATE),--upload-rate $(RATE)) $(if $(SEED),--seed $(SEED)) \
 	  $(if $(OUTAGE),--outage $(OUTAGE) --outage-kind $(or $(OUTAGE_KIND),5xx)) $(if $(SCENARIO),--scenario $(SCENARIO)) \
-	  $(if $(JOBS),--jobs $(JOBS))
+	  $(if $(LATENCY),--index-seconds $(LATENCY)) $(if $(BURST),--burst-calls $(BURST)) $(if $(CRASHING),--crashing $(CRASHING)) \
+	  $(if $(FULL),--collection-limit $(FULL)) $(if $(JOBS),--jobs $(JOBS))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -8,7 +8,7 @@ and DynamoDB (tests/support/aws_volume.py says what each models, and how):
 
     python scripts/simulate_aws.py --photos 100000 --tps 5      (make simulate-aws N=100000 TPS=5)
     python scripts/simulate_aws.py --outage 12 --outage-kind hang
-    python scripts/simulate_aws.py --scenario deletes-api        (or deletes-s3, searches, two-stages, check)
+    python scripts/simulate_aws.py --scenario deletes-api        (or deletes-s3, searches, two-stages[-one-pace], check)
     python scripts/simulate_aws.py --table --jobs 2              (make simulate-aws TABLE=1: the README's tables)
 
 An import prints the photos indexed, failed and pending once settled, the
@@ -118,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--outage-kind", choices=("5xx", "throttle", "hang"), default="5xx")
     parser.add_argument("--crashing", type=int, default=0, help="photos that kill any worker indexing them")
     parser.add_argument("--collection-limit", type=int, help="the most faces the collection holds")
-    parser.add_argument("--scenario", choices=("deletes-api", "deletes-s3", "searches", "two-stages", "check"))
+    parser.add_argument(
+        "--scenario", choices=("deletes-api", "deletes-s3", "searches", "two-stages", "two-stages-one-pace", "check")
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-faults", action="store_true", help="no duplicate, lost or late events, errors or crashes")
     parser.add_argument("--table", action="store_true", help="every scenario of the README's tables")
@@ -159,8 +161,9 @@ def _row(args) -> Row:
         return Row(args.scenario, "deletes", args.photos, options={"how": how, "delete_tps": args.tps})
     if args.scenario == "searches":
         return Row("searches", "searches", options={"budget": True})
-    if args.scenario == "two-stages":
-        return Row("two stages", "two-stages", args.photos, args.tps, options={"shared": False})
+    if args.scenario in ("two-stages", "two-stages-one-pace"):
+        shared = args.scenario == "two-stages-one-pace"
+        return Row(args.scenario, "two-stages", args.photos, args.tps, options={"shared": shared})
     if args.scenario == "check":
         return Row("check", "check", options={"faces": args.photos})
     options = {
