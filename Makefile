@@ -182,11 +182,16 @@ bench-scale: $(STAMP) check-faces  ## search at FACES=1000000 over HTTP on a fre
 bench-names: $(STAMP) check-faces  ## whose face is this, among up to a million strangers
 	nice $(BIN)/python scripts/bench_names.py $(if $(SIZES),--sizes $(SIZES))
 
-# make simulate-aws N=100000 TPS=5 [QUOTA=...] [RATE=...] [SEED=...]: an import into an
-# AWS stage, simulated (docs/deploy.md, "Indexing at volume"); TABLE=1: the README's table.
-simulate-aws: $(STAMP)  ## an import into an AWS stage, simulated (N=, TPS=, TABLE=1)
+# make simulate-aws N=100000 TPS=5 [QUOTA=...] [RATE=...] [SEED=...] [OUTAGE=hours] [OUTAGE_KIND=5xx|throttle|hang]
+# [LATENCY=seconds] [BURST=calls] [CRASHING=photos] [FULL=faces]
+# [SCENARIO=deletes-api|deletes-s3|searches|two-stages|two-stages-one-pace|check]: an AWS stage at volume, simulated
+# (docs/deploy.md, "Indexing at volume"); TABLE=1 [JOBS=2]: every scenario of the README's tables.
+simulate-aws: $(STAMP)  ## an AWS stage at volume, simulated (N=, TPS=, SCENARIO=, TABLE=1)
 	$(BIN)/python scripts/simulate_aws.py $(if $(TABLE),--table,--photos $(or $(N),100000) --tps $(or $(TPS),5)) \
-	  $(if $(QUOTA),--quota $(QUOTA)) $(if $(RATE),--upload-rate $(RATE)) $(if $(SEED),--seed $(SEED))
+	  $(if $(QUOTA),--quota $(QUOTA)) $(if $(RATE),--upload-rate $(RATE)) $(if $(SEED),--seed $(SEED)) \
+	  $(if $(OUTAGE),--outage $(OUTAGE) --outage-kind $(or $(OUTAGE_KIND),5xx)) $(if $(SCENARIO),--scenario $(SCENARIO)) \
+	  $(if $(LATENCY),--index-seconds $(LATENCY)) $(if $(BURST),--burst-calls $(BURST)) $(if $(CRASHING),--crashing $(CRASHING)) \
+	  $(if $(FULL),--collection-limit $(FULL)) $(if $(JOBS),--jobs $(JOBS))
 
 lint: $(STAMP)  ## ruff check and format check
 	$(BIN)/ruff check .

@@ -279,28 +279,38 @@ def index_queued_photos(event):
 
 @app.schedule(Rate(index_queue.REDRIVE_EVERY_SECONDS // 60, unit=Rate.MINUTES))
 def redrive_pending(event):
-    """Photos whose events were lost, sent to the queue again; and the count
-    of photos pending too long, as a CloudWatch metric (docs/deploy.md)."""
+    """Photos whose events were lost, sent to the queue again; and, as
+    CloudWatch metrics (docs/deploy.md): photos stuck (pending over a day
+    while the queue does not drain at the stage's pace: the alarm), pending
+    over a day, the hours of work the queue holds, the collection's room."""
     started = time.perf_counter()
     svc = wiring.services()
     done = index_queue.redrive_lost(svc)
     logs.write({"event": "redrive", **done, "durationMs": logs.ms_since(started)})
-    logs.write_metrics(
-        svc.settings.stage, {"PhotosPendingTooLong": done["pendingTooLong"], "PhotosRedriven": done["redriven"]}
-    )
+    metrics = {
+        "PhotosStuck": done["stuck"],
+        "PhotosPendingTooLong": done["pendingTooLong"],
+        "PhotosRedriven": done["redriven"],
+        "QueueHoursLeft": done["hoursLeft"],
+    }
+    if done["collectionRoom"] is not None:
+        metrics["CollectionFacesLeft"] = done["collectionRoom"]
+    logs.write_metrics(svc.settings.stage, metrics)
 
 
-@app.schedule(Rate(1, unit=Rate.DAYS))
+@app.schedule(Rate(maintenance.CHECK_EVERY_HOURS, unit=Rate.HOURS))
 def check_archive(event):
-    """Once a day, what a crash can leave that no event or re-drive names
-    (a face IndexFaces added before its run was stopped, a face item a
-    cut-short commit wrote): `make check-consistency REPAIR=1`, as a schedule.
-    What a run under way may still finish is left to it."""
+    """Every hour, a segment of the check (`make check-consistency
+    REPAIR=1` as a schedule, resumable): what a crash can leave that no
+    event or re-drive names (a face IndexFaces added before its run was
+    stopped, a face item a cut-short commit wrote), and a record whose
+    ObjectRemoved event was lost. What a run under way may still finish is
+    left to it; photos pending are the queue's. It stops starting pages
+    CHECK_MARGIN_SECONDS before its timeout, and the next run carries on."""
     started = time.perf_counter()
     svc = wiring.services()
     erased = erasure.finish_under_way(svc)  # erasures a crash or a client left halfway
-    found = maintenance.sweep(svc)
-    kinds = sorted({d.kind for d in found})
-    line = {"event": "check", "disagreements": len(found), "kinds": kinds, "erasuresFinished": len(erased)}
-    logs.write({**line, "durationMs": logs.ms_since(started)})
-    logs.write_metrics(svc.settings.stage, {"DisagreementsRepaired": len(found)})
+    seconds = event.context.get_remaining_time_in_millis() / 1000 - maintenance.CHECK_MARGIN_SECONDS
+    done = maintenance.sweep_for(svc, seconds)
+    logs.write({"event": "check", **done, "erasuresFinished": len(erased), "durationMs": logs.ms_since(started)})
+    logs.write_metrics(svc.settings.stage, {"DisagreementsRepaired": done["repaired"]})

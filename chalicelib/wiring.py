@@ -72,9 +72,24 @@ def _build_aws(settings: Settings) -> Services:
     from chalicelib.aws.rekognition import RekognitionEngine, RekognitionPeople
     from chalicelib.aws.s3 import S3PhotoStore
     from chalicelib.aws.sqs import SqsIndexQueue
-    from chalicelib.core.pacing import Pace, PacedEngine
+    from chalicelib.aws.state import DynamoSharedState
+    from chalicelib.core.pacing import PacedEngine, Pacing
 
     rekognition = aws.client("rekognition", settings.region)
+    dynamodb = aws.client("dynamodb", settings.region)
+    # One schedule per quota, shared by every function of the stage (and by
+    # the stages that name the same FACEPRINT_PACE_TABLE); the breaker and
+    # the re-drive's and check's places are the stage's own (its people table).
+    own = DynamoSharedState(dynamodb, settings.people_table, stage=settings.stage)
+    shared = settings.pace_table and settings.pace_table != settings.people_table
+    pacing = Pacing(
+        own,
+        index_tps=settings.index_tps,
+        delete_tps=settings.delete_tps,
+        search_tps=settings.search_tps,
+        region=settings.region,
+        paces=DynamoSharedState(dynamodb, settings.pace_table, stage=settings.stage) if shared else None,
+    )
     engine = RekognitionEngine(
         rekognition,
         settings.collection,
@@ -84,14 +99,17 @@ def _build_aws(settings: Settings) -> Services:
         stage=settings.stage,
         s3=aws.client("s3", settings.region),
         strangers=settings.stranger_model,
+        paced_client=aws.client("rekognition", settings.region, paced=True),
+        search_call=pacing.search_call,
+        max_collection_faces=settings.collection_faces,
     )
     # The bucket's events go to the queue, whose workers index what the API
-    # stores (app.py), each keeping its share of the IndexFaces quota.
+    # stores (app.py), at the pace of the IndexFaces quota.
     return Services(
         settings,
-        PacedEngine(engine, Pace(settings.index_interval)),
+        PacedEngine(engine, pacing),
         DynamoRecordStore(
-            aws.client("dynamodb", settings.region),
+            dynamodb,
             settings.images_table,
             settings.faces_table,
             settings.bucket,
@@ -101,6 +119,7 @@ def _build_aws(settings: Settings) -> Services:
         S3PhotoStore(aws.client("s3", settings.region), settings.bucket, stage=settings.stage),
         people=RekognitionPeople(rekognition, settings.collection, stage=settings.stage),
         queue=SqsIndexQueue(aws.client("sqs", settings.region), settings.index_queue, stage=settings.stage),
+        pacing=pacing,
         copies=copies.aws(settings),
         audit=CloudWatchAuditLog(aws.client("logs", settings.region), settings.audit_log_group),
     )

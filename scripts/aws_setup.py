@@ -1,6 +1,6 @@
 """Create or tear down what a Faceprint AWS stage needs and Chalice does not
 create: the private, versioned, TLS-only photo bucket, the three DynamoDB tables (the
-images table with its `pending` index, the faces table, the people table),
+images table with its `due` index, the faces table, the people table),
 the Rekognition collection, the indexing queue (the bucket's events go to
 it) with its dead-letter queue, the CloudWatch alarms on them, the log
 groups with their retention (the functions' and the audit log's), the API's
@@ -39,21 +39,27 @@ sys.path.insert(0, str(REPO))
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError  # noqa: E402
 
 from chalicelib.api.scopes import SCOPE_HELP, SCOPE_TAG, SCOPES  # noqa: E402
-from chalicelib.aws.dynamodb import PENDING_INDEX, PENDING_SINCE  # noqa: E402
+from chalicelib.aws.dynamodb import DUE_INDEX, DUE_SHARD, PENDING_INDEX, PENDING_SINCE, due_shard  # noqa: E402
 from chalicelib.core.config import Settings  # noqa: E402
 from chalicelib.core.errors import ConfigurationError  # noqa: E402
-from chalicelib.core.index_queue import MAX_RECEIVES, REDRIVE_EVERY_SECONDS  # noqa: E402
+from chalicelib.core.index_queue import COLLECTION_NEARLY_FULL, MAX_RECEIVES, REDRIVE_EVERY_SECONDS  # noqa: E402
 from chalicelib.core.logs import METRICS_NAMESPACE  # noqa: E402
 from chalicelib.ops.aws_access import aws_problem  # noqa: E402
 
 PLACEHOLDER = "change-me"
 Log = Callable[[str], None]
 
-# The sparse index through which the re-drive finds photos left pending:
-# only pending image records carry PENDING_SINCE, so only they are in it.
-PENDING_INDEX_DEFINITION = {
-    "IndexName": PENDING_INDEX,
-    "KeySchema": [{"AttributeName": PENDING_SINCE, "KeyType": "HASH"}],
+# The sparse index through which the re-drive finds the records it owes a
+# visit, the longest due first: only they carry DUE_SHARD and PENDING_SINCE
+# (when they are due), so only they are in it. It replaces the older
+# `pending` index (keyed by the time alone, so read whole), which a stage
+# made before it is migrated from (migrate_due_index).
+DUE_INDEX_DEFINITION = {
+    "IndexName": DUE_INDEX,
+    "KeySchema": [
+        {"AttributeName": DUE_SHARD, "KeyType": "HASH"},
+        {"AttributeName": PENDING_SINCE, "KeyType": "RANGE"},
+    ],
     "Projection": {"ProjectionType": "KEYS_ONLY"},
 }
 INDEX_WAIT_SECONDS = 30 * 60  # a new index on a large table backfills first
@@ -111,7 +117,11 @@ OLD_S3_HANDLER = "index_stored_photo"
 # key; the routes that call a Rekognition search at the stage's
 # FACEPRINT_SEARCH_TPS, so a client gets API Gateway's 429 before
 # Rekognition throttles; a monthly quota a steady load at those rates
-# cannot exhaust.
+# cannot exhaust. API Gateway throttles each method on its own (POST and
+# PUT /search would let twice the rate through), and `faces=all` makes a
+# SearchFacesByImage a face: the stage's one search budget (core/pacing.py)
+# keeps SearchFacesByImage to FACEPRINT_SEARCH_TPS whatever the route, the
+# method or the faces, and answers 429 beyond it.
 API_RATE, API_BURST = 50, 100
 SEARCH_ROUTES = (
     ("/search", "POST"),
@@ -294,17 +304,63 @@ def create_stage(
 
 
 def create_tables(dynamodb, settings: Settings, log: Log = print, sleep=time.sleep) -> None:
-    """The images table (with the `pending` index, added to a table made
-    before it existed), the faces table and the people table, all
-    on-demand and ACTIVE."""
-    _create_table(dynamodb, settings.images_table, "key", log, indexes=(PENDING_INDEX_DEFINITION,))
+    """The images table (with the `due` index, added to a table made before
+    it existed), the faces table and the people table, all on-demand and
+    ACTIVE."""
+    _create_table(dynamodb, settings.images_table, "key", log, indexes=(DUE_INDEX_DEFINITION,))
     _create_table(dynamodb, settings.faces_table, "FaceId", log)
     _create_table(dynamodb, settings.people_table, "personId", log)
     for table in (settings.images_table, settings.faces_table, settings.people_table):
         dynamodb.get_waiter("table_exists").wait(TableName=table)
         enable_point_in_time_recovery(dynamodb, table, log)
-    _add_index(dynamodb, settings.images_table, PENDING_INDEX_DEFINITION, log)
-    _wait_for_index(dynamodb, settings.images_table, PENDING_INDEX, log, sleep)
+    migrate_due_index(dynamodb, settings.images_table, log, sleep)
+
+
+def migrate_due_index(dynamodb, table: str, log: Log = print, sleep=time.sleep) -> None:
+    """A table made before the `due` index: its due records get their shard
+    (read through the older `pending` index, which holds only them), the
+    `due` index is added (DynamoDB fills it from the items), and once it is
+    ACTIVE the older index goes. Run again after an interruption, it
+    carries on."""
+    indexes = {
+        i["IndexName"] for i in dynamodb.describe_table(TableName=table)["Table"].get("GlobalSecondaryIndexes", [])
+    }
+    if PENDING_INDEX in indexes:
+        marked = 0
+        request = {
+            "TableName": table,
+            "IndexName": PENDING_INDEX,
+            "ProjectionExpression": "#key",
+            "ExpressionAttributeNames": {"#key": "key"},
+        }
+        for page in dynamodb.get_paginator("scan").paginate(**request):
+            for item in page.get("Items", []):
+                marked += _give_shard(dynamodb, table, item["key"]["S"])
+        if marked:
+            log(f"gave {marked} due record(s) of DynamoDB table {table} their shard of the {DUE_INDEX} index")
+    _add_index(dynamodb, table, DUE_INDEX_DEFINITION, log)
+    _wait_for_index(dynamodb, table, DUE_INDEX, log, sleep)
+    if PENDING_INDEX in indexes:
+        dynamodb.update_table(TableName=table, GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": PENDING_INDEX}}])
+        log(f"removing the older index {PENDING_INDEX} of DynamoDB table {table}")
+
+
+def _give_shard(dynamodb, table: str, key: str) -> bool:
+    """The record's shard of the `due` index, if it is still due."""
+    try:
+        dynamodb.update_item(
+            TableName=table,
+            Key={"key": {"S": key}},
+            UpdateExpression="SET #shard = :shard",
+            ConditionExpression="attribute_exists(#pending)",
+            ExpressionAttributeNames={"#shard": DUE_SHARD, "#pending": PENDING_SINCE},
+            ExpressionAttributeValues={":shard": {"S": due_shard(key)}},
+        )
+    except ClientError as e:
+        if _code(e) != "ConditionalCheckFailedException":
+            raise
+        return False
+    return True
 
 
 def enable_point_in_time_recovery(dynamodb, table: str, log: Log = print) -> None:
@@ -510,18 +566,25 @@ def _notify_queue(s3, settings: Settings, queue_arn: str, log: Log) -> None:
 
 
 # The alarms: a message in the dead-letter queue (a photo whose indexing kept
-# failing), and photos pending for more than a day (the re-drive counts
-# them every run, in the stage's metric PhotosPendingTooLong).
+# failing); photos stuck (pending over a day while the queue does not drain
+# at the stage's pace: the re-drive's PhotosStuck, every run; a long import
+# at the quota's pace is not stuck); the collection nearly full (fewer faces
+# left than COLLECTION_NEARLY_FULL of FACEPRINT_COLLECTION_FACES: the
+# re-drive's CollectionFacesLeft).
 
 
-def alarm_names(settings: Settings) -> tuple[str, str]:
-    return f"{settings.index_queue}-dead-letters", f"{settings.index_queue}-pending-too-long"
+def alarm_names(settings: Settings) -> tuple[str, str, str]:
+    return (
+        f"{settings.index_queue}-dead-letters",
+        f"{settings.index_queue}-pending-too-long",
+        f"{settings.collection}-nearly-full",
+    )
 
 
 def create_alarms(settings: Settings, cloudwatch, log: Log = print) -> None:
-    dead_letters, pending = alarm_names(settings)
+    dead_letters, pending, full = alarm_names(settings)
     existing = {
-        a["AlarmName"]: a for a in cloudwatch.describe_alarms(AlarmNames=[dead_letters, pending])["MetricAlarms"]
+        a["AlarmName"]: a for a in cloudwatch.describe_alarms(AlarmNames=[*alarm_names(settings)])["MetricAlarms"]
     }
     common = {
         "Statistic": "Maximum",
@@ -530,6 +593,7 @@ def create_alarms(settings: Settings, cloudwatch, log: Log = print) -> None:
         "ComparisonOperator": "GreaterThanThreshold",
         "TreatMissingData": "notBreaching",
     }
+    ours = [{"Name": "Stage", "Value": settings.stage}]
     alarms = {
         dead_letters: {
             "AlarmDescription": (
@@ -543,17 +607,32 @@ def create_alarms(settings: Settings, cloudwatch, log: Log = print) -> None:
         },
         pending: {
             "AlarmDescription": (
-                f"Photos of stage {settings.stage!r} pending for more than a day (counted by the re-drive every "
-                f"{REDRIVE_EVERY_SECONDS // 60} minutes; docs/deploy.md, 'Alarms')."
+                f"Photos of stage {settings.stage!r} pending for more than a day while the indexing queue does not "
+                f"drain at the stage's pace (counted by the re-drive every {REDRIVE_EVERY_SECONDS // 60} minutes; "
+                "docs/deploy.md, 'The dead-letter queue and the alarms')."
             ),
             "Namespace": METRICS_NAMESPACE,
-            "MetricName": "PhotosPendingTooLong",
-            "Dimensions": [{"Name": "Stage", "Value": settings.stage}],
+            "MetricName": "PhotosStuck",
+            "Dimensions": ours,
             "Period": 3 * REDRIVE_EVERY_SECONDS,
+        },
+        full: {
+            "AlarmDescription": (
+                f"Rekognition collection {settings.collection!r} of stage {settings.stage!r} has room for fewer "
+                f"than {COLLECTION_NEARLY_FULL:.0%} of its {settings.collection_faces:,} faces "
+                "(FACEPRINT_COLLECTION_FACES); once full, new photos are refused (docs/deploy.md, 'A full collection')."
+            ),
+            "Namespace": METRICS_NAMESPACE,
+            "MetricName": "CollectionFacesLeft",
+            "Dimensions": ours,
+            "Period": 3 * REDRIVE_EVERY_SECONDS,
+            "Statistic": "Minimum",
+            "ComparisonOperator": "LessThanThreshold",
+            "Threshold": float(int(COLLECTION_NEARLY_FULL * settings.collection_faces)),
         },
     }
     for name, alarm in alarms.items():
-        wanted = {**alarm, **common}
+        wanted = {**common, **alarm}
         if name in existing and all(existing[name].get(field) == value for field, value in wanted.items()):
             log(f"CloudWatch alarm {name} already exists")
             continue

@@ -5,7 +5,7 @@ order, 1 when something needs fixing.
 For every stage: Python, the packages and the engine's models, the data folder
 and its free space, the shared photos and the browser that `make test`
 uses. For an AWS stage also: the stage's names in .chalice, credentials and
-region, the bucket and its versioning, the tables (their `pending` index,
+region, the bucket and its versioning, the tables (their `due` index,
 point-in-time recovery), the Rekognition collection, any queue the stage
 names, and the API key of docs/deploy.md step 5.
 
@@ -270,8 +270,8 @@ def _tables(settings: Settings, environment, client, setup: str) -> list[Finding
             problems.append(f"it is {described['TableStatus']} (wait, then run this again)")
         if table == settings.images_table:
             indexes = {i["IndexName"]: i["IndexStatus"] for i in described.get("GlobalSecondaryIndexes", [])}
-            if indexes.get(aws_setup.PENDING_INDEX) != "ACTIVE":
-                problems.append(f"its `pending` index is {indexes.get(aws_setup.PENDING_INDEX, 'missing')}")
+            if indexes.get(aws_setup.DUE_INDEX) != "ACTIVE":
+                problems.append(f"its `due` index is {indexes.get(aws_setup.DUE_INDEX, 'missing')}")
         backups = dynamodb.describe_continuous_backups(TableName=table)["ContinuousBackupsDescription"]
         recovery = backups.get("PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus", "DISABLED")
         if recovery != "ENABLED":

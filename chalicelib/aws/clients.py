@@ -10,9 +10,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as CallConnectionError
 
 from chalicelib.core import errors
+from chalicelib.core.config import AWS_CALL_ATTEMPTS, AWS_CONNECT_TIMEOUT, AWS_READ_TIMEOUT
 
 # botocore retries throttling and 5xx itself first (standard mode, with
 # exponential backoff and jitter): MAX_ATTEMPTS attempts in all, the first
@@ -22,14 +24,27 @@ from chalicelib.core import errors
 # back-pressure (core/index_queue.py). Each client also has botocore's retry
 # quota (500 tokens, 5 a throttled retry): under sustained throttling it
 # empties and calls fail on their first attempt.
-MAX_ATTEMPTS = 4
-_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS}, connect_timeout=5, read_timeout=20)
+# botocore retries a call that timed out or could not connect too; when the
+# last attempt does, the call is a ServiceUnavailable as a 5xx is. The
+# numbers live in core/config.py: the indexing workers keep the worst case
+# of one call in reserve (config.worst_call_seconds).
+MAX_ATTEMPTS = AWS_CALL_ATTEMPTS
+_CONFIG = Config(
+    retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
+    connect_timeout=AWS_CONNECT_TIMEOUT,
+    read_timeout=AWS_READ_TIMEOUT,
+)
+# The calls a shared schedule paces (core/pacing.py: IndexFaces, DeleteFaces,
+# SearchFacesByImage) are retried by the pacing itself, each attempt on a
+# turn of its own (a retry of botocore's would come at any moment, and take
+# the turn of another call): their client makes one attempt a call.
+_PACED_CONFIG = _CONFIG.merge(Config(retries={"mode": "standard", "total_max_attempts": 1}))
 # Download links are signed with SigV4 (the only signature newer regions
 # and KMS-encrypted objects accept).
 _S3_CONFIG = Config(signature_version="s3v4")
 
 _lock = threading.Lock()
-_clients: dict[tuple[str, str | None], object] = {}
+_clients: dict[tuple[str, str | None, bool], object] = {}
 
 THROTTLED = frozenset(
     {
@@ -85,20 +100,25 @@ _REJECTED_IMAGES = {
 }
 
 
-def client(service: str, region: str | None = None):
+def client(service: str, region: str | None = None, paced: bool = False):
     """One boto3 client per service and region per process (clients are
-    thread-safe); boto3 itself is imported only when the first one is made."""
-    key = (service, region)
+    thread-safe); boto3 itself is imported only when the first one is made.
+    `paced`: the client of the calls a shared schedule paces."""
+    key = (service, region, paced)
     with _lock:
         if key not in _clients:
             import boto3
 
-            _clients[key] = boto3.session.Session().client(service, region_name=region, config=config_for(service))
+            config = config_for(service, paced)
+            _clients[key] = boto3.session.Session().client(service, region_name=region, config=config)
         return _clients[key]
 
 
-def config_for(service: str) -> Config:
-    """The botocore configuration every client of `service` gets."""
+def config_for(service: str, paced: bool = False) -> Config:
+    """The botocore configuration every client of `service` gets (`paced`:
+    one attempt a call, the pacing retries)."""
+    if paced:
+        return _PACED_CONFIG
     return _CONFIG.merge(_S3_CONFIG) if service == "s3" else _CONFIG
 
 
@@ -136,3 +156,7 @@ def translated(resource: str, stage: str) -> Iterator[None]:
         if mapped is e:
             raise
         raise mapped from e
+    except (HTTPClientError, CallConnectionError) as e:
+        # No answer after botocore's attempts (a read timeout, a connection
+        # that failed or was closed): the service's failure, as a 5xx is.
+        raise errors.ServiceUnavailable(f"{resource} did not answer ({type(e).__name__}); retry after a pause.") from e

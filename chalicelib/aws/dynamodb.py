@@ -8,9 +8,12 @@ images: `key` (the photo's key) -> {revision, etag, record, faceIds,
     makes every write a compare-and-set (a condition expression), so racing
     indexing runs and deletes cannot overwrite each other unseen.
     `faceIds` keeps the faces' order, and lets faces_of be one strongly
-    consistent GetItem plus one BatchGetItem. `pendingSince` is set only
-    while the image is pending: the sparse index `pending` (PENDING_INDEX)
-    finds them for the scheduled re-drive without scanning the table.
+    consistent GetItem plus one BatchGetItem. `pendingSince` (when the
+    re-drive owes the record a visit: records.redrive_due) and `dueShard`
+    are set only while it owes one: the sparse index `due` (DUE_INDEX),
+    keyed by the shard and sorted by that time, gives the re-drive the
+    longest due first a page at a time, and counts them, without reading
+    the rest (DUE_SHARDS shards spread its writes).
 faces: `FaceId` -> the face record (Rekognition's Face fields and
     imageKey). `UserId` names the face's person, when it has one. The
     labels' metadata lives on the image record only (one place): a search
@@ -30,6 +33,8 @@ or float, ready for JSON."""
 
 import base64
 import binascii
+import heapq
+import itertools
 import json
 import logging
 import time
@@ -54,12 +59,21 @@ BATCH_ATTEMPTS = 8
 COUNT_SCAN_PAGES = 4
 _FACE_EXTRAS = ("bucket", "metadata")  # copies that face items written before carried
 # The sparse index of the images table through which the re-drive finds
-# pending images: only they carry PENDING_SINCE (scripts/aws_setup.py creates it).
+# the records it owes a visit: only they carry PENDING_SINCE and DUE_SHARD
+# (scripts/aws_setup.py creates it). A table made before it has the older
+# index PENDING_INDEX (keyed by the time alone), which is read whole.
+DUE_INDEX = "due"
+DUE_SHARD = "dueShard"
+DUE_SHARDS = 4
 PENDING_INDEX = "pending"
 PENDING_SINCE = "pendingSince"
+QUERY_PAGE = 1000
 # The item of the people table that holds the suggested people, and the
 # most of its compressed JSON kept (an item holds at most 400 KB).
 SUGGESTIONS_KEY = "#suggestions"
+# Items of the people table that are no person start with this (no person
+# id can): the suggestions, and the stage's shared items (aws/state.py).
+RESERVED_PREFIX = "#"
 MAX_SUGGESTIONS_BYTES = 350_000
 MAX_TRANSACT_ITEMS = 100  # TransactWriteItems' actions per call
 log = logging.getLogger("faceprint")
@@ -176,6 +190,14 @@ class DynamoRecordStore(RecordStore):
             if face_id in images.get(item["imageKey"], {}).get("faceIds", [])
         }
 
+    def get_images(self, keys: list[str]) -> dict[str, dict]:
+        """BatchGetItem, 100 keys a request."""
+        return {key: _image(item) for key, item in self._batch_get(keys, self._images, "key").items()}
+
+    def existing_faces(self, face_ids: list[str]) -> set[str]:
+        """BatchGetItem of the face items' keys alone."""
+        return set(self._batch_get(face_ids, projection="#key"))
+
     def get_face(self, face_id: str) -> dict | None:
         item = self._get(self._faces, {"FaceId": face_id})
         if item is None or face_id not in self._face_ids(item["imageKey"]):
@@ -205,11 +227,81 @@ class DynamoRecordStore(RecordStore):
         return Page([FaceKey(item["FaceId"], item["imageKey"], item.get("UserId")) for item in items], next_token)
 
     def list_pending(self, older_than: str, limit: int) -> list[str]:
-        """Reads the whole sparse `pending` index, which holds only the
-        records the re-drive owes a visit, and gives the longest due first
-        (a Scan has no order: taking its first page would starve the rest).
-        A table made before that index existed (`make aws-setup` adds it)
-        is scanned whole instead, with a warning."""
+        """The `due` index, one Query per shard in due order, a page at a
+        time, merged: reads about `limit` items, whatever the backlog. A
+        table made before that index (`make aws-setup` adds it) is read
+        through the older one, whole, with a warning."""
+        if limit <= 0:
+            return []
+        try:
+            shards = [self._due_keys(shard, older_than, limit) for shard in range(DUE_SHARDS)]
+            return [key for _, key in itertools.islice(heapq.merge(*shards), limit)]
+        except _NoDueIndex:
+            return self._list_pending_by_scan(older_than, limit)
+
+    def count_pending(self, older_than: str, most: int) -> int:
+        """Counted by the `due` index (Select=COUNT: read units for at most
+        `most` small index items a shard, nothing held)."""
+        counted = 0
+        try:
+            for shard in range(DUE_SHARDS):
+                request = self._due_query(shard, older_than, most - counted)
+                request["Select"] = "COUNT"
+                while counted < most:
+                    response = self._query(request)
+                    counted += response.get("Count", 0)
+                    if "LastEvaluatedKey" not in response:
+                        break
+                    request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+                    request["Limit"] = max(1, most - counted)
+        except _NoDueIndex:
+            return len(self._list_pending_by_scan(older_than, most))
+        return min(counted, most)
+
+    def _due_keys(self, shard: int, older_than: str, limit: int):
+        """(due, key) of one shard, in due order, fetched a page at a time
+        as they are consumed (the first page at once: a missing index shows)."""
+        request = self._due_query(shard, older_than, min(limit, QUERY_PAGE))
+        response = self._query(request)
+
+        def pages():
+            nonlocal response
+            while True:
+                yield from ((item[PENDING_SINCE], item["key"]) for item in map(_plain, response.get("Items", [])))
+                if "LastEvaluatedKey" not in response:
+                    return
+                request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+                response = self._query(request)
+
+        return pages()
+
+    def _due_query(self, shard: int, older_than: str, limit: int) -> dict:
+        return {
+            "TableName": self._images,
+            "IndexName": DUE_INDEX,
+            "KeyConditionExpression": "#shard = :shard AND #pending < :cutoff",
+            "ExpressionAttributeNames": {"#shard": DUE_SHARD, "#pending": PENDING_SINCE},
+            "ExpressionAttributeValues": _item({":shard": str(shard), ":cutoff": older_than}),
+            "ScanIndexForward": True,
+            "Limit": max(1, limit),
+        }
+
+    def _query(self, request: dict) -> dict:
+        with self._translated(self._images):
+            try:
+                return self._client.query(**request)
+            except ClientError as e:
+                # DynamoDB: ValidationException "The table does not have the specified index"
+                # (moto says ResourceNotFoundException "Invalid index").
+                missing = aws.error_code(e) in ("ValidationException", "ResourceNotFoundException")
+                if missing and "index" in str(e).lower() and DUE_INDEX in str(e):
+                    raise _NoDueIndex from e
+                raise
+
+    def _list_pending_by_scan(self, older_than: str, limit: int) -> list[str]:
+        """Before the `due` index: the older `pending` index (or else the
+        table) read whole, the longest due first."""
+        log.warning("table %r has no %r index: reading every due record; run `make aws-setup`", self._images, DUE_INDEX)
         request = {
             "TableName": self._images,
             "IndexName": PENDING_INDEX,
@@ -382,7 +474,7 @@ class DynamoRecordStore(RecordStore):
         return Page([_person(item) for item in items if _live(item)], next_token)
 
     def find_people(self, person_ids: list[str]) -> dict[str, dict]:
-        ids = [person_id for person_id in person_ids if person_id != SUGGESTIONS_KEY]
+        ids = [person_id for person_id in person_ids if not person_id.startswith(RESERVED_PREFIX)]
         found = self._batch_get(ids, self._people, "personId")
         return {person_id: _person(item) for person_id, item in found.items() if _live(item)}
 
@@ -506,7 +598,13 @@ class DynamoRecordStore(RecordStore):
         """UpdateItem on the image if it is still at `expected_revision`
         (None: if there is no such image). Returns the item as it was (an
         empty dict for a new one), or None when the condition failed."""
-        names = {"#record": "record", "#etag": "etag", "#revision": "revision", "#pending": PENDING_SINCE}
+        names = {
+            "#record": "record",
+            "#etag": "etag",
+            "#revision": "revision",
+            "#pending": PENDING_SINCE,
+            "#shard": DUE_SHARD,
+        }
         request = {
             "TableName": self._images,
             "Key": _item({"key": key}),
@@ -633,7 +731,8 @@ class DynamoRecordStore(RecordStore):
             request = {"Keys": [_item({key: i}) for i in ids[start : start + MAX_BATCH_GET]], "ConsistentRead": True}
             if projection:
                 request["ProjectionExpression"] = projection
-                request["ExpressionAttributeNames"] = {"#key": key, "#record": "record"}
+                names = {"#key": key, "#record": "record"}  # DynamoDB refuses a name the projection does not use
+                request["ExpressionAttributeNames"] = {name: v for name, v in names.items() if name in projection}
             pending = {table: request}
             for attempt in range(BATCH_ATTEMPTS):
                 with self._translated(table):
@@ -702,17 +801,26 @@ def _revision_condition(expected: int | None) -> dict:
 
 
 def _live(item: dict | None) -> bool:
-    """A person item that is a person: not a tombstone, not the suggestions."""
-    return item is not None and item["personId"] != SUGGESTIONS_KEY and "deletedAt" not in item
+    """A person item that is a person: not a tombstone, not a reserved item."""
+    return item is not None and not item["personId"].startswith(RESERVED_PREFIX) and "deletedAt" not in item
 
 
 def _with_due(update: str, record: dict) -> tuple[str, dict]:
-    """The update expression and values that keep the sparse `pending`
-    index (PENDING_SINCE) on the record's redrive_due."""
+    """The update expression and values that keep the sparse `due` index
+    (DUE_SHARD, PENDING_SINCE) on the record's redrive_due."""
     due = redrive_due(record)
     if due is None:
-        return update + " REMOVE #pending", {}
-    return update + ", #pending = :pending", {":pending": due}
+        return update + " REMOVE #pending, #shard", {}
+    return update + ", #pending = :pending, #shard = :shard", {":pending": due, ":shard": due_shard(record["key"])}
+
+
+def due_shard(key: str) -> str:
+    """The `due` index's shard of an image key (stable, spread evenly)."""
+    return str(zlib.crc32(key.encode("utf-8")) % DUE_SHARDS)
+
+
+class _NoDueIndex(Exception):
+    """The images table has no `due` index yet."""
 
 
 def _with_owner(face: dict, item: dict | None) -> dict:

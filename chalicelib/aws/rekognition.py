@@ -36,7 +36,14 @@ from botocore.exceptions import ClientError
 from PIL import Image
 
 from chalicelib.aws import clients as aws
-from chalicelib.core.errors import BadRequest, NotFound
+from chalicelib.core.errors import (
+    COLLECTION_FULL,
+    BadRequest,
+    CollectionFull,
+    FaceprintError,
+    NotFound,
+    ServiceUnavailable,
+)
 from chalicelib.core.limits import (
     AWS_MAX_UPLOAD_BYTES,
     MAX_FACES_PER_ASSOCIATION,
@@ -64,6 +71,7 @@ _SHRINK = 0.75
 _CROP_MARGIN = 0.4
 _MIN_CROP_SIDE = 240  # small faces are upscaled: Rekognition misses faces under ~40 px
 FACE_COUNT_SECONDS = 60.0
+
 STRANGERS = StrangerModel(
     33.0, 11.0, "Rekognition, assumed from AWS's guidance (80 for 1,000 faces, 99 for 10 million)"
 )
@@ -81,8 +89,18 @@ class RekognitionEngine(FaceEngine):
         s3=None,
         strangers: StrangerModel | None = None,
         clock=time.monotonic,
+        paced_client=None,
+        search_call=None,
+        max_collection_faces: int | None = None,
     ) -> None:
         self._client = client
+        # IndexFaces, DeleteFaces and SearchFacesByImage go through a client
+        # that makes one attempt a call: the stage's pacing retries them,
+        # each attempt on its turn (core/pacing.py). Searches take their
+        # turns here, one each (`search_call`: the stage's search budget).
+        self._paced = paced_client or client
+        self._search_call = search_call or (lambda call: call())
+        self._max_faces_held = max_collection_faces  # Rekognition's quota of faces a collection
         self._s3 = s3
         self._collection = collection_id
         self._bucket = bucket
@@ -107,7 +125,7 @@ class RekognitionEngine(FaceEngine):
             location["Version"] = photo.version_id
         with aws.translated(self._resource, self._stage):
             try:
-                response = self._client.index_faces(
+                response = self._paced.index_faces(
                     CollectionId=self._collection,
                     Image={"S3Object": location},
                     ExternalImageId=external_image_id,
@@ -118,6 +136,11 @@ class RekognitionEngine(FaceEngine):
             except ClientError as e:
                 if aws.error_code(e) == "InvalidS3ObjectException" and self._version_gone(photo):
                     raise NotFound(f"Version {photo.version_id} of {photo.key!r} is no longer stored.") from e
+                if (
+                    aws.error_code(e) == "ServiceQuotaExceededException"
+                ):  # "the size of the collection exceeds the allowed limit"
+                    limit = f"Rekognition's quota for collection {self._collection!r}"
+                    raise CollectionFull(COLLECTION_FULL.format(limit=limit)) from e
                 raise
         return {
             "FaceRecords": response.get("FaceRecords", []),
@@ -152,7 +175,7 @@ class RekognitionEngine(FaceEngine):
         with aws.translated(self._resource, self._stage):
             for start in range(0, len(face_ids), MAX_DELETE_IDS):
                 chunk = face_ids[start : start + MAX_DELETE_IDS]
-                response = self._client.delete_faces(CollectionId=self._collection, FaceIds=chunk)
+                response = self._paced.delete_faces(CollectionId=self._collection, FaceIds=chunk)
                 owned = [
                     failure
                     for failure in response.get("UnsuccessfulFaceDeletions", [])
@@ -245,10 +268,36 @@ class RekognitionEngine(FaceEngine):
     def stranger_model(self) -> StrangerModel:
         return self._strangers
 
+    def probe(self, key: str) -> bool | None:
+        """DetectFaces on a stored photo: whether Rekognition works now (the
+        circuit breaker's probe; read-only, billed as one image)."""
+        try:
+            with aws.translated(self._resource, self._stage):
+                self._client.detect_faces(
+                    Image={"S3Object": {"Bucket": self._bucket, "Name": key}}, Attributes=["DEFAULT"]
+                )
+        except ServiceUnavailable:
+            return False
+        except (FaceprintError, ClientError):
+            return None  # the photo is gone, say: no answer
+        return True
+
+    def room_left(self) -> int | None:
+        """The collection's quota (FACEPRINT_COLLECTION_FACES) less its
+        FaceCount (a minute old at most)."""
+        if self._max_faces_held is None:
+            return None
+        return self._max_faces_held - self.face_count()
+
     def _search(self, data: bytes, threshold: float, max_faces: int) -> dict:
+        """One SearchFacesByImage on the stage's search budget (TooManyRequests
+        when it has no turn soon)."""
+        return self._search_call(lambda: self._search_once(data, threshold, max_faces))
+
+    def _search_once(self, data: bytes, threshold: float, max_faces: int) -> dict:
         with aws.translated(self._resource, self._stage):
             try:
-                response = self._client.search_faces_by_image(
+                response = self._paced.search_faces_by_image(
                     CollectionId=self._collection,
                     Image={"Bytes": data},
                     FaceMatchThreshold=threshold,

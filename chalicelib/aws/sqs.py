@@ -6,12 +6,13 @@ source by `chalice deploy`)."""
 from botocore.exceptions import ClientError
 
 from chalicelib.aws import clients as aws
-from chalicelib.core.ports import IndexQueue
+from chalicelib.core.ports import IndexQueue, QueueDepth
 
 MAX_BATCH = 10  # entries per SendMessageBatch, DeleteMessageBatch, ChangeMessageVisibilityBatch
 MAX_DELAY_SECONDS = 900  # SendMessage's DelaySeconds ceiling
 MAX_VISIBILITY_SECONDS = 43_200  # ChangeMessageVisibility's ceiling (12 hours)
-BACKLOG = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed")
+# GetQueueAttributes' counts: waiting, in flight (received, not deleted), delayed.
+DEPTH = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed")
 
 
 class SqsIndexQueue(IndexQueue):
@@ -54,12 +55,10 @@ class SqsIndexQueue(IndexQueue):
                 response, "change visibility", ignored=("ReceiptHandleIsInvalid", "MessageNotInflight")
             )
 
-    def backlog(self) -> int:
+    def depth(self) -> QueueDepth:
         with aws.translated(self._resource, self._stage):
-            attributes = self._client.get_queue_attributes(QueueUrl=self.url, AttributeNames=list(BACKLOG))[
-                "Attributes"
-            ]
-        return sum(int(attributes.get(name, 0)) for name in BACKLOG)
+            attributes = self._client.get_queue_attributes(QueueUrl=self.url, AttributeNames=list(DEPTH))["Attributes"]
+        return QueueDepth(*(int(attributes.get(name, 0)) for name in DEPTH))
 
     @property
     def url(self) -> str:

@@ -30,14 +30,37 @@ AWS_RESOURCES = {
 # The pace of indexing on AWS (docs/deploy.md, "Indexing at volume"):
 # FACEPRINT_INDEX_TPS is the share of Rekognition's IndexFaces quota the
 # stage's indexing may use (the quota is 5 a second in most regions, 50 in
-# the large ones). The queue's workers number TPS x WORKER_SECONDS, and each
-# calls IndexFaces at most once every WORKER_SECONDS: together, at most TPS.
-# FACEPRINT_SEARCH_TPS is SearchFacesByImage's quota: `make aws-setup`
-# throttles the API's search routes to it (the usage plan).
+# the large ones), FACEPRINT_DELETE_TPS DeleteFaces' (5 by default). Every
+# call takes a turn on the quota's schedule, which all the stage's
+# functions share (core/pacing.py). The queue's workers number TPS x
+# WORKER_SECONDS: twice as many as calls a second, so that a call's latency
+# (up to WORKER_SECONDS with the rest of a message's work) never slows the
+# pace. FACEPRINT_SEARCH_TPS is SearchFacesByImage's quota: one budget for
+# every search route and method (core/pacing.py), and the usage plan's
+# method throttles (`make aws-setup`).
+# FACEPRINT_PACE_TABLE: the DynamoDB table that holds the schedules (the
+# stage's people table by default); stages that share an account and
+# region and name the same one share one pace (each keeps its breaker and
+# its check's place in its own people table).
 DEFAULT_INDEX_TPS = 5.0
 DEFAULT_SEARCH_TPS = 5.0
+DEFAULT_DELETE_TPS = 5.0
+# The most faces a Rekognition collection holds (its quota: 10 million by
+# default, 20 million at most: docs/deploy.md, "A full collection").
+DEFAULT_COLLECTION_FACES = 10_000_000
+MAX_COLLECTION_FACES = 20_000_000
 MAX_TPS = 1000.0
-WORKER_SECONDS = 1.0
+WORKER_SECONDS = 2.0
+# Every AWS call (chalicelib/aws/clients.py): botocore's attempts in all,
+# and how long each may take to connect and to answer. The worst case of
+# one call is what an indexing worker keeps in reserve before it starts a
+# message (core/index_queue.py).
+AWS_CALL_ATTEMPTS = 4
+AWS_CONNECT_TIMEOUT = 5
+AWS_READ_TIMEOUT = 20
+# botocore's standard retry mode waits up to 2^(attempt - 1) seconds
+# (with jitter) before each further attempt.
+AWS_BACKOFF_SECONDS = sum(2**attempt for attempt in range(AWS_CALL_ATTEMPTS - 1))
 # Lambda's bounds for an SQS event source's maximum concurrency.
 MIN_WORKERS, MAX_WORKERS = 2, 1000
 # How long logs and backups are kept (docs/privacy.md). CloudWatch Logs
@@ -69,6 +92,9 @@ class Settings:
     index_tps: float = DEFAULT_INDEX_TPS
     index_workers: int = 0  # 0: index_tps x WORKER_SECONDS (index_workers_for)
     search_tps: float = DEFAULT_SEARCH_TPS
+    delete_tps: float = DEFAULT_DELETE_TPS
+    pace_table: str = ""  # "": the people table
+    collection_faces: int = DEFAULT_COLLECTION_FACES
     # Offline only (API Gateway checks keys on AWS). Left out of equality, so
     # a key change never builds a second set of stores on one data folder,
     # and out of repr, so the key never reaches a log.
@@ -119,6 +145,11 @@ class Settings:
             index_tps=_positive_number(env, "FACEPRINT_INDEX_TPS", DEFAULT_INDEX_TPS, MAX_TPS),
             index_workers=_whole_number(env, "FACEPRINT_INDEX_WORKERS", 0, MIN_WORKERS, MAX_WORKERS),
             search_tps=_positive_number(env, "FACEPRINT_SEARCH_TPS", DEFAULT_SEARCH_TPS, MAX_TPS),
+            delete_tps=_positive_number(env, "FACEPRINT_DELETE_TPS", DEFAULT_DELETE_TPS, MAX_TPS),
+            pace_table=env.get("FACEPRINT_PACE_TABLE", "").strip(),
+            collection_faces=_whole_number(
+                env, "FACEPRINT_COLLECTION_FACES", DEFAULT_COLLECTION_FACES, 1, MAX_COLLECTION_FACES
+            ),
             api_key=env.get("FACEPRINT_API_KEY", "").strip(),
             cors_origins=_origins(env.get("FACEPRINT_CORS_ORIGINS", "")),
             allowed_hosts=_host_names(env.get("FACEPRINT_ALLOWED_HOSTS", "")),
@@ -143,9 +174,16 @@ class Settings:
 
     @property
     def index_interval(self) -> float:
-        """Seconds between one worker's IndexFaces calls: all of them
-        together make at most index_tps a second."""
+        """Seconds each worker has for a message at the full pace: all of
+        them together make index_tps calls a second."""
         return self.workers / self.index_tps
+
+
+def worst_call_seconds() -> float:
+    """The longest one AWS call can take before it fails: each attempt
+    connecting and waiting for its answer to the end, botocore's backoff
+    between them (about 107 s)."""
+    return AWS_CALL_ATTEMPTS * (AWS_CONNECT_TIMEOUT + AWS_READ_TIMEOUT) + AWS_BACKOFF_SECONDS
 
 
 def index_workers_for(tps: float) -> int:

@@ -68,6 +68,31 @@ class Throttled(ServiceUnavailable):
     indexing it is back-pressure, never a failed attempt."""
 
 
+class TooManyRequests(FaceprintError):
+    """Over a budget the stage keeps itself (its searches' quota): the
+    client may retry after `retry_after_seconds`."""
+
+    status, code = 429, "TooManyRequests"
+
+    def __init__(self, message: str, retry_after_seconds: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class CollectionFull(ImageRejected):
+    """The face collection holds as many faces as the engine allows: new
+    photos are refused (and recorded `failed` with this reason) until faces
+    are deleted or the limit raised (docs/deploy.md, "A full collection")."""
+
+    status, code = 507, "CollectionFull"
+
+
+COLLECTION_FULL = (
+    "The face collection holds as many faces as it may ({limit}): new photos are refused until faces are "
+    "deleted or the limit is raised (docs/deploy.md, 'A full collection')."
+)
+
+
 class ConfigurationError(Exception):
     """The deployment is misconfigured: an operator must fix a setting.
     Never shown to clients in detail (it becomes a 500)."""

@@ -44,7 +44,15 @@ import time
 from dataclasses import replace
 
 from chalicelib.core import exclusions, logs, people, synthetic
-from chalicelib.core.errors import FaceprintError, ImageRejected, NotFound, ServiceUnavailable, Throttled
+from chalicelib.core.errors import (
+    COLLECTION_FULL,
+    CollectionFull,
+    FaceprintError,
+    ImageRejected,
+    NotFound,
+    ServiceUnavailable,
+    Throttled,
+)
 from chalicelib.core.images import prepare_upload
 from chalicelib.core.keys import external_image_id
 from chalicelib.core.ports import PhotoVersion, StoredPhoto
@@ -100,6 +108,8 @@ def upload_image(svc: Services, key: str, data: bytes, metadata: dict[str, str])
     offline, usually `pending` on AWS."""
     if people.PERSON_METADATA in metadata:
         people.validate_person_id(metadata[people.PERSON_METADATA])
+    if svc.pacing is not None and svc.pacing.collection_full():  # nothing stored for a collection that is full
+        raise CollectionFull(COLLECTION_FULL.format(limit=f"{svc.settings.collection_faces:,} faces"))
     upload = prepare_upload(data, keep_location=svc.settings.keep_location)
     stored = svc.photos.put(key, upload.data, upload.content_type, metadata, upload.original_content_type)
     image = record_stored(svc, stored)
@@ -167,6 +177,20 @@ def remove_photo(svc: Services, key: str) -> dict | None:
         if outcome is not _AGAIN:
             return outcome
     raise ServiceUnavailable(f"Image {key!r} kept changing while it was being removed; retry.")
+
+
+def forget_deleted(svc: Services, key: str) -> int:
+    """After a DELETE of the photo: while the bucket holds nothing, its
+    faces and records go (_forget: faces first). A PUT stored since stands
+    with its own record. Returns how many faces went."""
+    for _ in range(WRITE_ROUNDS):
+        current = svc.records.get_image(key)
+        if current is None or svc.photos.head(key) is not None:
+            return 0  # nothing recorded, or a later PUT stands with its own
+        faces = len(svc.records.faces_of(key))
+        if _forget(svc, key, current, time.perf_counter()) is not _AGAIN:
+            return faces
+    raise ServiceUnavailable(f"Image {key!r} kept changing while it was being deleted; retry.")
 
 
 def redrive_pending(svc: Services, moment: str | None = None) -> dict:
@@ -333,19 +357,33 @@ def _stale(key: str, current: dict | None, started: float) -> dict | None:
 
 
 def _forget(svc: Services, key: str, current: dict | None, started: float) -> object:
-    """The photo is gone: remove its record and faces, unless the record
-    changed since it was read (then decide again). A synthetic image has no
-    photo by design and stays."""
+    """The photo is gone: its faces leave the collection, then its record
+    goes, unless it changed since it was read (then decide again). Faces
+    first: a DeleteFaces that fails (throttled, a crash) leaves the record,
+    which names them, to the retry (the event's next receive, the re-drive,
+    the check). A synthetic image has no photo by design and stays."""
     if current is None or synthetic.is_synthetic(key, current["etag"]):
         logs.log_indexed(key, current, started, outcome="gone")
         return current
+    owed = [face["FaceId"] for face in svc.records.faces_of(key)] + (current.get("owed") or {}).get("retire", [])
+    svc.engine.delete_faces(list(dict.fromkeys(owed)))
     removed = svc.records.remove_image(key, current["revision"])
     if removed is None:
+        _index_again_if_its_faces_went(svc, key, set(owed))
         return _AGAIN
-    svc.engine.delete_faces(list(dict.fromkeys(removed + (current.get("owed") or {}).get("retire", []))))
+    svc.engine.delete_faces([face_id for face_id in dict.fromkeys(removed) if face_id not in set(owed)])
     log.info("removed the records of a photo no longer in the store")
     logs.log_indexed(key, None, started, outcome="removed")
     return None
+
+
+def _index_again_if_its_faces_went(svc: Services, key: str, gone: set[str]) -> None:
+    """The record changed while the faces of the photo that went were being
+    deleted: the same bytes put again meanwhile keep the faces on record
+    (_refresh), and those faces just left the collection. That version is
+    indexed again (new FaceIds), so no record names a face that is gone."""
+    if gone and svc.photos.head(key) is not None and gone & {f["FaceId"] for f in svc.records.faces_of(key)}:
+        index_photo(svc, key, force=True)
 
 
 def _record_pending(svc: Services, photo: StoredPhoto) -> dict:

@@ -2,11 +2,9 @@
 images and faces, and describing the stage."""
 
 from chalicelib import __version__
-from chalicelib.core import exclusions, limits, naming, synthetic
-from chalicelib.core.errors import NotFound, ServiceUnavailable
+from chalicelib.core import exclusions, indexing, limits, naming, synthetic
+from chalicelib.core.errors import NotFound
 from chalicelib.core.services import Services
-
-WRITE_ROUNDS = 8  # compare-and-set rounds before a delete gives up (each a change by another writer)
 
 
 def get_image(svc: Services, key: str) -> dict:
@@ -65,30 +63,19 @@ def delete_face(svc: Services, face_id: str) -> dict:
 
 
 def delete_image(svc: Services, key: str) -> dict:
-    """Photo first (so nothing indexes it again), then the records, then
-    their faces in the collection. What is left behind is never a photo
-    that a consistency repair would index again: at worst (the collection
-    failing after the records went) faces no record names, which `check`
-    finds and `repair` removes. Faces an indexing run committed meanwhile
-    go with the records (and the run, seeing the photo gone, takes back
-    anything it writes after). A PUT of the key stored after the photo went
-    stands: the records go only at a revision read while the bucket held
-    nothing, so a new version keeps its record, and the same bytes put
-    again keep their faces (which are the deleted version's too)."""
+    """Photo first (so nothing indexes it again), then what the ObjectRemoved
+    event does (indexing.forget_deleted): while the bucket holds nothing, the
+    faces leave the collection, then the records go, at the revision read.
+    Faces first: a DeleteFaces that fails (throttled, a crash) leaves the
+    record, which names them, to the request made again or to the event.
+    A PUT of the key stored after the photo went stands: a new version
+    keeps its record, and the same bytes put again, whose faces were the
+    deleted version's, are indexed again."""
     image = svc.records.get_image(key)
     if image is None and svc.photos.head(key) is None:
         raise NotFound(f"No image named {key!r}: already deleted?")
     svc.photos.delete(key)
-    for _ in range(WRITE_ROUNDS):
-        current = svc.records.get_image(key)
-        if current is None or svc.photos.head(key) is not None:
-            return {"deleted": {"key": key, "faces": 0}}  # nothing recorded, or a later PUT stands with its own
-        removed = svc.records.remove_image(key, current["revision"])
-        if removed is not None:
-            face_ids = list(dict.fromkeys(removed + (current.get("owed") or {}).get("retire", [])))
-            svc.engine.delete_faces(face_ids)
-            return {"deleted": {"key": key, "faces": len(removed)}}
-    raise ServiceUnavailable(f"Image {key!r} kept changing while it was being deleted; retry.")
+    return {"deleted": {"key": key, "faces": indexing.forget_deleted(svc, key)}}
 
 
 def describe(svc: Services) -> dict:

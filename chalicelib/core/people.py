@@ -361,6 +361,11 @@ def _enrol(svc: Services, image: dict, person_id: str) -> dict:
     try:
         if svc.records.get_person(person_id) is None:
             put_person(svc, person_id, name[: limits.MAX_PERSON_NAME_CHARS], not_deleted_since=uploaded)
+        latest = svc.records.get_image(image["key"])
+        if latest is not None and latest.get("enrolment", {}).get("personId") == person_id:
+            # Another run of this upload enrolled it meanwhile (and the user may
+            # have said "not this person" since): its outcome stands.
+            return {name: latest["enrolment"][name] for name in ("status", "message") if name in latest["enrolment"]}
         result = associate_faces(svc, person_id, [faces[0]["FaceId"]], limits.DEFAULT_ASSOCIATE_THRESHOLD)
     except NotFound:
         return _refused(f"Person {person_id!r} was deleted after this photo was uploaded.")

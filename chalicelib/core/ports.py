@@ -157,6 +157,17 @@ class FaceEngine(ABC):
         """How similar a stranger's face scores against a query, on this
         engine's similarity scale (core/naming.py)."""
 
+    def room_left(self) -> int | None:
+        """How many more faces the collection takes (it may be a minute
+        old), or None when it has no limit."""
+        return None
+
+    def probe(self, key: str) -> bool | None:
+        """Whether the engine works on the stored photo `key` now (a
+        read-only call; the circuit breaker's question, core/pacing.py):
+        False when the service fails, None when it cannot tell."""
+        return None
+
 
 class PhotoStore(ABC):
     """Where the photos themselves live (S3, or files)."""
@@ -261,6 +272,32 @@ class RecordStore(ABC):
         """Keys of the images the re-drive owes a visit (records.redrive_due)
         due before `older_than` (an ISO time), the longest due first, at
         most `limit` of them."""
+
+    def get_images(self, keys: list[str]) -> dict[str, dict]:
+        """The image records of those of `keys` that have one, by key (a
+        store may read them in batches)."""
+        return {key: image for key in keys if (image := self.get_image(key)) is not None}
+
+    def existing_faces(self, face_ids: list[str]) -> set[str]:
+        """Those of `face_ids` that have a face record, whether or not its
+        image lists it (what `check` asks of the collection's faces no read
+        gives, which are few). By default through list_face_keys; a store
+        may look them up."""
+        wanted, found = set(face_ids), set()
+        token = None
+        while wanted - found:
+            page = self.list_face_keys(10_000, token)
+            found |= {face.face_id for face in page.items if face.face_id in wanted}
+            if page.next is None:
+                break
+            token = page.next
+        return found
+
+    def count_pending(self, older_than: str, most: int) -> int:
+        """How many of those there are, counted up to `most` (a store may
+        count them without reading them: the re-drive's alarm asks every
+        minute, whatever the backlog)."""
+        return len(self.list_pending(older_than, most))
 
     @abstractmethod
     def list_faces(self, limit: int, token: str | None = None) -> Page: ...
@@ -444,6 +481,22 @@ class PeopleEngine(ABC):
         face id): the graph suggested people are grouped from."""
 
 
+@dataclass(frozen=True)
+class QueueDepth:
+    """What the queue holds (SQS's approximate counts, which may lag a
+    minute): messages waiting to be received, received and not yet deleted
+    (being worked on, or held back after a failure), and delayed (sent back
+    for later)."""
+
+    waiting: int = 0
+    in_flight: int = 0
+    delayed: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.waiting + self.in_flight + self.delayed
+
+
 class IndexQueue(ABC):
     """The queue between the bucket's events and the indexing workers (SQS
     on AWS): it keeps every event until a worker is done with it, gives it
@@ -464,9 +517,42 @@ class IndexQueue(ABC):
         after the queue's visibility timeout."""
 
     @abstractmethod
-    def backlog(self) -> int:
-        """Messages waiting, being worked on or delayed (approximate: SQS's
-        counts may lag a minute behind)."""
+    def depth(self) -> QueueDepth:
+        """What the queue holds now (approximately)."""
+
+
+class SharedState(ABC):
+    """Small items that every function of a stage shares, each changed
+    atomically (on AWS, items of a DynamoDB table): the schedules that keep
+    Rekognition's calls within their quotas, the indexing's circuit
+    breaker, where the scheduled check stands (core/pacing.py,
+    ops/maintenance.py). Times are seconds since the epoch. A field set to
+    None is removed."""
+
+    @abstractmethod
+    def reserve(self, name: str, now: float, step: float, latest: float) -> tuple[float | None, dict]:
+        """A turn on the schedule `name` (its field `tat`: when the next turn
+        is free): the turn starts at `tat`, or `now` if that is later, and
+        the next one `step` seconds after it. Returns when the turn starts,
+        or None when it would start after `latest` (nothing is taken), with
+        the item as it stands."""
+
+    @abstractmethod
+    def hold_until(self, name: str, until: float, values: dict | None = None) -> dict:
+        """No turn of the schedule `name` before `until` (its `tat` moved
+        there unless it is later already), with `values` set; the item after."""
+
+    @abstractmethod
+    def read(self, name: str) -> dict:
+        """The item (empty when it was never written)."""
+
+    @abstractmethod
+    def update(
+        self, name: str, values: dict | None = None, add: dict | None = None, only_if: dict | None = None
+    ) -> dict | None:
+        """Set `values` and add the numbers in `add` to their fields, if each
+        field of `only_if` still holds that value (None: the field is
+        absent). The item after, or None when the condition failed."""
 
 
 class AuditLog(ABC):

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from chalicelib.core import records
 from chalicelib.core.config import Settings
+from chalicelib.core.pacing import Pacing
 from chalicelib.core.ports import AuditLog, FaceEngine, IndexQueue, PeopleEngine, PhotoStore, RecordStore
 
 
@@ -22,6 +23,10 @@ class Services:
     # On AWS: the queue of the bucket's events, which the indexing workers
     # drain and the re-drive refills (core/index_queue.py).
     queue: IndexQueue | None = None
+    # On AWS: the schedules that keep Rekognition's calls within their
+    # quotas, shared by every function, and the indexing's circuit breaker
+    # (core/pacing.py).
+    pacing: Pacing | None = None
     # The time as the records see it (ISO 8601): when a photo became pending,
     # when an attempt began, when the re-drive owes a visit. A simulation
     # gives its own clock.

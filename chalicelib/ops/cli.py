@@ -161,13 +161,14 @@ def _run(args) -> int:
             print(f"finished {len(finished)} erasure(s) left halfway")
         elif under_way:
             print(f"{len(under_way)} erasure(s) left halfway: --repair (REPAIR=1) finishes them")
-        found = maintenance.check(svc)
+        threads = maintenance.CHECK_THREADS if svc.queue is not None else 1  # AWS: its lookups are requests
+        found = maintenance.check(svc, threads)
         for disagreement in found:
             print(disagreement)
         print(f"{len(found)} disagreement(s) in stage {args.stage!r}")
         if found and args.repair:
             maintenance.repair(svc, found)
-            left = maintenance.check(svc)
+            left = maintenance.check(svc, threads)
             print(f"repaired; {len(left)} left")
             return 1 if left else 0
         return 1 if found else 0

@@ -3,7 +3,8 @@
 Every photo the API accepts (by its file extension: JPEG, PNG, HEIC/HEIF,
 WebP, AVIF) goes through the same upload use case as `PUT /index`: offline
 it is indexed in this process, on both cores; on an AWS stage it is
-uploaded into the bucket and the S3 events index it.
+uploaded into the bucket, as many at a time as the stage indexes a
+second (at least 8), and the S3 events index it.
 
 Keys come from the path relative to the folder (see `key_for`). A journal
 beside the stage's data (`import-<stage>-<digest of the folder>.json`)
@@ -22,6 +23,7 @@ On an AWS stage the bucket's events index the photos after the upload:
 
 import hashlib
 import json
+import math
 import os
 import threading
 import time
@@ -42,7 +44,13 @@ from chalicelib.ops.progress import Progress
 EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".heic", ".heif", ".webp", ".avif"})
 TYPES = "JPEG, PNG, HEIC/HEIF, WebP or AVIF"
 SAVE_EVERY_SECONDS = 2.0
-AWS_UPLOADS = 8  # at a time: S3 takes many PUTs a second; the events index them at Rekognition's pace
+# Uploads at a time to an AWS stage: one for each IndexFaces a second of the
+# stage's pace (FACEPRINT_INDEX_TPS), at least AWS_UPLOADS, at most
+# MAX_AWS_UPLOADS. An upload takes a fraction of a second (S3's PUT, two
+# DynamoDB calls), so the import puts photos in the bucket faster than the
+# queue's workers index them; the events index them at Rekognition's pace.
+AWS_UPLOADS = 8
+MAX_AWS_UPLOADS = 64
 WATCH_EVERY_SECONDS = 5.0
 _AFTER_ANY_TIME = "9999"  # later than any pendingSince: list_pending then lists every pending photo
 
@@ -140,8 +148,8 @@ def import_folder(
     """Upload (and offline index) every photo under `folder` not imported
     already, `workers` at a time (default: two per core offline, so the
     analysis pool's processes never wait for a photo to be read or stored;
-    eight uploads at a time on AWS); failures are counted with their reason
-    and do not stop the others."""
+    on AWS aws_uploads: sized to the stage's pace); failures are counted
+    with their reason and do not stop the others."""
     journal = _Journal(journal_path)
     skipped: list[tuple[str, str]] = []
     files = list(photos_under(folder, skipped))
@@ -196,7 +204,7 @@ def import_folder(
         on_progress(progress)
         journal.save_now_and_then()
 
-    workers = workers or (2 * (os.cpu_count() or 1) if svc.index_on_upload else AWS_UPLOADS)
+    workers = workers or (2 * (os.cpu_count() or 1) if svc.index_on_upload else aws_uploads(svc.settings.index_tps))
     try:
         with ThreadPoolExecutor(workers) as pool:
             for done, _ in enumerate(pool.map(one, files), start=1):
@@ -204,6 +212,11 @@ def import_folder(
     finally:  # interrupted too: the next run carries on from here
         journal.save()
     return summary
+
+
+def aws_uploads(index_tps: float) -> int:
+    """Uploads at a time to an AWS stage of this pace (see AWS_UPLOADS)."""
+    return min(MAX_AWS_UPLOADS, max(AWS_UPLOADS, math.ceil(index_tps)))
 
 
 def watch(
@@ -216,7 +229,7 @@ def watch(
     """Follow the indexing of the photos `keys` until none is pending (on
     AWS the bucket's events index them; the caller may stop watching at any
     time with Ctrl-C). Each round reads the stage's pending photos (the
-    images table's sparse `pending` index: only they are in it), then once
+    images table's sparse `due` index: only they are in it), then once
     each photo that left it, its record: how it ended, and why if it failed."""
     waiting = set(keys)
     indexing = Indexing(total=len(waiting))
@@ -240,8 +253,8 @@ def _pause(seconds: float) -> None:
 
 def pending_among(svc: Services, keys) -> list[str]:
     """Those of `keys` whose photo is pending: one read of every pending
-    photo of the stage (on AWS the sparse `pending` index, which holds them
-    and nothing else)."""
+    photo of the stage (on AWS the sparse `due` index, which holds them and
+    the records the re-drive owes a visit, nothing else)."""
     pending = set(svc.records.list_pending(_AFTER_ANY_TIME, len(keys) + 1_000_000))
     return [key for key in keys if key in pending]
 

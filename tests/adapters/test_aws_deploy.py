@@ -22,19 +22,21 @@ from moto.apigateway.models import UsagePlan
 
 from chalicelib.api import gateway
 from chalicelib.api.replies import NO_ROUTE
+from chalicelib.aws.dynamodb import DynamoRecordStore
 from chalicelib.core import index_queue
 from chalicelib.core.config import Settings
 from chalicelib.core.errors import ConfigurationError
 from tests.support.fake_rekognition import AWS_ENV, REGION, FakeRekognition, load_setup_script
 from tests.support.photos import REPO
 
-ADAPTERS = {
-    "apigateway": REPO / "chalicelib" / "aws" / "api_keys.py",
-    "rekognition": REPO / "chalicelib" / "aws" / "rekognition.py",
-    "dynamodb": REPO / "chalicelib" / "aws" / "dynamodb.py",
-    "s3": REPO / "chalicelib" / "aws" / "s3.py",
-    "sqs": REPO / "chalicelib" / "aws" / "sqs.py",
-}
+ADAPTERS = [
+    ("apigateway", REPO / "chalicelib" / "aws" / "api_keys.py"),
+    ("rekognition", REPO / "chalicelib" / "aws" / "rekognition.py"),
+    ("dynamodb", REPO / "chalicelib" / "aws" / "dynamodb.py"),
+    ("dynamodb", REPO / "chalicelib" / "aws" / "state.py"),
+    ("s3", REPO / "chalicelib" / "aws" / "s3.py"),
+    ("sqs", REPO / "chalicelib" / "aws" / "sqs.py"),
+]
 # Client methods whose IAM action is not their own name.
 IAM_ACTION = {
     "apigateway:GetApiKey": "apigateway:GET",  # API Gateway's actions are HTTP verbs on its resources
@@ -61,15 +63,16 @@ LOGS = {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
 
 
 def _called_actions() -> set[str]:
-    """Every `self._client.<method>(...)` in the adapters, as IAM actions."""
+    """Every `self._client.<method>(...)` (and `self._paced...`, the client
+    of the paced calls) in the adapters, as IAM actions."""
     actions = set()
-    for service, path in ADAPTERS.items():
+    for service, path in ADAPTERS:
         for node in ast.walk(ast.parse(path.read_text())):
             if (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute)
                 and isinstance(node.func.value, ast.Attribute)
-                and node.func.value.attr == "_client"
+                and node.func.value.attr in ("_client", "_paced")
             ):
                 name = "".join(part.capitalize() for part in node.func.attr.split("_"))
                 action = f"{service}:{name}"
@@ -181,8 +184,8 @@ def _index(dynamodb, table: str, name: str) -> dict | None:
     return next((index for index in indexes if index["IndexName"] == name), None)
 
 
-def _pending_keys(dynamodb, table: str) -> list[str]:
-    items = dynamodb.scan(TableName=table, IndexName="pending")["Items"]
+def _due_keys(dynamodb, table: str) -> list[str]:
+    items = dynamodb.scan(TableName=table, IndexName="due")["Items"]
     return sorted(item["key"]["S"] for item in items)
 
 
@@ -203,8 +206,8 @@ def test_setup_is_idempotent_and_teardown_removes_every_version(aws):
     first = len(said)
     setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=said.append)
     again = said[first:]
-    # The bucket, three tables, the collection, two queues, two alarms; the bucket already sends to the queue.
-    assert sum("already exists" in line for line in again) == 9
+    # The bucket, three tables, the collection, two queues, three alarms; the bucket already sends to the queue.
+    assert sum("already exists" in line for line in again) == 10
     assert not [line for line in again if line.startswith(("created", "updated", "enabled"))]
     assert sum("enabled versioning" in line for line in said) == 1
     block = aws.s3.get_public_access_block(Bucket=settings.bucket)["PublicAccessBlockConfiguration"]
@@ -264,35 +267,50 @@ def test_setup_keeps_the_bucket_rules_it_does_not_own(aws):
     assert sorted(rule["ID"] for rule in cors) == ["faceprint-presigned-downloads", "uploads"]
 
 
-def test_setup_creates_the_images_table_with_an_active_sparse_pending_index(aws):
+def test_setup_creates_the_images_table_with_an_active_sparse_due_index(aws):
     setup, settings = _dev_settings()
     setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=lambda _: None)
-    index = _index(aws.dynamodb, settings.images_table, "pending")
+    index = _index(aws.dynamodb, settings.images_table, "due")
     assert index["IndexStatus"] == "ACTIVE"
-    assert index["KeySchema"] == [{"AttributeName": "pendingSince", "KeyType": "HASH"}]
+    assert index["KeySchema"] == [
+        {"AttributeName": "dueShard", "KeyType": "HASH"},
+        {"AttributeName": "pendingSince", "KeyType": "RANGE"},
+    ]
     assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
-    assert _index(aws.dynamodb, settings.faces_table, "pending") is None
+    assert _index(aws.dynamodb, settings.images_table, "pending") is None
+    assert _index(aws.dynamodb, settings.faces_table, "due") is None
     table = settings.images_table
-    aws.dynamodb.put_item(TableName=table, Item={"key": {"S": "late.jpg"}, "pendingSince": {"S": "2026-11-26T03:00"}})
+    due = {"pendingSince": {"S": "2026-11-26T03:00"}, "dueShard": {"S": "1"}}
+    aws.dynamodb.put_item(TableName=table, Item={"key": {"S": "late.jpg"}, **due})
     aws.dynamodb.put_item(TableName=table, Item={"key": {"S": "done.jpg"}})
-    assert _pending_keys(aws.dynamodb, table) == ["late.jpg"]
+    assert _due_keys(aws.dynamodb, table) == ["late.jpg"]
 
 
-def test_setup_adds_the_pending_index_to_an_images_table_made_before_it(aws):
+def test_setup_moves_a_stage_from_the_older_pending_index_to_the_due_index(aws):
+    """A stage made before: its due records get their shard, the `due`
+    index comes, the older one goes; the re-drive finds what was due."""
     setup, settings = _dev_settings()
     table = settings.images_table
-    setup._create_table(aws.dynamodb, table, "key", log=lambda _: None)  # how setup made it before
+    older = {
+        "IndexName": "pending",
+        "KeySchema": [{"AttributeName": "pendingSince", "KeyType": "HASH"}],
+        "Projection": {"ProjectionType": "KEYS_ONLY"},
+    }
+    setup._create_table(aws.dynamodb, table, "key", log=lambda _: None, indexes=(older,))  # how setup made it before
     aws.dynamodb.put_item(TableName=table, Item={"key": {"S": "kept.jpg"}})
+    aws.dynamodb.put_item(TableName=table, Item={"key": {"S": "late.jpg"}, "pendingSince": {"S": "2026-11-26T03:00"}})
     said = []
     setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=said.append)
-    assert f"adding index pending to DynamoDB table {table}" in said
-    assert _index(aws.dynamodb, table, "pending")["IndexStatus"] == "ACTIVE"
-    assert aws.dynamodb.get_item(TableName=table, Key={"key": {"S": "kept.jpg"}})["Item"]
-    aws.dynamodb.put_item(TableName=table, Item={"key": {"S": "late.jpg"}, "pendingSince": {"S": "2026-11-26T03:00"}})
-    assert _pending_keys(aws.dynamodb, table) == ["late.jpg"]
+    assert f"gave 1 due record(s) of DynamoDB table {table} their shard of the due index" in said
+    assert f"adding index due to DynamoDB table {table}" in said
+    assert f"removing the older index pending of DynamoDB table {table}" in said
+    assert _index(aws.dynamodb, table, "due")["IndexStatus"] == "ACTIVE"
+    assert _due_keys(aws.dynamodb, table) == ["late.jpg"]
+    records = DynamoRecordStore(aws.dynamodb, table, settings.faces_table, settings.bucket, settings.people_table)
+    assert records.list_pending("2027-01-01T00:00", 10) == ["late.jpg"]
     said.clear()
     setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=said.append)
-    assert not [line for line in said if "index pending" in line]
+    assert not [line for line in said if "index due" in line or "shard" in line]
 
 
 class _IndexStillCreating:
@@ -325,7 +343,7 @@ def test_setup_creates_the_indexing_queue_with_its_dead_letter_queue_and_sends_i
     queue, dead = _queue(aws, "faceprint-dev-index"), _queue(aws, "faceprint-dev-index-dead")
     fortnight = str(14 * 24 * 3600)
     assert queue["MessageRetentionPeriod"] == dead["MessageRetentionPeriod"] == fortnight
-    assert queue["VisibilityTimeout"] == str(6 * 120)  # six times the workers' timeout, as AWS advises
+    assert queue["VisibilityTimeout"] == str(6 * 300)  # six times the workers' timeout, as AWS advises
     redrive = json.loads(queue["RedrivePolicy"])
     assert redrive == {"deadLetterTargetArn": dead["QueueArn"], "maxReceiveCount": index_queue.MAX_RECEIVES}
     [allowed] = json.loads(queue["Policy"])["Statement"]
@@ -365,17 +383,24 @@ def test_setup_replaces_the_old_s3_handler_and_keeps_the_buckets_other_notificat
     assert aws.sqs.list_queues()["QueueUrls"] == [theirs]
 
 
-def test_setup_creates_the_alarms_on_dead_letters_and_photos_pending_too_long_and_keeps_their_actions(aws):
+def test_setup_creates_the_alarms_on_dead_letters_stuck_photos_and_a_full_collection_and_keeps_their_actions(aws):
     setup, settings = _dev_settings()
     setup.create_stage(settings, aws.s3, aws.dynamodb, aws.rekognition, **aws.indexing, log=lambda _: None)
     alarms = {a["AlarmName"]: a for a in aws.cloudwatch.describe_alarms()["MetricAlarms"]}
     dead, pending = alarms["faceprint-dev-index-dead-letters"], alarms["faceprint-dev-index-pending-too-long"]
     assert (dead["Namespace"], dead["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
     assert dead["Dimensions"] == [{"Name": "QueueName", "Value": "faceprint-dev-index-dead"}]
-    assert (pending["Namespace"], pending["MetricName"]) == ("Faceprint", "PhotosPendingTooLong")
+    assert (pending["Namespace"], pending["MetricName"]) == ("Faceprint", "PhotosStuck")  # not a long backlog
     assert pending["Dimensions"] == [{"Name": "Stage", "Value": "dev"}]
     for alarm in (dead, pending):
         assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0.0)
+    full = alarms["faceprint-dev-nearly-full"]
+    assert (full["MetricName"], full["Statistic"], full["ComparisonOperator"]) == (
+        "CollectionFacesLeft",
+        "Minimum",
+        "LessThanThreshold",
+    )
+    assert full["Threshold"] == 0.05 * settings.collection_faces == 500_000
     topic = "arn:aws:sns:us-east-1:123456789012:ops"
     aws.cloudwatch.put_metric_alarm(
         **{k: dead[k] for k in setup_alarm_fields(dead)}, AlarmActions=[topic], Threshold=5.0
@@ -514,13 +539,13 @@ def test_setup_waits_until_the_new_index_is_active(aws):
     dynamodb = _IndexStillCreating(aws.dynamodb, times=3)
     setup.create_stage(settings, aws.s3, dynamodb, aws.rekognition, **aws.indexing, log=said.append, sleep=slept.append)
     assert len(slept) == 3
-    assert sum("waiting for index pending" in line for line in said) == 1
+    assert sum("waiting for index due" in line for line in said) == 1
 
 
 def test_setup_stops_with_a_clear_error_when_the_index_stays_creating(aws):
     setup, settings = _dev_settings()
     dynamodb = _IndexStillCreating(aws.dynamodb, times=10**6)
-    with pytest.raises(ConfigurationError, match="index pending of DynamoDB table .* is CREATING"):
+    with pytest.raises(ConfigurationError, match="index due of DynamoDB table .* is CREATING"):
         setup.create_stage(
             settings, aws.s3, dynamodb, aws.rekognition, **aws.indexing, log=lambda _: None, sleep=lambda _: None
         )
@@ -798,7 +823,10 @@ def test_chalice_packages_the_dev_stage_for_terraform_offline(tmp_path):
     functions = resources["aws_lambda_function"]
     assert set(functions) == {"api_handler", "index_queued_photos", "redrive_pending", "check_archive"}
     schedules = {rule["schedule_expression"] for rule in resources["aws_cloudwatch_event_rule"].values()}
-    assert schedules == {"rate(1 minute)", "rate(1 day)"}  # the re-drive (index_queue.REDRIVE_EVERY_SECONDS), the check
+    assert schedules == {
+        "rate(1 minute)",
+        "rate(1 hour)",
+    }  # the re-drive (index_queue.REDRIVE_EVERY_SECONDS), the check
     assert (functions["check_archive"]["memory_size"], functions["check_archive"]["timeout"]) == (1024, 900)
     assert functions["api_handler"]["environment"]["variables"]["FACEPRINT_ENGINE"] == "rekognition"
     [source] = resources["aws_lambda_event_source_mapping"].values()
@@ -806,9 +834,9 @@ def test_chalice_packages_the_dev_stage_for_terraform_offline(tmp_path):
     assert source["function_name"] == "${aws_lambda_function.index_queued_photos.arn}"
     assert source["batch_size"] == index_queue.BATCH_SIZE
     settings = Settings.from_env(functions["index_queued_photos"]["environment"]["variables"])
-    assert source["scaling_config"] == {"maximum_concurrency": settings.workers} == {"maximum_concurrency": 5}
+    assert source["scaling_config"] == {"maximum_concurrency": settings.workers} == {"maximum_concurrency": 10}
     timeout = functions["index_queued_photos"]["timeout"]
-    assert timeout == load_setup_script().worker_timeout("dev") == 120
+    assert timeout == load_setup_script().worker_timeout("dev") == 300
     assert timeout - index_queue.RESERVE_SECONDS >= index_queue.BATCH_SIZE * settings.index_interval
     assert "aws_s3_bucket_notification" not in resources  # make aws-setup sends the bucket's events to the queue
     # A role per function, each with its own policy file's statements.

@@ -126,15 +126,47 @@ def test_an_image_written_before_revisions_counts_as_revision_zero(records, clie
     assert records.put_image(image("old.jpg", status="pending"), 0)["revision"] == 1
 
 
-def test_pending_images_are_found_through_the_sparse_index_without_scanning_the_table(records, clients):
-    records.put_image(image("p.jpg", status="pending", pendingSince="2026-01-01T00:00:00.000+00:00"), None)
+def test_due_records_are_found_through_the_sparse_index_a_page_at_a_time(records, clients):
+    """The `due` index, one Query per shard, the longest due first: the
+    re-drive reads about what it asks for, never the whole backlog, and a
+    count reads nothing it keeps."""
+    for minute in range(30):
+        due = f"2026-01-01T00:{minute:02d}:00.000+00:00"
+        records.put_image(image(f"{minute:02d}.jpg", status="pending", pendingSince=due, retryAt=due), None)
     records.commit_faces(image("done.jpg"), [], None)
-    scans = []
+    queries, scans = [], []
+    clients[1].meta.events.register("provide-client-params.dynamodb.Query", lambda params, **_: queries.append(params))
     clients[1].meta.events.register("provide-client-params.dynamodb.Scan", lambda params, **_: scans.append(params))
-    assert records.list_pending("2026-02-01T00:00:00.000+00:00", 10) == ["p.jpg"]
-    assert [scan.get("IndexName") for scan in scans] == ["pending"]
+    assert records.list_pending("2026-01-01T00:20:00.000+00:00", 5) == [
+        "00.jpg",
+        "01.jpg",
+        "02.jpg",
+        "03.jpg",
+        "04.jpg",
+    ]
+    assert scans == [] and {q["IndexName"] for q in queries} == {"due"} and all(q["Limit"] <= 5 for q in queries)
+    assert records.list_pending("2026-01-01T00:20:00.000+00:00", 100) == [f"{m:02d}.jpg" for m in range(20)]
+    assert records.count_pending("2026-01-01T00:20:00.000+00:00", 1000) == 20
+    assert records.count_pending("2026-01-01T00:20:00.000+00:00", 7) == 7
+    assert all(q.get("Select") == "COUNT" for q in queries[-4:])
     item = clients[1].get_item(TableName=IMAGES, Key={"key": {"S": "done.jpg"}})["Item"]
-    assert "pendingSince" not in item  # only pending images are in the index
+    assert "pendingSince" not in item and "dueShard" not in item  # only due records are in the index
+
+
+def test_a_table_without_the_due_index_is_read_through_the_older_one(clients):
+    dynamodb = clients[1]
+    dynamodb.delete_table(TableName=IMAGES)
+    older = {
+        "IndexName": "pending",
+        "KeySchema": [{"AttributeName": "pendingSince", "KeyType": "HASH"}],
+        "Projection": {"ProjectionType": "KEYS_ONLY"},
+    }
+    load_setup_script()._create_table(dynamodb, IMAGES, "key", log=lambda _: None, indexes=(older,))
+    records = DynamoRecordStore(dynamodb, IMAGES, FACES, BUCKET, PEOPLE, stage="test")
+    dynamodb.put_item(TableName=IMAGES, Item={"key": {"S": "b.jpg"}, "pendingSince": {"S": "2026-01-01T00:02"}})
+    dynamodb.put_item(TableName=IMAGES, Item={"key": {"S": "a.jpg"}, "pendingSince": {"S": "2026-01-01T00:01"}})
+    assert records.list_pending("2026-02-01", 10) == ["a.jpg", "b.jpg"]
+    assert records.count_pending("2026-02-01", 10) == 2
 
 
 def test_a_forged_listing_token_is_a_bad_request(records):

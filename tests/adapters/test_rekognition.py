@@ -319,3 +319,73 @@ def test_every_client_tries_a_call_4_times_in_all_as_the_guide_says():
         thread.join()
     assert clients.MAX_ATTEMPTS == 4
     assert _Failing.seen == ["RekognitionService.DescribeCollection"] * 4
+
+
+# The stage's search budget, a full collection, the breaker's probe, a call that never answers.
+
+
+class _Turns:
+    """A search budget that counts its turns and has `left` of them."""
+
+    def __init__(self, left: int) -> None:
+        self.taken, self.left = 0, left
+
+    def __call__(self, call):
+        if self.taken == self.left:
+            raise errors.TooManyRequests("over budget", 2)
+        self.taken += 1
+        return call()
+
+
+def test_each_face_of_a_search_of_every_face_takes_its_turn_on_the_search_budget(client):
+    turns = _Turns(left=2)
+    engine = RekognitionEngine(client, "faces-test", "photos-test", search_call=turns)
+    boxes = [{"Width": 0.1 * (3 - n), "Height": 0.1, "Left": 0.3 * n, "Top": 0.2} for n in range(3)]
+    client.stub.add_response("detect_faces", {"FaceDetails": [{"BoundingBox": b, "Confidence": 99.0} for b in boxes]})
+    for _ in range(2):
+        client.stub.add_response("search_faces_by_image", {"FaceMatches": [], "FaceModelVersion": MODEL})
+    with pytest.raises(errors.TooManyRequests) as refused:  # three faces: a third turn the budget has not
+        engine.search_all_faces_by_image(photo("Keanu-Reeves.jpg"), 80.0, 5)
+    assert turns.taken == 2 and refused.value.status == 429 and refused.value.retry_after_seconds == 2
+
+
+def test_a_full_collection_is_said_so_not_counted_as_a_failure_that_may_pass(client, engine):
+    client.stub.add_client_error(
+        "index_faces", "ServiceQuotaExceededException", "The size of the collection exceeds the allowed limit."
+    )
+    with pytest.raises(errors.CollectionFull) as full:
+        engine.index_faces(PhotoVersion("a.jpg", "e", "v1"), "a.jpg")
+    assert isinstance(full.value, errors.ImageRejected) and full.value.status == 507
+    assert "faces-test" in full.value.message and "A full collection" in full.value.message
+
+
+def test_the_collection_says_how_much_room_it_has_left(client):
+    engine = RekognitionEngine(client, "faces-test", "photos-test", max_collection_faces=1000)
+    client.stub.add_response("describe_collection", {"FaceCount": 990, "FaceModelVersion": MODEL})
+    assert engine.room_left() == 10
+    assert RekognitionEngine(client, "faces-test", "photos-test").room_left() is None
+
+
+def test_the_breakers_probe_is_a_detect_faces_on_a_stored_photo(client, engine):
+    client.stub.add_response(
+        "detect_faces",
+        {"FaceDetails": []},
+        {"Image": {"S3Object": {"Bucket": "photos-test", "Name": "ok.jpg"}}, "Attributes": ["DEFAULT"]},
+    )
+    assert engine.probe("ok.jpg") is True
+    client.stub.add_client_error("detect_faces", "InternalServerError", http_status_code=500)
+    assert engine.probe("ok.jpg") is False
+    client.stub.add_client_error("detect_faces", "InvalidS3ObjectException", "gone")
+    assert engine.probe("gone.jpg") is None
+
+
+def test_a_call_that_never_answers_is_the_services_failure():
+    """botocore's read timeout, after its attempts: ServiceUnavailable (the
+    circuit breaker's to judge), never an unexpected error charged to a photo."""
+    from botocore.exceptions import ReadTimeoutError
+
+    with (
+        pytest.raises(errors.ServiceUnavailable, match="did not answer"),
+        clients.translated("the collection", "test"),
+    ):
+        raise ReadTimeoutError(endpoint_url="https://rekognition.us-east-1.amazonaws.com/")

@@ -1,5 +1,5 @@
 """The indexing queue's SQS adapter on moto: batches of 10, delays,
-visibility, the backlog's three counts, and a missing queue named."""
+visibility, the depth's three counts, and a missing queue named."""
 
 import boto3
 import pytest
@@ -8,6 +8,7 @@ from moto import mock_aws
 from chalicelib.aws import clients as aws
 from chalicelib.aws.sqs import SqsIndexQueue
 from chalicelib.core.errors import ConfigurationError
+from chalicelib.core.ports import QueueDepth
 from tests.support.fake_rekognition import AWS_ENV, REGION
 
 QUEUE = "faceprint-test-index"
@@ -39,7 +40,7 @@ def test_messages_go_in_batches_of_ten_and_a_delay_holds_them(sqs):
     queue.send([f"m{i}" for i in range(23)])
     assert [len(b["Entries"]) for b in batches] == [10, 10, 3]
     queue.send(["later"], delay_seconds=60)
-    assert queue.backlog() == 24
+    assert queue.depth() == QueueDepth(waiting=23, in_flight=0, delayed=1)
     url = queue.url
     counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     assert (counts["ApproximateNumberOfMessages"], counts["ApproximateNumberOfMessagesDelayed"]) == ("23", "1")
@@ -47,18 +48,18 @@ def test_messages_go_in_batches_of_ten_and_a_delay_holds_them(sqs):
     assert len(batches) == 4
 
 
-def test_received_messages_count_in_the_backlog_until_deleted_and_can_be_seen_again_sooner(sqs):
+def test_received_messages_count_in_the_depth_until_deleted_and_can_be_seen_again_sooner(sqs):
     queue = SqsIndexQueue(sqs, QUEUE, stage="test")
     queue.send(["a", "b", "c"])
     received = _receive(sqs, queue.url)
-    assert len(received) == 3 and queue.backlog() == 3  # in flight: not visible, still there
+    assert len(received) == 3 and queue.depth() == QueueDepth(0, 3, 0)  # in flight: not visible, still there
     assert _receive(sqs, queue.url) == []
     receipts = [m["ReceiptHandle"] for m in received]
     queue.retry_after(receipts[:1], 0)
     again = _receive(sqs, queue.url)
     assert [m["Body"] for m in again] == [received[0]["Body"]]
     queue.delete(receipts[1:] + [again[0]["ReceiptHandle"]])
-    assert queue.backlog() == 0
+    assert queue.depth().total == 0
     queue.delete(receipts[1:])  # gone already: nothing to do
     queue.retry_after(receipts[1:], 0)
 
@@ -67,11 +68,11 @@ def test_the_queue_url_is_asked_once(sqs):
     asked = _requests(sqs, "GetQueueUrl")
     queue = SqsIndexQueue(sqs, QUEUE, stage="test")
     queue.send(["a"])
-    queue.backlog()
+    queue.depth()
     assert len(asked) == 1
 
 
 def test_a_missing_queue_says_which_and_how_to_create_it(sqs):
     queue = SqsIndexQueue(sqs, "faceprint-nope-index", stage="nope")
     with pytest.raises(ConfigurationError, match="'faceprint-nope-index'.*make aws-setup STAGE=nope"):
-        queue.backlog()
+        queue.depth()

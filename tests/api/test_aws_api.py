@@ -14,12 +14,12 @@ from chalice.test import Client
 
 from app import app
 from chalicelib.core import index_queue, indexing, records
-from chalicelib.core.config import Settings
+from chalicelib.core.config import AWS_CALL_ATTEMPTS, Settings
 from chalicelib.core.errors import ConfigurationError
 from chalicelib.core.keys import encode_key
 from chalicelib.core.records import iso_before, now
 from tests.support.calls import put_photo, search_photo
-from tests.support.fake_rekognition import aws_stage, load_setup_script
+from tests.support.fake_rekognition import REGION, aws_stage, load_setup_script
 from tests.support.photos import REPO, photo
 
 
@@ -90,26 +90,23 @@ def test_replacing_a_photo_deletes_its_old_faces_from_the_collection(client, sta
     assert search_photo(client, photo("Keanu-Reeves.jpg")).json_body["matches"] == []
 
 
-def test_a_throttled_photo_goes_back_to_the_queue_and_is_never_an_attempt(client, stage, monkeypatch):
-    """Rekognition throttles: the message is sent again, delayed, and the
-    original deleted; the photo stays pending without an attempt or an
-    error, and is indexed when the message comes back."""
+def test_a_throttled_photo_is_tried_again_and_is_never_an_attempt(client, stage):
+    """Rekognition throttles every attempt the pacing makes: the stage's
+    IndexFaces pace is cut for every worker, and the worker tries the photo
+    again after a pause, uncounted: no attempt, no error, no receive."""
     put_photo(client, "bulk.jpg", photo("Jim-Carrey.jpg"))
-    stage.rekognition.fail_next("IndexFaces", "ThrottlingException")
+    for _ in range(AWS_CALL_ATTEMPTS):
+        stage.rekognition.fail_next("IndexFaces", "ThrottlingException")
     stage.events.deliver()
-    image = client.http.get("/images/bulk.jpg").json_body["image"]
-    assert image["status"] == "pending" and "attempts" not in image and "error" not in image
-    assert stage.events.backlog() == {"Messages": 0, "MessagesNotVisible": 0, "MessagesDelayed": 1}
-    assert stage.events.dead_letters() == []
-    stage.sqs.purge_queue(QueueUrl=stage.events.queue_url)  # as if the delay had passed: send it now
-    monkeypatch.setattr(index_queue, "THROTTLE_DELAY_SECONDS", (0, 0))
-    stage.rekognition.fail_next("IndexFaces", "ProvisionedThroughputExceededException")
-    stage.events.deliver([stage.events.take_sent()[-1]])
     image = client.http.get("/images/bulk.jpg").json_body
     assert image["image"]["status"] == "indexed" and len(image["faces"]) == 1
-    assert "attempts" not in image["image"]
-    assert stage.rekognition.operations().count("IndexFaces") == 3
-    assert stage.events.failed_invocations == []
+    assert "attempts" not in image["image"] and "error" not in image["image"]
+    assert stage.rekognition.operations().count("IndexFaces") == AWS_CALL_ATTEMPTS + 1
+    assert stage.events.failed_invocations == [] and stage.events.dead_letters() == []
+    pace = stage.dynamodb.get_item(
+        TableName=stage.env["FACEPRINT_PEOPLE_TABLE"], Key={"personId": {"S": f"#pace:{REGION}:IndexFaces"}}
+    )["Item"]
+    assert "cutRate" in pace  # every worker of the stage slowed down
 
 
 def test_a_photo_that_keeps_failing_ends_failed_and_its_event_dead_lettered(client, stage):
@@ -118,7 +115,7 @@ def test_a_photo_that_keeps_failing_ends_failed_and_its_event_dead_lettered(clie
     queue. Moved back (what `aws sqs start-message-move-task` does), it is
     indexed."""
     put_photo(client, "broken.jpg", photo("Jim-Carrey.jpg"))
-    for _ in range(index_queue.MAX_RECEIVES):
+    for _ in range(index_queue.MAX_RECEIVES * AWS_CALL_ATTEMPTS):  # every attempt of every receive
         stage.rekognition.fail_next("IndexFaces", "InternalServerError")
     stage.events.deliver()
     image = client.http.get("/images/broken.jpg").json_body["image"]
@@ -170,8 +167,16 @@ def test_the_redrive_reports_photos_pending_too_long_as_a_cloudwatch_metric(clie
     [metrics] = [line for line in lines if "_aws" in line]
     [definition] = metrics["_aws"]["CloudWatchMetrics"]
     assert definition["Namespace"] == "Faceprint" and definition["Dimensions"] == [["Stage"]]
-    assert {m["Name"] for m in definition["Metrics"]} == {"PhotosPendingTooLong", "PhotosRedriven"}
+    assert {m["Name"] for m in definition["Metrics"]} == {
+        "PhotosStuck",
+        "PhotosPendingTooLong",
+        "PhotosRedriven",
+        "QueueHoursLeft",
+        "CollectionFacesLeft",
+    }
     assert (metrics["Stage"], metrics["PhotosPendingTooLong"], metrics["PhotosRedriven"]) == ("dev", 1, 1)
+    assert metrics["PhotosStuck"] == 0  # the queue's progress is looked at from this run on
+    assert metrics["CollectionFacesLeft"] == 10_000_000
 
 
 def test_a_photo_deleted_from_the_bucket_by_other_means_leaves_the_archive(client, stage):
@@ -211,7 +216,8 @@ def test_no_face_in_the_query_is_an_empty_200(client, stage):
 
 @pytest.mark.parametrize("code", ["ThrottlingException", "InternalServerError"])
 def test_rekognition_throttling_or_failing_is_a_503_with_retry_after(client, stage, code):
-    stage.rekognition.fail_next("SearchFacesByImage", code)
+    for _ in range(AWS_CALL_ATTEMPTS):  # every attempt the pacing makes
+        stage.rekognition.fail_next("SearchFacesByImage", code)
     reply = search_photo(client, photo("Keanu-Reeves.jpg"))
     assert reply.status_code == 503
     assert reply.json_body["error"] == "ServiceUnavailable"

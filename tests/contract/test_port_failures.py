@@ -29,7 +29,7 @@ from uuid import uuid4
 import pytest
 
 from chalicelib import wiring
-from chalicelib.core.config import Settings
+from chalicelib.core.config import AWS_CALL_ATTEMPTS, Settings
 from chalicelib.core.errors import ConfigurationError, InvalidImage, NotFound, PayloadTooLarge, Throttled
 from chalicelib.core.keys import external_image_id
 from chalicelib.core.limits import MAX_IMAGE_BYTES
@@ -134,7 +134,10 @@ class Stages:
         def throttled(port: str, method: str) -> Iterator[None]:
             service, operation, status, code = _AWS_THROTTLES[(port, method)]
             if service == "rekognition":
-                resources.rekognition.fail_next(operation, code)
+                # IndexFaces and SearchFacesByImage are retried by the stage's pacing, each attempt on
+                # its turn (core/pacing.py), as botocore retries the others: throttled on every attempt.
+                for _ in range(AWS_CALL_ATTEMPTS if operation in ("IndexFaces", "SearchFacesByImage") else 1):
+                    resources.rekognition.fail_next(operation, code)
                 yield
                 return
             with service_error(getattr(resources, service), operation, status, code):
@@ -176,7 +179,7 @@ _AWS_THROTTLES = {
     ("records", "get_image"): ("dynamodb", "GetItem", 400, "ProvisionedThroughputExceededException"),
     ("records", "put_image"): ("dynamodb", "UpdateItem", 400, "ProvisionedThroughputExceededException"),
     ("records", "commit_faces"): ("dynamodb", "UpdateItem", 400, "ThrottlingException"),
-    ("records", "list_pending"): ("dynamodb", "Scan", 400, "RequestLimitExceeded"),
+    ("records", "list_pending"): ("dynamodb", "Query", 400, "RequestLimitExceeded"),
     ("photos", "head"): ("s3", "HeadObject", 503, "SlowDown"),
     ("photos", "read"): ("s3", "GetObject", 503, "SlowDown"),
     ("photos", "put"): ("s3", "PutObject", 503, "SlowDown"),

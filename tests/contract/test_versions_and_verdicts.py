@@ -156,7 +156,7 @@ def test_the_last_receive_of_one_copy_never_fails_a_run_of_the_other_about_to_co
     for receive in range(1, index_queue.MAX_RECEIVES + 1):
         message = QueuedMessage(body, "r2", receive)
         with pytest.raises(ServiceUnavailable):
-            index_queue._handle(wired.svc, message)
+            index_queue._handle(wired.svc, message, set())
     index_queue._give_up(wired.svc, message, "Rekognition answered 500 (simulated).")
     monkeypatch.undo()
     steps.release("copy 1")

@@ -58,7 +58,7 @@ from greenlet import greenlet
 
 from chalicelib.core import index_queue, indexing, library, people, records
 from chalicelib.core.errors import FaceprintError, ServiceUnavailable, Throttled
-from chalicelib.core.ports import IndexQueue, QueuedMessage
+from chalicelib.core.ports import IndexQueue, QueueDepth, QueuedMessage
 from chalicelib.core.records import FAILED, FINAL, INDEXED, NO_FACES
 from chalicelib.ops import maintenance
 from tests.support.fakes import fake_services, people_in, photo_of
@@ -71,7 +71,7 @@ POISON = "poison"  # IndexFaces on it always fails (the service answers, the pho
 KILLER = "killer"  # IndexFaces on it kills the process every time (out of memory, say)
 # How long each process may run (.chalice/config.json; API Gateway's 29 s for a request).
 API_TIMEOUT = 30
-WORKER_TIMEOUT = 120
+WORKER_TIMEOUT = 300  # the queue worker's lambda_timeout (.chalice/config.json)
 REDRIVE_TIMEOUT = 120
 CHECK_TIMEOUT = 900
 # What the protocol's grace relies on: nothing runs longer than Lambda's
@@ -877,7 +877,7 @@ class SimQueue(IndexQueue):
         self._messages: dict[int, dict] = {}
         self._ids = itertools.count(1)
         self.dead: list[str] = []
-        self._counts: list[tuple[float, int]] = [(float("-inf"), 0)]  # (when, how many) at each change
+        self._counts: list[tuple[float, QueueDepth]] = [(float("-inf"), QueueDepth())]  # (when, depth) at each change
 
     def send(self, bodies: list[str], delay_seconds: int = 0) -> None:
         for body in bodies:
@@ -918,10 +918,10 @@ class SimQueue(IndexQueue):
             if message is not None and message["receipt"] == receipt:
                 message["visible"] = self._sim.seconds + seconds
 
-    def backlog(self) -> int:
+    def depth(self) -> QueueDepth:
         """ApproximateNumberOf*: as they stood up to a minute ago."""
         then = self._sim.seconds - self._sim.rng.uniform(0, 60)
-        return [count for when, count in self._counts if when <= then][-1]
+        return [depth for when, depth in self._counts if when <= then][-1]
 
     def backlog_now(self) -> int:
         return len(self._messages)
@@ -933,7 +933,15 @@ class SimQueue(IndexQueue):
         return min((m["visible"] for m in self._messages.values()), default=None)
 
     def _counted(self) -> None:
-        self._counts.append((self._sim.seconds, len(self._messages)))
+        now, waiting, in_flight, delayed = self._sim.seconds, 0, 0, 0
+        for message in self._messages.values():
+            if message["visible"] <= now:
+                waiting += 1
+            elif message["receipt"] is not None:
+                in_flight += 1
+            else:
+                delayed += 1
+        self._counts.append((now, QueueDepth(waiting, in_flight, delayed)))
 
 
 class _Processes(records.Processes):

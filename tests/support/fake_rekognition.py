@@ -39,6 +39,7 @@ from moto import mock_aws
 from app import app
 from chalicelib import wiring
 from chalicelib.aws import clients as aws
+from chalicelib.core import index_queue, pacing
 from chalicelib.core.errors import ImageRejected
 from chalicelib.core.limits import MAX_FACES, MAX_FACES_PER_PERSON, MAX_IMAGE_BYTES
 from chalicelib.embedded.analysis import MODEL_VERSION, Analysis
@@ -489,7 +490,12 @@ AWS_ENV = {
 
 # The tests' pace: each IndexFaces 2 ms apart (the pace itself is tested on a
 # virtual clock, tests/unit/test_index_queue.py, and at volume by the simulation).
-TEST_PACE = {"FACEPRINT_INDEX_TPS": "1000", "FACEPRINT_INDEX_WORKERS": "2"}
+TEST_PACE = {
+    "FACEPRINT_INDEX_TPS": "1000",
+    "FACEPRINT_INDEX_WORKERS": "2",
+    "FACEPRINT_SEARCH_TPS": "1000",
+    "FACEPRINT_DELETE_TPS": "1000",
+}
 
 
 @dataclass
@@ -556,7 +562,11 @@ def aws_stage(monkeypatch, stage: str = "dev") -> Iterator[AwsStage]:
         logs = boto3.client("logs", region_name=REGION)
         rekognition = FakeRekognition(s3)
         clients = {"s3": s3, "dynamodb": dynamodb, "rekognition": rekognition, "sqs": sqs, "logs": logs}
-        monkeypatch.setattr(aws, "client", lambda service, region=None: clients[service])
+        monkeypatch.setattr(aws, "client", lambda service, region=None, paced=False: clients[service])
+        # The pacing's retries and the workers' pauses after a throttle, without waiting: the fake
+        # Rekognition fails at once, and a test's turns are a millisecond apart (TEST_PACE).
+        monkeypatch.setattr(pacing, "BACKOFF_SECONDS", 0.0)
+        monkeypatch.setattr(index_queue, "THROTTLE_PAUSE_SECONDS", (0.0, 0.0))
         settings = setup.stage_settings(env)
         setup.create_stage(
             settings,

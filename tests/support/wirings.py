@@ -79,7 +79,7 @@ def play(w: Wiring, records: list[dict]) -> None:
     s3 = S3Events("faceprint-test")
     for record in records:
         body = json.dumps(s3.event(record))
-        index_queue._handle(w.svc, QueuedMessage(body, "receipt"))
+        index_queue._handle(w.svc, QueuedMessage(body, "receipt"), set())
 
 
 @contextmanager

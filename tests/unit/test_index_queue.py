@@ -1,19 +1,33 @@
 """The indexing queue's workers and re-drive over the in-memory fakes
-(core/index_queue.py): each message of a batch indexed or removed, a
-throttle sent back delayed and never an attempt, other failures counted by
-the queue's receives until the photo ends `failed`, lost events re-driven
-only once the queue is empty. Milliseconds each."""
+(core/index_queue.py), on a fake clock: each message of a batch indexed or
+removed and deleted as soon as it is done, the batch held by a heartbeat,
+a throttle tried again uncounted, a service failing for every photo
+counted against none (the circuit breaker), other failures counted by the
+queue's receives until the photo ends `failed`, a message that kills its
+worker isolated so its batch-mates never reach the dead-letter queue, lost
+events re-driven once no message waits. Milliseconds each."""
 
 import json
+import threading
+import time
 from dataclasses import replace
 from urllib.parse import quote_plus
 
 import pytest
 
-from chalicelib.core import index_queue, indexing
-from chalicelib.core.errors import InvalidImage, Throttled
-from chalicelib.core.index_queue import CREATED, REMOVED, BatchFailed, decode, handle_batch, redrive_body, redrive_lost
-from chalicelib.core.ports import IndexQueue, QueuedMessage
+from chalicelib.core import index_queue, indexing, pacing
+from chalicelib.core.errors import CollectionFull, InvalidImage, ServiceUnavailable, Throttled
+from chalicelib.core.index_queue import (
+    CREATED,
+    REMOVED,
+    BatchFailed,
+    Heartbeat,
+    decode,
+    redrive_body,
+    redrive_lost,
+)
+from chalicelib.core.pacing import BREAKER, InMemoryState, PacedEngine, Pacing
+from chalicelib.core.ports import IndexQueue, QueueDepth, QueuedMessage
 from chalicelib.core.records import iso_before, now
 from chalicelib.ops import maintenance
 from tests.support.fakes import fake_services, photo_of
@@ -27,6 +41,7 @@ class RecordingQueue(IndexQueue):
         self.deleted: list[str] = []
         self.visibility: list[tuple[str, int]] = []
         self.waiting = 0
+        self.in_flight = 0
 
     def send(self, bodies: list[str], delay_seconds: int = 0) -> None:
         self.sent += [(body, delay_seconds) for body in bodies]
@@ -37,32 +52,85 @@ class RecordingQueue(IndexQueue):
     def retry_after(self, receipts: list[str], seconds: int) -> None:
         self.visibility += [(receipt, seconds) for receipt in receipts]
 
-    def backlog(self) -> int:
-        return self.waiting
+    def depth(self) -> QueueDepth:
+        return QueueDepth(self.waiting, self.in_flight, 0)
+
+
+class Holding:
+    """The heartbeat without its thread: what it holds."""
+
+    def __init__(self, queue: IndexQueue, receipts: list[str]) -> None:
+        self.held = list(receipts)
+        queue.retry_after(receipts, index_queue.HOLD_SECONDS)
+
+    def __enter__(self) -> "Holding":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def release(self, receipt: str) -> None:
+        self.held.remove(receipt)
 
 
 class Failing:
-    """Wraps the engine: its index_faces raises `error` for the keys in `keys` (all when None)."""
+    """Wraps the engine: its index_faces (or delete_faces) raises `error`
+    for the keys in `keys` (all when None), the first `times` calls (all
+    when None)."""
 
-    def __init__(self, engine, error: Exception, keys: set[str] | None = None) -> None:
-        self._engine, self._error, self._keys = engine, error, keys
+    def __init__(self, engine, error: BaseException, keys: set[str] | None = None, times: int | None = None):
+        self._engine, self._error, self._keys, self._times = engine, error, keys, times
+        self.tried = 0
 
     def __getattr__(self, name):
         return getattr(self._engine, name)
 
     def index_faces(self, photo, external_image_id):
-        if self._keys is None or photo.key in self._keys:
+        self.tried += 1
+        if (self._keys is None or photo.key in self._keys) and self._fails():
             raise self._error
         return self._engine.index_faces(photo, external_image_id)
+
+    def delete_faces(self, face_ids):
+        if self._keys == {"DeleteFaces"} and self._fails():
+            raise self._error
+        return self._engine.delete_faces(face_ids)
+
+    def _fails(self) -> bool:
+        if self._times is None:
+            return True
+        self._times -= 1
+        return self._times >= 0
 
 
 class Killed(BaseException):
     """Lambda ends the invocation: the worker's code cannot catch it."""
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @pytest.fixture
-def svc():
-    return replace(fake_services(index_on_upload=False), queue=RecordingQueue())
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def svc(clock):
+    pace = Pacing(InMemoryState(), 5, 5, 5, clock=lambda: clock.now, sleep=clock.sleep)
+    return replace(fake_services(index_on_upload=False), queue=RecordingQueue(), pacing=pace)
+
+
+def run(svc, messages, seconds: float = 300.0):
+    """One invocation with `seconds` to run, on the fake clock."""
+    clock = svc.pacing.clock
+    deadline = clock() + seconds
+    return index_queue.handle_batch(svc, messages, lambda: deadline - clock(), hold=Holding)
 
 
 def upload(svc, key: str, who: str = "ada") -> QueuedMessage:
@@ -82,10 +150,6 @@ def removed(key: str, receipt: str = "r") -> QueuedMessage:
         ]
     }
     return QueuedMessage(json.dumps(body), receipt, 1)
-
-
-def plenty() -> float:
-    return 100.0
 
 
 def test_s3_events_decode_to_the_version_they_name():
@@ -117,27 +181,50 @@ def test_s3_events_decode_to_the_version_they_name():
             decode(garbage)
 
 
-def test_a_batch_indexes_each_photo_and_holds_its_messages_only_as_long_as_it_can_run(svc):
+def test_a_batch_indexes_each_photo_and_deletes_each_message_as_soon_as_it_is_done(svc):
     messages = [upload(svc, "a.png", "ada"), upload(svc, "b.png", "bob")]
-    done = handle_batch(svc, messages, lambda: 87.2)
-    assert done == {"messages": 2, "done": 2, "sentAgain": 0, "throttled": False, "failed": 0, "errors": []}
+    done = run(svc, messages)
+    assert (done["done"], done["sentAgain"], done["throttled"], done["failed"]) == (2, 0, 0, 0)
     assert [svc.records.get_image(k)["status"] for k in ("a.png", "b.png")] == ["indexed", "indexed"]
-    assert svc.queue.visibility == [(m.receipt, 88 + index_queue.HOLD_MARGIN_SECONDS) for m in messages]
-    assert svc.queue.sent == [] and svc.queue.deleted == []  # Lambda deletes the batch when the invocation returns
+    assert svc.queue.visibility == [(m.receipt, index_queue.HOLD_SECONDS) for m in messages]  # held meanwhile
+    assert svc.queue.deleted == [m.receipt for m in messages] and svc.queue.sent == []
     assert maintenance.check(svc) == []
 
 
-def test_a_throttle_sends_the_rest_of_the_batch_again_delayed_and_is_never_an_attempt(svc):
+def test_the_heartbeat_holds_what_is_not_released_until_the_batch_ends():
+    queue = RecordingQueue()
+    with Heartbeat(queue, ["a", "b"], every=0.01, hold=30) as beat:
+        beat.release("a")
+        deadline = time.monotonic() + 5
+        while len(queue.visibility) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    beats = len(queue.visibility)
+    time.sleep(0.05)
+    assert queue.visibility[:2] == [("a", 30), ("b", 30)]
+    assert set(queue.visibility[2:]) == {("b", 30)} and beats >= 4
+    assert len(queue.visibility) == beats and not any(t.name == "heartbeat" for t in threading.enumerate())
+
+
+def test_a_throttle_cuts_the_pace_and_the_message_is_tried_again_uncounted(svc):
+    messages = [upload(svc, "a.png", "ada"), upload(svc, "b.png", "bob"), upload(svc, "c.png", "cyd")]
+    throttled = Failing(svc.engine, Throttled("The service is busy"), {"b.png"}, times=1)
+    done = run(replace(svc, engine=PacedEngine(throttled, svc.pacing)), messages)
+    assert (done["done"], done["sentAgain"], done["failed"]) == (3, 0, 0)  # tried again on its next turn
+    assert {svc.records.get_image(k)["status"] for k in ("a.png", "b.png", "c.png")} == {"indexed"}
+    assert svc.queue.deleted == [m.receipt for m in messages]  # none given back, none counted
+    item = svc.pacing.state.read(svc.pacing.index.name)
+    assert item["cutRate"] == 5 * pacing.CUT  # every worker slows down
+
+
+def test_messages_still_throttled_when_the_invocation_runs_short_are_sent_again_uncounted(svc):
     messages = [upload(svc, "a.png", "ada"), upload(svc, "b.png", "bob"), upload(svc, "c.png", "cyd")]
     throttled = replace(svc, engine=Failing(svc.engine, Throttled("The service is busy"), {"b.png"}))
-    done = handle_batch(throttled, messages, plenty)
-    assert (done["done"], done["sentAgain"], done["throttled"], done["failed"]) == (1, 2, True, 0)
-    assert [body for body, _ in svc.queue.sent] == [messages[1].body, messages[2].body]
-    low, high = index_queue.THROTTLE_DELAY_SECONDS
-    assert all(low <= delay <= high for _, delay in svc.queue.sent)
+    done = run(throttled, messages, seconds=index_queue.RESERVE_SECONDS + 20)
+    assert (done["done"], done["sentAgain"], done["failed"]) == (1, 2, 0) and done["throttled"] >= 5
+    assert svc.queue.sent == [(messages[1].body, 0), (messages[2].body, 0)]  # new messages: receives from 0
+    assert svc.queue.deleted == [messages[0].receipt, messages[1].receipt, messages[2].receipt]
     image = svc.records.get_image("b.png")
     assert image["status"] == "pending" and "attempts" not in image and "error" not in image
-    assert svc.records.get_image("a.png")["status"] == "indexed"
 
 
 def test_a_failure_gives_the_message_back_after_a_backoff_and_deletes_the_others_itself(svc):
@@ -145,7 +232,7 @@ def test_a_failure_gives_the_message_back_after_a_backoff_and_deletes_the_others
     bad = replace(bad, receive_count=2)
     failing = replace(svc, engine=Failing(svc.engine, RuntimeError("socket closed"), {"b.png"}))
     with pytest.raises(BatchFailed) as raised:
-        handle_batch(failing, [good, bad], plenty)
+        run(failing, [good, bad])
     assert raised.value.summary["failed"] == 1 and raised.value.summary["done"] == 1
     assert svc.queue.deleted == [good.receipt]  # so that Lambda gives back only the failed one
     assert svc.queue.visibility[-1] == (bad.receipt, index_queue.RETRY_SECONDS * 2)
@@ -158,10 +245,10 @@ def test_on_its_last_receive_the_photo_ends_failed_with_the_reason(svc):
     failing = replace(svc, engine=Failing(svc.engine, RuntimeError("socket closed")))
     for receive in range(1, index_queue.MAX_RECEIVES):
         with pytest.raises(BatchFailed):
-            handle_batch(failing, [replace(message, receive_count=receive)], plenty)
+            run(failing, [replace(message, receive_count=receive)])
         assert svc.records.get_image("b.png")["status"] == "pending"
     with pytest.raises(BatchFailed):  # the message still goes back: SQS moves it to the dead-letter queue
-        handle_batch(failing, [message], plenty)
+        run(failing, [message])
     image = svc.records.get_image("b.png")
     assert image["status"] == "failed" and image["attempts"] == index_queue.MAX_RECEIVES
     assert image["error"] == (
@@ -169,58 +256,154 @@ def test_on_its_last_receive_the_photo_ends_failed_with_the_reason(svc):
     )
     assert "pendingSince" not in image
     # Moved back from the dead-letter queue, the event indexes it.
-    handle_batch(svc, [replace(message, receive_count=1)], plenty)
+    run(svc, [replace(message, receive_count=1)])
     image = svc.records.get_image("b.png")
     assert image["status"] == "indexed" and "error" not in image and "attempts" not in image
+
+
+def test_a_photo_that_kills_its_worker_goes_last_and_alone_so_its_batch_mates_are_done(svc):
+    messages = [upload(svc, f"{i}.png", f"person {i}") for i in range(4)]
+    crashing = Failing(svc.engine, Killed(), {"1.png"})
+    with pytest.raises(Killed):
+        run(replace(svc, engine=crashing), messages)
+    assert svc.queue.deleted == [messages[0].receipt]  # done before the crash: not given back
+    back = [replace(m, receive_count=2) for m in messages[1:]]  # SQS gives the rest back together
+    with pytest.raises(Killed):
+        run(replace(svc, engine=crashing), back)
+    assert svc.queue.deleted[1:] == [back[1].receipt, back[2].receipt]  # the suspect went last
+    assert [svc.records.get_image(f"{i}.png")["status"] for i in (0, 2, 3)] == ["indexed"] * 3
+    for receive in range(3, index_queue.MAX_RECEIVES):  # alone now: it takes no batch-mate down
+        with pytest.raises(Killed):
+            run(
+                replace(svc, engine=crashing), [replace(back[0], receive_count=receive), upload(svc, f"n{receive}.png")]
+            )
+        assert svc.records.get_image(f"n{receive}.png")["status"] == "indexed"
+    tried = crashing.tried
+    with pytest.raises(BatchFailed):  # its last receive: not tried again
+        run(replace(svc, engine=crashing), [replace(back[0], receive_count=index_queue.MAX_RECEIVES)])
+    assert crashing.tried == tried
+    image = svc.records.get_image("1.png")
+    assert image["status"] == "failed" and image["error"] == index_queue.STOPPED_WORKER.format(times=4)
+    assert svc.queue.visibility[-1] == (back[0].receipt, 0)  # to the dead-letter queue at once
+
+
+def test_of_two_suspects_in_a_batch_one_is_handled_the_other_sent_back_marked_and_uncounted(svc):
+    a, b, c = upload(svc, "a.png", "ada"), upload(svc, "b.png", "bob"), upload(svc, "c.png", "cyd")
+    crashing = replace(svc, engine=Failing(svc.engine, Killed(), {"a.png", "b.png"}))
+    for message in (a, b):
+        with pytest.raises(Killed):
+            run(crashing, [message])
+    done = run(svc, [replace(a, receive_count=2), replace(b, receive_count=2), c])
+    assert (done["done"], done["sentAgain"]) == (2, 1)
+    [(body, delay)] = svc.queue.sent
+    assert delay == 0 and json.loads(body)[index_queue.SUSPECT] is True and decode(body)[0].key == "b.png"
+    assert b.receipt in svc.queue.deleted and svc.records.get_image("b.png")["status"] == "pending"
+    done = run(svc, [QueuedMessage(body, "again", 1)])  # sent back as a suspect: still handled last, alone
+    assert done["done"] == 1 and svc.records.get_image("b.png")["status"] == "indexed"
+
+
+def test_a_service_failing_for_every_photo_opens_the_breaker_and_counts_against_none(svc, clock):
+    messages = [upload(svc, f"{i}.png", f"person {i}") for i in range(4)]
+    down = replace(svc, engine=Failing(svc.engine, ServiceUnavailable("IndexFaces failed on AWS's side")))
+    with pytest.raises(BatchFailed) as raised:
+        run(down, messages, seconds=index_queue.RESERVE_SECONDS + 60)
+    summary = raised.value.summary
+    assert summary["failed"] == 1  # the first: nothing said yet that the service was down
+    assert (summary["sentAgain"], summary["breakerOpen"]) == (3, True)
+    assert [delay > 0 for _, delay in svc.queue.sent] == [True] * 3  # new messages, after the cool-down
+    breaker = svc.pacing.state.read(BREAKER)
+    assert breaker["openUntil"] > clock.now and breaker["cooldown"] > pacing.COOLDOWN_SECONDS
+    clock.now = breaker["openUntil"]  # the service is back
+    again = [QueuedMessage(body, f"again {i}", 1) for i, (body, _) in enumerate(svc.queue.sent)]
+    assert run(svc, again)["done"] == 3
+    assert "openUntil" not in svc.pacing.state.read(BREAKER)  # a success closes it
+    assert svc.records.get_image("0.png")["status"] == "pending"  # counted once: its message is backing off
+
+
+def test_a_photo_failing_while_others_succeed_is_counted(svc):
+    messages = [upload(svc, "a.png", "ada"), upload(svc, "b.png", "bob"), upload(svc, "c.png", "cyd")]
+    failing = replace(svc, engine=Failing(svc.engine, ServiceUnavailable("IndexFaces failed"), {"b.png"}))
+    with pytest.raises(BatchFailed) as raised:
+        run(failing, messages)
+    assert (raised.value.summary["done"], raised.value.summary["failed"]) == (2, 1)
+    assert svc.queue.visibility[-1] == (messages[1].receipt, index_queue.RETRY_SECONDS)
+    assert "openUntil" not in svc.pacing.state.read(BREAKER)
 
 
 def test_a_photo_the_engine_refuses_stays_failed_when_its_event_comes_again(svc):
     message = upload(svc, "b.png", "bob")
     refusing = replace(svc, engine=Failing(svc.engine, InvalidImage("Rekognition refused the image")))
-    handle_batch(refusing, [message], plenty)
+    run(refusing, [message])
     assert svc.records.get_image("b.png")["status"] == "failed"
     calls = len(svc.engine.calls)
-    handle_batch(svc, [message], plenty)
+    run(svc, [message])
     assert svc.records.get_image("b.png")["status"] == "failed" and len(svc.engine.calls) == calls
 
 
 def test_messages_left_when_the_invocation_runs_short_are_sent_again_at_once(svc):
     messages = [upload(svc, "a.png", "ada"), upload(svc, "b.png", "bob")]
-    left = iter([100.0, 100.0, index_queue.RESERVE_SECONDS - 1])
-    done = handle_batch(svc, messages, lambda: next(left))
-    assert (done["done"], done["sentAgain"], done["throttled"]) == (1, 1, False)
+    left = iter([100.0 + index_queue.RESERVE_SECONDS, index_queue.RESERVE_SECONDS - 1])
+    done = index_queue.handle_batch(svc, messages, lambda: next(left), hold=Holding)
+    assert (done["done"], done["sentAgain"], done["throttled"]) == (1, 1, 0)
     assert svc.queue.sent == [(messages[1].body, 0)]
     assert svc.records.get_image("b.png")["status"] == "pending"
 
 
 def test_a_photo_deleted_from_the_bucket_by_other_means_is_removed_with_its_faces(svc):
-    handle_batch(svc, [upload(svc, "a.png", "ada"), upload(svc, "b.png", "bob")], plenty)
+    run(svc, [upload(svc, "a.png", "ada"), upload(svc, "b.png", "bob")])
     svc.photos.delete("a.png")  # `aws s3 rm`
-    handle_batch(svc, [removed("a.png")], plenty)
+    run(svc, [removed("a.png")])
     assert svc.records.get_image("a.png") is None
     assert set(svc.engine.faces) == {face["FaceId"] for face in svc.records.faces_of("b.png")}
     assert maintenance.check(svc) == []
 
 
+def test_a_removal_keeps_the_record_until_its_faces_have_left_the_collection(svc):
+    """DeleteFaces throttled (a mass delete over its quota): the record,
+    which names the faces, stays for the next try; nothing is stranded."""
+    run(svc, [upload(svc, "a.png", "ada")])
+    svc.photos.delete("a.png")
+    throttled = replace(svc, engine=Failing(svc.engine, Throttled("The service is busy"), {"DeleteFaces"}))
+    done = run(throttled, [removed("a.png")], seconds=index_queue.RESERVE_SECONDS + 10)
+    assert done["sentAgain"] == 1 and done["failed"] == 0
+    assert svc.records.get_image("a.png") is not None and len(svc.engine.faces) == 1
+    run(svc, [removed("a.png")])
+    assert svc.records.get_image("a.png") is None and svc.engine.faces == {}
+    assert maintenance.check(svc) == []
+
+
+def test_deletes_take_their_turns_on_the_delete_faces_schedule(svc, clock):
+    keys = [f"{i}.png" for i in range(4)]
+    run(svc, [upload(svc, key, key) for key in keys])
+    paced = replace(svc, engine=PacedEngine(svc.engine, svc.pacing))
+    started = clock.now
+    for key in keys:
+        svc.photos.delete(key)
+    run(paced, [removed(key, receipt=key) for key in keys])
+    assert clock.now - started == pytest.approx(pacing.TURN_LEAD_SECONDS + 3 / 5)  # 5 a second: the 4th waits 0.6 s
+    assert svc.engine.faces == {}
+
+
 def test_a_removal_leaves_a_photo_put_again_since(svc):
-    handle_batch(svc, [upload(svc, "a.png", "ada")], plenty)
-    handle_batch(svc, [removed("a.png")], plenty)  # its photo was put again before this event came
+    run(svc, [upload(svc, "a.png", "ada")])
+    run(svc, [removed("a.png")])  # its photo was put again before this event came
     assert svc.records.get_image("a.png")["status"] == "indexed"
     assert len(svc.engine.faces) == 1
 
 
-def test_the_redrive_waits_for_an_empty_queue_then_sends_what_was_lost(svc):
+def test_the_redrive_sends_what_was_lost_once_no_message_waits(svc):
     for key in ("a.png", "b.png", "c.png"):
         upload(svc, key)  # their events were lost
     later = iso_before(now(), -indexing.REDRIVE_AFTER_SECONDS - 1)
-    assert redrive_lost(svc, moment=now()) == {"queued": 0, "redriven": 0, "pendingTooLong": 0}  # not minutes yet
+    assert redrive_lost(svc, moment=now())["redriven"] == 0  # not minutes yet
     svc.queue.waiting = 4
-    assert redrive_lost(svc, moment=later)["redriven"] == 0  # an event may still be in the queue
-    svc.queue.waiting = 0
-    assert redrive_lost(svc, moment=later) == {"queued": 0, "redriven": 3, "pendingTooLong": 0}
+    assert redrive_lost(svc, moment=later)["redriven"] == 0  # an event may still be waiting in the queue
+    svc.queue.waiting, svc.queue.in_flight = 0, 7  # in flight: worked on, or backing off
+    done = redrive_lost(svc, moment=later)
+    assert (done["waiting"], done["inFlight"], done["redriven"]) == (0, 7, 3)
     messages = [QueuedMessage(body, f"r{i}", 1) for i, (body, _) in enumerate(svc.queue.sent)]
     assert sorted(event.key for m in messages for event in decode(m.body)) == ["a.png", "b.png", "c.png"]
-    handle_batch(svc, messages, plenty)
+    run(svc, messages)
     assert {svc.records.get_image(k)["status"] for k in ("a.png", "b.png", "c.png")} == {"indexed"}
 
 
@@ -240,9 +423,9 @@ def test_a_photo_redriven_again_and_again_ends_failed(svc):
     message = QueuedMessage(redrive_body("a.png"), "r", 1)
     for _ in range(indexing.MAX_REDRIVES):
         with pytest.raises(Killed):
-            handle_batch(crashing, [message], plenty)
+            run(crashing, [message])
         assert svc.records.get_image("a.png")["status"] == "pending"
-    handle_batch(crashing, [message], plenty)  # the attempts died in this process, which knows they are over
+    run(crashing, [message])  # the attempts died in this process, which knows they are over
     image = svc.records.get_image("a.png")
     assert image["status"] == "failed" and image["error"].startswith(
         f"Its indexing was lost {indexing.MAX_REDRIVES} times"
@@ -253,31 +436,39 @@ def test_a_redriven_photo_counts_once_per_redrive_however_often_its_message_come
     upload(svc, "a.png")
     message = QueuedMessage(redrive_body("a.png"), "r", 1)
     throttled = replace(svc, engine=Failing(svc.engine, Throttled("The service is busy")))
-    for _ in range(indexing.MAX_REDRIVES + 2):  # throttled each time: sent back, delayed
-        handle_batch(throttled, [message], plenty)
+    for _ in range(indexing.MAX_REDRIVES + 2):  # throttled each time: sent back once out of time
+        run(throttled, [message], seconds=index_queue.RESERVE_SECONDS + 5)
         [(body, _)] = svc.queue.sent[-1:]
         message = QueuedMessage(body, "r", 1)
     assert svc.records.get_image("a.png")["redrives"] == 1
     crashing = replace(svc, engine=Failing(svc.engine, Killed()))
     first = QueuedMessage(redrive_body("a.png"), "r", 1)
-    for receive in range(2, index_queue.MAX_RECEIVES + 1):  # the same message again, after crashes
+    for receive in range(2, index_queue.MAX_RECEIVES):  # the same message again, after crashes
         with pytest.raises(Killed):
-            handle_batch(crashing, [replace(first, receive_count=receive)], plenty)
+            run(crashing, [replace(first, receive_count=receive)])
     assert svc.records.get_image("a.png")["redrives"] == 1
-    handle_batch(svc, [message], plenty)
+    run(svc, [message])
     assert svc.records.get_image("a.png")["status"] == "indexed"
 
 
-def test_the_redrive_counts_photos_pending_too_long_whatever_the_queue_holds(svc):
+def test_photos_pending_over_a_day_are_stuck_only_while_the_queue_does_not_drain(svc, clock):
     upload(svc, "a.png")
     svc.queue.waiting = 1000
     much_later = iso_before(now(), -index_queue.PENDING_TOO_LONG_SECONDS - indexing.REDRIVE_AFTER_SECONDS - 1)
-    assert redrive_lost(svc, moment=much_later) == {"queued": 1000, "redriven": 0, "pendingTooLong": 1}
+    first = redrive_lost(svc, moment=much_later)
+    assert (first["pendingTooLong"], first["stuck"], first["redriven"]) == (1, 0, 0)
+    assert first["hoursLeft"] == round(1000 / 5 / 3600, 2)
+    clock.now += 60
+    svc.pacing.state.update(BREAKER, add={"done": 5 * 60})  # the workers keep the pace: a healthy backlog
+    assert redrive_lost(svc, moment=much_later)["stuck"] == 0
+    clock.now += 60
+    svc.pacing.state.update(BREAKER, add={"done": 20})  # a trickle: stuck
+    assert redrive_lost(svc, moment=much_later)["stuck"] == 1
 
 
 def test_a_message_that_is_no_s3_event_fails_and_is_left_to_the_dead_letter_queue(svc):
     with pytest.raises(BatchFailed, match="unexpected ValueError"):
-        handle_batch(svc, [QueuedMessage("hello", "r", index_queue.MAX_RECEIVES)], plenty)
+        run(svc, [QueuedMessage("hello", "r", index_queue.MAX_RECEIVES)])
     assert svc.queue.visibility[-1][0] == "r"
 
 
@@ -289,3 +480,14 @@ def test_a_throttle_never_counts_as_an_attempt_of_index_photo(svc):
             indexing.index_photo(throttled, "a.png")
     image = svc.records.get_image("a.png")
     assert image["status"] == "pending" and "attempts" not in image
+
+
+def test_a_full_collection_refuses_uploads_until_there_is_room_again(svc, clock):
+    svc.pacing.note_room(0)  # the re-drive found the collection full
+    with pytest.raises(CollectionFull) as refused:
+        indexing.upload_image(svc, "a.png", photo_of("ada"), {})
+    assert refused.value.status == 507 and "docs/deploy.md" in refused.value.message
+    assert svc.photos.head("a.png") is None and svc.records.get_image("a.png") is None  # nothing stored
+    svc.pacing.note_room(25)  # faces deleted, or the limit raised
+    clock.now += 60
+    assert indexing.upload_image(svc, "a.png", photo_of("ada"), {})["image"]["status"] == "pending"
