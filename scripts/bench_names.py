@@ -481,21 +481,22 @@ def report(results: list[SizeResult]) -> None:
     )
     print()
     print(
-        "Why searches of indexed people name nobody (after): the right person under 80 (or not among the wide "
-        "search's 20), someone else ranked above them (a stranger or another real person: no rule on the "
-        "ranking names them), or first and at 80 or more but withheld by the lead rule (what a shorter lead "
-        "could name); 'lead they had': the withheld searches' lead over the runner-up, against the lead needed."
+        f"Why searches of indexed people name nobody (after): the right person under 80, not among the wide "
+        f"search's {WIDE} matches or ranked under someone else at 80 or more (a stranger or another real person: "
+        "no rule on the ranking names them), or first and at 80 or more but withheld by the lead rule (what a "
+        "shorter lead could name); 'lead they had': the withheld searches' lead over the runner-up."
     )
     print(
-        f"{'strangers':>10}{'no name':>9}{'under 80':>10}{'other above':>13}{'withheld':>10}{'lead needed':>13}"
-        "  lead they had"
+        f"{'strangers':>10}{'no name':>9}{'under 80':>10}{f'not in {WIDE}':>11}{'other above':>13}{'withheld':>10}"
+        f"{'lead needed':>13}  lead they had"
     )
     for result in results:
-        under, above, withheld = nobody_causes(result)
+        under, missing, above, withheld = nobody_causes(result)
         leads = sorted(round(o.right_best - o.best_other, 2) for o in withheld)
         needed = naming.margin_needed(max(result.faces), STRANGERS)
+        count = len(under) + len(missing) + len(above) + len(withheld)
         print(
-            f"{result.strangers:>10,}{len(under) + len(above) + len(withheld):>9}{len(under):>10}{len(above):>13}"
+            f"{result.strangers:>10,}{count:>9}{len(under):>10}{len(missing):>11}{len(above):>13}"
             f"{len(withheld):>10}{needed:>13.2f}  {leads}"
         )
     sweep(results)
@@ -507,20 +508,24 @@ def report(results: list[SizeResult]) -> None:
                 print(f"  false name at {result.strangers:,}: {named} for {q.person} ({whose}; {q.photo}, {q.kind})")
 
 
-def nobody_causes(result: SizeResult) -> tuple[list[Outcome], list[Outcome], list[Outcome]]:
+def nobody_causes(result: SizeResult) -> tuple[list[Outcome], list[Outcome], list[Outcome], list[Outcome]]:
     """The searches of indexed people the rule names nobody in: the right
-    person under 80, someone else ranked first, withheld by the lead."""
-    under, above, withheld = [], [], []
+    person under 80, not among the wide search's matches (at least WIDE
+    faces of others rank above), someone else ranked first, withheld by the
+    lead."""
+    under, missing, above, withheld = [], [], [], []
     for _, o in result.indexed():
         if o.after:
             continue
-        if o.right_best is None or o.right_best < naming.BASE_THRESHOLD:
+        if o.right_best is None:
+            missing.append(o)
+        elif o.right_best < naming.BASE_THRESHOLD:
             under.append(o)
         elif o.first != o.right:
             above.append(o)
         else:
             withheld.append(o)
-    return under, above, withheld
+    return under, missing, above, withheld
 
 
 def rejudged(outcome: Outcome, model: naming.StrangerModel, bonus: float) -> set[str]:

@@ -31,6 +31,7 @@ FIGURES = [
     "best other p50/max",
     "Why searches of indexed people name nobody",
     "under 80",
+    "not in 20",
     "other above",
     "withheld",
     "Other rules on the same searches",
