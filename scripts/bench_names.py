@@ -28,7 +28,11 @@ right person's similarity, and the previous rule: every match at the
 default threshold that rose with the archive's size, 80.3 to 87.4).
 
 A name is right when it is the query's person; every other name (a seeded
-stranger, another real person) is false. The script fails if the rule names
+stranger, another real person) is false. For each size it also sorts the
+searches of indexed people naming nobody by cause (the right person under
+80, outside the wide search's 20, under someone else, or withheld by the
+lead), and judges other spreads and a second face's bonus on the same
+searches (VARIANTS: what each would keep, and the false names it would give). The script fails if the rule names
 more than 0.01 false names a search at any size, or names the right person
 less often in the smallest archive than the previous rule; it prints the
 issue's other targets as met or missed. Nothing is left running.
