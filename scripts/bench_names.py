@@ -28,7 +28,11 @@ right person's similarity, and the previous rule: every match at the
 default threshold that rose with the archive's size, 80.3 to 87.4).
 
 A name is right when it is the query's person; every other name (a seeded
-stranger, another real person) is false. The script fails if the rule names
+stranger, another real person) is false. For each size it also sorts the
+searches of indexed people naming nobody by cause (the right person under
+80, outside the wide search's 20, under someone else, or withheld by the
+lead), and judges other spreads and a second face's bonus on the same
+searches (VARIANTS: what each would keep, and the false names it would give). The script fails if the rule names
 more than 0.01 false names a search at any size, or names the right person
 less often in the smallest archive than the previous rule; it prints the
 issue's other targets as met or missed. Nothing is left running.
@@ -43,7 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from statistics import NormalDist
 from urllib.parse import quote
@@ -55,7 +59,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
 from bench import finish, make_run  # noqa: E402
-from name_calibration import calibrate  # noqa: E402
+from name_calibration import BONUS, calibrate, identities_of  # noqa: E402
 from name_queries import DRAWS, KINDS, SharedFace, probe_kind, shared_faces  # noqa: E402
 
 from chalicelib.core import naming  # noqa: E402
@@ -87,6 +91,11 @@ COPY_DISTANCE = 0.2  # group photos paste the portraits' faces (scripts/calibrat
 SYNTHETIC_SAMPLE = 100_000
 WIDE = 20  # matches of the wide search (?threshold=0)
 PREVIOUS_MAX = 10  # the previous rule's default max
+# Other rules, judged on each search's wide matches (the rule's spread, shorter leads, a second face's bonus)
+VARIANTS = [(f"spread {spread}", spread, 0.0) for spread in (1.0, 1.2, 1.3, 1.4, 1.5, STRANGERS.tail)] + [
+    (f"spread {STRANGERS.tail}, 2nd face +{BONUS}", STRANGERS.tail, BONUS),
+    (f"spread 1.4, 2nd face +{BONUS}", 1.4, BONUS),
+]
 
 
 @dataclass
@@ -110,6 +119,9 @@ class Outcome:
     first: str | None  # the best match of the wide search
     right_best: float | None  # the right person's best similarity (wide search)
     best_other: float  # anyone else's
+    wide: list[tuple[str, str, float]] = field(default_factory=list)  # the wide search: identity key, label, score
+    floor: float | None = None  # the wide search's lowest similarity when it was full
+    archive: int = 0  # faces in the archive searched
 
     def false(self, names: set[str]) -> set[str]:
         return names - {self.right}
@@ -386,8 +398,17 @@ def record(result: SizeResult, query: Query, default: dict, wide: dict, archive:
             matches[0]["label"] if matches else None,
             max((m["Similarity"] for m in matches if m["label"] == right), default=None),
             max((m["Similarity"] for m in matches if m["label"] != right), default=0.0),
+            [(identity_key(m), m["label"], m["Similarity"]) for m in matches],
+            matches[-1]["Similarity"] if len(matches) >= WIDE else None,
+            archive,
         )
     )
+
+
+def identity_key(match: dict) -> str:
+    """As core/searching.py groups matches: a person or a name is one identity, a face without either its own."""
+    known = "personId" in match or bool(match.get("metadata", {}).get("name"))
+    return f"name:{match['label']}" if known else f"face:{match['FaceId']}"
 
 
 # --- the tables ---------------------------------------------------------------------------------
@@ -462,12 +483,110 @@ def report(results: list[SizeResult]) -> None:
             if largest_named(largest, kind)
         )
     )
+    print()
+    print(
+        f"Why searches of indexed people name nobody (after): the right person under 80, not among the wide "
+        f"search's {WIDE} matches or ranked under someone else at 80 or more (a stranger or another real person: "
+        "no rule on the ranking names them), or first and at 80 or more but withheld by the lead rule (what a "
+        "shorter lead could name); 'lead they had': the withheld searches' lead over the runner-up."
+    )
+    print(
+        f"{'strangers':>10}{'no name':>9}{'under 80':>10}{f'not in {WIDE}':>11}{'other above':>13}{'withheld':>10}"
+        f"{'lead needed':>13}  lead they had"
+    )
+    for result in results:
+        under, missing, above, withheld = nobody_causes(result)
+        leads = sorted(round(o.right_best - o.best_other, 2) for o in withheld)
+        needed = naming.margin_needed(max(result.faces), STRANGERS)
+        count = len(under) + len(missing) + len(above) + len(withheld)
+        print(
+            f"{result.strangers:>10,}{count:>9}{len(under):>10}{len(missing):>11}{len(above):>13}"
+            f"{len(withheld):>10}{needed:>13.2f}  {leads}"
+        )
+    sweep(results)
     for result in results:
         for q, o in zip(result.queries, result.outcomes, strict=True):
             if o.false(o.after):
                 named = sorted(o.false(o.after))
                 whose = "indexed" if q.indexed else "never indexed"
                 print(f"  false name at {result.strangers:,}: {named} for {q.person} ({whose}; {q.photo}, {q.kind})")
+
+
+def nobody_causes(result: SizeResult) -> tuple[list[Outcome], list[Outcome], list[Outcome], list[Outcome]]:
+    """The searches of indexed people the rule names nobody in: the right
+    person under 80, not among the wide search's matches (at least WIDE
+    faces of others rank above), someone else ranked first, withheld by the
+    lead."""
+    under, missing, above, withheld = [], [], [], []
+    for _, o in result.indexed():
+        if o.after:
+            continue
+        if o.right_best is None:
+            missing.append(o)
+        elif o.right_best < naming.BASE_THRESHOLD:
+            under.append(o)
+        elif o.first != o.right:
+            above.append(o)
+        else:
+            withheld.append(o)
+    return under, missing, above, withheld
+
+
+def rejudged(outcome: Outcome, model: naming.StrangerModel, bonus: float) -> set[str]:
+    """The names core/naming.py would give with `model` (and a second
+    face's `bonus`), judged on the search's wide matches."""
+    grouped: dict[str, list[float]] = {}
+    labels: dict[str, str] = {}
+    for key, label, score in outcome.wide:
+        grouped.setdefault(key, []).append(score)
+        labels[key] = label
+    identities = [
+        replace(identity, key=identity.label, label=labels[identity.label], known=identity.label.startswith("name:"))
+        for identity in identities_of(grouped, bonus)
+    ]
+    judged = naming.judge(identities, outcome.archive, model, outcome.floor)
+    return {j.identity.label for j in judged if j.confident}
+
+
+def sweep(results: list[SizeResult]) -> None:
+    """Other spreads, and a second face's bonus, judged on the measured
+    searches: what each would keep, and the false names it would give."""
+    print()
+    agree = sum(rejudged(o, STRANGERS, 0.0) == o.after for result in results for o in result.outcomes) / sum(
+        len(result.outcomes) for result in results
+    )
+    print(
+        "Other rules on the same searches (judged on each search's wide matches; at the rule's own spread "
+        f"they agree with the server's names in {agree:.1%} of searches): 'kept' against what the same rule "
+        "names in the empty archive; 'stranger named': false names a search of the people never indexed."
+    )
+    print(
+        f"{'strangers':>10}{'the rule with':>26}{'lead':>7}{'right named':>13}{'kept':>8}{'false/search':>14}"
+        f"{'stranger named':>16}{'no name':>9}"
+    )
+    first = results[0]
+    for _, spread, bonus in VARIANTS:
+        model = replace(STRANGERS, spread=spread)
+        empty = [o.right in rejudged(o, model, bonus) for _, o in first.indexed()]
+        for result in results:
+            indexed = result.indexed()
+            named = [rejudged(o, model, bonus) for o in result.outcomes]
+            by_query = dict(zip(map(id, result.outcomes), named, strict=True))
+            right = [o.right in by_query[id(o)] for _, o in indexed]
+            kept_share = sum(r for r, e in zip(right, empty, strict=True) if e) / max(1, sum(empty))
+            false = sum(len(n - {o.right}) for o, n in zip(result.outcomes, named, strict=True))
+            alone = [
+                len(by_query[id(o)] - {o.right})
+                for q, o in zip(result.queries, result.outcomes, strict=True)
+                if not q.indexed
+            ]
+            nobody = sum(not by_query[id(o)] for _, o in indexed) / len(indexed)
+            label = f"{spread}" + (f", 2nd face +{bonus}" if bonus else "")
+            print(
+                f"{result.strangers:>10,}{label:>26}{naming.margin_needed(max(result.faces), model):>7.2f}"
+                f"{f'{sum(right)}/{len(right)}':>13}{kept_share:>8.1%}{false / len(result.outcomes):>14.4f}"
+                f"{sum(alone) / max(1, len(alone)):>16.4f}{nobody:>9.1%}"
+            )
 
 
 def largest_named(result: SizeResult, kind: str) -> list[bool]:

@@ -30,7 +30,7 @@ from chalicelib.embedded.engine import STRANGERS
 from chalicelib.embedded.synthetic import synthetic_descriptors
 
 NEAREST = 64  # strangers' faces kept per query: enough for the runner-up identity
-SPREADS = (0.7, 1.0, 1.4, 1.6, 1.8, 2.2)  # the rule's, and others for comparison
+SPREADS = (0.7, 1.0, 1.2, 1.3, 1.4, 1.5, 1.6, 1.8, 2.2)  # the rule's, and shorter and longer leads for comparison
 BONUS, SECOND_FACE = 0.3, 2.0  # a bonus for a second face close to the best: what the rule would gain
 ARCHIVES = 2
 SPREAD_SAMPLE = 20_000

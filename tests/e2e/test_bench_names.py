@@ -4,7 +4,8 @@ end against `make run`, its own verdict passes (the rule names at most 0.01
 false names a search at every size, and the right person as often at 0 as
 the previous rule), it prints the comparison with real strangers, the
 stranger tail offline, the probes' similarities and every column of README
-"Names at a million faces", and it leaves nothing running."""
+"Names at a million faces" (with why searches name nobody, and other
+spreads judged on the same searches), and it leaves nothing running."""
 
 import re
 import subprocess
@@ -28,6 +29,13 @@ FIGURES = [
     "false names/search",
     "no name",
     "best other p50/max",
+    "Why searches of indexed people name nobody",
+    "under 80",
+    "not in 20",
+    "other above",
+    "withheld",
+    "Other rules on the same searches",
+    "they agree with the server's names in",
     "targets at 2,000: right named >= 95% of the empty archive's:",
     "the empty archive names the right person",
 ]
@@ -50,4 +58,7 @@ def test_the_names_benchmark_runs_at_a_small_size_and_leaves_nothing_running():
         for match in re.finditer(r"^\s+([\d,]+)\s+[\d,-]+\s+\d+/\d+ / \d+/\d+.*$", done.stdout, re.MULTILINE)
     }
     assert sorted(rows) == [0, 2000], done.stdout
+    # the other rules are judged as the server judges: at its spread, the same names
+    agree = re.search(r"agree with the server's names in ([\d.]+)% of searches", done.stdout)
+    assert float(agree.group(1)) >= 95.0, done.stdout
     assert set(processes.stray_workers()) <= strays_before
