@@ -146,7 +146,7 @@ def test_the_last_receive_of_one_copy_never_fails_a_run_of_the_other_about_to_co
     steps = Steps()
     svc = steps.wrap(wired.svc)
     steps.pause("copy 1", "index_faces")
-    copy_1 = steps.start("copy 1", index_queue._handle, svc, QueuedMessage(body, "r1"))
+    copy_1 = steps.start("copy 1", index_queue._handle, svc, QueuedMessage(body, "r1"), set())
     steps.reached("copy 1", "index_faces")
 
     def unavailable(*args, **kwargs):
@@ -155,8 +155,13 @@ def test_the_last_receive_of_one_copy_never_fails_a_run_of_the_other_about_to_co
     monkeypatch.setattr(wired.svc.engine, "index_faces", unavailable)
     for receive in range(1, index_queue.MAX_RECEIVES + 1):
         message = QueuedMessage(body, "r2", receive)
-        with pytest.raises(ServiceUnavailable):
+        # On the last receive copy 1's attempt, begun and not ended, may be a
+        # worker that died: the queue stops the message (_GaveUp), its verdict
+        # deferred while that attempt may still commit.
+        last = receive == index_queue.MAX_RECEIVES
+        with pytest.raises((ServiceUnavailable, index_queue._GaveUp) if last else ServiceUnavailable):
             index_queue._handle(wired.svc, message, set())
+    assert wired.svc.records.get_image(KEY)["status"] == "pending"  # no verdict over copy 1's run
     index_queue._give_up(wired.svc, message, "Rekognition answered 500 (simulated).")
     monkeypatch.undo()
     steps.release("copy 1")
