@@ -96,9 +96,9 @@ check-browser:
 # data folder, the test browser; on AWS credentials, region and every resource)
 # and what to do about the rest. Exits 1 when something needs fixing.
 doctor: $(STAMP)  ## what is in order for a stage, and what to do about the rest (STAGE=dev)
-	exec $(BIN)/python scripts/doctor.py --stage $(ARCHIVE_STAGE) --chromium $(CHROMIUM)
+	exec $(BIN)/python -m chalicelib.ops.doctor --stage $(ARCHIVE_STAGE) --chromium $(CHROMIUM)
 
-# Maintenance of a stage's archive (README: "Keeping the archive consistent"):
+# Maintenance of a stage's archive (docs/operations.md: "Keeping the archive consistent"):
 # the local stage unless STAGE is given (the AWS targets below default to dev).
 # `exec`: the command replaces the recipe's shell, so Ctrl-C reaches it alone
 # and it says in one sentence that it stopped (a shell would die of the
@@ -116,7 +116,7 @@ import: $(STAMP)  ## index a folder of photos: DIR=~/Pictures [NAMES=1] (resumes
 	exec $(BIN)/python -m chalicelib.ops.cli import "$(DIR)" --stage $(ARCHIVE_STAGE) $(if $(NAMES),--names-from-folders)
 
 # make seed FACES=1000000: synthetic faces in the archive, to try it at scale
-# (README: "A million faces"); a running server sees them at its next search.
+# (docs/engine.md: "A million faces"); a running server sees them at its next search.
 # make unseed removes every one of them.
 seed: $(STAMP)  ## FACES=N synthetic faces in the archive, to try it at scale
 	@test -n "$(FACES)" || { echo "make seed needs FACES=<how many>, e.g. make seed FACES=1000000"; exit 2; }
@@ -126,7 +126,7 @@ unseed: $(STAMP)  ## remove every synthetic face
 	exec $(BIN)/python -m chalicelib.ops.cli unseed --stage $(ARCHIVE_STAGE)
 
 # make backup [TO=folder]: the embedded archive, consistent, while the server
-# runs; again into the same folder copies only new photos (README: "Backups").
+# runs; again into the same folder copies only new photos (docs/operations.md: "Backups").
 # make restore FROM=folder: into an empty $(FACEPRINT_DATA_DIR), then checked.
 BACKUP_DIR ?= $(CURDIR)/backup
 backup: $(STAMP)  ## a consistent copy of the embedded archive, while it runs (TO=folder)
@@ -161,7 +161,7 @@ explore: $(STAMP)  ## the deterministic simulation of what is deployed (SCHEDULE
 # [SIMULATION_ONLY=1]: each of
 # scripts/mutants.py's single-point bugs in the protocol, one at a time in a copy of the
 # tree, against the fast tests and SCHEDULES schedules (SIMULATION_ONLY=1: the schedules
-# alone); prints the score (README: "How indexing stays right"). About an hour on a
+# alone); prints the score (docs/internals.md: "How indexing stays right"). About an hour on a
 # shared 2-core machine: not part of `make test`.
 .PHONY: mutants
 mutants: $(STAMP) check-faces  ## the protocol's single-point bugs against the tests (about an hour)
@@ -171,12 +171,12 @@ mutants: $(STAMP) check-faces  ## the protocol's single-point bugs against the t
 bench: $(STAMP) check-faces  ## the engine's speed and accuracy on the shared photos
 	$(BIN)/python scripts/bench.py
 
-# The figures of README "A million faces": an empty archive, then FACES seeded
+# The figures of docs/engine.md "A million faces": an empty archive, then FACES seeded
 # ones, over HTTP to `make run` on a fresh data folder (yours is not touched).
 bench-scale: $(STAMP) check-faces  ## search at FACES=1000000 over HTTP on a fresh data folder
 	$(BIN)/python scripts/bench_scale.py --faces $(or $(FACES),1000000)
 
-# README "Names at a million faces": whose face is this, at 0 to 1,000,000
+# docs/engine.md "Names at a million faces": whose face is this, at 0 to 1,000,000
 # seeded strangers, with today's rule and the archive's default threshold.
 .PHONY: bench-names
 bench-names: $(STAMP) check-faces  ## whose face is this, among up to a million strangers
@@ -185,9 +185,9 @@ bench-names: $(STAMP) check-faces  ## whose face is this, among up to a million 
 # make simulate-aws N=100000 TPS=5 [QUOTA=...] [RATE=...] [SEED=...] [OUTAGE=hours] [OUTAGE_KIND=5xx|throttle|hang]
 # [LATENCY=seconds] [BURST=calls] [CRASHING=photos] [FULL=faces]
 # [SCENARIO=deletes-api|deletes-s3|searches|two-stages|two-stages-one-pace|check]: an AWS stage at volume, simulated
-# (docs/deploy.md, "Indexing at volume"); TABLE=1 [JOBS=2]: every scenario of the README's tables.
+# (docs/deploy.md, "Indexing at volume"); TABLE=1 [JOBS=2]: every scenario of docs/deploy.md's tables.
 simulate-aws: $(STAMP)  ## an AWS stage at volume, simulated (N=, TPS=, SCENARIO=, TABLE=1)
-	$(BIN)/python scripts/simulate_aws.py $(if $(TABLE),--table,--photos $(or $(N),100000) --tps $(or $(TPS),5)) \
+	$(BIN)/python -m chalicelib.ops.simulate_aws $(if $(TABLE),--table,--photos $(or $(N),100000) --tps $(or $(TPS),5)) \
 	  $(if $(QUOTA),--quota $(QUOTA)) $(if $(RATE),--upload-rate $(RATE)) $(if $(SEED),--seed $(SEED)) \
 	  $(if $(OUTAGE),--outage $(OUTAGE) --outage-kind $(or $(OUTAGE_KIND),5xx)) $(if $(SCENARIO),--scenario $(SCENARIO)) \
 	  $(if $(LATENCY),--index-seconds $(LATENCY)) $(if $(BURST),--burst-calls $(BURST)) $(if $(CRASHING),--crashing $(CRASHING)) \
@@ -215,10 +215,10 @@ PACKAGE_DIR ?= $(CURDIR)/artifacts/terraform-$(STAGE)
 # HOSTED_ZONE=<Route53 zone id>: the DNS record of the stage's custom domain.
 # YES=1: tear down without asking (needed without a terminal).
 aws-setup: $(STAMP)  ## create the AWS resources of STAGE (default dev)
-	$(BIN)/python scripts/aws_setup.py create --stage $(STAGE) $(if $(HOSTED_ZONE),--hosted-zone $(HOSTED_ZONE))
+	$(BIN)/python -m chalicelib.ops.aws_setup create --stage $(STAGE) $(if $(HOSTED_ZONE),--hosted-zone $(HOSTED_ZONE))
 
 aws-teardown: $(STAMP)  ## remove them (YES=1 without asking)
-	$(BIN)/python scripts/aws_setup.py teardown --stage $(STAGE) $(if $(YES),--yes) $(if $(HOSTED_ZONE),--hosted-zone $(HOSTED_ZONE))
+	$(BIN)/python -m chalicelib.ops.aws_setup teardown --stage $(STAGE) $(if $(YES),--yes) $(if $(HOSTED_ZONE),--hosted-zone $(HOSTED_ZONE))
 
 $(LAMBDA_WHEELS)/.stamp: requirements.txt | $(STAMP)
 	rm -rf $(LAMBDA_WHEELS)

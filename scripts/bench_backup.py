@@ -1,4 +1,4 @@
-"""make backup and make restore: time, size and peak memory (README: "Backups").
+"""make backup and make restore: time, size and peak memory (docs/operations.md: "Backups").
 
 On a fresh data folder: the shared photos copied into --copies folders are
 imported; a first backup (everything copied), a second one (nothing new), a

@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from chalicelib.ops import importer  # noqa: E402
-from tests.support.fakes import fake_services  # noqa: E402
+from chalicelib.ops.memory import fake_services  # noqa: E402
 
 FACES = REPO.parent / "shared" / "faces"
 S3_PUT_SECONDS = 0.060

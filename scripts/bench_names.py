@@ -1,6 +1,6 @@
 """`make bench-names`: whose face is this, in archives of 0, 10,000, 100,000
 and 1,000,000 seeded strangers, with the previous rule and with today's
-(core/naming.py), in one run: the tables of README "Names at a million
+(core/naming.py), in one run: the tables of docs/engine.md "Names at a million
 faces".
 
     make bench-names                 # about 15 minutes on 2 cores (merged engine); run it with nice

@@ -1,4 +1,4 @@
-"""The figures of README "A million faces", in one run: `make run` on a fresh
+"""The figures of docs/engine.md "A million faces", in one run: `make run` on a fresh
 data folder, measured over HTTP with an empty archive, then again after
 `make seed FACES=N` has added N synthetic faces while it runs; then the
 maintenance commands on the seeded archive, recall, and `make unseed`.

@@ -1,5 +1,5 @@
 """make mutants: how many single-point bugs in the indexing protocol the
-tests kill (README, "How indexing stays right").
+tests kill (docs/internals.md, "How indexing stays right").
 
 Each mutant below changes one thing in the protocol's code (core/indexing.py,
 core/records.py, core/index_queue.py, the carry-over in core/people.py, the

@@ -76,7 +76,7 @@ def stranger_identities(scores: np.ndarray, owners: np.ndarray, bonus: float = 0
 def identities_of(grouped: dict[str, list[float]], bonus: float) -> list[naming.Identity]:
     """Identities from their faces' similarities (best first), best first;
     with a `bonus`, a second face within SECOND_FACE of the best adds
-    `bonus` x how far it is inside that (the rule has none: README)."""
+    `bonus` x how far it is inside that (the rule has none: docs/engine.md)."""
 
     def score(faces: list[float]) -> float:
         second = faces[1] if len(faces) > 1 else -math.inf

@@ -6,7 +6,7 @@ from chalicelib.api import context
 def allow_origins(event, get_response):
     """Access-Control-Allow-Origin for the origins in FACEPRINT_CORS_ORIGINS;
     none when it is unset. (Preflight OPTIONS requests never reach the app
-    offline: see README, "Security and limits".)"""
+    offline: see docs/security.md.)"""
     response = get_response(event)
     origin = (event.headers.get("origin") or "").rstrip("/")
     if origin and origin in context.settings().cors_origins:

@@ -60,7 +60,7 @@ COUNT_SCAN_PAGES = 4
 _FACE_EXTRAS = ("bucket", "metadata")  # copies that face items written before carried
 # The sparse index of the images table through which the re-drive finds
 # the records it owes a visit: only they carry PENDING_SINCE and DUE_SHARD
-# (scripts/aws_setup.py creates it). A table made before it has the older
+# (chalicelib/ops/aws_setup.py creates it). A table made before it has the older
 # index PENDING_INDEX (keyed by the time alone), which is read whole.
 DUE_INDEX = "due"
 DUE_SHARD = "dueShard"

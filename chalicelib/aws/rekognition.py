@@ -12,7 +12,7 @@ largest face of its image).
 
 RekognitionPeople is the Users API on the same collection (a person is a
 User, UserId = personId) plus SearchFaces and CompareFaces: one call per
-use (README, "People", lists them per route).
+use (docs/api.md, "People", lists them per route).
 
 Naming (core/naming.py) needs the collection's face count: DescribeCollection's
 FaceCount, asked at most once a FACE_COUNT_SECONDS per process (a warm Lambda

@@ -18,7 +18,7 @@ ENGINES = ("local", "rekognition")
 QUALITY_FILTERS = ("NONE", "AUTO", "LOW", "MEDIUM", "HIGH")
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 # The AWS stage's resources: .chalice/config.json names them per stage and
-# scripts/aws_setup.py creates them from the same variables.
+# chalicelib/ops/aws_setup.py creates them from the same variables.
 AWS_RESOURCES = {
     "bucket": "FACEPRINT_BUCKET",
     "images_table": "FACEPRINT_IMAGES_TABLE",
@@ -241,7 +241,7 @@ def _retention(env, name: str, default: int) -> int:
 
 def _stranger_model(raw: str) -> StrangerModel | None:
     """FACEPRINT_STRANGER_SIMILARITY=mean,sd[,spread]: how a stranger's face
-    scores against a query on this stage's engine (README "Names at a million faces")."""
+    scores against a query on this stage's engine (docs/engine.md "Names at a million faces")."""
     if not raw.strip():
         return None
     try:

@@ -2,7 +2,7 @@
 (S3 sends its ObjectCreated and ObjectRemoved events there: `make
 aws-setup`), what an indexing worker does with a batch of them, and what
 the scheduled re-drive puts back. app.py's SQS handler and the simulation
-(tests/support/aws_volume.py) both run this code.
+(chalicelib/ops/aws_volume.py) both run this code.
 
 A worker handles the messages of its batch one by one:
 

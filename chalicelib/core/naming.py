@@ -5,7 +5,7 @@ else the `name` metadata of the matched photo (one identity per name), else
 the face alone (a face without a name may be anyone: it names a photo, not
 a person). An identity scores its best face: several faces of one identity
 are not counted as more evidence, because a stranger's several photos come
-close to a query together as often as a person's do (README "Names at a
+close to a query together as often as a person's do (docs/engine.md "Names at a
 million faces" measures it).
 
 Is the top identity the face's person, or only the stranger who happens to
@@ -242,7 +242,7 @@ def reason(asked: float | None, faces: int, model: StrangerModel) -> str:
     rule = (
         f"the best identity is named when it scores {BASE_THRESHOLD:g} or more and leads the next by "
         f"{margin_needed(faces, model):.1f} among these {faces:,} faces (at most {MAX_EXPECTED_STRANGERS:g} "
-        'strangers expected as close: README "Names at a million faces")'
+        'strangers expected as close: docs/engine.md "Names at a million faces")'
     )
     if asked is not None:
         return f"Asked for (threshold={asked:g}): every match at or above it, each judged; {rule}."

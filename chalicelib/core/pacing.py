@@ -30,7 +30,7 @@ closes it. A breaker that cannot be read (DynamoDB itself failing) counts
 as open.
 
 The clock (seconds since the epoch), the sleep and the shared state are
-parameters: the simulation (tests/support/aws_volume.py) runs this very
+parameters: the simulation (chalicelib/ops/aws_volume.py) runs this very
 code on a virtual clock."""
 
 import contextlib

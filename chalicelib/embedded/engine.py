@@ -15,7 +15,7 @@ of different people's distinct photos are 0.835 +- 0.077 apart, the nearest
 0.724; the model rounds both towards strangers coming closer. The far tail
 that a million faces reach (1 in 10^8) is extrapolated: 49 pairs cannot
 show it. Against the seeded strangers of chalicelib/embedded/synthetic.py it
-overstates how close they come (README "Names at a million faces").
+overstates how close they come (docs/engine.md "Names at a million faces").
 """
 
 import hashlib
@@ -39,7 +39,7 @@ STRANGER_DISTANCE_MEAN, STRANGER_DISTANCE_SD = 0.83, 0.08
 # own level): about 1.8 in the bulk, and their best-of-N leads the second
 # best as a normal tail of about 1.3 to 1.8 would (narrower in larger
 # archives). 1.6 keeps the seeded strangers named in about half of the 0.01
-# a search aimed at (README "Names at a million faces"); it sets the lead a
+# a search aimed at (docs/engine.md "Names at a million faces"); it sets the lead a
 # name needs over the runner-up.
 STRANGER_SPREAD = 1.6
 STRANGERS = StrangerModel(

@@ -7,7 +7,7 @@ list while there are at most PROBES), comparing the query with each face's
 8-bit code (about 150 bytes a face, with its id and the id map that lets a
 face be removed at once). It is approximate and holds no face: Collection asks
 it for candidates and re-ranks them with the exact float32 descriptors kept
-in SQLite. Figures and the choice: scripts/bench_vectors.py, and the README.
+in SQLite. Figures and the choice: scripts/bench_vectors.py, and docs/engine.md.
 
 The lists and the code ranges are learnt from the faces there are at
 training: Collection retrains (rebuilds) the index when the collection has

@@ -10,8 +10,10 @@ when the stage has a custom domain and you name its Route53 hosted zone,
 the domain's DNS record. Idempotent: run it again and it only reports what
 already exists.
 
-    python scripts/aws_setup.py create --stage dev [--hosted-zone Z123]   (make aws-setup STAGE=dev [HOSTED_ZONE=Z123])
-    python scripts/aws_setup.py teardown --stage dev [--yes]              (make aws-teardown STAGE=dev [YES=1])
+    python -m chalicelib.ops.aws_setup create --stage dev [--hosted-zone Z123]
+        (make aws-setup STAGE=dev [HOSTED_ZONE=Z123])
+    python -m chalicelib.ops.aws_setup teardown --stage dev [--yes]
+        (make aws-teardown STAGE=dev [YES=1])
 
 The names come from the stage's environment_variables in
 .chalice/config.json, the same ones the deployed app reads; the stage's
@@ -33,18 +35,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
-from botocore.exceptions import BotoCoreError, ClientError, NoRegionError  # noqa: E402
+from chalicelib.api.scopes import SCOPE_HELP, SCOPE_TAG, SCOPES
+from chalicelib.aws.dynamodb import DUE_INDEX, DUE_SHARD, PENDING_INDEX, PENDING_SINCE, due_shard
+from chalicelib.core.config import Settings
+from chalicelib.core.errors import ConfigurationError
+from chalicelib.core.index_queue import COLLECTION_NEARLY_FULL, MAX_RECEIVES, REDRIVE_EVERY_SECONDS
+from chalicelib.core.logs import METRICS_NAMESPACE
+from chalicelib.ops.aws_access import aws_problem
 
-from chalicelib.api.scopes import SCOPE_HELP, SCOPE_TAG, SCOPES  # noqa: E402
-from chalicelib.aws.dynamodb import DUE_INDEX, DUE_SHARD, PENDING_INDEX, PENDING_SINCE, due_shard  # noqa: E402
-from chalicelib.core.config import Settings  # noqa: E402
-from chalicelib.core.errors import ConfigurationError  # noqa: E402
-from chalicelib.core.index_queue import COLLECTION_NEARLY_FULL, MAX_RECEIVES, REDRIVE_EVERY_SECONDS  # noqa: E402
-from chalicelib.core.logs import METRICS_NAMESPACE  # noqa: E402
-from chalicelib.ops.aws_access import aws_problem  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 PLACEHOLDER = "change-me"
 Log = Callable[[str], None]
@@ -1083,7 +1084,7 @@ def main(
     argv: list[str] | None = None, clients=_boto3_clients, stdin=None, chalice_dir: Path = REPO / ".chalice"
 ) -> int:
     parser = argparse.ArgumentParser(
-        prog="scripts/aws_setup.py",
+        prog="python -m chalicelib.ops.aws_setup",
         description=__doc__.split("\n\n")[0],
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

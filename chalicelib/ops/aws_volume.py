@@ -111,7 +111,7 @@ from chalicelib.core.ports import (
 )
 from chalicelib.core.records import FAILED, FINAL, next_revision, redrive_due
 from chalicelib.core.services import Services
-from tests.support.fakes import FakeEngine, InMemoryPhotoStore, InMemoryRecordStore, photo_of
+from chalicelib.ops.memory import FakeEngine, InMemoryPhotoStore, InMemoryRecordStore, photo_of
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 EPOCH_SECONDS = EPOCH.timestamp()
@@ -699,7 +699,7 @@ class SimState(InMemoryState):
 
 
 class SimBucket(InMemoryPhotoStore):
-    """The versioned bucket, as strict as S3 (tests/support/fakes.py: a put's
+    """The versioned bucket, as strict as S3 (chalicelib/ops/memory.py: a put's
     reply carries no sequencer), with S3's latency and requests; every
     notification it makes goes to the queue. `delete` is the API's (every
     version, ObjectRemoved:Delete each); `delete_current` is `aws s3 rm`'s (a

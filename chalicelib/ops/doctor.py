@@ -9,7 +9,7 @@ region, the bucket and its versioning, the tables (their `due` index,
 point-in-time recovery), the Rekognition collection, any queue the stage
 names, and the API key of docs/deploy.md step 5.
 
-    python scripts/doctor.py [--stage local] [--chromium /usr/bin/chromium]
+    python -m chalicelib.ops.doctor [--stage local] [--chromium /usr/bin/chromium]
 """
 
 import argparse
@@ -22,17 +22,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "scripts"))
+from botocore.exceptions import BotoCoreError, ClientError
 
-import aws_setup  # noqa: E402
-from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
+from chalicelib.core.config import Settings
+from chalicelib.core.errors import ConfigurationError
+from chalicelib.embedded import private
+from chalicelib.ops import aws_access, aws_setup
 
-from chalicelib.core.config import Settings  # noqa: E402
-from chalicelib.core.errors import ConfigurationError  # noqa: E402
-from chalicelib.embedded import private  # noqa: E402
-from chalicelib.ops import aws_access  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 PYTHON = (3, 13)
 MIN_FREE_BYTES = 2 * 1024**3  # a photo library's worth of headroom; a million seeded faces take about 1.5 GB
@@ -48,7 +45,7 @@ class Finding:
 
 
 def main(argv: list[str] | None = None, clients=aws_setup._boto3_clients, chalice_dir: Path = REPO / ".chalice") -> int:
-    parser = argparse.ArgumentParser(prog="scripts/doctor.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m chalicelib.ops.doctor", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stage", default="local", help="a stage of .chalice/config.json (local, dev, prod)")
     parser.add_argument("--chromium", default=CHROMIUM, help="the browser the console's tests drive")
     args = parser.parse_args(argv)

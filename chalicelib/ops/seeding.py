@@ -1,5 +1,5 @@
 """`make seed FACES=N` and `make unseed`: synthetic faces in the embedded
-stage's archive, to try it at a million faces (README, "A million faces").
+stage's archive, to try it at a million faces (docs/engine.md, "A million faces").
 
 Descriptors come from chalicelib/embedded/synthetic.py (clustered like
 dlib's: several photos a person, strangers as far apart as real ones), one

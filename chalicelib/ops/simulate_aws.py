@@ -4,12 +4,14 @@ Runs the project's own code (the queue's workers, the shared pace, the
 circuit breaker, the re-drive, deletes, the search budget, the scheduled
 check) over the in-memory fakes, with a virtual clock and models of S3's
 events, SQS, Lambda's SQS event source, Rekognition's quotas and outages
-and DynamoDB (tests/support/aws_volume.py says what each models, and how):
+and DynamoDB (chalicelib/ops/aws_volume.py says what each models, and how):
 
-    python scripts/simulate_aws.py --photos 100000 --tps 5      (make simulate-aws N=100000 TPS=5)
-    python scripts/simulate_aws.py --outage 12 --outage-kind hang
-    python scripts/simulate_aws.py --scenario deletes-api        (or deletes-s3, searches, two-stages[-one-pace], check)
-    python scripts/simulate_aws.py --table --jobs 2              (make simulate-aws TABLE=1: the README's tables)
+    python -m chalicelib.ops.simulate_aws --photos 100000 --tps 5      (make simulate-aws N=100000 TPS=5)
+    python -m chalicelib.ops.simulate_aws --outage 12 --outage-kind hang
+    python -m chalicelib.ops.simulate_aws --scenario deletes-api
+        (or deletes-s3, searches, two-stages[-one-pace], check)
+    python -m chalicelib.ops.simulate_aws --table --jobs 2
+        (make simulate-aws TABLE=1: docs/deploy.md's tables)
 
 An import prints the photos indexed, failed and pending once settled, the
 time to settle against the quota-limited minimum (plus any outage), the
@@ -22,13 +24,9 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from tests.support import aws_volume  # noqa: E402
-from tests.support.aws_volume import NO_FAULTS, Faults, Outage, Result, Scenario, simulate  # noqa: E402
+from chalicelib.ops import aws_volume
+from chalicelib.ops.aws_volume import NO_FAULTS, Faults, Outage, Result, Scenario, simulate
 
 OUTAGE_START = 600.0  # an outage begins 10 minutes into the import
 
@@ -123,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-faults", action="store_true", help="no duplicate, lost or late events, errors or crashes")
-    parser.add_argument("--table", action="store_true", help="every scenario of the README's tables")
+    parser.add_argument("--table", action="store_true", help="every scenario of docs/deploy.md's tables")
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (--table)")
     args = parser.parse_args(argv)
     if args.photos < 1 or args.tps <= 0 or (args.quota is not None and args.quota <= 0):

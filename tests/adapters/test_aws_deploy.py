@@ -573,7 +573,8 @@ def test_teardown_without_yes_and_without_a_terminal_refuses_and_deletes_nothing
 def test_the_teardown_command_without_a_terminal_says_to_pass_yes():
     """What `make aws-teardown` does in CI or a pipe: no traceback from input()."""
     done = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "aws_setup.py"), "teardown", "--stage", "dev"],
+        [sys.executable, "-m", "chalicelib.ops.aws_setup", "teardown", "--stage", "dev"],
+        cwd=REPO,
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -597,7 +598,7 @@ def test_teardown_at_a_terminal_deletes_only_once_the_stage_name_is_typed(aws, c
 def test_make_passes_yes_and_the_hosted_zone_to_the_script():
     def command(*args: str) -> str:
         done = subprocess.run(["make", "-n", *args], cwd=REPO, capture_output=True, text=True, check=True)
-        return [line for line in done.stdout.splitlines() if "aws_setup.py" in line][-1]
+        return [line for line in done.stdout.splitlines() if "chalicelib.ops.aws_setup" in line][-1]
 
     assert command("aws-teardown", "STAGE=dev", "YES=1").split()[-3:] == ["--stage", "dev", "--yes"]
     assert "--yes" not in command("aws-teardown", "STAGE=dev")

@@ -72,7 +72,7 @@ def test_credentials_aws_refuses_are_explained(own_stage, capsys, code, says):
 
 def test_the_script_explains_itself():
     done = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "aws_setup.py"), "--help"], capture_output=True, text=True
+        [sys.executable, "-m", "chalicelib.ops.aws_setup", "--help"], cwd=REPO, capture_output=True, text=True
     )
     assert done.returncode == 0
     for hint in ("aws configure", "AWS_PROFILE", "AWS_DEFAULT_REGION", "make doctor", "exit status"):

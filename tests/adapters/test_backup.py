@@ -21,7 +21,7 @@ from chalicelib.embedded.database import Database
 from chalicelib.embedded.photos import FilePhotoStore
 from chalicelib.embedded.records import SqliteRecordStore
 from chalicelib.ops import backup
-from tests.support.fakes import photo_of
+from chalicelib.ops.memory import photo_of
 
 
 class Archive:

@@ -8,8 +8,8 @@ import os
 
 from chalicelib.core.records import iso_after, now
 from chalicelib.ops import backup
+from chalicelib.ops.memory import photo_of
 from tests.adapters.test_backup import Archive
-from tests.support.fakes import photo_of
 
 
 def test_a_backup_is_remembered_and_pruned_once_older_than_its_retention(tmp_path):

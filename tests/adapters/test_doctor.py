@@ -16,7 +16,7 @@ from tests.support.photos import REPO
 def _doctor():
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("doctor", REPO / "scripts" / "doctor.py")
+    spec = importlib.util.spec_from_file_location("doctor", REPO / "chalicelib" / "ops" / "doctor.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

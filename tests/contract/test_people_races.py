@@ -17,7 +17,7 @@ from chalicelib.core import indexing, library, people, searching
 from chalicelib.core.config import Settings
 from chalicelib.core.services import Services
 from chalicelib.ops import maintenance
-from tests.support.fakes import fake_services, photo_of
+from chalicelib.ops.memory import fake_services, photo_of
 from tests.support.interleave import Steps
 from tests.support.photos import photo
 

@@ -12,8 +12,8 @@ from moto import mock_aws
 from chalicelib.aws import clients as aws
 from chalicelib.aws.s3 import S3PhotoStore
 from chalicelib.embedded.photos import FilePhotoStore
+from chalicelib.ops.memory import InMemoryPhotoStore
 from tests.support.fake_rekognition import AWS_ENV, REGION, load_setup_script
-from tests.support.fakes import InMemoryPhotoStore
 
 BUCKET = "photos-test"
 

@@ -37,8 +37,8 @@ from chalicelib.core.ports import PhotoVersion
 from chalicelib.core.records import normalize_sequencer, now
 from chalicelib.core.services import Services
 from chalicelib.ops import maintenance
+from chalicelib.ops.memory import fake_services, photo_of
 from tests.support import wirings
-from tests.support.fakes import fake_services, photo_of
 from tests.support.faults import service_error
 from tests.support.photos import photo
 from tests.support.records import face, image

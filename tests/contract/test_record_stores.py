@@ -14,8 +14,8 @@ from chalicelib.aws.dynamodb import DynamoRecordStore
 from chalicelib.core.ports import FaceKey, ImageState
 from chalicelib.embedded.database import Database
 from chalicelib.embedded.records import SqliteRecordStore
+from chalicelib.ops.memory import InMemoryRecordStore
 from tests.support.fake_rekognition import AWS_ENV, REGION, load_setup_script
-from tests.support.fakes import InMemoryRecordStore
 from tests.support.records import face, image
 
 IMAGES, FACES, PEOPLE = "images-test", "faces-test", "people-test"

@@ -33,7 +33,7 @@ from chalicelib.core.records import RUN_GRACE_SECONDS, iso_after, now
 from chalicelib.core.services import Services
 from chalicelib.ops import maintenance, seeding
 from chalicelib.ops.maintenance import Disagreement
-from tests.support.fakes import fake_services, photo_of
+from chalicelib.ops.memory import fake_services, photo_of
 from tests.support.faults import Crash, crash_at, crashing_before
 from tests.support.photos import photo
 

@@ -3,7 +3,7 @@ strangers with one probe per face, so that it cannot rot: it runs end to
 end against `make run`, its own verdict passes (the rule names at most 0.01
 false names a search at every size, and the right person as often at 0 as
 the previous rule), it prints the comparison with real strangers, the
-stranger tail offline, the probes' similarities and every column of README
+stranger tail offline, the probes' similarities and every column of docs/engine.md
 "Names at a million faces" (with why searches name nobody, and other
 spreads judged on the same searches), and it leaves nothing running."""
 

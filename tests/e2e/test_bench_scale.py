@@ -1,7 +1,7 @@
 """scripts/bench_scale.py (`make bench-scale`) at 2,000 faces, so that it
 cannot rot: it runs end to end against `make run`, the checks it makes on
 the way pass (seeded faces seen by the running server, check clean, unseed
-complete), it prints every figure README "A million faces" gives, and it
+complete), it prints every figure docs/engine.md "A million faces" gives, and it
 leaves nothing running."""
 
 import subprocess

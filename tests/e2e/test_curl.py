@@ -1,4 +1,4 @@
-"""The README's upload examples, sent by curl itself to the local server:
+"""The upload examples of the README and docs/api.md, sent by curl itself to the local server:
 a form (-F), a file with no Content-Type (-T), and --data-binary without
 -H (which curl sends as a form-encoded body)."""
 

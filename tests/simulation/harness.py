@@ -5,7 +5,7 @@ stops before every port call; a scheduler seeded by one number decides
 which goes on next, how time passes, and what each call meets.
 
 On AWS (two schedules in three) it is the deployed path: API uploads
-record photos pending; the bucket (as strict as S3: tests/support/fakes.py)
+record photos pending; the bucket (as strict as S3: chalicelib/ops/memory.py)
 notifies each change at least once, in seconds or minutes, sometimes twice;
 the notifications go to a model of the SQS queue (receives counted, the
 visibility timeout, delays, a message received more than MAX_RECEIVES
@@ -61,7 +61,7 @@ from chalicelib.core.errors import FaceprintError, ServiceUnavailable, Throttled
 from chalicelib.core.ports import IndexQueue, QueueDepth, QueuedMessage
 from chalicelib.core.records import FAILED, FINAL, INDEXED, NO_FACES
 from chalicelib.ops import maintenance
-from tests.support.fakes import fake_services, people_in, photo_of
+from chalicelib.ops.memory import fake_services, people_in, photo_of
 
 KEYS = ("a.png", "b.png", "c.png")
 FACES = ("ann", "bob")  # who may be in a photo

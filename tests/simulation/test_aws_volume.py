@@ -1,4 +1,4 @@
-"""The AWS stage at volume, simulated (tests/support/aws_volume.py: the
+"""The AWS stage at volume, simulated (chalicelib/ops/aws_volume.py: the
 project's own code over the fakes, on a virtual clock): the small cases of
 `make simulate-aws`, against issue 17's bar (none failed, none pending,
 settled within 10% of the quota-limited minimum, at most 1.05 Lambda
@@ -7,7 +7,7 @@ a quota with no burst and slow calls, a photo that kills its worker, an
 outage of Rekognition (5xx, throttles, hangs), mass deletes, searches over
 the budget, two stages on one quota, a collection that fills up, and the
 scheduled check. The big runs (100,000 photos, a million, ten million
-faces) are `make simulate-aws TABLE=1`'s, quoted in the README."""
+faces) are `make simulate-aws TABLE=1`'s, quoted in docs/deploy.md."""
 
 import subprocess
 import sys
@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from chalicelib.core import indexing
-from tests.support.aws_volume import (
+from chalicelib.ops.aws_volume import (
     Faults,
     Outage,
     Scenario,
@@ -178,7 +178,8 @@ def test_make_simulate_aws_prints_the_figures():
 
 def test_the_simulation_needs_no_aws_and_refuses_nonsense():
     done = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "simulate_aws.py"), "--photos", "0"],
+        [sys.executable, "-m", "chalicelib.ops.simulate_aws", "--photos", "0"],
+        cwd=REPO,
         capture_output=True,
         text=True,
         check=False,

@@ -519,8 +519,8 @@ class AwsStage:
 
 @cache
 def load_setup_script():
-    """scripts/aws_setup.py as a module (scripts/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("aws_setup", REPO / "scripts" / "aws_setup.py")
+    """chalicelib/ops/aws_setup.py, loaded afresh as its own module (tests patch it freely)."""
+    spec = importlib.util.spec_from_file_location("aws_setup", REPO / "chalicelib" / "ops" / "aws_setup.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -2,7 +2,7 @@
 processes that call them fail: a service's error reply (throttling past
 botocore's retries) on a boto3 client over moto, a crash (a Lambda killed,
 a server stopped) at a chosen call of a port or of a boto3 client. The
-in-memory fakes have their own: tests/support/fakes.py's `fail_next`."""
+in-memory fakes have their own: chalicelib/ops/memory.py's `fail_next`."""
 
 import json
 from collections.abc import Callable, Iterator

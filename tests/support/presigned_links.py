@@ -2,7 +2,7 @@
 in Chromium. On AWS, `GET /images/{key}/file` answers 307 to
 https://<bucket>.s3.<region>.amazonaws.com/<key>?X-Amz-...; the browser is
 told to resolve *.amazonaws.com to this server and to accept its self-signed
-certificate. Like the bucket's CORS rule (scripts/aws_setup.py: any origin,
+certificate. Like the bucket's CORS rule (chalicelib/ops/aws_setup.py: any origin,
 any header, GET and HEAD) it answers the preflight that the console's
 x-api-key header causes, then serves each key's bytes."""
 

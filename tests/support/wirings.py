@@ -22,7 +22,7 @@ from chalicelib.core.ports import PhotoVersion, QueuedMessage
 from chalicelib.core.records import normalize_sequencer
 from chalicelib.core.services import Services
 from chalicelib.ops import maintenance
-from tests.support.fakes import fake_services, photo_of
+from chalicelib.ops.memory import fake_services, photo_of
 from tests.support.photos import photo
 from tests.support.s3_events import S3Events
 

@@ -10,7 +10,7 @@ import pytest
 from chalicelib.core import erasure, indexing, people, searching
 from chalicelib.core.erasure import erase_person
 from chalicelib.ops import maintenance
-from tests.support.fakes import fake_services, photo_of
+from chalicelib.ops.memory import fake_services, photo_of
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 
 from chalicelib.core import indexing, library, searching
 from chalicelib.ops import maintenance
-from tests.support.fakes import fake_services, photo_of
+from chalicelib.ops.memory import fake_services, photo_of
 
 
 @pytest.fixture

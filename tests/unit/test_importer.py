@@ -10,7 +10,7 @@ import pytest
 from chalicelib.core import indexing as indexing_module
 from chalicelib.core.keys import validate_key
 from chalicelib.ops import importer
-from tests.support.fakes import fake_services, photo_of
+from chalicelib.ops.memory import fake_services, photo_of
 
 
 @pytest.fixture

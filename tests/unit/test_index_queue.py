@@ -30,7 +30,7 @@ from chalicelib.core.pacing import BREAKER, InMemoryState, PacedEngine, Pacing
 from chalicelib.core.ports import IndexQueue, QueueDepth, QueuedMessage
 from chalicelib.core.records import iso_before, now
 from chalicelib.ops import maintenance
-from tests.support.fakes import fake_services, photo_of
+from chalicelib.ops.memory import fake_services, photo_of
 
 
 class RecordingQueue(IndexQueue):

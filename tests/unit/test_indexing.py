@@ -11,7 +11,7 @@ from chalicelib.core import indexing, library, searching
 from chalicelib.core.errors import InvalidImage, ServiceUnavailable
 from chalicelib.core.records import iso_before, now
 from chalicelib.ops import maintenance
-from tests.support.fakes import fake_services, photo_of
+from chalicelib.ops.memory import fake_services, photo_of
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from chalicelib.core.errors import Throttled
 from chalicelib.core.pacing import InMemoryState, Pacing
 from chalicelib.core.records import now
 from chalicelib.ops import maintenance
-from tests.support.fakes import fake_services, photo_of
+from chalicelib.ops.memory import fake_services, photo_of
 
 
 class IdsOnly:

@@ -15,7 +15,7 @@ from chalicelib.core.config import Settings
 from chalicelib.core.errors import ConfigurationError
 from chalicelib.core.naming import Identity, StrangerModel
 from chalicelib.embedded.engine import STRANGERS as DLIB_STRANGERS
-from tests.support.fakes import FakeEngine, FakePeople, fake_services, photo_of
+from chalicelib.ops.memory import FakeEngine, FakePeople, fake_services, photo_of
 
 MILLION = 1_000_000
 

@@ -10,7 +10,7 @@ from chalicelib.core.config import MAX_WORKERS, Settings, index_workers_at_impor
 from chalicelib.core.errors import ConfigurationError, ServiceUnavailable, Throttled, TooManyRequests
 from chalicelib.core.pacing import BREAKER, Breaker, InMemoryState, NoTurn, PacedEngine, Pacing, SharedPace
 from chalicelib.core.ports import PhotoVersion
-from tests.support.fakes import FakeEngine, InMemoryPhotoStore, photo_of
+from chalicelib.ops.memory import FakeEngine, InMemoryPhotoStore, photo_of
 
 
 class Clock:

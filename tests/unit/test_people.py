@@ -7,7 +7,7 @@ import pytest
 
 from chalicelib.core import clustering, indexing, limits, people
 from chalicelib.core.errors import BadRequest, NotFound
-from tests.support.fakes import fake_services, photo_of
+from chalicelib.ops.memory import fake_services, photo_of
 
 
 @pytest.fixture
