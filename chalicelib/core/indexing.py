@@ -381,9 +381,19 @@ def _index_again_if_its_faces_went(svc: Services, key: str, gone: set[str]) -> N
     """The record changed while the faces of the photo that went were being
     deleted: the same bytes put again meanwhile keep the faces on record
     (_refresh), and those faces just left the collection. That version is
-    indexed again (new FaceIds), so no record names a face that is gone."""
-    if gone and svc.photos.head(key) is not None and gone & {f["FaceId"] for f in svc.records.faces_of(key)}:
+    indexed again (new FaceIds), so no record names a face that is gone:
+    here where this process indexes uploads, else by the re-drive at once
+    (on AWS the API's role may not call IndexFaces)."""
+    photo = svc.photos.head(key)
+    current = svc.records.get_image(key)
+    if not gone or photo is None or current is None:
+        return
+    if not gone & {face["FaceId"] for face in svc.records.faces_of(key)}:
+        return
+    if svc.index_on_upload:
         index_photo(svc, key, force=True)
+    else:  # lost to another writer: that one decides
+        svc.records.put_image(_pending_record(svc, photo, current, retry_in=0), current["revision"])
 
 
 def _record_pending(svc: Services, photo: StoredPhoto) -> dict:
