@@ -240,6 +240,9 @@ def search_people():
 def compare():
     body = json_object(app.current_request.raw_body, '{"source": "<base64>", "target": "<base64>"}')
     threshold = json_number(body, "threshold", limits.DEFAULT_THRESHOLD, 0, 100)
+    for name in ("source", "target"):  # both there before either is decoded: what is missing is said first
+        if not isinstance(body.get(name), str):
+            raise BadRequest(f"{name!r} must be the photo's base64 text.")
     source, target = json_image(body, "source"), json_image(body, "target")
     return people.compare(context.services(), source, target, threshold)
 

@@ -64,7 +64,9 @@ def keys(stage, monkeypatch):
     monkeypatch.setattr(
         aws,
         "client",
-        lambda service, region=None: apigateway if service == "apigateway" else real_client(service, region),
+        lambda service, region=None, **options: (
+            apigateway if service == "apigateway" else real_client(service, region, **options)
+        ),
     )
     convert = LambdaEventConverter.create_lambda_event
 

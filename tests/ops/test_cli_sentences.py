@@ -5,6 +5,7 @@ region or no credentials, a data folder that is a file or cannot be
 written."""
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from tests.support.photos import REPO, photo_path
 
-MAKE_LINE = "make: ***"  # make's own line after a failed recipe
+MAKE_LINE = re.compile(r"make(\[\d+\])?: \*\*\*")  # make's own line after a failed recipe (make[1] under make test)
 
 
 def _no_aws(**extra: str) -> dict[str, str]:
@@ -35,7 +36,7 @@ def _make(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
 
 def _said(done: subprocess.CompletedProcess) -> list[str]:
     """What the command itself said on stderr (make's own line left out)."""
-    return [line for line in done.stderr.splitlines() if line.strip() and not line.startswith(MAKE_LINE)]
+    return [line for line in done.stderr.splitlines() if line.strip() and not MAKE_LINE.match(line)]
 
 
 @pytest.fixture
