@@ -102,7 +102,7 @@ class Op:
     process: str = ""
     deadline: float | None = None  # the world's seconds when its timeout stops it
     speed: float = 1.0  # how often the scheduler lets it go on, relative to the others
-    started: int = 0
+    started: int = 0  # when it began and ended, in the order of every start and end
     ended: int | None = None
     outcome: str = ""
     result: object = None
@@ -143,6 +143,7 @@ class Simulation:
         self.operations = operations or self.rng.randint(5, 14)
         self.seconds = 0.0
         self.step = 0
+        self._moments = itertools.count()  # starts and ends in the order they happen (many share a step)
         self.trace: list[str] = []
         self.timers: list[_Timer] = []
         self.live: list[Op] = []
@@ -320,7 +321,7 @@ class Simulation:
     # Processes.
 
     def _begin(self, op: Op) -> Op:
-        op.started = self.step
+        op.started = next(self._moments)
         op.speed = self.rng.choice([1.0, 1.0, 1.0, 0.3, 0.05])  # some are slow: overtaken for minutes
         if not op.process:
             op.process = self._process_for(op)
@@ -374,7 +375,7 @@ class Simulation:
             op.waiting = call
 
     def _ended(self, op: Op) -> None:
-        op.ended = self.step
+        op.ended = next(self._moments)
         self.live.remove(op)
         self.done.append(op)
         self.log(f"#{op.number} ends: {op.outcome}")

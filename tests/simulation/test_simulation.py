@@ -41,13 +41,6 @@ def test_a_thousand_schedules_settle_with_every_invariant_holding(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    raises=Counterexample,
-    reason="known, open (issue 25): seed 1006601, a person deleted while a photo enrolling them by upload "
-    "is indexed comes back when the enrolment's faces_of_person times out (AWS wiring); replay: "
-    "make explore SEED=1006601 SCHEDULES=1",
-)
 def test_many_more_schedules_settle_with_every_invariant_holding(tmp_path):
     explore(1_000_000, SLOW_SCHEDULES, tmp_path)
 
@@ -63,6 +56,16 @@ def test_it_finds_a_reindex_that_drops_the_people_of_the_faces_it_replaces(tmp_p
     monkeypatch.setattr(people, "retire_faces", lambda svc, retire, carry: svc.engine.delete_faces(retire))
     with pytest.raises(Counterexample, match="gave a face of .* it now belongs to None"):
         Simulation(136, workdir=tmp_path).run()
+
+
+def test_it_finds_an_enrolment_that_brings_back_a_person_deleted_after_the_upload(tmp_path, monkeypatch):
+    """Enrolment by upload without its tombstone check (a person deleted
+    after the photo was uploaded made again): a known seed gives it away,
+    with no fault at all."""
+    put_person = people.put_person
+    monkeypatch.setattr(people, "put_person", lambda svc, person, name, **_: put_person(svc, person, name))
+    with pytest.raises(Counterexample, match="'p1' was deleted by #11 and came back"):
+        Simulation(3153, workdir=tmp_path).run()
 
 
 def test_it_finds_runs_and_uploads_that_ignore_the_buckets_order_of_versions(tmp_path, monkeypatch):
