@@ -181,6 +181,7 @@ def associate_faces(svc: Services, person_id: str, face_ids, threshold: float) -
     written = svc.records.associate_faces(person_id, associated) if associated else []
     if written is None:
         raise NotFound(f"Person {person_id!r} was deleted meanwhile.")
+    follow_the_collection(svc, written)
     gone = [{"FaceId": i, "Reasons": ["FACE_NOT_FOUND"]} for i in associated if i not in set(written)]
     return {
         "person": _person(svc, person_id),
@@ -200,7 +201,33 @@ def disassociate_face(svc: Services, person_id: str, face_id: str) -> dict:
     _settle_enrolment(svc, face["imageKey"], person_id)
     svc.people.disassociate_faces(person_id, [face_id])
     done = svc.records.disassociate_faces(person_id, [face_id])
+    follow_the_collection(svc, [face_id])
     return {"person": _person(svc, person_id), "disassociatedFaces": [{"FaceId": i} for i in done]}
+
+
+def follow_the_collection(svc: Services, face_ids: list[str]) -> None:
+    """Each face record's person becomes the one the collection says, read
+    again after the write until the collection stood still across it.
+    Every writer of whose face is whose (give a face, "not this person",
+    repair) calls this after its two writes: the collection's and then
+    the records'. Two such requests about one face, run side by side, may
+    interleave their writes (the collection's in one order, the records'
+    in the other); the last write follows the collection as it stands."""
+    for face_id in face_ids:
+        for _ in range(WRITE_ROUNDS):
+            owner = svc.people.owners([face_id])
+            if face_id not in owner:
+                break  # not in the collection: record_without_face, for the indexing to settle
+            face = svc.records.get_face(face_id)
+            if face is None:
+                break
+            if owner[face_id] is not None and svc.records.get_person(owner[face_id]) is not None:
+                if face.get("UserId") != owner[face_id]:
+                    svc.records.associate_faces(owner[face_id], [face_id])
+            elif face.get("UserId"):
+                svc.records.disassociate_faces(face["UserId"], [face_id])
+            if svc.people.owners([face_id]).get(face_id) == owner[face_id]:
+                break
 
 
 def _settle_enrolment(svc: Services, key: str, person_id: str) -> None:

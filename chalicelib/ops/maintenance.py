@@ -366,27 +366,7 @@ def _repair_people(svc: Services, disagreements: list[Disagreement]) -> None:
         if d.kind in (USER_WITHOUT_PERSON, PERSON_WITHOUT_USER):
             people.sync_user(svc, d.person_id)
         elif d.kind == FACE_OWNER:
-            _follow_the_collection(svc, d.face_id)
-
-
-def _follow_the_collection(svc: Services, face_id: str) -> None:
-    """The face record's person becomes the one the collection says, read
-    again after the write until the collection stood still across it (a
-    person's delete or "not this person" may change it meanwhile: the last
-    write follows the collection as it stands)."""
-    for _ in range(3):
-        owner = svc.people.owners([face_id])
-        if face_id not in owner:
-            return  # not in the collection: record_without_face, indexed again above
-        face = svc.records.get_face(face_id)
-        if face is None:
-            return
-        if owner[face_id] is not None and svc.records.get_person(owner[face_id]) is not None:
-            svc.records.associate_faces(owner[face_id], [face_id])
-        elif face.get("UserId"):
-            svc.records.disassociate_faces(face["UserId"], [face_id])
-        if svc.people.owners([face_id]).get(face_id) == owner[face_id]:
-            return
+            people.follow_the_collection(svc, [d.face_id])
 
 
 class _Busy:
