@@ -383,17 +383,22 @@ def _index_again_if_its_faces_went(svc: Services, key: str, gone: set[str]) -> N
     (_refresh), and those faces just left the collection. That version is
     indexed again (new FaceIds), so no record names a face that is gone:
     here where this process indexes uploads, else by the re-drive at once
-    (on AWS the API's role may not call IndexFaces)."""
-    photo = svc.photos.head(key)
-    current = svc.records.get_image(key)
-    if not gone or photo is None or current is None:
-        return
-    if not gone & {face["FaceId"] for face in svc.records.faces_of(key)}:
-        return
-    if svc.index_on_upload:
-        index_photo(svc, key, force=True)
-    else:  # lost to another writer: that one decides
-        svc.records.put_image(_pending_record(svc, photo, current, retry_in=0), current["revision"])
+    (on AWS the API's role may not call IndexFaces). Whoever writes the
+    record meanwhile keeps the faces it names (a refresh, a run finishing
+    the same bytes), so the pending record is written until it lands or
+    the record names none of them."""
+    for _ in range(WRITE_ROUNDS):
+        photo = svc.photos.head(key)
+        current = svc.records.get_image(key)
+        if not gone or photo is None or current is None:
+            return
+        if not gone & {face["FaceId"] for face in svc.records.faces_of(key)}:
+            return
+        if svc.index_on_upload:
+            index_photo(svc, key, force=True)
+            return
+        if svc.records.put_image(_pending_record(svc, photo, current, retry_in=0), current["revision"]) is not None:
+            return
 
 
 def _record_pending(svc: Services, photo: StoredPhoto) -> dict:

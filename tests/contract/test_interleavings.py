@@ -16,7 +16,7 @@ import pytest
 from chalicelib.core import indexing, library, people, searching
 from chalicelib.core.errors import NotFound
 from chalicelib.core.ports import PhotoVersion
-from chalicelib.core.records import RUN_GRACE_SECONDS, iso_before, now
+from chalicelib.core.records import RUN_GRACE_SECONDS, iso_after, iso_before, now
 from chalicelib.ops import maintenance
 from tests.support import wirings
 from tests.support.interleave import Steps
@@ -620,3 +620,32 @@ def test_a_face_given_and_taken_at_once_ends_the_same_in_the_records_and_the_col
         expected = (None, None)
     assert _person_of(wired, face_id) == expected
     assert maintenance.check(svc) == []
+
+
+def test_faces_a_delete_took_from_a_record_written_again_twice_meanwhile_are_indexed_again(wired, monkeypatch):
+    """A DELETE takes the photo's faces from the collection; the same bytes
+    are put again meanwhile (the record, refreshed, keeps naming those
+    faces), so the delete leaves that version to be indexed again. Another
+    put of the same bytes refreshes the record once more, just before the
+    delete writes it pending: the delete must read again and write it, or
+    the record names faces gone for good (found by the simulation, seed
+    1009928, with no fault, where a run finished the same bytes)."""
+    wired.upload(KEY, wired.photo("keanu"), {"name": "keanu"})
+    play(wired, wired.take_events())
+    svc = replace(wired.svc, index_on_upload=False)  # as on AWS: the re-drive indexes it
+    again = lambda: wired.upload(KEY, wired.photo("keanu"), {"name": "keanu"})  # noqa: E731
+    _then(monkeypatch, svc.engine, "delete_faces", lambda _: True, again)
+    put_image, cut_in = svc.records.put_image, []
+
+    def put_after_another_put(image, revision):
+        if image["status"] == "pending" and not cut_in:
+            cut_in.append(again())
+        return put_image(image, revision)
+
+    monkeypatch.setattr(svc.records, "put_image", put_after_another_put)
+    library.delete_image(svc, KEY)
+    assert cut_in, "the delete never wrote the record pending"
+    monkeypatch.undo()
+    play(wired, wired.take_events())
+    indexing.redrive_pending(wired.svc, iso_after(wired.svc.clock(), 1))  # due at once
+    assert_settled(wired, {KEY: "keanu"})
