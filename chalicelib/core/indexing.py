@@ -179,6 +179,21 @@ def remove_photo(svc: Services, key: str) -> dict | None:
     raise ServiceUnavailable(f"Image {key!r} kept changing while it was being removed; retry.")
 
 
+def owe_a_visit(svc: Services, image: dict) -> None:
+    """Before a DELETE removes the photo: the record owes the re-drive a
+    visit REDRIVE_AFTER_SECONDS from now, so that if the delete stops
+    short of removing it (DeleteFaces throttled, a crash, a timeout) and
+    its ObjectRemoved event is lost too, the re-drive finds the photo gone
+    and removes it, without waiting for the check to read the archive.
+    One write; a record changed meanwhile is left as it is (its event
+    remains). The visit's run clears a debt with nothing left in it."""
+    owed = image.get("owed") or {}
+    if owed.get("since") or synthetic.is_synthetic(image["key"], image["etag"]):
+        return  # already due; a synthetic image stays (it has no photo by design)
+    due = {**owed, "since": iso_after(svc.clock(), REDRIVE_AFTER_SECONDS)}
+    svc.records.put_image({**image, "owed": due}, image["revision"])
+
+
 def forget_deleted(svc: Services, key: str) -> int:
     """After a DELETE of the photo: while the bucket holds nothing, its
     faces and records go (_forget: faces first). A PUT stored since stands

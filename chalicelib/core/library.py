@@ -74,6 +74,8 @@ def delete_image(svc: Services, key: str) -> dict:
     image = svc.records.get_image(key)
     if image is None and svc.photos.head(key) is None:
         raise NotFound(f"No image named {key!r}: already deleted?")
+    if image is not None:
+        indexing.owe_a_visit(svc, image)
     svc.photos.delete(key)
     return {"deleted": {"key": key, "faces": indexing.forget_deleted(svc, key)}}
 
