@@ -793,14 +793,16 @@ class Simulation:
 
     def _check_enrolments(self, live: set[str]) -> list[Problem]:
         """A face enrolled by upload stays its person's (through a reindex
-        too) unless one of their faces was taken from them or given, or
-        they were deleted (and made again since)."""
+        too) unless one of their faces was taken from them or given, they
+        were deleted (and made again since), or a request gave the face
+        itself to someone (a face a reindex made, before its person was
+        carried over to it)."""
         problems = []
+        people_ops = [op for op in self.done + self.live if op.kind == "people"]
         touched = {
-            op.info.get("disassociates") or op.info.get("associates") or op.info.get("deletes")
-            for op in self.done + self.live
-            if op.kind == "people"
+            op.info.get("disassociates") or op.info.get("associates") or op.info.get("deletes") for op in people_ops
         }
+        asked = {face for op in people_ops for face in op.info.get("faces") or []}
         for key in KEYS:
             image = self.raw.records.get_image(key)
             enrolment = (image or {}).get("enrolment", {})
@@ -809,6 +811,8 @@ class Simulation:
                 continue
             faces = self.raw.records.faces_of(key)
             owners = [face.get("UserId") for face in faces]
+            if asked & {face["FaceId"] for face in faces}:
+                continue
             if owners != [person]:
                 text = f"{key}: enrolled as {person!r}, its faces now belong to {owners}"
                 problems += [Problem(face["FaceId"], text, also=(person,)) for face in faces] or [Problem(key, text)]
