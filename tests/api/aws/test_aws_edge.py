@@ -15,22 +15,10 @@ from chalicelib.aws import api_keys
 from chalicelib.aws import clients as aws
 from chalicelib.core import limits
 from tests.support.calls import put_photo
-from tests.support.fake_rekognition import REGION, aws_stage
+from tests.support.fake_rekognition import REGION
 from tests.support.photos import photo
 
 GROUP = "Keanu-Avril-Mike.jpg"  # three faces
-
-
-@pytest.fixture
-def stage(monkeypatch):
-    with aws_stage(monkeypatch, "dev") as resources:
-        yield resources
-
-
-@pytest.fixture
-def client(stage):
-    with Client(app, stage_name="dev") as c:
-        yield c
 
 
 def test_the_consoles_csp_lets_fetch_reach_the_stages_own_bucket_only(client, stage):

@@ -20,20 +20,8 @@ from chalicelib.core.errors import ConfigurationError
 from chalicelib.core.keys import encode_key
 from chalicelib.core.records import iso_before, now
 from tests.support.calls import put_photo, search_photo
-from tests.support.fake_rekognition import REGION, aws_stage, load_setup_script
+from tests.support.fake_rekognition import REGION, load_setup_script
 from tests.support.photos import REPO, photo
-
-
-@pytest.fixture
-def stage(monkeypatch):
-    with aws_stage(monkeypatch, "dev") as resources:
-        yield resources
-
-
-@pytest.fixture
-def client(stage):
-    with Client(app, stage_name="dev") as c:
-        yield c
 
 
 def test_a_put_photo_is_pending_until_its_s3_event_indexes_it(client, stage):
