@@ -415,11 +415,29 @@ def retire_faces(svc: Services, retire: list[str], carry: dict[str, dict]) -> No
     collection rebuilt after a restore). Done again after a crash, it
     finishes the job."""
     engine = svc.people.owners(list(carry)) if carry and svc.people is not None else {}
-    for old, new in carry.items():
-        person_id = engine[old] if old in engine else new.get("UserId")
+    # A face a carry lands on may itself be retired here (two runs of one
+    # photo, the second committed before the first carried its people
+    # over): the person goes on to where that face is carried. Faces that
+    # are such a stop first: an owner given to them since stands.
+    for old in sorted(carry, key=lambda face_id: not _carried_to(carry, face_id)):
+        new = _last_stop(carry, carry[old])
+        person_id = engine[old] if old in engine else carry[old].get("UserId")
         if person_id and svc.records.get_person(person_id) is not None:
             _carry(svc, person_id, old, new["FaceId"])
     svc.engine.delete_faces(retire)
+
+
+def _carried_to(carry: dict[str, dict], face_id: str) -> bool:
+    return any(new["FaceId"] == face_id for new in carry.values())
+
+
+def _last_stop(carry: dict[str, dict], new: dict) -> dict:
+    """Where a carry ends: past every face on the way that is retired too."""
+    seen: set[str] = set()
+    while new["FaceId"] in carry and new["FaceId"] not in seen:
+        seen.add(new["FaceId"])
+        new = carry[new["FaceId"]]
+    return new
 
 
 def _carry(svc: Services, person_id: str, old: str, new: str) -> None:

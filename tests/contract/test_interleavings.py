@@ -391,6 +391,33 @@ def test_a_person_change_made_while_a_reindex_runs_is_kept(wired, change):
     assert_settled(wired, {KEY: "keanu"})
 
 
+def test_two_reindexes_of_one_photo_carry_its_person_through_both(wired):
+    """Two reindexes of one photo: the first commits its faces, owing the
+    carry of the person from the old face to its own; the second indexes
+    again and commits before the first carries, so it retires both the
+    old face and the first's, and must carry the person from the old face
+    past the first's (to be deleted) to its own (found by the simulation,
+    seed 41017308: the person's faces ended with no one)."""
+    version = _new(wired, "keanu")
+    indexing.index_photo(wired.svc, KEY, version)
+    (old,) = wired.svc.records.faces_of(KEY)
+    people.put_person(wired.svc, "keanu", "keanu")
+    people.associate_faces(wired.svc, "keanu", [old["FaceId"]], 0.0)
+    steps = Steps()
+    svc = steps.wrap(wired.svc)
+    steps.pause("first", "commit_faces")
+    first = steps.start("first", indexing.index_photo, svc, KEY, None, True)
+    steps.reached("first", "commit_faces")
+    indexing.index_photo(wired.svc, KEY, None, True)
+    steps.release("first")
+    first.result(60)
+    (new,) = wired.svc.records.faces_of(KEY)
+    assert new["FaceId"] != old["FaceId"]
+    assert _person_of(wired, new["FaceId"]) == ("keanu", "keanu")
+    assert people.get_person(wired.svc, "keanu")["person"]["faceCount"] == 1
+    assert_settled(wired, {KEY: "keanu"})
+
+
 def test_a_person_deleted_and_made_again_after_a_reindex_committed_gets_none_of_its_faces(wired):
     """The reindex has committed (the carry-over owed, with the owner the
     records gave the old face) and not yet retired the old face when the
