@@ -81,8 +81,8 @@ MUTANTS = [
     Mutant(
         "the reindex carry-over trusting the records' owner over the collection's",
         PEOPLE,
-        '        person_id = engine[old] if old in engine else new.get("UserId")',
-        '        person_id = new.get("UserId") or engine.get(old)',
+        '        person_id = engine[old] if old in engine else carry[old].get("UserId")',
+        '        person_id = carry[old].get("UserId") or engine.get(old)',
     ),
     # Issue 25's own: items 1, 2, 4, 5, 7 and the throttles.
     Mutant(
@@ -346,6 +346,12 @@ MUTANTS = [
         INDEXING,
         ' current["revision"]) is not None:\n            return\n',
         ' current["revision"])\n        return\n',
+    ),
+    Mutant(
+        "a carry stopping at a face retired too (two reindexes of one photo)",
+        PEOPLE,
+        "        new = _last_stop(carry, carry[old])\n",
+        "        new = carry[old]\n",
     ),
     Mutant(
         "a DELETE owing the re-drive no visit",
