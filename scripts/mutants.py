@@ -338,14 +338,16 @@ MUTANTS = [
     Mutant(
         "a face given and taken at once left as the records' last write says",
         PEOPLE,
-        "    follow_the_collection(svc, written)\n",
-        "",
+        "    follow_the_collection(svc, [face_id])\n    return",
+        "    return",
     ),
     Mutant(
         "a delete that lost its pending write leaving the faces it took named",
         INDEXING,
-        ' current["revision"]) is not None:\n            return\n',
-        ' current["revision"])\n        return\n',
+        '        if svc.records.put_image(_pending_record(svc, photo, current, retry_in=0), current["revision"])'
+        " is not None:\n            return\n",
+        '        svc.records.put_image(_pending_record(svc, photo, current, retry_in=0), current["revision"])\n'
+        "        return\n",
     ),
     Mutant(
         "a carry stopping at a face retired too (two reindexes of one photo)",

@@ -181,7 +181,6 @@ def associate_faces(svc: Services, person_id: str, face_ids, threshold: float) -
     written = svc.records.associate_faces(person_id, associated) if associated else []
     if written is None:
         raise NotFound(f"Person {person_id!r} was deleted meanwhile.")
-    follow_the_collection(svc, written)
     gone = [{"FaceId": i, "Reasons": ["FACE_NOT_FOUND"]} for i in associated if i not in set(written)]
     return {
         "person": _person(svc, person_id),
@@ -208,11 +207,14 @@ def disassociate_face(svc: Services, person_id: str, face_id: str) -> dict:
 def follow_the_collection(svc: Services, face_ids: list[str]) -> None:
     """Each face record's person becomes the one the collection says, read
     again after the write until the collection stood still across it.
-    Every writer of whose face is whose (give a face, "not this person",
-    repair) calls this after its two writes: the collection's and then
-    the records'. Two such requests about one face, run side by side, may
-    interleave their writes (the collection's in one order, the records'
-    in the other); the last write follows the collection as it stands."""
+    "Not this person" and repair call this after their writes (the
+    collection's, then the records'): a give and a take of one face side
+    by side may interleave theirs (the collection's in one order, the
+    records' in the other), and the take's last write follows the
+    collection as it stands. A give needs none: it writes the records only
+    for faces the collection newly gave (AssociateFaces leaves out a face
+    already the person's), which only a take can change before the give's
+    records write, and the take follows after its own."""
     for face_id in face_ids:
         for _ in range(WRITE_ROUNDS):
             owner = svc.people.owners([face_id])
