@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import pytest
 
@@ -23,11 +24,13 @@ def pytest_configure(config):
 # Whole layers that index the shared photos with dlib or start real servers:
 # `pytest -m "not slow"` leaves them out (units, adapters, contracts on fakes).
 SLOW_LAYERS = ("api", "ops", "e2e")
+TESTS = Path(__file__).parent
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if item.path.parent.name in SLOW_LAYERS and item.path.parent.parent.name == "tests":
+        layer = item.path.relative_to(TESTS).parts[0]
+        if layer in SLOW_LAYERS:
             item.add_marker(pytest.mark.slow)
 
 
