@@ -830,12 +830,15 @@ class Simulation:
         def undoes(other: Op) -> bool:
             """What may rightly change whose this face is: a new photo (or
             none) at the key, the person's deletion, another request about
-            the person's faces. Not a reindex, a repair or the re-drive."""
+            the person's faces, or one about the face in the same place of
+            the photo (a reindex's new face given to someone else). Not a
+            reindex, a repair or the re-drive."""
             info = other.info
             return (
                 (info.get("key") == key and (other.kind in ("upload", "delete") or "changes" in info))
                 or info.get("deletes") == person
                 or person in (info.get("associates"), info.get("disassociates"))
+                or (other.kind == "people" and slot in info.get("slots", {}).values())
             )
 
         if self._later(op, undoes):
